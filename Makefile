@@ -1,0 +1,36 @@
+# One command to run the app, one to test it. Both set up what they need first.
+#   make run    sets up a virtualenv and serves the app on embedded defaults
+#   make test   sets up test services and the virtualenv, then runs the checks and tests
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test setup services lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/python manage.py run --host $(HOST) --port $(PORT)
+
+services:
+	bash scripts/install-services
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: services setup lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance

@@ -1,0 +1,10 @@
+"""The sync domain."""
+
+from flask import Flask
+
+# Settings this domain adds to settings.cfg (tracker.settings.Setting objects).
+SETTINGS = ()
+
+
+def init_app(app: Flask) -> None:
+    """Register the sync domain's blueprints, commands and tasks."""

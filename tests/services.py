@@ -1,0 +1,141 @@
+"""Throwaway servers for the test suite: PostgreSQL (and, later, Redis) on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str):
+    """Fail under CI (a missing service is a broken run), skip on a laptop."""
+    if in_ci():
+        pytest.fail(f"required service unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _pg_bin() -> Path | None:
+    for candidate in (os.environ.get("PG_BIN"), *PG_BIN_CANDIDATES):
+        if candidate and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@dataclass
+class PostgresServer:
+    port: int
+    directory: Path
+    bin: Path
+    run_as: list[str]
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(sql)
+
+    def stop(self) -> None:
+        subprocess.run(
+            [
+                *self.run_as,
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres() -> PostgresServer:
+    """Start a throwaway PostgreSQL cluster on a free loopback port."""
+    pg_bin = _pg_bin()
+    if pg_bin is None:
+        unavailable("PostgreSQL server binaries (initdb) not found")
+    directory = Path(tempfile.mkdtemp(prefix="tracker-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        # initdb refuses to run as root; the postgres system user owns the cluster.
+        shutil.chown(directory, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [
+            *run_as,
+            str(pg_bin / "initdb"),
+            "-D",
+            str(directory / "data"),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        capture_output=True,
+        check=True,
+        cwd="/tmp",
+    )
+    subprocess.run(
+        [
+            *run_as,
+            str(pg_bin / "pg_ctl"),
+            "-D",
+            str(directory / "data"),
+            "-l",
+            str(directory / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "start",
+        ],
+        capture_output=True,
+        check=True,
+        cwd="/tmp",
+    )
+    server = PostgresServer(port, directory, pg_bin, run_as)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            server.admin("SELECT 1")
+            return server
+        except Exception:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,172 @@
+"""Settings: layers, validation with one-line messages, the embedded defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracker import create_app
+from tracker.settings import SettingsError
+
+
+def build(tmp_path, overrides=None, environ=None):
+    return create_app(
+        overrides, instance_path=tmp_path / "instance", environ=environ or {}
+    )
+
+
+def test_embedded_defaults_use_sqlite_in_the_instance_folder(tmp_path):
+    app = build(tmp_path)
+    instance = tmp_path / "instance"
+    assert (
+        app.config["SQLALCHEMY_DATABASE_URI"]
+        == f"sqlite:///{instance / 'tracker.sqlite'}"
+    )
+    assert app.config["BABEL_DEFAULT_TIMEZONE"] == "UTC"
+    assert app.config["BABEL_DEFAULT_LOCALE"] == "en_GB"
+
+
+def test_generated_secret_key_is_kept_in_the_instance_folder(tmp_path):
+    first = build(tmp_path).config["SECRET_KEY"]
+    assert len(first) >= 32
+    assert (tmp_path / "instance" / "secret_key").read_text() == first
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o077 == 0
+    assert build(tmp_path).config["SECRET_KEY"] == first
+
+
+def test_layers_file_then_environment(tmp_path):
+    settings = tmp_path / "custom.cfg"
+    settings.write_text('APP_NAME = "From file"\nAPI_PAGE_SIZE = 10\n')
+    app = build(tmp_path, environ={"TRACKER_SETTINGS": str(settings)})
+    assert (app.config["APP_NAME"], app.config["API_PAGE_SIZE"]) == ("From file", 10)
+
+    app = build(
+        tmp_path,
+        environ={
+            "TRACKER_SETTINGS": str(settings),
+            "TRACKER_APP_NAME": "From env",
+            "TRACKER_API_PAGE_SIZE": "20",
+        },
+    )
+    assert (app.config["APP_NAME"], app.config["API_PAGE_SIZE"]) == ("From env", 20)
+
+
+def test_settings_cfg_in_the_working_directory_is_read(tmp_path):
+    (tmp_path / "settings.cfg").write_text('APP_NAME = "Here"\n')
+    assert build(tmp_path).config["APP_NAME"] == "Here"
+
+
+def test_a_string_setting_from_the_environment_stays_a_string(tmp_path):
+    assert (
+        build(tmp_path, environ={"TRACKER_APP_NAME": "123"}).config["APP_NAME"] == "123"
+    )
+
+
+def test_domains_setting_limits_the_domains(tmp_path):
+    app = build(tmp_path, {"DOMAINS": ["quota"]})
+    assert app.config["DOMAINS"] == ["quota"]
+
+
+BAD_SETTINGS = [
+    ("APP_NAME", "", "APP_NAME = '' is invalid: must be a non-empty string"),
+    ("APP_NAME", 5, "APP_NAME = 5 is invalid: must be a string"),
+    ("BABEL_DEFAULT_TIMEZONE", "Mars/Olympus", "an IANA time zone name"),
+    ("BABEL_DEFAULT_LOCALE", "xx_YY", "a locale identifier"),
+    ("SQLALCHEMY_DATABASE_URI", "mysql://h/db", "a sqlite:// or postgresql:// URL"),
+    ("SQLALCHEMY_DATABASE_URI", "::nonsense::", "an SQLAlchemy URL"),
+    (
+        "DOMAINS",
+        ["quota", "weather"],
+        "a list drawn from 'quota', 'sync', 'allocation'",
+    ),
+    ("DOMAINS", "quota", "a list drawn from"),
+    ("CRAWLING_ENDPOINTS", {"url": "/x"}, "a list of"),
+    ("CRAWLING_ENDPOINTS", [{"url": "x"}], "whose url starts with '/'"),
+    ("CRAWLING_ENDPOINTS", [{"url": "/x", "headers": {"A": 1}}], "headers map strings"),
+    ("CRAWLING_ENDPOINTS", [{"url": "/x", "method": "POST"}], "a list of"),
+    ("CRAWLED_FIELDS_SETTINGS", [], "a dict of field name"),
+    (
+        "CRAWLED_FIELDS_SETTINGS",
+        {"f": {"chart_type": "radar"}},
+        "field 'f' option 'chart_type' to be one of 'bar', 'line', 'pie'",
+    ),
+    (
+        "CRAWLED_FIELDS_SETTINGS",
+        {"f": {"aggregation": "median"}},
+        "option 'aggregation'",
+    ),
+    (
+        "CRAWLED_FIELDS_SETTINGS",
+        {"f": {"chart_aggregation": "max"}},
+        "option 'chart_aggregation'",
+    ),
+    (
+        "CRAWLED_FIELDS_SETTINGS",
+        {"f": {"chart": "yes"}},
+        "option 'chart' to be True or False",
+    ),
+    ("CRAWLED_FIELDS_SETTINGS", {"f": {"colour": "red"}}, "field 'f' has colour"),
+    ("API_MAX_BODY_BYTES", 10, "an integer from 1024 to"),
+    ("API_PAGE_SIZE", True, "an integer from 1 to 1000"),
+    ("API_MAX_PAGE_SIZE", 0, "an integer from 1 to 10000"),
+    ("DASHBOARD_PAGE_SIZE", "25", "an integer from 1 to 1000"),
+    ("SECRET_KEY", 12345, "SECRET_KEY = <hidden> is invalid: must be a string"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD_SETTINGS)
+def test_bad_setting_stops_start_up_with_one_line(tmp_path, key, value, expected):
+    with pytest.raises(SettingsError) as info:
+        build(tmp_path, {key: value})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(key)
+    assert expected in message
+
+
+def test_every_core_setting_has_a_failing_case():
+    from tracker.settings import CORE_SETTINGS
+
+    tested = {key for key, _, _ in BAD_SETTINGS}
+    assert {s.name for s in CORE_SETTINGS} <= tested
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match=r"^CRAWLING_ENDPOINT: unknown setting"):
+        build(tmp_path, {"CRAWLING_ENDPOINT": []})
+
+
+def test_settings_file_syntax_error_names_file_and_line(tmp_path):
+    settings = tmp_path / "broken.cfg"
+    settings.write_text('APP_NAME = "ok"\nCRAWLING_ENDPOINTS = [\n')
+    with pytest.raises(SettingsError, match=r"broken.cfg line \d+: syntax error"):
+        build(tmp_path, environ={"TRACKER_SETTINGS": str(settings)})
+
+
+def test_settings_file_that_raises_is_reported(tmp_path):
+    settings = tmp_path / "raises.cfg"
+    settings.write_text("APP_NAME = undefined_name\n")
+    with pytest.raises(SettingsError, match="NameError"):
+        build(tmp_path, environ={"TRACKER_SETTINGS": str(settings)})
+
+
+def test_missing_named_settings_file_is_an_error(tmp_path):
+    with pytest.raises(SettingsError, match=r"TRACKER_SETTINGS=.*no such file"):
+        build(tmp_path, environ={"TRACKER_SETTINGS": str(tmp_path / "absent.cfg")})
+
+
+def test_bad_value_from_the_environment_is_reported(tmp_path):
+    with pytest.raises(SettingsError, match=r"^API_PAGE_SIZE = 'lots' is invalid"):
+        build(tmp_path, environ={"TRACKER_API_PAGE_SIZE": "lots"})
+
+
+def test_example_settings_file_is_valid_and_documents_every_key(tmp_path):
+    from pathlib import Path
+
+    from tracker.settings import CORE_SETTINGS
+
+    example = Path(__file__).resolve().parents[1] / "settings.cfg.example"
+    app = build(tmp_path, environ={"TRACKER_SETTINGS": str(example)})
+    text = example.read_text()
+    for spec in CORE_SETTINGS:
+        assert spec.name in text, spec.name
+    assert app.config["APP_NAME"]

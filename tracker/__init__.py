@@ -1,0 +1,94 @@
+"""Instance Tracker: look after a fleet of mostly-offline deployments."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_babel import get_locale
+from sqlalchemy import event
+
+from tracker.extensions import babel, csrf, db, migrate
+from tracker.settings import (
+    CORE_SETTINGS,
+    Setting,
+    load_settings,
+    persistent_secret_key,
+)
+
+MIGRATIONS_DIRECTORY = str(Path(__file__).with_name("migrations"))
+
+
+def create_app(
+    overrides: Mapping[str, Any] | None = None,
+    instance_path: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Flask:
+    """Build the application from settings layered over the built-in defaults."""
+    environ = os.environ if environ is None else environ
+    instance_path = instance_path or environ.get("TRACKER_INSTANCE_PATH")
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    domains = load_settings(CORE_SETTINGS, environ, overrides)["DOMAINS"]
+    domain_modules = [importlib.import_module(name) for name in domains]
+    specs: list[Setting] = [*CORE_SETTINGS]
+    for module in domain_modules:
+        specs.extend(module.SETTINGS)
+    app.config.update(load_settings(specs, environ, overrides))
+    _apply_embedded_defaults(app)
+
+    db.init_app(app)
+    _tune_sqlite(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
+    csrf.init_app(app)
+    babel.init_app(app)
+    app.jinja_env.globals["get_locale"] = get_locale
+
+    from tracker import auth, errors, instances, openapi
+
+    errors.register_error_handlers(app)
+    auth.init_app(app)
+    instances.init_app(app)
+    openapi.init_app(app)
+    for module in domain_modules:
+        module.init_app(app)
+    return app
+
+
+def _apply_embedded_defaults(app: Flask) -> None:
+    """Fill in what a fresh install has no settings file for."""
+    instance = Path(app.instance_path)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = persistent_secret_key(instance)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = (
+            f"sqlite:///{instance / 'tracker.sqlite'}"
+        )
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers work while one writer commits; the busy timeout makes
+    # concurrent writers (web threads, workers) wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _tune_sqlite(app: Flask) -> None:
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _set_sqlite_pragmas)

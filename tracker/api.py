@@ -1,0 +1,99 @@
+"""Helpers shared by every JSON blueprint: errors, request bodies, pagination."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import request
+from sqlalchemy import Select
+from werkzeug.exceptions import HTTPException
+
+from tracker.extensions import db
+
+
+class ApiError(HTTPException):
+    """A 4xx answer: an error title, a message and the field at fault, if any."""
+
+    def __init__(
+        self,
+        code: int,
+        error: str,
+        message: str,
+        field: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(description=message)
+        self.code = code
+        self.error = error
+        self.field = field
+        self.extra = extra
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(400, "Invalid value", f"{field}: {message}", field=field)
+
+
+def json_object_body(max_bytes: int) -> dict[str, Any]:
+    """Return the request's JSON object or raise a 4xx ApiError naming ``body``."""
+    too_large = ApiError(
+        413, "Body too large", f"body: at most {max_bytes} bytes", field="body"
+    )
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise too_large
+    # Chunked bodies carry no length: read one byte past the limit to tell.
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise too_large
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(
+            400, "Invalid JSON", "body: not a valid JSON document", field="body"
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "Invalid JSON", "body: must be a JSON object", field="body")
+    return data
+
+
+def positive_int_arg(name: str, default: int, maximum: int | None = None) -> int:
+    """Read a positive integer query argument, rejecting junk with a 400."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise invalid(name, "must be a positive integer")
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        raise invalid(name, f"must be at most {maximum}")
+    return value
+
+
+def boolean_arg(name: str) -> bool | None:
+    """Read an optional true/false query argument."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise invalid(name, "must be true or false")
+
+
+def paginated(
+    statement: Select, serialize: Callable[[Any], dict], page_size: int, max_size: int
+) -> dict[str, Any]:
+    """Run ``statement`` a page at a time: ``{items, page, per_page, total, pages}``."""
+    page = positive_int_arg("page", 1)
+    per_page = positive_int_arg("per_page", page_size, max_size)
+    pagination = db.paginate(statement, page=page, per_page=per_page, error_out=False)
+    return {
+        "items": [serialize(item) for item in pagination.items],
+        "page": page,
+        "per_page": per_page,
+        "total": pagination.total,
+        "pages": pagination.pages,
+    }

@@ -1,0 +1,232 @@
+"""``manage.py``: the command line over the application factory."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import stamp, upgrade
+from sqlalchemy import func, select, text
+from werkzeug.serving import WSGIRequestHandler, run_simple
+
+from tracker.settings import SettingsError
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
+UUID_IN_PATH = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}")
+
+
+def _create_app_or_exit():
+    from tracker import create_app
+
+    try:
+        return create_app()
+    except SettingsError as exc:
+        raise click.ClickException(f"settings: {exc}") from None
+
+
+cli = FlaskGroup(
+    create_app=_create_app_or_exit,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+    help="Manage the Instance Tracker.",
+)
+
+
+# --- database ---
+
+
+@cli.group()
+def db():
+    """Create, drop and migrate the database."""
+
+
+def _drop_everything() -> None:
+    from tracker.extensions import db as database
+
+    database.drop_all()
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _create_everything() -> None:
+    from tracker.extensions import db as database
+
+    _import_all_models()
+    database.create_all()
+    stamp(directory=current_app.extensions["migrate"].directory)
+
+
+def _import_all_models() -> None:
+    import tracker.auth.models
+    import tracker.instances.models  # noqa: F401
+
+
+@db.command("drop")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def db_drop(yes: bool) -> None:
+    """Drop every table (asks first)."""
+    if not yes:
+        click.confirm("Drop every table and lose all data?", abort=True)
+    _import_all_models()
+    _drop_everything()
+    click.echo("Dropped every table.")
+
+
+@db.command("create")
+@with_appcontext
+def db_create() -> None:
+    """Create every table for a fresh install and mark it as migrated."""
+    _create_everything()
+    click.echo("Created the tables.")
+
+
+@db.command("recreate")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def db_recreate(yes: bool) -> None:
+    """Drop every table and create them again (asks first)."""
+    if not yes:
+        click.confirm("Drop every table and lose all data?", abort=True)
+    _import_all_models()
+    _drop_everything()
+    _create_everything()
+    click.echo("Recreated the tables.")
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the latest), keeping the data."""
+    upgrade(directory=current_app.extensions["migrate"].directory, revision=revision)
+    click.echo("The database is up to date.")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Write a new migration from the models' changes (for developers)."""
+    from flask_migrate import revision
+
+    _import_all_models()
+    revision(
+        directory=current_app.extensions["migrate"].directory,
+        message=message,
+        autogenerate=True,
+    )
+
+
+# --- users and tokens ---
+
+
+def _add_user(username: str, password: str):
+    from tracker.auth.models import User
+    from tracker.extensions import db as database
+
+    if not USERNAME_PATTERN.match(username):
+        raise click.BadParameter(
+            "use 1 to 80 letters, digits or . _ @ -", param_hint="USERNAME"
+        )
+    if not password:
+        raise click.BadParameter("must not be empty", param_hint="PASSWORD")
+    exists = database.session.scalar(select(User.id).where(User.username == username))
+    if exists is not None:
+        raise click.ClickException(f"user {username!r} already exists")
+    user = User(username=username)
+    user.set_password(password)
+    database.session.add(user)
+    database.session.commit()
+    return user
+
+
+@click.command("create_usr")
+@click.argument("username")
+@click.argument("password", required=False)
+@with_appcontext
+def create_user(username: str, password: str | None) -> None:
+    """Create a dashboard user; prompts for PASSWORD when it is left out."""
+    if password is None:
+        if not sys.stdin.isatty():
+            raise click.UsageError("PASSWORD missing and no terminal to ask for it")
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _add_user(username, password)
+    click.echo(f"Created user {username}.")
+
+
+cli.add_command(create_user, "create_usr")
+# The original tool spelled it create_user; both names work.
+cli.add_command(create_user, "create_user")
+
+
+@cli.command("create-token")
+@click.argument("username")
+@click.option("--name", default="", help="A note saying what the token is for.")
+@with_appcontext
+def create_token(username: str, name: str) -> None:
+    """Issue an API token for USERNAME and print it once."""
+    from tracker.auth.models import User
+    from tracker.auth.tokens import issue_token
+    from tracker.extensions import db as database
+
+    user = database.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    token = issue_token(database.session, user, name)
+    database.session.commit()
+    click.echo(token)
+
+
+# --- serving ---
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """Request log lines with instance uuids (credentials) masked."""
+
+    def log_request(self, code="-", size="-"):
+        self.requestline = UUID_IN_PATH.sub("<uuid>", self.requestline)
+        super().log_request(code, size)
+
+
+def _ensure_first_user() -> None:
+    from tracker.auth.models import User
+    from tracker.extensions import db as database
+
+    if database.session.scalar(select(func.count(User.id))):
+        return
+    password = secrets.token_urlsafe(12)
+    _add_user("admin", password)
+    click.echo(
+        f"Created the first user: admin / {password}  (change it after signing in)"
+    )
+
+
+@cli.command("run")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@with_appcontext
+def run(host: str, port: int) -> None:
+    """Set up the database and serve the application."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    _ensure_first_user()
+    click.echo(f"Instance Tracker on http://{host}:{port}/  (Ctrl+C stops it)")
+    run_simple(
+        host,
+        port,
+        current_app._get_current_object(),
+        threaded=True,
+        request_handler=RedactingRequestHandler,
+    )
+
+
+def main() -> None:
+    cli.main(prog_name="manage.py")

@@ -1,0 +1,52 @@
+"""One error handler: JSON for API requests, an HTML page for the rest."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from tracker.api import ApiError
+
+# The original client speaks to ``/instance/`` as well as ``/api/instance/``.
+JSON_PATH_PREFIXES = ("/api/", "/instance")
+
+
+def wants_json() -> bool:
+    """True when the request is for the API (JSON errors), not a page."""
+    blueprint = request.blueprint or ""
+    return blueprint.endswith("_api") or request.path.startswith(JSON_PATH_PREFIXES)
+
+
+def error_payload(exc: HTTPException) -> dict:
+    if isinstance(exc, ApiError):
+        payload = {"error": exc.error, "message": exc.description, **exc.extra}
+        if exc.field is not None:
+            payload["field"] = exc.field
+        return payload
+    return {"error": exc.name, "message": exc.description}
+
+
+def handle_http_exception(exc: HTTPException):
+    if exc.code is None or exc.code < 400:
+        return exc  # redirects and the like pass through untouched
+    if wants_json():
+        response = jsonify(error_payload(exc))
+        response.status_code = exc.code
+        for name, value in exc.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
+    return render_template("error.html", error=exc), exc.code
+
+
+def handle_unexpected(exc: Exception):
+    # Logged with its traceback; the client sees a plain 500 without details.
+    current_app.logger.exception(
+        "unhandled error on %s %s", request.method, request.endpoint
+    )
+    return handle_http_exception(InternalServerError())
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,12 @@
+"""The instance registry: models, JSON API, pages."""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the registry's JSON and HTML blueprints."""
+    from tracker.instances.api import bp as api_bp
+    from tracker.instances.views import bp as views_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(views_bp)

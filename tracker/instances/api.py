@@ -1,0 +1,112 @@
+"""The instance registry's JSON API, wire-compatible with existing clients."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from sqlalchemy import or_, select
+
+from tracker.api import ApiError, boolean_arg, json_object_body, paginated
+from tracker.auth.tokens import token_required
+from tracker.extensions import csrf, db
+from tracker.instances.models import Instance
+from tracker.instances.serialize import instance_detail, instance_summary
+from tracker.instances.validation import parse_registration, parse_update
+
+bp = Blueprint("instances_api", __name__)
+SEARCHED_COLUMNS = (
+    Instance.url,
+    Instance.contact,
+    Instance.email,
+    Instance.organisation,
+)
+csrf.exempt(bp)
+
+
+def _instance_or_404(uuid: str) -> Instance:
+    instance = db.session.scalar(select(Instance).where(Instance.uuid == uuid))
+    if instance is None:
+        raise ApiError(404, "Not found", "no instance with this uuid; register again")
+    return instance
+
+
+def _body() -> dict:
+    return json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+
+
+# The original tracker answered on /instance/; Indico posts to /api/instance/.
+# Every spelling is routed directly: a redirect would turn a POST into a GET.
+@bp.post("/api/instance/")
+@bp.post("/api/instance", endpoint="register_no_slash")
+@bp.post("/instance/", endpoint="register_legacy")
+@bp.post("/instance", endpoint="register_legacy_no_slash")
+def register():
+    """Register a new instance and answer its uuid."""
+    instance = Instance(**parse_registration(_body()))
+    db.session.add(instance)
+    db.session.commit()
+    response = jsonify({"uuid": instance.uuid, **instance_summary(instance)})
+    response.status_code = 201
+    response.headers["Location"] = url_for("instances_api.show", uuid=instance.uuid)
+    return response
+
+
+@bp.get("/api/instance/<uuid>")
+@bp.get("/instance/<uuid>", endpoint="show_legacy")
+def show(uuid: str):
+    """Answer an instance's summary."""
+    return jsonify(instance_summary(_instance_or_404(uuid)))
+
+
+@bp.patch("/api/instance/<uuid>")
+@bp.patch("/instance/<uuid>", endpoint="update_legacy")
+def update(uuid: str):
+    """Change some of an instance's fields; null leaves a field as it is."""
+    changes = parse_update(_body())
+    instance = _instance_or_404(uuid)
+    for field, value in changes.items():
+        setattr(instance, field, value)
+    db.session.commit()
+    return jsonify(instance_summary(instance))
+
+
+@bp.get("/api/instances")
+@token_required
+def list_instances():
+    """List instances a page at a time, filtered by enabled, organisation, text."""
+    statement = select(Instance).order_by(
+        Instance.registered.desc(), Instance.id.desc()
+    )
+    enabled = boolean_arg("enabled")
+    if enabled is not None:
+        statement = statement.where(Instance.enabled.is_(enabled))
+    organisation = request.args.get("organisation") or request.args.get("organization")
+    if organisation:
+        statement = statement.where(Instance.organisation == organisation)
+    text = request.args.get("q", "").strip()
+    if text:
+        statement = statement.where(
+            or_(
+                *(
+                    column.icontains(text, autoescape=True)
+                    for column in SEARCHED_COLUMNS
+                )
+            )
+        )
+    config = current_app.config
+    return jsonify(
+        paginated(
+            statement,
+            instance_detail,
+            config["API_PAGE_SIZE"],
+            config["API_MAX_PAGE_SIZE"],
+        )
+    )
+
+
+@bp.delete("/api/instances/<uuid>")
+@token_required
+def delete_instance(uuid: str):
+    """Delete an instance; its client will register again."""
+    db.session.delete(_instance_or_404(uuid))
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,367 @@
+"""Settings: built-in defaults, a Python-syntax settings file, ``TRACKER_*`` variables.
+
+Every key is validated once at start-up; a bad value raises :class:`SettingsError`
+whose message is a single line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import secrets
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "TRACKER_"
+SETTINGS_FILE_ENV = "TRACKER_SETTINGS"
+DEFAULT_SETTINGS_FILE = "settings.cfg"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+KNOWN_DOMAINS = ("quota", "sync", "allocation")
+
+# Keys owned by Flask or its extensions pass through unvalidated by us.
+PASSTHROUGH_PREFIXES = (
+    "SESSION_",
+    "REMEMBER_COOKIE_",
+    "SQLALCHEMY_",
+    "WTF_",
+    "BABEL_",
+    "PERMANENT_SESSION_",
+    "PREFERRED_URL_SCHEME",
+    "SERVER_NAME",
+    "APPLICATION_ROOT",
+    "MAX_CONTENT_LENGTH",
+    "TEMPLATES_AUTO_RELOAD",
+    "EXPLAIN_TEMPLATE_LOADING",
+    "TRUSTED_HOSTS",
+    "DEBUG",
+    "TESTING",
+    "PROPAGATE_EXCEPTIONS",
+    "TRAP_",
+    "USE_X_SENDFILE",
+    "SEND_FILE_MAX_AGE_DEFAULT",
+    "MAX_COOKIE_SIZE",
+    "MAX_FORM_",
+    "PROVIDE_AUTOMATIC_OPTIONS",
+    "SECRET_KEY_FALLBACKS",
+)
+
+
+class SettingsError(Exception):
+    """A setting is missing, malformed or out of range; the message is one line."""
+
+
+class Invalid(ValueError):
+    """Raised by a check; its message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented, validated setting."""
+
+    name: str
+    default: Any
+    check: Callable[[Any], Any]
+    secret: bool = False
+
+
+# --- checks: each returns the (possibly normalised) value or raises Invalid ---
+
+
+def string(max_length: int = 200, allow_empty: bool = False) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("a string")
+        if not value.strip() and not allow_empty:
+            raise Invalid("a non-empty string")
+        if len(value) > max_length:
+            raise Invalid(f"a string of at most {max_length} characters")
+        return value
+
+    return check
+
+
+def integer(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"an integer from {minimum} to {maximum}")
+        if not minimum <= value <= maximum:
+            raise Invalid(f"an integer from {minimum} to {maximum}")
+        return value
+
+    return check
+
+
+def number(minimum: float, maximum: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid(f"a number from {minimum} to {maximum}")
+        if not minimum <= value <= maximum:
+            raise Invalid(f"a number from {minimum} to {maximum}")
+        return float(value)
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("True or False")
+    return value
+
+
+def one_of(*choices: Any) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value not in choices:
+            raise Invalid("one of " + ", ".join(repr(c) for c in choices))
+        return value
+
+    return check
+
+
+def optional(inner: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return check
+
+
+def timezone_name(value: Any) -> str:
+    try:
+        zoneinfo.ZoneInfo(string()(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise Invalid(
+            "an IANA time zone name such as 'UTC' or 'Europe/Zurich'"
+        ) from exc
+    return value
+
+
+def locale_name(value: Any) -> str:
+    try:
+        Locale.parse(string(20)(value))
+    except (UnknownLocaleError, ValueError) as exc:
+        raise Invalid("a locale identifier such as 'en_GB' or 'fr_FR'") from exc
+    return value
+
+
+def database_uri(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        url = make_url(string(2000)(value))
+    except (ArgumentError, ValueError) as exc:
+        raise Invalid(
+            "an SQLAlchemy URL such as 'postgresql+psycopg://u@h/db'"
+        ) from exc
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise Invalid("a sqlite:// or postgresql:// URL")
+    return value
+
+
+def domain_list(value: Any) -> list[str]:
+    allowed = "a list drawn from " + ", ".join(repr(d) for d in KNOWN_DOMAINS)
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(d, str) and d in KNOWN_DOMAINS for d in value
+    ):
+        raise Invalid(allowed)
+    return list(dict.fromkeys(value))
+
+
+def crawling_endpoints(value: Any) -> list[dict]:
+    shape = 'a list of {"url": "/path", "headers": {"Name": "value"}} dicts'
+    if not isinstance(value, list | tuple):
+        raise Invalid(shape)
+    endpoints = []
+    for entry in value:
+        if not isinstance(entry, dict) or set(entry) - {"url", "headers"}:
+            raise Invalid(shape)
+        url = entry.get("url")
+        headers = entry.get("headers") or {}
+        if not isinstance(url, str) or not url.startswith("/"):
+            raise Invalid(shape + " whose url starts with '/'")
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise Invalid(shape + " whose headers map strings to strings")
+        endpoints.append({"url": url, "headers": dict(headers)})
+    return endpoints
+
+
+FIELD_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "label": string(100),
+    "chart": boolean,
+    "chart_type": one_of("bar", "line", "pie"),
+    "aggregation": one_of(None, "sum", "avg", "min", "max"),
+    "chart_aggregation": one_of("count", "sum", "avg"),
+    "chart_aggregate_by": string(100),
+}
+
+
+def crawled_fields_settings(value: Any) -> dict[str, dict]:
+    if not isinstance(value, dict):
+        raise Invalid("a dict of field name -> dict of options")
+    fields = {}
+    for field, options in value.items():
+        if not isinstance(field, str) or not isinstance(options, dict):
+            raise Invalid("a dict of field name -> dict of options")
+        unknown = set(options) - set(FIELD_OPTIONS)
+        if unknown:
+            raise Invalid(
+                f"options drawn from {', '.join(FIELD_OPTIONS)} "
+                f"(field {field!r} has {', '.join(sorted(map(str, unknown)))})"
+            )
+        checked = {}
+        for option, option_value in options.items():
+            try:
+                checked[option] = FIELD_OPTIONS[option](option_value)
+            except Invalid as exc:
+                raise Invalid(f"field {field!r} option {option!r} to be {exc}") from exc
+        fields[field] = checked
+    return fields
+
+
+CORE_SETTINGS: tuple[Setting, ...] = (
+    Setting("SECRET_KEY", None, optional(string(500)), secret=True),
+    Setting("APP_NAME", "Instance Tracker", string(100)),
+    Setting("BABEL_DEFAULT_TIMEZONE", "UTC", timezone_name),
+    Setting("BABEL_DEFAULT_LOCALE", "en_GB", locale_name),
+    Setting("SQLALCHEMY_DATABASE_URI", None, database_uri, secret=True),
+    Setting("DOMAINS", list(KNOWN_DOMAINS), domain_list),
+    Setting("CRAWLING_ENDPOINTS", [], crawling_endpoints),
+    Setting("CRAWLED_FIELDS_SETTINGS", {}, crawled_fields_settings),
+    Setting("API_MAX_BODY_BYTES", 64 * 1024, integer(1024, 16 * 1024 * 1024)),
+    Setting("API_PAGE_SIZE", 50, integer(1, 1000)),
+    Setting("API_MAX_PAGE_SIZE", 500, integer(1, 10000)),
+    Setting("DASHBOARD_PAGE_SIZE", 25, integer(1, 1000)),
+)
+
+
+# --- loading ---
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """Execute a Python-syntax settings file and return its upper-case names."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot read settings file {path}: {exc.strerror}"
+        ) from exc
+    namespace: dict[str, Any] = {"__file__": str(path)}
+    try:
+        exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 - trusted admin file
+    except SyntaxError as exc:
+        raise SettingsError(
+            f"settings file {path} line {exc.lineno}: syntax error: {exc.msg}"
+        ) from exc
+    except Exception as exc:  # any error raised by the admin's own Python
+        raise SettingsError(
+            f"settings file {path}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return {k: v for k, v in namespace.items() if k.isupper()}
+
+
+def read_environment(environ: Mapping[str, str], specs: Iterable[Setting]) -> dict:
+    """Return ``TRACKER_<KEY>`` variables, parsed as Python literals if not strings."""
+    by_name = {s.name: s for s in specs}
+    values = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == SETTINGS_FILE_ENV:
+            continue
+        key = var[len(ENV_PREFIX) :]
+        if key == "INSTANCE_PATH":
+            continue
+        spec = by_name.get(key)
+        if spec is not None and (spec.default is None or isinstance(spec.default, str)):
+            values[key] = raw
+            continue
+        try:
+            values[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            # A bare word such as TRACKER_FOO=bar is taken as the string it is.
+            values[key] = raw
+    return values
+
+
+def settings_file_path(environ: Mapping[str, str]) -> Path | None:
+    """Return the settings file to load, or None when there is none."""
+    named = environ.get(SETTINGS_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError(f"{SETTINGS_FILE_ENV}={named}: no such file")
+        return path
+    default = Path(DEFAULT_SETTINGS_FILE)
+    return default if default.is_file() else None
+
+
+def _shown(value: Any, secret: bool) -> str:
+    if secret:
+        return "<hidden>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate(raw: dict[str, Any], specs: Iterable[Setting]) -> dict[str, Any]:
+    """Check every key; return the normalised values or raise SettingsError."""
+    specs = tuple(specs)
+    known = {s.name for s in specs}
+    for key in sorted(raw):
+        if key not in known and not key.startswith(PASSTHROUGH_PREFIXES):
+            raise SettingsError(
+                f"{key}: unknown setting (settings.cfg.example lists every setting)"
+            )
+    values = dict(raw)
+    for spec in specs:
+        value = raw.get(spec.name, spec.default)
+        try:
+            values[spec.name] = spec.check(value)
+        except Invalid as exc:
+            raise SettingsError(
+                f"{spec.name} = {_shown(value, spec.secret)} is invalid: must be {exc}"
+            ) from None
+    return values
+
+
+def load_settings(
+    specs: Iterable[Setting],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Layer defaults, the settings file, the environment and overrides; validate."""
+    specs = tuple(specs)
+    raw: dict[str, Any] = {}
+    path = settings_file_path(environ)
+    if path is not None:
+        raw.update(read_settings_file(path))
+    raw.update(read_environment(environ, specs))
+    raw.update(overrides or {})
+    return validate(raw, specs)
+
+
+def persistent_secret_key(instance_path: Path) -> str:
+    """Return the key kept in the instance folder, generating it on first use."""
+    path = instance_path / SECRET_KEY_FILE
+    key = secrets.token_hex(32)
+    # O_EXCL: when web, worker and beat start at once, exactly one writes the key;
+    # the others wait until it is on disk.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            existing = path.read_text(encoding="ascii").strip()
+            if existing:
+                return existing
+            time.sleep(0.1)
+        raise SettingsError(
+            f"{path} is empty: delete it to generate a new key"
+        ) from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key)
+    return key
