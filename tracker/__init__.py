@@ -52,10 +52,13 @@ def create_app(
     babel.init_app(app)
     app.jinja_env.globals["get_locale"] = get_locale
 
-    from tracker import auth, errors, instances, openapi
+    from tracker import auth, batch, errors, instances, openapi
+    from tracker.background import celery_init_app
 
+    celery_init_app(app)
     errors.register_error_handlers(app)
     auth.init_app(app)
+    batch.init_app(app)
     instances.init_app(app)
     openapi.init_app(app)
     for module in domain_modules:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import subprocess
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -208,23 +211,137 @@ def _ensure_first_user() -> None:
     )
 
 
+def _celery_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "tracker.worker", *args]
+
+
+def _beat_schedule_file() -> str:
+    return str(Path(current_app.instance_path) / "celerybeat-schedule")
+
+
+@cli.command("runworker")
+@click.argument("concurrency", required=False, type=click.IntRange(1, 256))
+@with_appcontext
+def runworker(concurrency: int | None) -> None:
+    """Run a Celery worker with CONCURRENCY processes (default: one per core)."""
+    args = ["worker", "--loglevel=info", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        args.append(f"--concurrency={concurrency}")
+    os.execv(sys.executable, _celery_command(*args))
+
+
+@cli.command("runbeat")
+@with_appcontext
+def runbeat() -> None:
+    """Run Celery beat, the scheduler of periodic jobs (run exactly one)."""
+    os.execv(
+        sys.executable,
+        _celery_command("beat", "--loglevel=info", "-s", _beat_schedule_file()),
+    )
+
+
 @cli.command("run")
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
 )
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-worker", is_flag=True, help="Serve the web pages only.")
 @with_appcontext
-def run(host: str, port: int) -> None:
-    """Set up the database and serve the application."""
+def run(host: str, port: int, no_worker: bool) -> None:
+    """Set up the database and run web, worker and beat together."""
     upgrade(directory=current_app.extensions["migrate"].directory)
     _ensure_first_user()
+    worker = None
+    if not no_worker:
+        # One worker process that also runs beat: enough for the embedded setup.
+        worker = subprocess.Popen(
+            _celery_command(
+                "worker",
+                "--beat",
+                "--concurrency=2",
+                "--loglevel=info",
+                "--without-gossip",
+                "--without-mingle",
+                "-s",
+                _beat_schedule_file(),
+            ),
+            env={**os.environ, "TRACKER_INSTANCE_PATH": current_app.instance_path},
+        )
     click.echo(f"Instance Tracker on http://{host}:{port}/  (Ctrl+C stops it)")
-    run_simple(
-        host,
-        port,
-        current_app._get_current_object(),
-        threaded=True,
-        request_handler=RedactingRequestHandler,
+    try:
+        run_simple(
+            host,
+            port,
+            current_app._get_current_object(),
+            threaded=True,
+            request_handler=RedactingRequestHandler,
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+# --- crawling ---
+
+
+@cli.command("crawl")
+@click.argument("uuid", required=False)
+@with_appcontext
+def crawl(uuid: str | None) -> None:
+    """Crawl every enabled instance now, or only the one with UUID."""
+    from tracker.batch import operations
+    from tracker.extensions import db as database
+    from tracker.instances.crawler import CrawlSettings
+    from tracker.instances.crawling import (
+        CRAWL_OPERATION,
+        SCOPE_ALL,
+        crawl_chunk,
+        crawlable_ids,
+        instance_scope,
+    )
+    from tracker.instances.geo import Locator
+    from tracker.instances.models import Instance
+
+    config = current_app.config
+    session = database.session
+    scope, wanted = SCOPE_ALL, None
+    if uuid is not None:
+        instance = session.scalar(select(Instance).where(Instance.uuid == uuid))
+        if instance is None:
+            raise click.BadParameter("no instance with this uuid", param_hint="UUID")
+        scope, wanted = instance_scope(instance.id), [instance.id]
+    ids = crawlable_ids(session, config["CRAWL_REQUIRE_APPROVAL"], wanted)
+    if wanted and not ids:
+        raise click.ClickException("this instance is disabled or awaits approval")
+    try:
+        operation = operations.create_synchronous(
+            session, CRAWL_OPERATION, scope, input_data={"instance_ids": wanted}
+        )
+    except operations.AlreadyActive as exc:
+        existing = exc.existing.id if exc.existing else "?"
+        raise click.ClickException(f"crawl #{existing} is still running") from None
+    operations.set_total(session, operation.id, len(ids))
+    session.commit()
+    with click.progressbar(length=len(ids), label="Crawling", file=sys.stderr) as bar:
+        counts = crawl_chunk(
+            session,
+            operation.id,
+            ids,
+            CrawlSettings.from_config(config),
+            Locator(config["GEOIP_DATABASE"]),
+            config["CRAWL_REQUIRE_APPROVAL"],
+            commit=session.commit,
+            on_progress=lambda c: bar.update(c.up + c.down + c.skipped),
+        )
+    operations.finish(session, operation.id)
+    session.commit()
+    click.echo(
+        f"Crawled {len(ids)} instances: {counts.up} up, {counts.down} down, "
+        f"{counts.skipped} skipped (batch operation #{operation.id})."
     )
 
 

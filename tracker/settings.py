@@ -7,12 +7,14 @@ whose message is a single line naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import os
 import secrets
 import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ PASSTHROUGH_PREFIXES = (
     "MAX_COOKIE_SIZE",
     "MAX_FORM_",
     "PROVIDE_AUTOMATIC_OPTIONS",
+    "CELERY_",
     "SECRET_KEY_FALLBACKS",
 )
 
@@ -226,6 +229,92 @@ def crawled_fields_settings(value: Any) -> dict[str, dict]:
     return fields
 
 
+BROKER_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+socket",
+    "amqp",
+    "amqps",
+    "filesystem",
+    "memory",
+    "sqla+sqlite",
+    "sqla+postgresql",
+)
+
+
+def broker_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    url = string(2000)(value)
+    if url.split("://", 1)[0] not in BROKER_SCHEMES or "://" not in url:
+        raise Invalid(
+            "a Celery broker URL with one of the schemes " + ", ".join(BROKER_SCHEMES)
+        )
+    return url
+
+
+def networks(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple):
+        raise Invalid("a list of networks such as '10.0.0.0/8' or 'fd00::/8'")
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except (TypeError, ValueError):
+            raise Invalid(
+                f"a list of networks such as '10.0.0.0/8' ({network!r} is not one)"
+            ) from None
+    return list(value)
+
+
+def existing_file(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not Path(string(2000)(value)).is_file():
+        raise Invalid("the path of an existing file")
+    return value
+
+
+def beat_schedule(value: Any) -> dict | None:
+    """Entries {"name": {"task": ..., "schedule": seconds | timedelta | crontab}}."""
+    if value is None:
+        return None
+    shape = 'a dict of name -> {"task": "dotted.name", "schedule": seconds} (or None)'
+    if not isinstance(value, dict):
+        raise Invalid(shape)
+    for name, entry in value.items():
+        if entry is None:
+            continue  # switches a built-in entry off
+        if not isinstance(name, str) or not isinstance(entry, dict):
+            raise Invalid(shape)
+        if not isinstance(entry.get("task"), str) or "schedule" not in entry:
+            raise Invalid(f"{shape}; entry {name!r} lacks task or schedule")
+        unknown = set(entry) - {"task", "schedule", "args", "kwargs", "options"}
+        if unknown:
+            raise Invalid(f"{shape}; entry {name!r} has {', '.join(sorted(unknown))}")
+        seconds = schedule_seconds(entry["schedule"])
+        if seconds is not None and seconds <= 0:
+            raise Invalid(
+                f"{shape}; entry {name!r} has a schedule that is not positive"
+            )
+        if seconds is None and not hasattr(entry["schedule"], "is_due"):
+            raise Invalid(f"{shape}; entry {name!r} has an unknown schedule")
+    return value
+
+
+def schedule_seconds(schedule: Any) -> float | None:
+    """Seconds between runs of a fixed-interval schedule, None for calendar ones."""
+    if isinstance(schedule, bool):
+        return None
+    if isinstance(schedule, int | float):
+        return float(schedule)
+    if isinstance(schedule, timedelta):
+        return schedule.total_seconds()
+    run_every = getattr(schedule, "run_every", None)  # celery.schedules.schedule
+    return run_every.total_seconds() if isinstance(run_every, timedelta) else None
+
+
+DEFAULT_DENIED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", None, optional(string(500)), secret=True),
     Setting("APP_NAME", "Instance Tracker", string(100)),
@@ -239,7 +328,45 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("API_PAGE_SIZE", 50, integer(1, 1000)),
     Setting("API_MAX_PAGE_SIZE", 500, integer(1, 10000)),
     Setting("DASHBOARD_PAGE_SIZE", 25, integer(1, 1000)),
+    Setting("CELERY_BROKER_URL", None, broker_url, secret=True),
+    Setting("CELERYBEAT_SCHEDULE", None, beat_schedule),
+    Setting("CRAWL_INTERVAL", 3600, integer(1, 7 * 86400)),
+    Setting("CRAWL_TIMEOUT", 10.0, number(0.1, 600)),
+    Setting("CRAWL_CONNECT_TIMEOUT", 5.0, number(0.1, 600)),
+    Setting("CRAWL_MAX_BYTES", 1024 * 1024, integer(1024, 64 * 1024 * 1024)),
+    Setting("CRAWL_CONCURRENCY", 200, integer(1, 5000)),
+    Setting("CRAWL_CHUNK_SIZE", 1000, integer(1, 100000)),
+    Setting("CRAWL_ALLOW_NETWORKS", ["0.0.0.0/0", "::/0"], networks),
+    Setting("CRAWL_DENY_NETWORKS", DEFAULT_DENIED_NETWORKS, networks),
+    Setting("CRAWL_REQUIRE_APPROVAL", False, boolean),
+    Setting("CRAWL_HISTORY_DAYS", 90, integer(1, 36500)),
+    Setting("CRAWL_USER_AGENT", "InstanceTracker/1 (crawler)", string(200)),
+    Setting("GEOIP_DATABASE", None, existing_file),
+    Setting("HOUSEKEEPING_INTERVAL", 300, integer(1, 86400)),
+    Setting("BATCH_HEARTBEAT_TIMEOUT", 600, integer(1, 7 * 86400)),
 )
+
+
+def check_crawl_timing(values: dict[str, Any]) -> None:
+    """The crawl timeout must fit in the crawl interval and the heartbeat timeout."""
+    timeout = values["CRAWL_TIMEOUT"]
+    schedule = values["CELERYBEAT_SCHEDULE"] or {}
+    crawl_entry = schedule.get("crawl-instances") or {}
+    interval = schedule_seconds(crawl_entry.get("schedule", values["CRAWL_INTERVAL"]))
+    if interval is not None and timeout >= interval:
+        raise SettingsError(
+            f"CRAWL_TIMEOUT = {timeout!r} is invalid: must be shorter than the crawl "
+            f"interval ({interval:g} s)"
+        )
+    if values["BATCH_HEARTBEAT_TIMEOUT"] <= timeout:
+        raise SettingsError(
+            f"BATCH_HEARTBEAT_TIMEOUT = {values['BATCH_HEARTBEAT_TIMEOUT']!r} is "
+            "invalid: "
+            f"must be longer than CRAWL_TIMEOUT ({timeout:g} s)"
+        )
+
+
+CROSS_CHECKS: tuple[Callable[[dict[str, Any]], None], ...] = (check_crawl_timing,)
 
 
 # --- loading ---
@@ -326,6 +453,9 @@ def validate(raw: dict[str, Any], specs: Iterable[Setting]) -> dict[str, Any]:
             raise SettingsError(
                 f"{spec.name} = {_shown(value, spec.secret)} is invalid: must be {exc}"
             ) from None
+    if all(name in values for name in ("CRAWL_TIMEOUT", "CELERYBEAT_SCHEDULE")):
+        for cross_check in CROSS_CHECKS:
+            cross_check(values)
     return values
 
 

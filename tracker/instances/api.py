@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from sqlalchemy import or_, select
 
 from tracker.api import ApiError, boolean_arg, json_object_body, paginated
 from tracker.auth.tokens import token_required
+from tracker.batch import operations
+from tracker.batch.serialize import batch_operation_summary
+from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
+from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL, instance_scope
 from tracker.instances.models import Instance
 from tracker.instances.serialize import instance_detail, instance_summary
+from tracker.instances.tasks import start_crawl
 from tracker.instances.validation import parse_registration, parse_update
 
 bp = Blueprint("instances_api", __name__)
@@ -41,7 +46,10 @@ def _body() -> dict:
 @bp.post("/instance", endpoint="register_legacy_no_slash")
 def register():
     """Register a new instance and answer its uuid."""
-    instance = Instance(**parse_registration(_body()))
+    instance = Instance(
+        **parse_registration(_body()),
+        approved=not current_app.config["CRAWL_REQUIRE_APPROVAL"],
+    )
     db.session.add(instance)
     db.session.commit()
     response = jsonify({"uuid": instance.uuid, **instance_summary(instance)})
@@ -65,6 +73,8 @@ def update(uuid: str):
     instance = _instance_or_404(uuid)
     for field, value in changes.items():
         setattr(instance, field, value)
+    if changes:
+        instance.updated = utcnow()
     db.session.commit()
     return jsonify(instance_summary(instance))
 
@@ -110,3 +120,53 @@ def delete_instance(uuid: str):
     db.session.delete(_instance_or_404(uuid))
     db.session.commit()
     return "", 204
+
+
+def _start_crawl(scope: str, input_data: dict):
+    """Commit a crawl operation, then send its task; answer 202 with its id."""
+    try:
+        operation = operations.create_asynchronous(
+            db.session,
+            CRAWL_OPERATION,
+            scope,
+            input_data=input_data,
+            started_by_id=g.api_user.id,
+        )
+    except operations.AlreadyActive as exc:
+        db.session.rollback()
+        raise ApiError(
+            409,
+            "Already running",
+            "a crawl of this scope is still active",
+            batch_operation_id=exc.existing.id if exc.existing else None,
+        ) from None
+    db.session.commit()
+    try:
+        start_crawl.delay(operation.id)
+    except Exception as exc:  # broker down: the operation must not stay active
+        operations.finish(db.session, operation.id, result="failed", error=str(exc))
+        db.session.commit()
+        raise ApiError(503, "Queue unavailable", "cannot reach the task queue") from exc
+    response = jsonify(batch_operation_summary(operation))
+    response.status_code = 202
+    response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)
+    return response
+
+
+@bp.post("/api/instances/crawl")
+@token_required
+def crawl_all():
+    """Crawl every enabled instance in the background; answer the batch operation."""
+    return _start_crawl(SCOPE_ALL, {})
+
+
+@bp.post("/api/instances/<uuid>/crawl")
+@token_required
+def crawl_one(uuid: str):
+    """Crawl one instance in the background; answer the batch operation."""
+    instance = _instance_or_404(uuid)
+    if not instance.enabled:
+        raise ApiError(409, "Disabled", "the instance is disabled; enable it first")
+    if current_app.config["CRAWL_REQUIRE_APPROVAL"] and not instance.approved:
+        raise ApiError(409, "Not approved", "the instance awaits approval")
+    return _start_crawl(instance_scope(instance.id), {"instance_ids": [instance.id]})

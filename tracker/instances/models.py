@@ -1,11 +1,12 @@
-"""The instance registry's data."""
+"""The instance registry's data: instances, their crawl state and history."""
 
 from __future__ import annotations
 
 import uuid as uuid_module
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db_types import UTCDateTime, utcnow
@@ -14,6 +15,11 @@ from tracker.extensions import db
 URL_MAX = 2000
 TEXT_MAX = 255
 EMAIL_MAX = 254
+
+HEALTH_UP = "up"
+HEALTH_DOWN = "down"
+HEALTH_UNKNOWN = "unknown"
+HEALTHS = (HEALTH_UP, HEALTH_DOWN, HEALTH_UNKNOWN)
 
 
 def new_uuid() -> str:
@@ -35,6 +41,51 @@ class Instance(db.Model):
     registered: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, index=True
     )
-    updated: Mapped[datetime] = mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow
+    # When the instance's own fields last changed (not its crawl state).
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Crawled only once accepted, when CRAWL_REQUIRE_APPROVAL is on.
+    approved: Mapped[bool] = mapped_column(default=False)
+
+    # The latest crawl attempt.
+    health: Mapped[str] = mapped_column(String(16), default=HEALTH_UNKNOWN, index=True)
+    last_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_duration_ms: Mapped[int | None]
+    last_status: Mapped[int | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    # Latest values merged over the endpoints, and each endpoint's own latest values.
+    crawled: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    crawled_sources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    # Location: from GeoIP, or set by hand (then crawls leave it alone).
+    address: Mapped[str | None] = mapped_column(String(45))
+    country_code: Mapped[str | None] = mapped_column(String(2), index=True)
+    country_name: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(200))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    accuracy_km: Mapped[int | None]
+    location_manual: Mapped[bool] = mapped_column(default=False)
+
+
+class CrawlResult(db.Model):
+    """One crawl attempt of one instance, kept for CRAWL_HISTORY_DAYS."""
+
+    __tablename__ = "crawl_results"
+    __table_args__ = (
+        Index("ix_crawl_results_instance_time", "instance_id", "crawled_at"),
     )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE")
+    )
+    batch_operation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batch_operations.id", ondelete="SET NULL")
+    )
+    crawled_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    health: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None]
+    duration_ms: Mapped[int]
+    error: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

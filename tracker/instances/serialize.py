@@ -16,6 +16,30 @@ def instance_summary(instance: Instance) -> dict:
     }
 
 
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
 def instance_detail(instance: Instance) -> dict:
-    """What the admin API lists: the summary plus bookkeeping."""
-    return {**instance_summary(instance), "updated": instance.updated.isoformat()}
+    """What the admin API lists: the summary plus crawl state and location."""
+    return {
+        **instance_summary(instance),
+        "updated": instance.updated.isoformat(),
+        "approved": instance.approved,
+        "health": instance.health,
+        "last_attempt": _iso(instance.last_attempt),
+        "last_success": _iso(instance.last_success),
+        "last_duration_ms": instance.last_duration_ms,
+        "last_status": instance.last_status,
+        "last_error": instance.last_error,
+        "crawled": instance.crawled or {},
+        "location": {
+            "country_code": instance.country_code,
+            "country_name": instance.country_name,
+            "city": instance.city,
+            "latitude": instance.latitude,
+            "longitude": instance.longitude,
+            "accuracy_km": instance.accuracy_km,
+            "manual": instance.location_manual,
+        },
+    }

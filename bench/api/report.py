@@ -1,0 +1,124 @@
+"""Print the benchmark's tables and write its results as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, TextIO
+
+RESULT_COLUMNS = (
+    ("db", "<10"),
+    ("server", "<9"),
+    ("op", "<9"),
+    ("clients", ">7"),
+    ("req/s", ">8"),
+    ("p50 ms", ">8"),
+    ("p99 ms", ">8"),
+    ("errors", ">7"),
+    ("steal %", ">7"),
+)
+RATIO_COLUMNS = (
+    ("db", "<10"),
+    ("op", "<9"),
+    ("clients", ">7"),
+    ("gunicorn req/s", ">15"),
+    ("naive req/s", ">12"),
+    ("ours/naive", ">11"),
+)
+
+
+def _line(values: list[str], columns: tuple[tuple[str, str], ...]) -> str:
+    """Format one table row."""
+    return "  ".join(
+        f"{value:{spec}}" for value, (_, spec) in zip(values, columns, strict=True)
+    )
+
+
+def _number(value: float, digits: int = 1) -> str:
+    """Format a figure, or '-' when there is none."""
+    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pair gunicorn and naive rows by (db, op, clients); answer throughput ratios."""
+    by_key = {(r["db"], r["server"], r["op"], r["clients"]): r for r in rows}
+    paired = []
+    for row in rows:
+        if row["server"] != "gunicorn":
+            continue
+        naive = by_key.get((row["db"], "naive", row["op"], row["clients"]))
+        if naive is None:
+            continue
+        ours, theirs = row["req_per_s"], naive["req_per_s"]
+        paired.append(
+            {
+                "db": row["db"],
+                "op": row["op"],
+                "clients": row["clients"],
+                "gunicorn_req_per_s": ours,
+                "naive_req_per_s": theirs,
+                "ratio": ours / theirs if theirs else math.nan,
+            }
+        )
+    return paired
+
+
+def print_results(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """Print one row per (db, server, op, clients)."""
+    print(_line([name for name, _ in RESULT_COLUMNS], RESULT_COLUMNS), file=out)
+    for row in rows:
+        values = [
+            row["db"],
+            row["server"],
+            row["op"],
+            str(row["clients"]),
+            _number(row["req_per_s"]),
+            _number(row["p50_ms"], 2),
+            _number(row["p99_ms"], 2),
+            str(row["errors"]),
+            _number(row["cpu_steal_pct"]),
+        ]
+        print(_line(values, RESULT_COLUMNS), file=out)
+
+
+def print_ratios(paired: list[dict[str, Any]], out: TextIO) -> None:
+    """Print the throughput of gunicorn over the naive server per level."""
+    print(_line([name for name, _ in RATIO_COLUMNS], RATIO_COLUMNS), file=out)
+    for pair in paired:
+        values = [
+            pair["db"],
+            pair["op"],
+            str(pair["clients"]),
+            _number(pair["gunicorn_req_per_s"]),
+            _number(pair["naive_req_per_s"]),
+            _number(pair["ratio"], 2) + "x",
+        ]
+        print(_line(values, RATIO_COLUMNS), file=out)
+
+
+def print_errors(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """Print what went wrong, per row that had errors."""
+    for row in rows:
+        if not row["errors"]:
+            continue
+        kinds = ", ".join(f"{k} x{n}" for k, n in sorted(row["error_kinds"].items()))
+        label = f"{row['db']} {row['server']} {row['op']} clients={row['clients']}"
+        print(f"errors: {label}: {kinds}", file=out)
+
+
+def _clean(value: Any) -> Any:
+    """Replace NaN, which JSON cannot hold, with null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write the results document, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(document), indent=2) + "\n", encoding="utf-8")

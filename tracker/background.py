@@ -1,0 +1,81 @@
+"""Celery, integrated as the Flask documentation shows: tasks run in an app context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+CRAWL_TASK = "tracker.instances.tasks.scheduled_crawl"
+HOUSEKEEPING_TASK = "tracker.housekeeping.housekeeping"
+TASK_MODULES = ["tracker.instances.tasks", "tracker.housekeeping"]
+
+
+def embedded_broker(instance_path: str) -> tuple[str, dict[str, Any]]:
+    """A broker that needs no server: message files in the instance folder."""
+    root = Path(instance_path) / "broker"
+    folders = {name: root / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": False,
+    }
+
+
+def beat_schedule(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The built-in periodic jobs, overridden entry by entry by CELERYBEAT_SCHEDULE."""
+    schedule: dict[str, Any] = {
+        "crawl-instances": {"task": CRAWL_TASK, "schedule": config["CRAWL_INTERVAL"]},
+        "housekeeping": {
+            "task": HOUSEKEEPING_TASK,
+            "schedule": config["HOUSEKEEPING_INTERVAL"],
+        },
+    }
+    schedule.update(config.get("CELERYBEAT_SCHEDULE") or {})
+    return {name: entry for name, entry in schedule.items() if entry is not None}
+
+
+def celery_config(app: Flask) -> dict[str, Any]:
+    config = app.config
+    settings: dict[str, Any] = {
+        "task_ignore_result": True,
+        "result_backend": None,
+        "timezone": "UTC",
+        "beat_schedule": beat_schedule(config),
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "include": TASK_MODULES,
+    }
+    if config["CELERY_BROKER_URL"]:
+        settings["broker_url"] = config["CELERY_BROKER_URL"]
+    else:
+        url, options = embedded_broker(app.instance_path)
+        settings["broker_url"] = url
+        settings["broker_transport_options"] = options
+    # Any other CELERY_<OPTION> setting is passed on as Celery's <option>.
+    for key, value in config.items():
+        if key.startswith("CELERY_") and key != "CELERY_BROKER_URL":
+            settings[key.removeprefix("CELERY_").lower()] = value
+    return settings
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the app's Celery, whose tasks each run inside an application context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(celery_config(app))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

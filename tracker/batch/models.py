@@ -1,0 +1,68 @@
+"""BatchOperation: one row per background or bulk job, with status and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tracker.db_types import UTCDateTime, utcnow
+from tracker.extensions import db
+
+STATUS_UNPROCESSED = "unprocessed"
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+STATUSES = (STATUS_UNPROCESSED, STATUS_RUNNING, STATUS_FINISHED)
+
+RESULT_NOT_AVAILABLE = "not-available"
+RESULT_SUCCESSFUL = "successful"
+RESULT_PARTIAL = "partial"
+RESULT_FAILED = "failed"
+RESULT_SKIPPED = "skipped"
+RESULTS = (
+    RESULT_NOT_AVAILABLE,
+    RESULT_SUCCESSFUL,
+    RESULT_PARTIAL,
+    RESULT_FAILED,
+    RESULT_SKIPPED,
+)
+
+
+class BatchOperation(db.Model):
+    """A tracked job. ``active_key`` is unique while the job is active, so the
+    database itself allows only one active operation per (type, scope)."""
+
+    __tablename__ = "batch_operations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operation_type: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(String(128), default="")
+    context_type: Mapped[str | None] = mapped_column(String(64))
+    context_id: Mapped[str | None] = mapped_column(String(64))
+    started_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_UNPROCESSED)
+    result: Mapped[str] = mapped_column(String(16), default=RESULT_NOT_AVAILABLE)
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    input_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    output_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    active_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.failed + self.skipped
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != STATUS_FINISHED

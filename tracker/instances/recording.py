@@ -1,0 +1,134 @@
+"""Write crawl outcomes to the database: health, latest values, history, location.
+
+Plain functions over a session; the caller commits. One SELECT, one bulk UPDATE
+and one bulk INSERT per batch of outcomes, whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from tracker.instances.crawler import CrawlOutcome, Endpoint
+from tracker.instances.geo import Locator
+from tracker.instances.models import HEALTH_UP, CrawlResult, Instance
+
+LOCATION_FIELDS = (
+    "country_code",
+    "country_name",
+    "city",
+    "latitude",
+    "longitude",
+    "accuracy_km",
+)
+KEPT_FIELDS = (
+    "crawled",
+    "crawled_sources",
+    "last_success",
+    "address",
+    "location_manual",
+    *LOCATION_FIELDS,
+)
+
+
+@dataclass
+class Counts:
+    up: int = 0
+    down: int = 0
+    skipped: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.up += other.up
+        self.down += other.down
+        self.skipped += other.skipped
+
+
+def merge_sources(
+    previous: dict, outcome: CrawlOutcome, endpoints: Sequence[Endpoint]
+) -> tuple[dict, dict]:
+    """Return (sources, merged): each endpoint's latest good answer, and their
+    merge in configured order. A failing endpoint keeps its previous answer."""
+    sources = {e.path: previous[e.path] for e in endpoints if e.path in previous}
+    for result in outcome.results:
+        if result.ok:
+            sources[result.path] = result.data
+    merged: dict = {}
+    for endpoint in endpoints:
+        merged.update(sources.get(endpoint.path, {}))
+    return sources, merged
+
+
+def record_outcomes(
+    session: Session,
+    outcomes: Sequence[CrawlOutcome],
+    endpoints: Sequence[Endpoint],
+    locator: Locator,
+    batch_operation_id: int | None = None,
+) -> Counts:
+    """Store a batch of outcomes; return how many were up, down and skipped."""
+    counts = Counts()
+    if not outcomes:
+        return counts
+    columns = [getattr(Instance, name) for name in KEPT_FIELDS]
+    current = {
+        row.id: row
+        for row in session.execute(
+            select(Instance.id, *columns).where(
+                Instance.id.in_([o.instance_id for o in outcomes])
+            )
+        )
+    }
+    updates, history = [], []
+    for outcome in outcomes:
+        row = current.get(outcome.instance_id)
+        if row is None:  # deleted while it was being crawled
+            counts.skipped += 1
+            continue
+        values = {name: getattr(row, name) for name in KEPT_FIELDS}
+        values.update(
+            id=outcome.instance_id,
+            health=outcome.health,
+            last_attempt=outcome.started,
+            last_duration_ms=outcome.duration_ms,
+            last_status=outcome.status,
+            last_error=outcome.error,
+        )
+        if outcome.skipped:
+            counts.skipped += 1
+        else:
+            sources, merged = merge_sources(
+                row.crawled_sources or {}, outcome, endpoints
+            )
+            values.update(crawled=merged, crawled_sources=sources)
+            if outcome.health == HEALTH_UP:
+                counts.up += 1
+                values["last_success"] = outcome.started
+            else:
+                counts.down += 1
+            history.append(
+                {
+                    "instance_id": outcome.instance_id,
+                    "batch_operation_id": batch_operation_id,
+                    "crawled_at": outcome.started,
+                    "health": outcome.health,
+                    "status": outcome.status,
+                    "duration_ms": outcome.duration_ms,
+                    "error": outcome.error,
+                    "data": {
+                        k: v for r in outcome.results if r.ok for k, v in r.data.items()
+                    },
+                }
+            )
+        if outcome.address and not row.location_manual:
+            location = locator.locate(outcome.address)
+            values["address"] = outcome.address
+            values.update({name: getattr(location, name) for name in LOCATION_FIELDS})
+        updates.append(values)
+    if updates:
+        session.execute(update(Instance), updates)
+    if history:
+        session.execute(insert(CrawlResult), history)
+    return counts
