@@ -19,7 +19,7 @@ from tests.services import free_port
 
 @dataclass(frozen=True)
 class Behaviour:
-    """How one fake instance answers. ``kind`` picks the answer; ``delay`` comes first."""
+    """How one fake instance answers: ``kind`` picks the answer, after ``delay``."""
 
     kind: str = "json"
     delay: float = 0.0
@@ -144,4 +144,3 @@ class Fleet:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-

@@ -139,3 +139,62 @@ def start_postgres() -> PostgresServer:
                 server.stop()
                 raise
             time.sleep(0.1)
+
+
+@dataclass
+class RedisServer:
+    port: int
+    directory: Path
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_redis() -> RedisServer:
+    """Start a throwaway Redis on a free loopback port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server not installed")
+    directory = Path(tempfile.mkdtemp(prefix="tracker-redis-"))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return RedisServer(port, directory, process)
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    unavailable("redis-server did not start")
+    raise AssertionError("unreachable")

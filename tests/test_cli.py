@@ -153,3 +153,33 @@ def test_create_token_prints_a_working_token(manage, app, client):
         "/api/instances", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200
+
+
+def test_upgrading_an_older_database_keeps_its_instances(manage, database_url):
+    from sqlalchemy import text
+
+    first = sorted((ROOT / "tracker/migrations/versions").glob("*.py"))[0]
+    revision = first.name.split("_")[1]
+    assert manage("db", "upgrade", revision).returncode == 0
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO instances (uuid, enabled, url, contact, email,"
+                    " organisation, registered, updated) VALUES ('u-1', true,"
+                    " 'https://old.example.org', 'C', 'c@example.org', 'O',"
+                    " '2020-01-01 00:00:00', '2020-01-01 00:00:00')"
+                )
+            )
+        result = manage("db", "upgrade")
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT url, health, approved, crawled FROM instances")
+            ).one()
+    finally:
+        engine.dispose()
+    assert row.url == "https://old.example.org"
+    assert row.health == "unknown"
+    assert row.approved in (True, 1)

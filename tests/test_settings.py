@@ -110,6 +110,29 @@ BAD_SETTINGS = [
     ("API_MAX_PAGE_SIZE", 0, "an integer from 1 to 10000"),
     ("DASHBOARD_PAGE_SIZE", "25", "an integer from 1 to 1000"),
     ("SECRET_KEY", 12345, "SECRET_KEY = <hidden> is invalid: must be a string"),
+    ("CELERY_BROKER_URL", "http://broker", "CELERY_BROKER_URL = <hidden> is invalid"),
+    ("CELERYBEAT_SCHEDULE", {"x": {"task": "t"}}, "entry 'x' lacks task or schedule"),
+    ("CELERYBEAT_SCHEDULE", {"x": {"task": "t", "schedule": -5}}, "not positive"),
+    (
+        "CELERYBEAT_SCHEDULE",
+        {"x": {"task": "t", "schedule": "hourly"}},
+        "unknown schedule",
+    ),
+    ("CELERYBEAT_SCHEDULE", [], "a dict of name"),
+    ("CRAWL_INTERVAL", 0, "an integer from 1 to"),
+    ("CRAWL_TIMEOUT", "ten", "a number from 0.1 to 600"),
+    ("CRAWL_CONNECT_TIMEOUT", 0, "a number from 0.1 to 600"),
+    ("CRAWL_MAX_BYTES", 10, "an integer from 1024 to"),
+    ("CRAWL_CONCURRENCY", 0, "an integer from 1 to 5000"),
+    ("CRAWL_CHUNK_SIZE", -1, "an integer from 1 to"),
+    ("CRAWL_ALLOW_NETWORKS", ["10.0.0.0/33"], "'10.0.0.0/33' is not one"),
+    ("CRAWL_DENY_NETWORKS", "10.0.0.0/8", "a list of networks"),
+    ("CRAWL_REQUIRE_APPROVAL", "yes", "True or False"),
+    ("CRAWL_HISTORY_DAYS", 0, "an integer from 1 to"),
+    ("CRAWL_USER_AGENT", "", "a non-empty string"),
+    ("GEOIP_DATABASE", "/no/such/file.mmdb", "the path of an existing file"),
+    ("HOUSEKEEPING_INTERVAL", 0, "an integer from 1 to 86400"),
+    ("BATCH_HEARTBEAT_TIMEOUT", 0, "an integer from 1 to"),
 ]
 
 
@@ -128,6 +151,44 @@ def test_every_core_setting_has_a_failing_case():
 
     tested = {key for key, _, _ in BAD_SETTINGS}
     assert {s.name for s in CORE_SETTINGS} <= tested
+
+
+def test_a_crawl_timeout_longer_than_the_interval_is_refused(tmp_path):
+    with pytest.raises(
+        SettingsError, match=r"^CRAWL_TIMEOUT = 30.0 is invalid: must be shorter"
+    ):
+        build(tmp_path, {"CRAWL_TIMEOUT": 30, "CRAWL_INTERVAL": 20})
+    schedule = {"crawl-instances": {"task": "t", "schedule": 5}}
+    with pytest.raises(SettingsError, match=r"shorter than the crawl interval \(5 s\)"):
+        build(tmp_path, {"CRAWL_TIMEOUT": 10, "CELERYBEAT_SCHEDULE": schedule})
+
+
+def test_heartbeat_timeout_must_exceed_the_crawl_timeout(tmp_path):
+    with pytest.raises(SettingsError, match=r"^BATCH_HEARTBEAT_TIMEOUT = 5 is invalid"):
+        build(tmp_path, {"CRAWL_TIMEOUT": 10, "BATCH_HEARTBEAT_TIMEOUT": 5})
+
+
+def test_beat_schedule_merges_with_the_built_in_jobs(tmp_path):
+    from datetime import timedelta
+
+    schedule = {
+        "housekeeping": None,
+        "crawl-instances": {
+            "task": "tracker.instances.tasks.scheduled_crawl",
+            "schedule": timedelta(minutes=30),
+        },
+    }
+    app = build(tmp_path, {"CELERYBEAT_SCHEDULE": schedule})
+    beat = app.extensions["celery"].conf.beat_schedule
+    assert set(beat) == {"crawl-instances"}
+    assert beat["crawl-instances"]["schedule"] == timedelta(minutes=30)
+
+
+def test_embedded_broker_keeps_its_files_in_the_instance_folder(tmp_path):
+    conf = build(tmp_path).extensions["celery"].conf
+    assert conf.broker_url == "filesystem://"
+    options = conf.broker_transport_options
+    assert options["data_folder_in"].startswith(str(tmp_path / "instance"))
 
 
 def test_unknown_setting_is_refused(tmp_path):

@@ -215,6 +215,17 @@ def _celery_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "tracker.worker", *args]
 
 
+def _celery_environment() -> dict[str, str]:
+    """This process's environment, with the same code and instance folder."""
+    source_root = str(Path(__file__).resolve().parents[1])
+    paths = [source_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "TRACKER_INSTANCE_PATH": current_app.instance_path,
+    }
+
+
 def _beat_schedule_file() -> str:
     return str(Path(current_app.instance_path) / "celerybeat-schedule")
 
@@ -227,16 +238,17 @@ def runworker(concurrency: int | None) -> None:
     args = ["worker", "--loglevel=info", "--without-gossip", "--without-mingle"]
     if concurrency:
         args.append(f"--concurrency={concurrency}")
-    os.execv(sys.executable, _celery_command(*args))
+    os.execve(sys.executable, _celery_command(*args), _celery_environment())
 
 
 @cli.command("runbeat")
 @with_appcontext
 def runbeat() -> None:
     """Run Celery beat, the scheduler of periodic jobs (run exactly one)."""
-    os.execv(
+    os.execve(
         sys.executable,
         _celery_command("beat", "--loglevel=info", "-s", _beat_schedule_file()),
+        _celery_environment(),
     )
 
 
@@ -265,7 +277,7 @@ def run(host: str, port: int, no_worker: bool) -> None:
                 "-s",
                 _beat_schedule_file(),
             ),
-            env={**os.environ, "TRACKER_INSTANCE_PATH": current_app.instance_path},
+            env=_celery_environment(),
         )
     click.echo(f"Instance Tracker on http://{host}:{port}/  (Ctrl+C stops it)")
     try:

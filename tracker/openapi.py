@@ -198,6 +198,91 @@ def instance_paths() -> dict:
     }
 
 
+BATCH_OPERATION = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "operation_type": {"type": "string"},
+        "scope": {"type": "string"},
+        "status": {"enum": ["unprocessed", "running", "finished"]},
+        "result": {
+            "enum": ["not-available", "successful", "partial", "failed", "skipped"]
+        },
+        "progress": {
+            "type": "object",
+            "properties": {
+                name: {"type": "integer"}
+                for name in ("total", "done", "failed", "skipped")
+            },
+        },
+        "created": {"type": "string", "format": "date-time"},
+        "started": {"type": ["string", "null"], "format": "date-time"},
+        "finished": {"type": ["string", "null"], "format": "date-time"},
+        "heartbeat": {"type": ["string", "null"], "format": "date-time"},
+        "output": {"type": "object"},
+        "error": {"type": "string"},
+    },
+}
+
+
+def _crawl_operation(summary: str) -> dict:
+    return {
+        "summary": summary,
+        "security": BEARER,
+        "responses": {
+            "202": _json("#/components/schemas/BatchOperation", "Started"),
+            "401": _error("No or bad token"),
+            "404": _error("Unknown uuid"),
+            "409": _error("A crawl of this scope is still running, or not crawlable"),
+            "503": _error("The task queue is unreachable"),
+        },
+    }
+
+
+def crawl_paths() -> dict:
+    return {
+        "/api/instances/crawl": {
+            "post": _crawl_operation("Crawl every enabled instance in the background")
+        },
+        "/api/instances/{uuid}/crawl": {
+            "parameters": [UUID_PARAMETER],
+            "post": _crawl_operation("Crawl one instance in the background"),
+        },
+        "/api/batch-operations": {
+            "get": {
+                "summary": "List batch operations, newest first",
+                "security": BEARER,
+                "parameters": PAGE_PARAMETERS,
+                "responses": {
+                    "200": {"description": "A page of batch operations"},
+                    "401": _error("No or bad token"),
+                },
+            }
+        },
+        "/api/batch-operations/{operation_id}": {
+            "parameters": [
+                {
+                    "name": "operation_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                }
+            ],
+            "get": {
+                "summary": "Show a batch operation's status and progress",
+                "security": BEARER,
+                "responses": {
+                    "200": _json(
+                        "#/components/schemas/BatchOperation", "The operation"
+                    ),
+                    "401": _error("No or bad token"),
+                    "404": _error("Unknown id"),
+                },
+            },
+        },
+    }
+
+
 def document(app: Flask) -> dict:
     """Return the OpenAPI 3.1 document for every registered part of the API."""
     return {
@@ -216,6 +301,7 @@ def document(app: Flask) -> dict:
                         "field": {"type": "string"},
                     },
                 },
+                "BatchOperation": BATCH_OPERATION,
                 "InstanceRegistration": INSTANCE_REGISTRATION,
                 "InstanceUpdate": INSTANCE_UPDATE,
                 "InstanceSummary": INSTANCE_SUMMARY,
@@ -250,4 +336,5 @@ def openapi_document():
 
 def init_app(app: Flask) -> None:
     add_paths(app, instance_paths())
+    add_paths(app, crawl_paths())
     app.register_blueprint(bp)

@@ -46,7 +46,10 @@ def test_result_follows_from_the_counts(session, done, failed, result):
     operations.add_progress(session, operation.id, done=done, failed=failed)
     operations.finish(session, operation.id)
     session.commit()
-    assert session.get(BatchOperation, operation.id, populate_existing=True).result == result
+    assert (
+        session.get(BatchOperation, operation.id, populate_existing=True).result
+        == result
+    )
 
 
 def test_one_active_operation_per_type_and_scope(session):

@@ -6,8 +6,19 @@ import time
 
 import pytest
 
+from tests.fleet import (
+    ARRAY,
+    DRIP,
+    HANG,
+    HUGE,
+    JSON,
+    REDIRECT,
+    STATUS,
+    TEXT,
+    Behaviour,
+    Fleet,
+)
 from tests.services import free_port
-from tests.fleet import ARRAY, DRIP, HANG, HUGE, JSON, REDIRECT, STATUS, TEXT, Behaviour, Fleet
 from tracker.instances.crawler import (
     DEADLINE_HEADER,
     CrawlSettings,
@@ -22,7 +33,9 @@ INFO = {"version": "3.3", "events": 12}
 STATS = {"users": 40}
 
 FLEET = {
-    "127.0.10.1": Behaviour(JSON, data=INFO, paths={"/stats": Behaviour(JSON, data=STATS)}),
+    "127.0.10.1": Behaviour(
+        JSON, data=INFO, paths={"/stats": Behaviour(JSON, data=STATS)}
+    ),
     "127.0.10.2": Behaviour(JSON, delay=0.3, data=INFO),
     "127.0.10.3": Behaviour(HANG),
     "127.0.10.4": Behaviour(STATUS, status=404),
@@ -41,7 +54,10 @@ FLEET = {
 
 def settings(**changes) -> CrawlSettings:
     values = {
-        "endpoints": (Endpoint("/system-info", {"X-Token": "secret"}), Endpoint("/stats")),
+        "endpoints": (
+            Endpoint("/system-info", {"X-Token": "secret"}),
+            Endpoint("/stats"),
+        ),
         "timeout": TIMEOUT,
         "connect_timeout": 1.0,
         "max_bytes": 256 * 1024,
@@ -58,7 +74,9 @@ def fleet():
     behaviours = dict(FLEET)
     # The same-host redirect lands on /moved, which answers JSON.
     behaviours["127.0.10.12"] = Behaviour(
-        REDIRECT, location="/moved", paths={"/moved": Behaviour(JSON, data={"moved": True})}
+        REDIRECT,
+        location="/moved",
+        paths={"/moved": Behaviour(JSON, data={"moved": True})},
     )
     with Fleet(behaviours) as running:
         yield running
@@ -95,7 +113,13 @@ def test_one_run_over_a_hostile_fleet(fleet):
         by_address["127.0.10.9"].error
     )
     assert "timed out" in by_address["127.0.10.10"].error
-    for address in ("127.0.10.4", "127.0.10.5", "127.0.10.6", "127.0.10.7", "127.0.10.8"):
+    for address in (
+        "127.0.10.4",
+        "127.0.10.5",
+        "127.0.10.6",
+        "127.0.10.7",
+        "127.0.10.8",
+    ):
         assert by_address[address].health == "down", address
 
     partial = by_address["127.0.10.11"]
@@ -146,7 +170,9 @@ def test_hanging_hosts_do_not_hold_up_the_others(fleet):
 def test_denied_networks_are_not_crawled(fleet):
     fleet.seen.clear()
     policy = NetworkPolicy.from_settings(["0.0.0.0/0"], ["127.0.10.0/24"])
-    outcome = crawl_all([Target(1, fleet.url("127.0.10.1"))], settings(policy=policy))[1]
+    outcome = crawl_all([Target(1, fleet.url("127.0.10.1"))], settings(policy=policy))[
+        1
+    ]
     assert outcome.skipped
     assert "denied network" in outcome.error
     assert fleet.seen == []
@@ -154,7 +180,9 @@ def test_denied_networks_are_not_crawled(fleet):
 
 def test_a_host_name_resolving_to_a_denied_address_is_refused(fleet):
     fleet.seen.clear()
-    policy = NetworkPolicy.from_settings(["0.0.0.0/0", "::/0"], ["127.0.0.0/8", "::1/128"])
+    policy = NetworkPolicy.from_settings(
+        ["0.0.0.0/0", "::/0"], ["127.0.0.0/8", "::1/128"]
+    )
     url = f"http://localhost:{fleet.port}"
     outcome = crawl_all([Target(1, url)], settings(policy=policy))[1]
     assert outcome.skipped
@@ -164,7 +192,9 @@ def test_a_host_name_resolving_to_a_denied_address_is_refused(fleet):
 
 def test_allow_list_limits_the_crawl(fleet):
     policy = NetworkPolicy.from_settings(["10.0.0.0/8"], [])
-    outcome = crawl_all([Target(1, fleet.url("127.0.10.1"))], settings(policy=policy))[1]
+    outcome = crawl_all([Target(1, fleet.url("127.0.10.1"))], settings(policy=policy))[
+        1
+    ]
     assert outcome.skipped
     assert "outside the allowed networks" in outcome.error
 
@@ -181,7 +211,10 @@ def test_no_endpoints_checks_that_the_instance_answers(fleet):
 def test_unresolvable_and_refused_hosts_are_down():
     port = free_port()
     outcomes = crawl_all(
-        [Target(1, "http://no-such-host.invalid"), Target(2, f"http://127.0.10.200:{port}")],
+        [
+            Target(1, "http://no-such-host.invalid"),
+            Target(2, f"http://127.0.10.200:{port}"),
+        ],
         settings(),
     )
     assert outcomes[1].health == "down"

@@ -148,7 +148,9 @@ def test_public_address_gets_a_location_and_manual_one_is_kept(crawl_app):
         )
         now = datetime.now(UTC)
         outcomes = [
-            CrawlOutcome(i, now, 20, "up", 200, "", (EndpointResult("", {}, 200, ""),), a)
+            CrawlOutcome(
+                i, now, 20, "up", 200, "", (EndpointResult("", {}, 200, ""),), a
+            )
             for i, a in ((located, "81.2.69.160"), (manual, "8.8.8.8"))
         ]
         record_outcomes(db.session, outcomes, (), Locator())
@@ -156,7 +158,11 @@ def test_public_address_gets_a_location_and_manual_one_is_kept(crawl_app):
         first = db.session.get(Instance, located)
         assert (first.country_code, first.city) == ("GB", "Willesden")
         second = db.session.get(Instance, manual)
-        assert (second.country_code, second.city, second.latitude) == ("KE", "Kisumu", -0.1)
+        assert (second.country_code, second.city, second.latitude) == (
+            "KE",
+            "Kisumu",
+            -0.1,
+        )
 
 
 def test_manage_crawl_reports_a_summary(crawl_app, fleet):
