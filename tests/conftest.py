@@ -49,14 +49,20 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def make_app(database_url, tmp_path):
-    """Build apps on the test database, with extra settings."""
+    """Build apps on the test database, with extra settings; close them after."""
+    apps = []
 
     def make(**overrides):
         settings = {"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True}
         settings.update(overrides)
-        return create_app(settings, instance_path=tmp_path / "instance", environ={})
+        app = create_app(settings, instance_path=tmp_path / "instance", environ={})
+        apps.append(app)
+        return app
 
-    return make
+    yield make
+    for app in apps:
+        with app.app_context():
+            database.engine.dispose()
 
 
 @pytest.fixture
@@ -67,9 +73,7 @@ def app(make_app):
 
         tracker.cli._import_all_models()
         database.create_all()
-    yield app
-    with app.app_context():
-        database.engine.dispose()
+    return app
 
 
 @pytest.fixture

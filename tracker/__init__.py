@@ -13,6 +13,7 @@ from flask_babel import get_locale
 from sqlalchemy import event
 
 from tracker.extensions import babel, csrf, db, migrate
+from tracker.instances.geo import ATTRIBUTION as GEOIP_ATTRIBUTION
 from tracker.settings import (
     CORE_SETTINGS,
     Setting,
@@ -51,6 +52,7 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app)
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["geoip_attribution"] = GEOIP_ATTRIBUTION
 
     from tracker import auth, batch, errors, instances, openapi
     from tracker.background import celery_init_app

@@ -248,6 +248,58 @@ def crawl_paths() -> dict:
             "parameters": [UUID_PARAMETER],
             "post": _crawl_operation("Crawl one instance in the background"),
         },
+        "/api/instances/{uuid}/approve": {
+            "parameters": [UUID_PARAMETER],
+            "post": {
+                "summary": "Accept an instance for crawling",
+                "security": BEARER,
+                "responses": {
+                    "200": {"description": "The instance"},
+                    "401": _error("No or bad token"),
+                    "404": _error("Unknown uuid"),
+                },
+            },
+        },
+        "/api/instances/{uuid}/location": {
+            "parameters": [UUID_PARAMETER],
+            "put": {
+                "summary": "Set the location by hand",
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["latitude", "longitude", "country_code"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "latitude": {"type": "number"},
+                                    "longitude": {"type": "number"},
+                                    "country_code": {"type": "string"},
+                                    "city": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The instance"},
+                    "400": _error("A field is invalid"),
+                    "401": _error("No or bad token"),
+                    "404": _error("Unknown uuid"),
+                },
+            },
+            "delete": {
+                "summary": "Forget the hand-set location",
+                "security": BEARER,
+                "responses": {
+                    "200": {"description": "The instance"},
+                    "401": _error("No or bad token"),
+                    "404": _error("Unknown uuid"),
+                },
+            },
+        },
         "/api/batch-operations": {
             "get": {
                 "summary": "List batch operations, newest first",

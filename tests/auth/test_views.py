@@ -98,3 +98,9 @@ def test_bearer_token_never_leaves_a_signed_in_session(client, auth_headers):
     assert client.get("/", headers=auth_headers).status_code == 200
     # The same cookie jar without the token is not signed in.
     assert client.get("/").status_code == 302
+
+
+def test_pages_credit_the_geolocation_data(client):
+    assert "GeoLite2 data created by MaxMind" in client.get("/login").get_data(
+        as_text=True
+    )

@@ -51,9 +51,7 @@ def crawl_app(make_app):
 
         _import_all_models()
         db.create_all()
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    return app
 
 
 def add_instance(url: str, **fields) -> int:

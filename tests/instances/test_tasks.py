@@ -53,8 +53,6 @@ def celery_setup(redis_server, database_url, tmp_path, make_app):
     yield app, env, processes
     for process in processes:
         process.stop()
-    with app.app_context():
-        db.engine.dispose()
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2):

@@ -11,11 +11,16 @@ from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
+from tracker.instances import admin
 from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL, instance_scope
 from tracker.instances.models import Instance
 from tracker.instances.serialize import instance_detail, instance_summary
 from tracker.instances.tasks import start_crawl
-from tracker.instances.validation import parse_registration, parse_update
+from tracker.instances.validation import (
+    parse_location,
+    parse_registration,
+    parse_update,
+)
 
 bp = Blueprint("instances_api", __name__)
 SEARCHED_COLUMNS = (
@@ -170,3 +175,34 @@ def crawl_one(uuid: str):
     if current_app.config["CRAWL_REQUIRE_APPROVAL"] and not instance.approved:
         raise ApiError(409, "Not approved", "the instance awaits approval")
     return _start_crawl(instance_scope(instance.id), {"instance_ids": [instance.id]})
+
+
+@bp.post("/api/instances/<uuid>/approve")
+@token_required
+def approve_instance(uuid: str):
+    """Accept an instance for crawling."""
+    instance = _instance_or_404(uuid)
+    admin.approve(instance)
+    db.session.commit()
+    return jsonify(instance_detail(instance))
+
+
+@bp.put("/api/instances/<uuid>/location")
+@token_required
+def set_location(uuid: str):
+    """Set an instance's location by hand (say, a site behind a private network)."""
+    location = parse_location(_body())
+    instance = _instance_or_404(uuid)
+    admin.set_manual_location(instance, location)
+    db.session.commit()
+    return jsonify(instance_detail(instance))
+
+
+@bp.delete("/api/instances/<uuid>/location")
+@token_required
+def clear_location(uuid: str):
+    """Forget a hand-set location; the next crawl looks the address up again."""
+    instance = _instance_or_404(uuid)
+    admin.clear_manual_location(instance)
+    db.session.commit()
+    return jsonify(instance_detail(instance))

@@ -7,6 +7,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+import pycountry
+
 from tracker.api import ApiError, invalid
 from tracker.instances.models import EMAIL_MAX, TEXT_MAX, URL_MAX
 
@@ -145,3 +147,37 @@ def parse_update(data: dict[str, Any]) -> dict[str, Any]:
     if organisation is not None:
         changes["organisation"] = organisation
     return changes
+
+
+def _coordinate(data: dict[str, Any], field: str, limit: float) -> float:
+    value = data.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(field, "must be a number")
+    if not -limit <= value <= limit:
+        raise invalid(field, f"must be between -{limit:g} and {limit:g}")
+    return float(value)
+
+
+def parse_location(data: dict[str, Any]) -> dict[str, Any]:
+    """A location set by hand: coordinates, an ISO 3166 country code, a city."""
+    unexpected = sorted(set(data) - {"latitude", "longitude", "country_code", "city"})
+    if unexpected:
+        raise ApiError(
+            400,
+            "Unexpected data",
+            f"unknown fields: {', '.join(unexpected)}",
+            field=unexpected[0],
+            fields=unexpected,
+        )
+    code = text_value("country_code", _required(data, "country_code"), 2).upper()
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        raise invalid("country_code", "is not an ISO 3166 two-letter country code")
+    city = data.get("city")
+    return {
+        "latitude": _coordinate(data, "latitude", 90),
+        "longitude": _coordinate(data, "longitude", 180),
+        "country_code": code,
+        "country_name": getattr(country, "common_name", None) or country.name,
+        "city": text_value("city", city, 200) if city is not None else None,
+    }

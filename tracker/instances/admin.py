@@ -1,0 +1,30 @@
+"""What admins change on an instance beyond its own fields; callers commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracker.instances.geo import UNKNOWN
+from tracker.instances.models import Instance
+from tracker.instances.recording import LOCATION_FIELDS
+
+
+def approve(instance: Instance) -> None:
+    """Accept an instance for crawling (and so for the crawl headers)."""
+    instance.approved = True
+
+
+def set_manual_location(instance: Instance, location: dict[str, Any]) -> None:
+    """Pin the location by hand; crawls leave it alone from now on."""
+    for name in LOCATION_FIELDS:
+        setattr(instance, name, location.get(name))
+    instance.accuracy_km = None
+    instance.location_manual = True
+
+
+def clear_manual_location(instance: Instance) -> None:
+    """Go back to GeoIP: unknown until the next crawl looks the address up."""
+    for name in LOCATION_FIELDS:
+        setattr(instance, name, getattr(UNKNOWN, name))
+    instance.location_manual = False
+    instance.address = None
