@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup services lint clean
+.PHONY: run test setup services lint clean assets translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+VENDOR_STAMP := tracker/static/vendor/.built
+
+$(VENDOR_STAMP): package.json package-lock.json scripts/build-assets
+	bash scripts/build-assets
+	touch $@
+
+assets: $(VENDOR_STAMP)
+
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -d tracker/translations -f -q || true
+
+setup: $(VENV)/.installed assets translations
 
 run: setup
 	$(BIN)/python manage.py run --host $(HOST) --port $(PORT)

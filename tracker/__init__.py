@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_babel import get_locale
 from sqlalchemy import event
 
 from tracker.extensions import babel, csrf, db, migrate
-from tracker.instances.geo import ATTRIBUTION as GEOIP_ATTRIBUTION
 from tracker.settings import (
     CORE_SETTINGS,
     Setting,
@@ -51,14 +49,13 @@ def create_app(
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
     csrf.init_app(app)
     babel.init_app(app)
-    app.jinja_env.globals["get_locale"] = get_locale
-    app.jinja_env.globals["geoip_attribution"] = GEOIP_ATTRIBUTION
 
-    from tracker import auth, batch, errors, instances, openapi
+    from tracker import auth, batch, errors, instances, openapi, templating
     from tracker.background import celery_init_app
 
     celery_init_app(app)
     errors.register_error_handlers(app)
+    templating.init_app(app)
     auth.init_app(app)
     batch.init_app(app)
     instances.init_app(app)

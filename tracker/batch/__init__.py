@@ -4,7 +4,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the batch-operation API."""
-    from tracker.batch.api import bp
+    """Register the batch-operation API and pages."""
+    from tracker.batch.api import bp as api_bp
+    from tracker.batch.views import bp as views_bp
 
-    app.register_blueprint(bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(views_bp)

@@ -12,10 +12,10 @@ from tracker.batch.serialize import batch_operation_summary
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
 from tracker.instances import admin
-from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL, instance_scope
+from tracker.instances.crawling import SCOPE_ALL, instance_scope
+from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.models import Instance
 from tracker.instances.serialize import instance_detail, instance_summary
-from tracker.instances.tasks import start_crawl
 from tracker.instances.validation import (
     parse_location,
     parse_registration,
@@ -128,30 +128,20 @@ def delete_instance(uuid: str):
 
 
 def _start_crawl(scope: str, input_data: dict):
-    """Commit a crawl operation, then send its task; answer 202 with its id."""
+    """Queue a crawl; answer 202 with its batch operation."""
     try:
-        operation = operations.create_asynchronous(
-            db.session,
-            CRAWL_OPERATION,
-            scope,
-            input_data=input_data,
-            started_by_id=g.api_user.id,
-        )
+        operation = launch_crawl(scope, input_data, g.api_user.id)
     except operations.AlreadyActive as exc:
-        db.session.rollback()
         raise ApiError(
             409,
             "Already running",
             "a crawl of this scope is still active",
             batch_operation_id=exc.existing.id if exc.existing else None,
         ) from None
-    db.session.commit()
-    try:
-        start_crawl.delay(operation.id)
-    except Exception as exc:  # broker down: the operation must not stay active
-        operations.finish(db.session, operation.id, result="failed", error=str(exc))
-        db.session.commit()
-        raise ApiError(503, "Queue unavailable", "cannot reach the task queue") from exc
+    except QueueUnavailable:
+        raise ApiError(
+            503, "Queue unavailable", "cannot reach the task queue"
+        ) from None
     response = jsonify(batch_operation_summary(operation))
     response.status_code = 202
     response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)

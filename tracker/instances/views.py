@@ -1,21 +1,258 @@
-"""Dashboard pages of the instance registry."""
+"""Dashboard pages of the instance registry: list, detail, statistics."""
 
-from flask import Blueprint, render_template
-from flask_login import login_required
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from tracker.api import ApiError
+from tracker.batch import operations
+from tracker.db_types import utcnow
 from tracker.extensions import db
-from tracker.instances.models import Instance
+from tracker.instances import admin
+from tracker.instances.charts import default_label, field_settings
+from tracker.instances.crawling import SCOPE_ALL, instance_scope
+from tracker.instances.forms import ButtonForm, InstanceForm, LocationForm
+from tracker.instances.launch import QueueUnavailable, launch_crawl
+from tracker.instances.listing import ListQuery, list_statement
+from tracker.instances.models import CrawlResult, Instance
+from tracker.instances.statistics import gather
+from tracker.instances.validation import parse_location
 
 bp = Blueprint("instances", __name__)
+HISTORY_ROWS = 20
+
+
+@bp.before_request
+@login_required
+def require_sign_in():
+    """Every page of this blueprint needs a signed-in user."""
+
+
+def _fields():
+    return field_settings(current_app.config["CRAWLED_FIELDS_SETTINGS"])
+
+
+def _columns() -> list[tuple[str, str]]:
+    """Crawled fields shown as list columns: the configured ones, labelled."""
+    return [(name, setting.label) for name, setting in _fields().items()]
+
+
+def _instance_or_404(uuid: str) -> Instance:
+    instance = db.session.scalar(select(Instance).where(Instance.uuid == uuid))
+    if instance is None:
+        abort(404, description=_("No instance with this id."))
+    return instance
+
+
+def _start(scope: str, input_data: dict) -> int | None:
+    """Queue a crawl and flash what happened; return the operation id."""
+    try:
+        operation = launch_crawl(scope, input_data, current_user.id)
+    except operations.AlreadyActive as exc:
+        flash(_("A crawl is already running."), "info")
+        return exc.existing.id if exc.existing else None
+    except QueueUnavailable:
+        flash(_("The task queue cannot be reached; try again later."), "error")
+        return None
+    flash(_("Crawl started."), "info")
+    return operation.id
 
 
 @bp.get("/")
-@login_required
 def index():
-    """Show the signed-in home page with the registry's counts."""
-    total = db.session.scalar(select(func.count(Instance.id)))
-    enabled = db.session.scalar(
+    """List instances with filters, sorting, crawled columns and pagination."""
+    columns = _columns()
+    query = ListQuery.from_args(request.args, {name for name, _label in columns})
+    statement = list_statement(query, db.engine.dialect.name)
+    pagination = db.paginate(
+        statement,
+        per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
+        max_per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
+        error_out=False,
+    )
+    active = db.session.scalar(
         select(func.count(Instance.id)).where(Instance.enabled.is_(True))
     )
-    return render_template("instances/index.html", total=total, enabled=enabled)
+    countries = db.session.execute(
+        select(Instance.country_code, Instance.country_name)
+        .where(Instance.country_code.is_not(None))
+        .group_by(Instance.country_code, Instance.country_name)
+        .order_by(Instance.country_name)
+    ).all()
+    return render_template(
+        "instances/index.html",
+        pagination=pagination,
+        query=query,
+        columns=columns,
+        active=active,
+        countries=countries,
+        operation_id=request.args.get("operation", type=int),
+        button=ButtonForm(),
+    )
+
+
+@bp.post("/instances/crawl")
+def crawl_all():
+    """Start crawling every enabled instance in the background."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    operation_id = _start(SCOPE_ALL, {})
+    return redirect(url_for("instances.index", operation=operation_id))
+
+
+@bp.get("/instances/<uuid>")
+def detail(uuid: str):
+    """Show one instance: fields, crawled values, history, map."""
+    instance = _instance_or_404(uuid)
+    fields = _fields()
+    crawled = [
+        (fields[name].label if name in fields else default_label(name), value)
+        for name, value in sorted((instance.crawled or {}).items())
+    ]
+    history = db.session.scalars(
+        select(CrawlResult)
+        .where(CrawlResult.instance_id == instance.id)
+        .order_by(CrawlResult.crawled_at.desc())
+        .limit(HISTORY_ROWS)
+    ).all()
+    return render_template(
+        "instances/detail.html",
+        instance=instance,
+        crawled=crawled,
+        history=history,
+        form=InstanceForm(obj=instance),
+        location_form=LocationForm(obj=instance),
+        button=ButtonForm(),
+        operation_id=request.args.get("operation", type=int),
+        require_approval=current_app.config["CRAWL_REQUIRE_APPROVAL"],
+    )
+
+
+@bp.post("/instances/<uuid>/edit")
+def edit(uuid: str):
+    """Save an instance's main fields."""
+    instance = _instance_or_404(uuid)
+    form = InstanceForm()
+    if form.validate_on_submit():
+        form.populate_obj(instance)
+        instance.updated = utcnow()
+        db.session.commit()
+        flash(_("Saved."), "info")
+    else:
+        for field, errors in form.errors.items():
+            label = getattr(form, field).label.text if hasattr(form, field) else field
+            flash(f"{label}: {'; '.join(errors)}", "error")
+    return redirect(url_for("instances.detail", uuid=uuid))
+
+
+@bp.post("/instances/<uuid>/enabled")
+def set_enabled(uuid: str):
+    """Enable or disable tracking of an instance."""
+    instance = _instance_or_404(uuid)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    instance.enabled = request.form.get("enabled") == "yes"
+    instance.updated = utcnow()
+    db.session.commit()
+    flash(_("Enabled.") if instance.enabled else _("Disabled."), "info")
+    return redirect(url_for("instances.detail", uuid=uuid))
+
+
+@bp.post("/instances/<uuid>/delete")
+def delete(uuid: str):
+    """Delete an instance and its history."""
+    instance = _instance_or_404(uuid)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    db.session.delete(instance)
+    db.session.commit()
+    flash(_("Deleted %(url)s.", url=instance.url), "info")
+    return redirect(url_for("instances.index"))
+
+
+@bp.post("/instances/<uuid>/approve")
+def approve(uuid: str):
+    """Accept an instance for crawling."""
+    instance = _instance_or_404(uuid)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    admin.approve(instance)
+    db.session.commit()
+    flash(_("Approved: the instance will be crawled."), "info")
+    return redirect(url_for("instances.detail", uuid=uuid))
+
+
+@bp.post("/instances/<uuid>/location")
+def set_location(uuid: str):
+    """Pin an instance's location by hand."""
+    instance = _instance_or_404(uuid)
+    form = LocationForm()
+    if not form.validate_on_submit():
+        flash(_("Location not saved: check the coordinates."), "error")
+        return redirect(url_for("instances.detail", uuid=uuid))
+    try:
+        location = parse_location(
+            {
+                "latitude": form.latitude.data,
+                "longitude": form.longitude.data,
+                "country_code": form.country_code.data,
+                "city": form.city.data or None,
+            }
+        )
+    except ApiError as exc:
+        flash(exc.description, "error")
+        return redirect(url_for("instances.detail", uuid=uuid))
+    admin.set_manual_location(instance, location)
+    db.session.commit()
+    flash(_("Location saved."), "info")
+    return redirect(url_for("instances.detail", uuid=uuid))
+
+
+@bp.post("/instances/<uuid>/location/clear")
+def clear_location(uuid: str):
+    """Go back to the GeoIP location."""
+    instance = _instance_or_404(uuid)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    admin.clear_manual_location(instance)
+    db.session.commit()
+    flash(_("The location will come from GeoIP again."), "info")
+    return redirect(url_for("instances.detail", uuid=uuid))
+
+
+@bp.post("/instances/<uuid>/crawl")
+def crawl_one(uuid: str):
+    """Crawl one instance now, in the background."""
+    instance = _instance_or_404(uuid)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    operation_id = None
+    if not instance.enabled:
+        flash(_("Enable the instance to crawl it."), "error")
+    elif current_app.config["CRAWL_REQUIRE_APPROVAL"] and not instance.approved:
+        flash(_("Approve the instance to crawl it."), "error")
+    else:
+        operation_id = _start(
+            instance_scope(instance.id), {"instance_ids": [instance.id]}
+        )
+    return redirect(url_for("instances.detail", uuid=uuid, operation=operation_id))
+
+
+@bp.get("/statistics")
+def statistics():
+    """Show the world map, the country table and the configured charts."""
+    return render_template(
+        "instances/statistics.html", stats=gather(db.session, _fields())
+    )

@@ -1,0 +1,154 @@
+"""Pages in headless Chromium (Playwright), against the app served on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.services import unavailable
+from tracker.auth.models import User
+from tracker.extensions import db
+from tracker.instances.models import CrawlResult, Instance
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+FIELDS = {
+    "python_version": {"label": "Python", "chart": True, "chart_type": "pie"},
+    "events": {
+        "chart": True,
+        "chart_aggregation": "sum",
+        "chart_aggregate_by": "country",
+    },
+    "rooms": {
+        "chart": True,
+        "aggregation": "sum",
+        "chart_aggregation": "avg",
+        "chart_aggregate_by": "python_version",
+    },
+    "users": {"chart": True, "chart_type": "line", "chart_aggregation": "sum"},
+}
+PLACES = [
+    ("CH", "Switzerland", "Geneva", 46.2, 6.14),
+    ("KE", "Kenya", "Kisumu", -0.1, 34.75),
+    ("KE", "Kenya", "Nairobi", -1.29, 36.82),
+    ("BR", "Brazil", "Manaus", -3.1, -60.0),
+    (None, None, None, None, None),
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        unavailable("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+def seed(count: int = 30) -> None:
+    """Instances spread over places, with crawled values and a week of history."""
+    now = datetime.now(UTC)
+    for index in range(count):
+        code, country, city, lat, lng = PLACES[index % len(PLACES)]
+        crawled = {
+            "python_version": ["3.11", "3.12", "3.13"][index % 3],
+            "events": index,
+            "rooms": [1, 2, index % 4],
+            "users": 10 + index,
+        }
+        instance = Instance(
+            url=f"https://site{index:02d}.example.org",
+            contact=f"Contact {index}",
+            email=f"c{index}@example.org",
+            organisation=["Clinics", "Field", "HPC"][index % 3],
+            approved=True,
+            enabled=index % 10 != 9,
+            registered=now - timedelta(days=60 - index),
+            health=["up", "up", "down", "unknown"][index % 4],
+            last_attempt=now - timedelta(hours=1),
+            crawled=crawled,
+            country_code=code,
+            country_name=country,
+            city=city,
+            latitude=lat,
+            longitude=lng,
+        )
+        db.session.add(instance)
+        db.session.flush()
+        for day in range(7):
+            db.session.add(
+                CrawlResult(
+                    instance_id=instance.id,
+                    crawled_at=now - timedelta(days=day),
+                    health="up",
+                    status=200,
+                    duration_ms=30,
+                    data={**crawled, "users": 10 + index - day},
+                )
+            )
+    user = User(username="ada")
+    user.set_password("correct horse")
+    db.session.add(user)
+    db.session.commit()
+
+
+@pytest.fixture
+def dashboard(make_app):
+    """The app with configured charts and seeded instances, served on loopback."""
+    app = make_app(CRAWLED_FIELDS_SETTINGS=FIELDS, DASHBOARD_PAGE_SIZE=10)
+    with app.app_context():
+        from tracker.cli import _import_all_models
+
+        _import_all_models()
+        db.create_all()
+        seed()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture
+def page(browser, dashboard):
+    """A signed-in page that records every request it makes."""
+    _app, base = dashboard
+    context = browser.new_context(
+        base_url=base, viewport={"width": 1366, "height": 900}
+    )
+    tab = context.new_page()
+    tab.requested = []
+    tab.on("request", lambda request: tab.requested.append(request.url))
+    tab.errors = []
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    tab.goto("/login")
+    tab.fill("#username", "ada")
+    tab.fill("#password", "correct horse")
+    tab.click("button[type=submit]")
+    tab.wait_for_url(base + "/")
+    yield tab
+    context.close()
+
+
+def screenshot(tab, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,87 @@
+"""'Crawl all' from the list page, run by a real worker on the embedded broker."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.browser.conftest import screenshot
+from tests.celery_processes import celery_environment, start_worker
+from tests.fleet import JSON, Behaviour, Fleet
+from tracker.auth.models import User
+from tracker.extensions import db
+from tracker.instances.models import Instance
+
+pytestmark = pytest.mark.slow
+
+
+def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
+    addresses = [f"127.0.40.{n}" for n in range(1, 7)]
+    behaviours = dict.fromkeys(addresses, Behaviour(JSON, delay=0.5, data={"v": 1}))
+    settings = {
+        "SECRET_KEY": "browser-tests",
+        "CRAWLING_ENDPOINTS": [{"url": "/info"}],
+        "CRAWL_DENY_NETWORKS": [],
+        "CRAWL_CONCURRENCY": 2,
+        "CRAWL_TIMEOUT": 3.0,
+        "CRAWL_CONNECT_TIMEOUT": 1.0,
+    }
+    app = make_app(**settings)
+    with Fleet(behaviours) as fleet, app.app_context():
+        from tracker.cli import _import_all_models
+
+        _import_all_models()
+        db.create_all()
+        for address in addresses:
+            db.session.add(
+                Instance(
+                    url=fleet.url(address),
+                    contact="C",
+                    email="c@example.org",
+                    organisation="O",
+                    approved=True,
+                )
+            )
+        user = User(username="ada")
+        user.set_password("pw")
+        db.session.add(user)
+        db.session.commit()
+        env = celery_environment(
+            {
+                **settings,
+                "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            },
+            tmp_path / "instance",
+        )
+        worker = start_worker(env, tmp_path / "worker.log", concurrency=1)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}")
+        try:
+            page = context.new_page()
+            page.goto("/login")
+            page.fill("#username", "ada")
+            page.fill("#password", "pw")
+            page.click("button[type=submit]")
+            page.click("text=Crawl all")
+            box = page.locator("#operation-progress")
+            box.wait_for()
+            page.wait_for_selector(
+                "#operation-progress[data-status=finished]", timeout=30000
+            )
+            assert box.get_attribute("data-result") == "successful"
+            assert (
+                page.locator("#operation-progress progress").get_attribute("value")
+                == "6"
+            )
+            screenshot(page, "crawl-all")
+            page.goto("/?health=up")
+            assert page.locator("#instances-listed").inner_text().startswith("6 listed")
+        finally:
+            context.close()
+            server.shutdown()
+            thread.join()
+            worker.stop()

@@ -1,0 +1,36 @@
+"""Dashboard pages for background jobs."""
+
+from flask import Blueprint, abort, jsonify, render_template
+from flask_login import login_required
+from sqlalchemy import select
+
+from tracker.batch.models import BatchOperation
+from tracker.batch.serialize import batch_operation_summary
+from tracker.extensions import db
+
+bp = Blueprint("batch", __name__)
+RECENT = 100
+
+
+@bp.before_request
+@login_required
+def require_sign_in():
+    """Every page of this blueprint needs a signed-in user."""
+
+
+@bp.get("/batch-operations")
+def index():
+    """List recent background jobs with status, result, progress and errors."""
+    recent = db.session.scalars(
+        select(BatchOperation).order_by(BatchOperation.id.desc()).limit(RECENT)
+    ).all()
+    return render_template("batch/index.html", operations=recent)
+
+
+@bp.get("/batch-operations/<int:operation_id>.json")
+def progress(operation_id: int):
+    """One job's status, for pages that show its progress."""
+    operation = db.session.get(BatchOperation, operation_id)
+    if operation is None:
+        abort(404)
+    return jsonify(batch_operation_summary(operation))

@@ -1,0 +1,227 @@
+"""Statistics of crawled values, as CRAWLED_FIELDS_SETTINGS describes them.
+
+Plain functions over plain data: values of the wrong shape (a list where a number
+was expected, a missing field, an empty list) become Unknown or are skipped; they
+never raise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import pycountry
+
+UNKNOWN_LABEL = "Unknown"
+COUNTRY = "country"
+
+
+@dataclass(frozen=True)
+class FieldSettings:
+    name: str
+    label: str
+    chart: bool = False
+    chart_type: str = "bar"
+    aggregation: str | None = None
+    chart_aggregation: str = "count"
+    chart_aggregate_by: str = COUNTRY
+
+
+def default_label(name: str) -> str:
+    """``python_version`` -> ``Python version``."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def field_settings(
+    configured: Mapping[str, Mapping[str, Any]],
+) -> dict[str, FieldSettings]:
+    """Every configured field with the documented defaults filled in."""
+    return {
+        name: FieldSettings(
+            name=name,
+            label=options.get("label") or default_label(name),
+            chart=options.get("chart", False),
+            chart_type=options.get("chart_type", "bar"),
+            aggregation=options.get("aggregation"),
+            chart_aggregation=options.get("chart_aggregation", "count"),
+            chart_aggregate_by=options.get("chart_aggregate_by", COUNTRY),
+        )
+        for name, options in configured.items()
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def fold(values: list[float], how: str) -> float:
+    if how == "sum":
+        return sum(values)
+    if how == "avg":
+        return sum(values) / len(values)
+    if how == "min":
+        return min(values)
+    return max(values)
+
+
+def aggregate_value(value: Any, aggregation: str | None) -> Any:
+    """One instance's value of a field: folded by ``aggregation`` if given.
+
+    Returns None (Unknown) for shapes that do not fit: with no aggregation, a list
+    or dict; with one, anything that is not numbers (a number alone is kept).
+    """
+    if aggregation is None:
+        if isinstance(value, list | dict) or value is None:
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+    if _is_number(value):
+        return value
+    items = list(value.values()) if isinstance(value, dict) else value
+    if not isinstance(items, list) or not items or not all(map(_is_number, items)):
+        return None
+    return fold(items, aggregation)
+
+
+def display(value: Any) -> str:
+    """A category label: Unknown for missing values, numbers without noise."""
+    if value is None:
+        return UNKNOWN_LABEL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Row:
+    """What the statistics need of one instance."""
+
+    crawled: Mapping[str, Any]
+    country_name: str | None
+
+
+def group_label(row: Row, by: str, fields: Mapping[str, FieldSettings]) -> str:
+    if by == COUNTRY:
+        return row.country_name or UNKNOWN_LABEL
+    setting = fields.get(by)
+    aggregation = setting.aggregation if setting else None
+    return display(aggregate_value(row.crawled.get(by), aggregation))
+
+
+def chart_series(
+    rows: Iterable[Row], setting: FieldSettings, fields: Mapping[str, FieldSettings]
+) -> dict[str, Any]:
+    """Labels and values of one field's chart.
+
+    ``count``: instances per value of the field. ``sum`` / ``avg``: the field's
+    numeric values grouped by ``chart_aggregate_by``; non-numbers are skipped.
+    """
+    if setting.chart_aggregation == "count":
+        counts = Counter(
+            display(aggregate_value(row.crawled.get(setting.name), setting.aggregation))
+            for row in rows
+        )
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        labels = [label for label, _ in ordered]
+        values: list[float] = [count for _, count in ordered]
+    else:
+        groups: dict[str, list[float]] = defaultdict(list)
+        for row in rows:
+            value = aggregate_value(row.crawled.get(setting.name), setting.aggregation)
+            if _is_number(value):
+                groups[group_label(row, setting.chart_aggregate_by, fields)].append(
+                    value
+                )
+        labels = sorted(groups)
+        values = [fold(groups[label], setting.chart_aggregation) for label in labels]
+    return {
+        "field": setting.name,
+        "label": setting.label,
+        "type": setting.chart_type,
+        "aggregation": setting.chart_aggregation,
+        "labels": labels,
+        "values": [round(v, 4) for v in values],
+    }
+
+
+def history_series(
+    samples: Iterable[tuple[date, int, Any]], setting: FieldSettings
+) -> dict[str, Any]:
+    """A field over time: per day, each instance's last value that day, folded
+    across instances by the field's chart aggregation (count: instances reporting).
+
+    ``samples`` are (day, instance id, raw value), oldest first.
+    """
+    by_day: dict[date, dict[int, Any]] = defaultdict(dict)
+    for day, instance_id, raw in samples:
+        value = aggregate_value(raw, setting.aggregation)
+        if value is not None:
+            by_day[day][instance_id] = value
+    labels, values = [], []
+    for day in sorted(by_day):
+        reported = list(by_day[day].values())
+        if setting.chart_aggregation == "count":
+            result: float = len(reported)
+        else:
+            numbers = [v for v in reported if _is_number(v)]
+            if not numbers:
+                continue
+            result = fold(numbers, setting.chart_aggregation)
+        labels.append(day.isoformat())
+        values.append(round(result, 4))
+    return {
+        "field": setting.name,
+        "label": setting.label,
+        "type": "line",
+        "aggregation": setting.chart_aggregation,
+        "labels": labels,
+        "values": values,
+    }
+
+
+def registrations_series(registered: Iterable[datetime]) -> dict[str, Any]:
+    """Cumulative registrations per month."""
+    per_month = Counter(moment.strftime("%Y-%m") for moment in registered)
+    labels, values, total = [], [], 0
+    for month in sorted(per_month):
+        total += per_month[month]
+        labels.append(month)
+        values.append(total)
+    return {"field": "registered", "type": "line", "labels": labels, "values": values}
+
+
+def country_numeric_id(code: str | None) -> str | None:
+    """The ISO 3166 numeric id the world map keys countries by ("840" for US)."""
+    if not code:
+        return None
+    country = pycountry.countries.get(alpha_2=code)
+    return country.numeric if country else None
+
+
+def country_table(counts: Iterable[tuple[str | None, str | None, int]]) -> list[dict]:
+    """Rows of (code, name, count) as a table with shares, Unknown included."""
+    rows = [(code, name, count) for code, name, count in counts if count]
+    total = sum(count for _, _, count in rows)
+    table = [
+        {
+            "code": code,
+            "numeric": country_numeric_id(code),
+            "name": name or code or UNKNOWN_LABEL,
+            "count": count,
+            "percent": round(100 * count / total, 1) if total else 0.0,
+        }
+        for code, name, count in rows
+    ]
+    return sorted(table, key=lambda row: (-row["count"], row["name"]))

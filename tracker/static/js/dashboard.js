@@ -1,0 +1,60 @@
+/* Small behaviours of the dashboard pages: progress of background jobs,
+   showing and hiding crawled columns, confirming dangerous buttons. */
+(function () {
+  "use strict";
+
+  function followProgress(box) {
+    var bar = box.querySelector("progress");
+    var counts = box.querySelector(".progress-counts");
+    var label = box.querySelector(".progress-label");
+    function poll() {
+      fetch(box.dataset.url, {credentials: "same-origin"})
+        .then(function (response) { return response.json(); })
+        .then(function (operation) {
+          var progress = operation.progress;
+          var processed = progress.done + progress.failed + progress.skipped;
+          bar.max = Math.max(progress.total, 1);
+          bar.value = processed;
+          counts.textContent = processed + " / " + progress.total;
+          box.dataset.status = operation.status;
+          if (operation.status === "finished") {
+            box.dataset.result = operation.result;
+            label.textContent = box.dataset.doneLabel || operation.result;
+            return;
+          }
+          window.setTimeout(poll, 1000);
+        })
+        .catch(function () { window.setTimeout(poll, 3000); });
+    }
+    poll();
+  }
+
+  function columnToggles() {
+    var key = "tracker.hiddenColumns";
+    var hidden = JSON.parse(window.localStorage.getItem(key) || "[]");
+    function apply() {
+      document.querySelectorAll("table [data-column]").forEach(function (cell) {
+        cell.hidden = hidden.indexOf(cell.dataset.column) !== -1;
+      });
+    }
+    document.querySelectorAll("input[data-column]").forEach(function (box) {
+      box.checked = hidden.indexOf(box.dataset.column) === -1;
+      box.addEventListener("change", function () {
+        hidden = hidden.filter(function (name) { return name !== box.dataset.column; });
+        if (!box.checked) { hidden.push(box.dataset.column); }
+        window.localStorage.setItem(key, JSON.stringify(hidden));
+        apply();
+      });
+    });
+    apply();
+  }
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
+    });
+  });
+  var progress = document.getElementById("operation-progress");
+  if (progress) { followProgress(progress); }
+  columnToggles();
+})();
