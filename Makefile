@@ -26,7 +26,7 @@ $(VENDOR_STAMP): package.json package-lock.json scripts/build-assets
 assets: $(VENDOR_STAMP)
 
 translations: $(VENV)/.installed
-	$(BIN)/pybabel compile --use-fuzzy -d tracker/translations -f -q || true
+	$(BIN)/pybabel compile -d tracker/translations
 
 setup: $(VENV)/.installed assets translations
 

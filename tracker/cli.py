@@ -317,6 +317,7 @@ def crawl(uuid: str | None) -> None:
     )
     from tracker.instances.geo import Locator
     from tracker.instances.models import Instance
+    from tracker.instances.tasks import daily_fields_from_config
 
     config = current_app.config
     session = database.session
@@ -348,6 +349,7 @@ def crawl(uuid: str | None) -> None:
             config["CRAWL_REQUIRE_APPROVAL"],
             commit=session.commit,
             on_progress=lambda c: bar.update(c.up + c.down + c.skipped),
+            daily_fields=daily_fields_from_config(config),
         )
     operations.finish(session, operation.id)
     session.commit()

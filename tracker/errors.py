@@ -8,13 +8,18 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from tracker.api import ApiError
 
 # The original client speaks to ``/instance/`` as well as ``/api/instance/``.
-JSON_PATH_PREFIXES = ("/api/", "/instance")
+JSON_PATH_PREFIXES = ("/api/", "/instance/")
 
 
 def wants_json() -> bool:
     """True when the request is for the API (JSON errors), not a page."""
     blueprint = request.blueprint or ""
-    return blueprint.endswith("_api") or request.path.startswith(JSON_PATH_PREFIXES)
+    path = request.path
+    return (
+        blueprint.endswith("_api")
+        or path.startswith(JSON_PATH_PREFIXES)
+        or path in ("/api", "/instance")
+    )
 
 
 def error_payload(exc: HTTPException) -> dict:

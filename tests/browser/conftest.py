@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from tests.services import unavailable
 from tracker.auth.models import User
 from tracker.extensions import db
-from tracker.instances.models import CrawlResult, Instance
+from tracker.instances.models import CrawlResult, DailyValue, Instance
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 CHROMIUM_ARGS = [
@@ -94,6 +94,14 @@ def seed(count: int = 30) -> None:
         db.session.add(instance)
         db.session.flush()
         for day in range(7):
+            db.session.add(
+                DailyValue(
+                    field="users",
+                    day=(now - timedelta(days=day)).date(),
+                    instance_id=instance.id,
+                    value=10 + index - day,
+                )
+            )
             db.session.add(
                 CrawlResult(
                     instance_id=instance.id,

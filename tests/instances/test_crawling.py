@@ -215,3 +215,46 @@ def test_api_crawl_answers_202_with_an_operation(crawl_app, fleet, token):
     assert client.post("/api/instances/crawl").status_code == 401
     missing = client.post("/api/instances/nope/crawl", headers=headers)
     assert missing.status_code == 404
+
+
+def test_charted_line_fields_keep_one_value_per_instance_and_day(make_app, fleet):
+    from tracker.instances.models import DailyValue
+    from tracker.instances.tasks import daily_fields_from_config
+
+    fields = {
+        "users": {"chart": True, "chart_type": "line", "chart_aggregation": "sum"}
+    }
+    app = make_app(**CRAWL_SETTINGS, CRAWLED_FIELDS_SETTINGS=fields)
+    with app.app_context():
+        from tracker.cli import _import_all_models
+
+        _import_all_models()
+        db.create_all()
+        instance_id = add_instance(fleet.url("127.0.20.1"))
+        settings = CrawlSettings.from_config(app.config)
+        for users in (7, 9):
+            fleet.behaviours["127.0.20.1"] = Behaviour(
+                JSON,
+                data={"version": "3.3"},
+                paths={"/stats": Behaviour(JSON, data={"users": users})},
+            )
+            crawl_chunk(
+                db.session,
+                None,
+                [instance_id],
+                settings,
+                Locator(),
+                False,
+                db.session.commit,
+                daily_fields=daily_fields_from_config(app.config),
+            )
+        values = db.session.scalars(select(DailyValue)).all()
+        assert [(v.field, v.instance_id, v.value) for v in values] == [
+            ("users", instance_id, 9.0)
+        ]
+        from tracker.instances.charts import field_settings
+        from tracker.instances.statistics import gather
+
+        chart = gather(db.session, field_settings(fields))["charts"][0]
+        assert chart["values"] == [9.0]
+        assert chart["type"] == "line"

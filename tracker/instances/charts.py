@@ -11,7 +11,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import pycountry
@@ -156,39 +156,21 @@ def chart_series(
     }
 
 
-def history_series(
-    samples: Iterable[tuple[date, int, Any]], setting: FieldSettings
-) -> dict[str, Any]:
-    """A field over time: per day, each instance's last value that day, folded
-    across instances by the field's chart aggregation (count: instances reporting).
-
-    ``samples`` are (day, instance id, raw value), oldest first.
-    """
-    by_day: dict[date, dict[int, Any]] = defaultdict(dict)
-    for day, instance_id, raw in samples:
-        value = aggregate_value(raw, setting.aggregation)
-        if value is not None:
-            by_day[day][instance_id] = value
-    labels, values = [], []
-    for day in sorted(by_day):
-        reported = list(by_day[day].values())
-        if setting.chart_aggregation == "count":
-            result: float = len(reported)
-        else:
-            numbers = [v for v in reported if _is_number(v)]
-            if not numbers:
-                continue
-            result = fold(numbers, setting.chart_aggregation)
-        labels.append(day.isoformat())
-        values.append(round(result, 4))
+def daily_fields(fields: Mapping[str, FieldSettings]) -> dict[str, str | None]:
+    """Fields drawn over time, with the aggregation that folds each value."""
     return {
-        "field": setting.name,
-        "label": setting.label,
-        "type": "line",
-        "aggregation": setting.chart_aggregation,
-        "labels": labels,
-        "values": values,
+        name: setting.aggregation
+        for name, setting in fields.items()
+        if setting.chart and setting.chart_type == "line"
     }
+
+
+def daily_value(raw: Any, aggregation: str | None) -> tuple[bool, float | None]:
+    """(present, number) of one crawled value for the daily series."""
+    value = aggregate_value(raw, aggregation)
+    if value is None:
+        return False, None
+    return True, (float(value) if _is_number(value) else None)
 
 
 def registrations_series(registered: Iterable[datetime]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ that owns the transaction, so progress becomes visible while a run goes on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -17,7 +17,7 @@ from tracker.batch import operations
 from tracker.db_types import utcnow
 from tracker.instances.crawler import CrawlOutcome, CrawlSettings, Target, crawl
 from tracker.instances.geo import Locator
-from tracker.instances.models import CrawlResult, Instance
+from tracker.instances.models import CrawlResult, DailyValue, Instance
 from tracker.instances.recording import Counts, record_outcomes
 
 CRAWL_OPERATION = "crawl"
@@ -55,6 +55,7 @@ def crawl_chunk(
     require_approval: bool,
     commit: Callable[[], None],
     on_progress: Callable[[Counts], None] | None = None,
+    daily_fields: Mapping[str, str | None] | None = None,
 ) -> Counts:
     """Crawl some instances of one run, committing progress as outcomes arrive.
 
@@ -79,7 +80,7 @@ def crawl_chunk(
     def flush() -> bool:
         nonlocal last_flush
         counts = record_outcomes(
-            session, pending, settings.endpoints, locator, operation_id
+            session, pending, settings.endpoints, locator, operation_id, daily_fields
         )
         pending.clear()
         running = True
@@ -109,7 +110,9 @@ def crawl_chunk(
 
 
 def prune_history(session: Session, keep_days: int) -> int:
-    """Delete crawl results older than ``keep_days``; return how many."""
+    """Delete crawl results and daily values older than ``keep_days``; return
+    how many crawl results went."""
     cutoff = utcnow() - timedelta(days=keep_days)
+    session.execute(delete(DailyValue).where(DailyValue.day < cutoff.date()))
     result = session.execute(delete(CrawlResult).where(CrawlResult.crawled_at < cutoff))
     return result.rowcount or 0

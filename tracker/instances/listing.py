@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Float, Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from tracker.instances.json_sql import json_number, json_text
 from tracker.instances.models import HEALTHS, Instance
 
 MAIN_SORTS = {
@@ -92,15 +93,9 @@ class ListQuery:
 def crawled_sort_keys(field: str, dialect: str) -> tuple[ColumnElement, ColumnElement]:
     """(numeric, text) sort keys for a crawled field: numbers sort as numbers,
     everything else as text, on SQLite and PostgreSQL alike."""
-    value = Instance.crawled[field]
-    if dialect == "postgresql":
-        is_number = func.json_typeof(value) == "number"
-    else:
-        is_number = func.json_type(Instance.crawled, f'$."{field}"').in_(
-            ("integer", "real")
-        )
-    numeric = case((is_number, value.as_string().cast(Float)), else_=None)
-    return numeric, value.as_string()
+    return json_number(Instance.crawled, field, dialect), json_text(
+        Instance.crawled, field
+    )
 
 
 def list_statement(query: ListQuery, dialect: str) -> Select:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid as uuid_module
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db_types import UTCDateTime, utcnow
@@ -89,3 +89,21 @@ class CrawlResult(db.Model):
     duration_ms: Mapped[int]
     error: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DailyValue(db.Model):
+    """One instance's value of a charted field on one day (the day's last crawl).
+
+    Kept for the fields drawn as lines over time, so the statistics page folds a
+    few plain numbers per instance and day instead of the whole crawl history.
+    A value that is present but not a number is kept as NULL: it still counts.
+    """
+
+    __tablename__ = "daily_values"
+
+    field: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[float | None] = mapped_column(Float)

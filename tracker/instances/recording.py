@@ -6,15 +6,19 @@ and one bulk INSERT per batch of outcomes, whatever its size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from tracker.instances.charts import daily_value
 from tracker.instances.crawler import CrawlOutcome, Endpoint
 from tracker.instances.geo import Locator
-from tracker.instances.models import HEALTH_UP, CrawlResult, Instance
+from tracker.instances.models import HEALTH_UP, CrawlResult, DailyValue, Instance
 
 LOCATION_FIELDS = (
     "country_code",
@@ -61,12 +65,49 @@ def merge_sources(
     return sources, merged
 
 
+def upsert_daily_values(session: Session, rows: list[dict]) -> None:
+    """Insert or replace (field, day, instance) values: the day's last crawl wins."""
+    if not rows:
+        return
+    insert_for = (
+        postgresql_insert
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite_insert
+    )
+    statement = insert_for(DailyValue).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["field", "day", "instance_id"],
+            set_={"value": statement.excluded.value},
+        )
+    )
+
+
+def daily_rows(
+    instance_id: int, day: date, merged: dict, fields: Mapping[str, str | None]
+) -> list[dict]:
+    rows = []
+    for field, aggregation in fields.items():
+        present, number = daily_value(merged.get(field), aggregation)
+        if present:
+            rows.append(
+                {
+                    "field": field,
+                    "day": day,
+                    "instance_id": instance_id,
+                    "value": number,
+                }
+            )
+    return rows
+
+
 def record_outcomes(
     session: Session,
     outcomes: Sequence[CrawlOutcome],
     endpoints: Sequence[Endpoint],
     locator: Locator,
     batch_operation_id: int | None = None,
+    daily_fields: Mapping[str, str | None] | None = None,
 ) -> Counts:
     """Store a batch of outcomes; return how many were up, down and skipped."""
     counts = Counts()
@@ -81,7 +122,7 @@ def record_outcomes(
             )
         )
     }
-    updates, history = [], []
+    updates, history, daily = [], [], []
     for outcome in outcomes:
         row = current.get(outcome.instance_id)
         if row is None:  # deleted while it was being crawled
@@ -106,6 +147,14 @@ def record_outcomes(
             if outcome.health == HEALTH_UP:
                 counts.up += 1
                 values["last_success"] = outcome.started
+                daily.extend(
+                    daily_rows(
+                        outcome.instance_id,
+                        outcome.started.date(),
+                        merged,
+                        daily_fields or {},
+                    )
+                )
             else:
                 counts.down += 1
             history.append(
@@ -131,4 +180,5 @@ def record_outcomes(
         session.execute(update(Instance), updates)
     if history:
         session.execute(insert(CrawlResult), history)
+    upsert_daily_values(session, daily)
     return counts

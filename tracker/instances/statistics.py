@@ -14,10 +14,9 @@ from tracker.instances.charts import (
     Row,
     chart_series,
     country_table,
-    history_series,
     registrations_series,
 )
-from tracker.instances.models import CrawlResult, Instance
+from tracker.instances.models import DailyValue, Instance
 
 HISTORY_DAYS = 30
 
@@ -49,20 +48,28 @@ def _points(session: Session) -> list[dict]:
 
 
 def _history(session: Session, setting: FieldSettings, days: int) -> dict[str, Any]:
-    since = utcnow() - timedelta(days=days)
-    samples = session.execute(
-        select(
-            CrawlResult.crawled_at,
-            CrawlResult.instance_id,
-            CrawlResult.data[setting.name],
-        )
-        .where(CrawlResult.crawled_at >= since)
-        .order_by(CrawlResult.crawled_at)
-    )
-    return history_series(
-        ((moment.date(), instance_id, value) for moment, instance_id, value in samples),
-        setting,
-    )
+    """A field over time: per day, each instance's value that day (its last
+    crawl), folded across instances by the chart aggregation (count: instances
+    reporting the field)."""
+    since = (utcnow() - timedelta(days=days)).date()
+    fold = {"count": func.count, "sum": func.sum, "avg": func.avg}[
+        setting.chart_aggregation
+    ]
+    folded = fold() if setting.chart_aggregation == "count" else fold(DailyValue.value)
+    rows = session.execute(
+        select(DailyValue.day, folded)
+        .where(DailyValue.field == setting.name, DailyValue.day >= since)
+        .group_by(DailyValue.day)
+        .order_by(DailyValue.day)
+    ).all()
+    return {
+        "field": setting.name,
+        "label": setting.label,
+        "type": "line",
+        "aggregation": setting.chart_aggregation,
+        "labels": [day.isoformat() for day, value in rows if value is not None],
+        "values": [round(float(value), 4) for _, value in rows if value is not None],
+    }
 
 
 def gather(

@@ -8,6 +8,7 @@ from flask import current_app
 from tracker.batch import operations
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
+from tracker.instances.charts import daily_fields, field_settings
 from tracker.instances.crawler import CrawlSettings
 from tracker.instances.crawling import (
     CRAWL_OPERATION,
@@ -19,6 +20,11 @@ from tracker.instances.crawling import (
 from tracker.instances.geo import Locator
 
 _locators: dict[str | None, Locator] = {}
+
+
+def daily_fields_from_config(config) -> dict[str, str | None]:
+    """The crawled fields whose daily values the statistics draw as lines."""
+    return daily_fields(field_settings(config["CRAWLED_FIELDS_SETTINGS"]))
 
 
 def locator() -> Locator:
@@ -99,6 +105,7 @@ def crawl_instances_chunk(operation_id: int, instance_ids: list[int]) -> None:
         locator(),
         config["CRAWL_REQUIRE_APPROVAL"],
         commit=db.session.commit,
+        daily_fields=daily_fields_from_config(config),
     )
     operations.finish_if_complete(db.session, operation_id)
     db.session.commit()

@@ -1,0 +1,1 @@
+"""Benchmark of the dashboard's list and statistics pages."""
