@@ -19,4 +19,3 @@ def json_number(column, field: str, dialect: str) -> ColumnElement:
 def json_text(column, field: str) -> ColumnElement:
     """The field's value as text (numbers too), NULL when missing."""
     return column[field].as_string()
-
