@@ -69,9 +69,9 @@ def make_app(database_url, tmp_path):
 def app(make_app):
     app = make_app()
     with app.app_context():
-        import tracker.cli
+        from tracker.models import import_all_models
 
-        tracker.cli._import_all_models()
+        import_all_models()
         database.create_all()
     return app
 

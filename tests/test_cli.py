@@ -72,11 +72,11 @@ def test_migrations_match_the_models(manage, database_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from tracker.cli import _import_all_models
     from tracker.extensions import db
+    from tracker.models import import_all_models
 
     assert manage("db", "upgrade").returncode == 0
-    _import_all_models()
+    import_all_models()
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from flask_migrate import stamp, upgrade
 from sqlalchemy import func, select, text
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
+from tracker.models import import_all_models
 from tracker.settings import SettingsError
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
@@ -60,14 +62,9 @@ def _drop_everything() -> None:
 def _create_everything() -> None:
     from tracker.extensions import db as database
 
-    _import_all_models()
+    import_all_models()
     database.create_all()
     stamp(directory=current_app.extensions["migrate"].directory)
-
-
-def _import_all_models() -> None:
-    import tracker.auth.models
-    import tracker.instances.models  # noqa: F401
 
 
 @db.command("drop")
@@ -77,7 +74,7 @@ def db_drop(yes: bool) -> None:
     """Drop every table (asks first)."""
     if not yes:
         click.confirm("Drop every table and lose all data?", abort=True)
-    _import_all_models()
+    import_all_models()
     _drop_everything()
     click.echo("Dropped every table.")
 
@@ -97,7 +94,7 @@ def db_recreate(yes: bool) -> None:
     """Drop every table and create them again (asks first)."""
     if not yes:
         click.confirm("Drop every table and lose all data?", abort=True)
-    _import_all_models()
+    import_all_models()
     _drop_everything()
     _create_everything()
     click.echo("Recreated the tables.")
@@ -119,7 +116,7 @@ def db_revision(message: str) -> None:
     """Write a new migration from the models' changes (for developers)."""
     from flask_migrate import revision
 
-    _import_all_models()
+    import_all_models()
     revision(
         directory=current_app.extensions["migrate"].directory,
         message=message,
@@ -280,6 +277,8 @@ def run(host: str, port: int, no_worker: bool) -> None:
             env=_celery_environment(),
         )
     click.echo(f"Instance Tracker on http://{host}:{port}/  (Ctrl+C stops it)")
+    # SIGTERM (a service manager stopping us) must also stop the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run_simple(
             host,

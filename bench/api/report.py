@@ -16,6 +16,7 @@ RESULT_COLUMNS = (
     ("p50 ms", ">8"),
     ("p99 ms", ">8"),
     ("errors", ">7"),
+    ("busy %", ">6"),
     ("steal %", ">7"),
 )
 RATIO_COLUMNS = (
@@ -77,6 +78,7 @@ def print_results(rows: list[dict[str, Any]], out: TextIO) -> None:
             _number(row["p50_ms"], 2),
             _number(row["p99_ms"], 2),
             str(row["errors"]),
+            _number(row["cpu_busy_pct"], 0),
             _number(row["cpu_steal_pct"]),
         ]
         print(_line(values, RESULT_COLUMNS), file=out)

@@ -12,9 +12,11 @@ import datetime
 import math
 import os
 import platform
+import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,9 +39,10 @@ DEFAULT_REQUESTS = 3000
 QUICK_REQUESTS = 150
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "api.json"
 MISSING_UUID = "00000000-0000-4000-8000-000000000000"
+BUSY_WARNING_PCT = 20.0
 
 
-def _csv(kind: type, choices: tuple[str, ...] | None = None):
+def _csv(kind: type, choices: tuple[str, ...] | None = None) -> Callable[[str], list]:
     """Return an argparse type that reads a comma-separated list."""
 
     def parse(text: str) -> list:
@@ -53,7 +56,7 @@ def _csv(kind: type, choices: tuple[str, ...] | None = None):
             raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)}")
         if kind is int and min(values) < 1:
             raise argparse.ArgumentTypeError("counts must be at least 1")
-        return values
+        return list(dict.fromkeys(values))
 
     return parse
 
@@ -105,21 +108,29 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def cpu_times() -> tuple[int, int] | None:
-    """Return (all, stolen) CPU time from /proc/stat, or None off Linux."""
+def cpu_times() -> tuple[int, int, int] | None:
+    """Return (all, idle, stolen) machine CPU time from /proc/stat; None off Linux."""
     try:
         with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(n) for n in stat.readline().split()[1:]]
+            fields = [int(n) for n in stat.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
-    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+    if len(fields) < 8:
+        return None
+    return sum(fields), fields[3] + fields[4], fields[7]
 
 
-def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float:
-    """Share of CPU time the hypervisor took between two readings, in percent."""
+def cpu_shares(
+    before: tuple[int, int, int] | None, after: tuple[int, int, int] | None
+) -> dict[str, float]:
+    """Percent of machine CPU busy, and taken by the hypervisor, between readings."""
     if before is None or after is None or after[0] == before[0]:
-        return math.nan
-    return 100 * (after[1] - before[1]) / (after[0] - before[0])
+        return {"cpu_busy_pct": math.nan, "cpu_steal_pct": math.nan}
+    total = after[0] - before[0]
+    return {
+        "cpu_busy_pct": round(100 - 100 * (after[1] - before[1]) / total, 1),
+        "cpu_steal_pct": round(100 * (after[2] - before[2]) / total, 1),
+    }
 
 
 def measure(
@@ -130,11 +141,22 @@ def measure(
     expect: int,
     stop: threading.Event,
     keep_uuids: bool = False,
-) -> tuple[load.Measurement, float]:
-    """Run one phase; also answer the CPU steal seen meanwhile."""
-    before = cpu_times()
+) -> tuple[load.Measurement, dict[str, float]]:
+    """Run one phase; also answer machine CPU use and the load generator's share."""
+    before, own_before = cpu_times(), _own_cpu_seconds()
     measured = load.run_phase(port, job, total, clients, expect, stop, keep_uuids)
-    return measured, steal_pct(before, cpu_times())
+    own = _own_cpu_seconds() - own_before
+    cpus = os.cpu_count() or 1
+    return measured, {
+        **cpu_shares(before, cpu_times()),
+        "client_cpu_pct": round(100 * own / max(measured.seconds, 1e-9) / cpus, 1),
+    }
+
+
+def _own_cpu_seconds() -> float:
+    """CPU time this process (the load generator) has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def row(
@@ -143,7 +165,7 @@ def row(
     op: str,
     clients: int,
     measured: load.Measurement,
-    steal: float,
+    cpu: dict[str, float],
 ) -> dict[str, Any]:
     """Summarise one measured phase."""
     return {
@@ -158,7 +180,7 @@ def row(
         "p99_ms": round(measured.percentile_ms(0.99), 2),
         "errors": sum(measured.errors.values()),
         "error_kinds": dict(measured.errors),
-        "cpu_steal_pct": round(steal, 1),
+        **cpu,
     }
 
 
@@ -180,7 +202,7 @@ def bench_level(
     """Measure registrations, then look-ups of what was registered, at one level."""
     registrations = options.requests // 3
     lookups = options.requests - registrations
-    registered, steal = measure(
+    registered, cpu = measure(
         port,
         load.registration_job(first_site),
         registrations,
@@ -189,12 +211,12 @@ def bench_level(
         options.stop,
         keep_uuids=True,
     )
-    rows = [row(db, server, "register", clients, registered, steal)]
+    rows = [row(db, server, "register", clients, registered, cpu)]
     uuids = registered.uuids or [MISSING_UUID]
-    looked_up, steal = measure(
+    looked_up, cpu = measure(
         port, load.lookup_job(uuids), lookups, clients, 200, options.stop
     )
-    rows.append(row(db, server, "get", clients, looked_up, steal))
+    rows.append(row(db, server, "get", clients, looked_up, cpu))
     for done in rows:
         progress(
             f"  {db:<10} {server:<8} {done['op']:<8} clients={clients:<3} "
@@ -271,6 +293,16 @@ def metadata(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def background_load() -> float:
+    """Measure how busy the machine is for a second before the run starts."""
+    before = cpu_times()
+    time.sleep(1)
+    busy = cpu_shares(before, cpu_times())["cpu_busy_pct"]
+    if busy > BUSY_WARNING_PCT:
+        progress(f"warning: the machine is {busy:.0f}% busy already; expect noise")
+    return busy
+
+
 def _exit_on_sigterm(_signum: int, _frame: Any) -> NoReturn:
     """Turn SIGTERM into SystemExit so every cleanup block runs."""
     raise SystemExit(143)
@@ -285,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     try:
+        meta["cpu_busy_pct_before_run"] = background_load()
         with temp_directory() as workdir:
             for db in options.databases:
                 found, failed = bench_database(db, workdir, options)

@@ -25,10 +25,10 @@ from sqlalchemy import insert, select
 
 from tracker import create_app
 from tracker.auth.models import User
-from tracker.cli import _import_all_models
 from tracker.extensions import db
 from tracker.instances.charts import Row, aggregate_value, chart_series, field_settings
 from tracker.instances.models import CrawlResult, Instance
+from tracker.models import import_all_models
 
 FIELDS = {
     "python_version": {"label": "Python", "chart": True, "chart_type": "pie"},
@@ -184,7 +184,7 @@ def run_size(size: int, days: int, repeat: int) -> dict:
             environ={},
         )
         with app.app_context():
-            _import_all_models()
+            import_all_models()
             db.create_all()
             began = time.perf_counter()
             seed(size, days, random.Random(size))

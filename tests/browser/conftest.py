@@ -123,9 +123,9 @@ def dashboard(make_app):
     """The app with configured charts and seeded instances, served on loopback."""
     app = make_app(CRAWLED_FIELDS_SETTINGS=FIELDS, DASHBOARD_PAGE_SIZE=10)
     with app.app_context():
-        from tracker.cli import _import_all_models
+        from tracker.models import import_all_models
 
-        _import_all_models()
+        import_all_models()
         db.create_all()
         seed()
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -30,9 +30,9 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
     }
     app = make_app(**settings)
     with Fleet(behaviours) as fleet, app.app_context():
-        from tracker.cli import _import_all_models
+        from tracker.models import import_all_models
 
-        _import_all_models()
+        import_all_models()
         db.create_all()
         for address in addresses:
             db.session.add(

@@ -47,9 +47,9 @@ def fleet():
 def crawl_app(make_app):
     app = make_app(**CRAWL_SETTINGS)
     with app.app_context():
-        from tracker.cli import _import_all_models
+        from tracker.models import import_all_models
 
-        _import_all_models()
+        import_all_models()
         db.create_all()
     return app
 
@@ -226,9 +226,9 @@ def test_charted_line_fields_keep_one_value_per_instance_and_day(make_app, fleet
     }
     app = make_app(**CRAWL_SETTINGS, CRAWLED_FIELDS_SETTINGS=fields)
     with app.app_context():
-        from tracker.cli import _import_all_models
+        from tracker.models import import_all_models
 
-        _import_all_models()
+        import_all_models()
         db.create_all()
         instance_id = add_instance(fleet.url("127.0.20.1"))
         settings = CrawlSettings.from_config(app.config)

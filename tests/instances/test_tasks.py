@@ -44,9 +44,9 @@ def celery_setup(redis_server, database_url, tmp_path, make_app):
     }
     app = make_app(**settings)
     with app.app_context():
-        from tracker.cli import _import_all_models
+        from tracker.models import import_all_models
 
-        _import_all_models()
+        import_all_models()
         db.create_all()
     env = celery_environment(settings, tmp_path / "instance")
     processes = []

@@ -12,9 +12,9 @@ database = current_app.extensions["migrate"].db
 
 def include_all_models() -> None:
     # Autogenerate compares against every domain's tables, loaded or not.
-    from tracker.cli import _import_all_models
+    from tracker.models import import_all_models
 
-    _import_all_models()
+    import_all_models()
 
 
 def run_migrations_offline() -> None:

@@ -1,0 +1,21 @@
+"""Every model module of the application, for create_all and migrations."""
+
+import importlib
+import importlib.util
+
+from tracker.settings import KNOWN_DOMAINS
+
+CORE_MODEL_MODULES = (
+    "tracker.auth.models",
+    "tracker.batch.models",
+    "tracker.instances.models",
+)
+
+
+def import_all_models() -> None:
+    """Import the core models and each domain's ``models`` module, if it has one."""
+    for name in CORE_MODEL_MODULES:
+        importlib.import_module(name)
+    for domain in KNOWN_DOMAINS:
+        if importlib.util.find_spec(f"{domain}.models") is not None:
+            importlib.import_module(f"{domain}.models")
