@@ -183,3 +183,49 @@ def test_upgrading_an_older_database_keeps_its_instances(manage, database_url):
     assert row.url == "https://old.example.org"
     assert row.health == "unknown"
     assert row.approved in (True, 1)
+
+
+@pytest.mark.slow
+def test_run_serves_web_worker_and_beat_and_stops_them_all(tmp_path):
+    import signal
+    import time
+
+    import psutil
+    import requests
+
+    from tests.services import free_port
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    environment["TRACKER_INSTANCE_PATH"] = str(tmp_path / "instance")
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "run", "--port", str(port)],
+        env=environment,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in (tmp_path / "run.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+            time.sleep(0.2)
+        output = (tmp_path / "run.log").read_text()
+        assert "Created the first user: admin / " in output
+        assert f"http://127.0.0.1:{port}/" in output
+        assert "beat: Starting" in output
+        assert (
+            requests.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code
+            == 200
+        )
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert children
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
