@@ -79,3 +79,14 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+def add_periodic_task(app: Flask, name: str, task: str, seconds: float) -> None:
+    """Schedule a domain's periodic job, unless CELERYBEAT_SCHEDULE names it
+    (to change it, or to switch it off with None)."""
+    if name in (app.config.get("CELERYBEAT_SCHEDULE") or {}):
+        return
+    app.extensions["celery"].conf.beat_schedule[name] = {
+        "task": task,
+        "schedule": seconds,
+    }

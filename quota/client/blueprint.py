@@ -1,0 +1,131 @@
+"""The blueprint a field application registers so the controller can reach it.
+
+JSON, authenticated with the client's shared secret as a Bearer token:
+``GET /quota/<kind>`` (state) and ``PUT /quota/<kind>`` (ceiling and window).
+A page, for the field user: ``/quota/<kind>/override`` shows the request code
+and takes the supervisor's approval code.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from html import escape
+
+from flask import Blueprint, abort, jsonify, request
+from sqlalchemy.orm import Session
+
+from quota.client.codes import InvalidCode
+from quota.client.operations import (
+    CeilingBelowCount,
+    apply_override,
+    quota_state,
+    request_code,
+    set_ceiling,
+)
+
+
+def _integer(data: dict, field: str) -> int:
+    value = data.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        abort(
+            _error(400, "Invalid value", f"{field}: must be a whole number >= 0", field)
+        )
+    return value
+
+
+def _error(status: int, error: str, message: str, field: str | None = None, **extra):
+    body = {"error": error, "message": message, **extra}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def make_blueprint(
+    session: Callable[[], Session],
+    quota_model: type,
+    override_model: type,
+    client_name: str,
+    secret: str,
+    csrf_exempt: Callable | None = None,
+) -> Blueprint:
+    """Build the blueprint for this field client (``client_name``, ``secret``)."""
+    bp = Blueprint("quota_client", __name__, url_prefix="/quota")
+
+    def authorised() -> None:
+        auth = request.authorization
+        token = auth.token if auth is not None and auth.type == "bearer" else None
+        if not token or not hmac.compare_digest(token, secret):
+            abort(_error(401, "Unauthorized", "wrong or missing client credentials"))
+
+    @bp.get("/<kind>")
+    def show(kind: str):
+        """Report ceiling, count and window of one record kind."""
+        authorised()
+        return jsonify(quota_state(session(), quota_model, override_model, kind))
+
+    @bp.put("/<kind>")
+    def change(kind: str):
+        """Set the ceiling and window of one record kind."""
+        authorised()
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return _error(400, "Invalid JSON", "body: must be a JSON object", "body")
+        ceiling = _integer(data, "ceiling")
+        start, expires = (
+            _integer(data, "window_start"),
+            _integer(data, "window_expires"),
+        )
+        if expires <= start:
+            return _error(
+                400,
+                "Invalid value",
+                "window_expires: must follow window_start",
+                "window_expires",
+            )
+        db_session = session()
+        try:
+            set_ceiling(db_session, quota_model, kind, ceiling, start, expires)
+        except CeilingBelowCount as exc:
+            db_session.rollback()
+            return _error(
+                409, "Ceiling below count", str(exc), "ceiling", count=exc.count
+            )
+        db_session.commit()
+        return jsonify(quota_state(db_session, quota_model, override_model, kind))
+
+    @bp.route("/<kind>/override", methods=["GET", "POST"])
+    def override(kind: str):
+        """Show the request code; accept the supervisor's approval code."""
+        db_session = session()
+        message = ""
+        if request.method == "POST":
+            try:
+                approval = apply_override(
+                    db_session,
+                    quota_model,
+                    override_model,
+                    client_name,
+                    secret,
+                    kind,
+                    request.form.get("code", ""),
+                )
+                db_session.commit()
+                message = f"Approved: {approval.extra} more {kind} records allowed."
+            except InvalidCode as exc:
+                db_session.rollback()
+                message = f"Refused: {exc}."
+        code = request_code(db_session, quota_model, client_name, kind)
+        return (
+            "<!doctype html><title>Quota override</title>"
+            f"<h1>Quota for {escape(kind)}</h1><p>{escape(message)}</p>"
+            f"<p>Request code: <code id='request-code'>{escape(code)}</code></p>"
+            "<form method='post'><label>Approval code <input name='code'></label>"
+            "<button type='submit'>Apply</button></form>"
+        )
+
+    if csrf_exempt is not None:
+        csrf_exempt(bp)
+    return bp

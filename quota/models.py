@@ -1,0 +1,98 @@
+"""The quota controller's data: quotas, their field clients, history, approvals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tracker.db_types import UTCDateTime, utcnow
+from tracker.extensions import db
+
+
+class ControllerQuota(db.Model):
+    """An overall target for one kind of record, split among field clients."""
+
+    __tablename__ = "quota_quotas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_kind: Mapped[str] = mapped_column(String(100), unique=True)
+    target: Mapped[int]
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_expires: Mapped[datetime] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clients: Mapped[list[QuotaClient]] = relationship(
+        back_populates="quota", cascade="all, delete-orphan", order_by="QuotaClient.id"
+    )
+
+
+class QuotaClient(db.Model):
+    """A field client of a quota, as the controller last knew it.
+
+    ``acknowledged`` is the ceiling the client last confirmed; ``pending`` a raise
+    that was sent but not confirmed. Until a report settles it, the controller
+    assumes the larger of the two, so the sum of ceilings never passes the target.
+    """
+
+    __tablename__ = "quota_clients"
+    __table_args__ = (UniqueConstraint("quota_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quota_id: Mapped[int] = mapped_column(
+        ForeignKey("quota_quotas.id", ondelete="CASCADE")
+    )
+    instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("instances.id", ondelete="SET NULL")
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    endpoint: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    acknowledged: Mapped[int] = mapped_column(default=0)
+    pending: Mapped[int | None]
+    count: Mapped[int] = mapped_column(default=0)
+    rate: Mapped[float] = mapped_column(Float, default=0.0)
+    last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+    quota: Mapped[ControllerQuota] = relationship(back_populates="clients")
+
+
+class QuotaHistory(db.Model):
+    """One event of a quota: a report, a ceiling change, an override, an error."""
+
+    __tablename__ = "quota_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quota_id: Mapped[int] = mapped_column(
+        ForeignKey("quota_quotas.id", ondelete="CASCADE")
+    )
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("quota_clients.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    event: Mapped[str] = mapped_column(String(20))
+    count: Mapped[int | None]
+    ceiling: Mapped[int | None]
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class QuotaApproval(db.Model):
+    """An override a supervisor approved; its nonce comes from the request code."""
+
+    __tablename__ = "quota_approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("quota_clients.id", ondelete="CASCADE")
+    )
+    extra: Mapped[int]
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+    used: Mapped[bool] = mapped_column(default=False)
+    approved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

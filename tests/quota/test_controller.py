@@ -1,0 +1,189 @@
+"""The controller against real field clients served on loopback, one of them down."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from quota.client import QuotaReachedError
+from quota.controller import HttpTransport, committed_total
+from quota.models import ControllerQuota, QuotaClient, QuotaHistory
+from quota.pulls import run_pull
+from tests.quota.field_app import Visit, create_field_app, field_db
+from tests.services import free_port
+from tracker.batch.models import BatchOperation
+from tracker.db_types import utcnow
+from tracker.extensions import db
+
+ADDRESSES = ("127.0.60.1", "127.0.60.2")
+
+
+@pytest.fixture
+def field_clients(tmp_path):
+    """Two field applications, each on its own loopback address and database."""
+    servers, apps = [], {}
+    for index, address in enumerate(ADDRESSES):
+        name = f"clinic-{index + 1}"
+        app = create_field_app(f"sqlite:///{tmp_path / name}.sqlite", name, f"s-{name}")
+        server = make_server(address, 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        apps[name] = (app, f"http://{address}:{server.server_port}")
+    yield apps
+    for server in servers:
+        server.shutdown()
+    for app, _url in apps.values():
+        with app.app_context():
+            field_db.engine.dispose()
+
+
+def create_visits(app, times: int) -> int:
+    created = 0
+    with app.app_context():
+        for _ in range(times):
+            field_db.session.add(Visit())
+            try:
+                field_db.session.commit()
+                created += 1
+            except QuotaReachedError:
+                field_db.session.rollback()
+    return created
+
+
+@pytest.fixture
+def quota(app, field_clients):
+    with app.app_context():
+        now = utcnow()
+        quota = ControllerQuota(
+            record_kind="visit",
+            target=100,
+            window_start=now - timedelta(hours=1),
+            window_expires=now + timedelta(days=10),
+        )
+        for name, (_app, url) in field_clients.items():
+            quota.clients.append(
+                QuotaClient(name=name, endpoint=url, secret=f"s-{name}")
+            )
+        down = f"http://127.0.60.3:{free_port('127.0.60.3')}"
+        quota.clients.append(QuotaClient(name="clinic-down", endpoint=down, secret="x"))
+        db.session.add(quota)
+        db.session.commit()
+        return quota.id
+
+
+def pull(app, quota_id):
+    with app.app_context():
+        quota = db.session.get(ControllerQuota, quota_id)
+        return run_pull(db.session, quota, HttpTransport(timeout=2), db.session.commit)
+
+
+def test_pull_sets_ceilings_on_reachable_clients_and_isolates_the_down_one(
+    app, field_clients, quota
+):
+    operation_id, summary = pull(app, quota)
+    assert (summary.reached, summary.unreachable) == (2, 1)
+    with app.app_context():
+        stored = db.session.get(ControllerQuota, quota)
+        ceilings = {c.name: c.acknowledged for c in stored.clients}
+        assert ceilings["clinic-down"] == 0
+        assert ceilings["clinic-1"] + ceilings["clinic-2"] == 100
+        assert committed_total(db.session, stored) <= 100
+        down = next(c for c in stored.clients if c.name == "clinic-down")
+        assert down.last_error
+        operation = db.session.get(BatchOperation, operation_id)
+        assert (operation.result, operation.done, operation.failed) == ("partial", 2, 1)
+        events = {h.event for h in db.session.scalars(select(QuotaHistory))}
+        assert {"report", "unreachable", "ceiling"} <= events
+
+    # Clinic 1 works hard, clinic 2 does nothing: headroom moves to clinic 1.
+    first_app = field_clients["clinic-1"][0]
+    assert create_visits(first_app, 60) == ceilings["clinic-1"]
+    assert create_visits(first_app, 5) == 0
+    pull(app, quota)
+    pull(app, quota)
+    with app.app_context():
+        stored = db.session.get(ControllerQuota, quota)
+        after = {c.name: (c.count, c.acknowledged) for c in stored.clients}
+    assert after["clinic-1"][1] > ceilings["clinic-1"]
+    assert after["clinic-1"][1] + after["clinic-2"][1] <= 100
+    created = create_visits(first_app, 200) + ceilings["clinic-1"]
+    assert created + create_visits(field_clients["clinic-2"][0], 200) <= 100
+
+
+def test_manage_quota_commands(app, field_clients, quota):
+    from tracker.cli import cli
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(cli, ["quota", "pull", "visit"])
+    assert result.exit_code == 0, result.output
+    assert "visit: 2 reached, 1 unreachable" in result.output
+    assert runner.invoke(cli, ["quota", "pull", "nothing"]).exit_code == 2
+    assert runner.invoke(cli, ["quota", "create", "visit", "5"]).exit_code == 1
+    assert runner.invoke(cli, ["quota", "create", "consent", "-3"]).exit_code == 2
+    bad = runner.invoke(cli, ["quota", "add-client", "visit", "x", "ftp://x", "s"])
+    assert bad.exit_code == 2
+    refused = runner.invoke(cli, ["quota", "approve", "visit", "garbage", "3"])
+    assert refused.exit_code == 1
+    assert "not readable" in refused.output
+
+
+def test_supervisor_override_end_to_end(app, field_clients, quota):
+    """The laptop shows a request code, the controller answers, the laptop accepts."""
+    import re
+
+    from tracker.cli import cli
+
+    pull(app, quota)
+    field_app, _url = field_clients["clinic-2"]
+    page = field_app.test_client().get("/quota/visit/override").get_data(as_text=True)
+    request_code = re.search(r"id='request-code'>([^<]+)<", page).group(1)
+    runner = app.test_cli_runner()
+    # Everything is assigned: an override needs headroom first.
+    assert (
+        "left under the target"
+        in runner.invoke(cli, ["quota", "approve", "visit", request_code, "5"]).output
+    )
+    with app.app_context():
+        db.session.get(ControllerQuota, quota).target = 110
+        db.session.commit()
+    result = runner.invoke(cli, ["quota", "approve", "visit", request_code, "5"])
+    assert result.exit_code == 0, result.output
+    code = result.output.strip()
+    again = runner.invoke(cli, ["quota", "approve", "visit", request_code, "5"])
+    assert "already approved" in again.output
+    applied = field_app.test_client().post("/quota/visit/override", data={"code": code})
+    assert "Approved: 5 more" in applied.get_data(as_text=True)
+    pull(app, quota)
+    with app.app_context():
+        stored = db.session.get(ControllerQuota, quota)
+        assert committed_total(db.session, stored) <= 110
+        events = [h.event for h in db.session.scalars(select(QuotaHistory))]
+        assert "override" in events
+
+
+def test_quota_page_shows_progress_and_approves(
+    app, client, user, field_clients, quota
+):
+    from tests.instances.test_views import csrf, sign_in
+
+    pull(app, quota)
+    sign_in(client)
+    page = client.get("/quotas").get_data(as_text=True)
+    assert "clinic-1" in page and "clinic-down" in page
+    assert "0 created, 100 assigned, of 100" in page
+    token = csrf(client, "/quotas")
+    refused = client.post(
+        f"/quotas/{quota}/approve",
+        data={"csrf_token": token, "request_code": "nonsense", "extra": "3"},
+        follow_redirects=True,
+    )
+    assert "not readable" in refused.get_data(as_text=True)
+    pulled = client.post(
+        f"/quotas/{quota}/pull", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "2 reached, 1 unreachable" in pulled.get_data(as_text=True)
+    assert client.post(f"/quotas/{quota}/pull").status_code == 400
