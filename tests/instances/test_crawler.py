@@ -151,6 +151,9 @@ def test_headers_and_deadline_are_sent(fleet):
     assert DEADLINE_HEADER in info.headers
     stats = next(r for r in fleet.seen if r.path == "/stats")
     assert "X-Token" not in stats.headers
+    # The last request closes the connection: no descriptor kept per finished host.
+    assert stats.headers.get("Connection", "").lower() == "close"
+    assert info.headers.get("Connection", "").lower() != "close"
 
 
 def test_hanging_hosts_do_not_hold_up_the_others(fleet):

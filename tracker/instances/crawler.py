@@ -249,8 +249,12 @@ async def crawl_instance(
     want_json = bool(settings.endpoints)
     wall_deadline = started + timedelta(seconds=settings.timeout)
     results = []
-    for endpoint in endpoints:
+    for position, endpoint in enumerate(endpoints, 1):
         headers = {**endpoint.headers, DEADLINE_HEADER: wall_deadline.isoformat()}
+        if position == len(endpoints):
+            # Every instance is another host: a kept-alive connection would only
+            # hold a file descriptor until the end of the run.
+            headers["Connection"] = "close"
         try:
             data, status = await _fetch(
                 session,

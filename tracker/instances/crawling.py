@@ -17,7 +17,7 @@ from tracker.batch import operations
 from tracker.db_types import utcnow
 from tracker.instances.crawler import CrawlOutcome, CrawlSettings, Target, crawl
 from tracker.instances.geo import Locator
-from tracker.instances.models import CrawlResult, DailyValue, Instance
+from tracker.instances.models import HEALTH_DOWN, CrawlResult, DailyValue, Instance
 from tracker.instances.recording import Counts, record_outcomes
 
 CRAWL_OPERATION = "crawl"
@@ -63,10 +63,18 @@ def crawl_chunk(
     stored, when the operation stops running (say, housekeeping failed it).
     """
     eligible = crawlable_ids(session, require_approval, instance_ids)
+    # Likely-slow instances first (down last time, then the slowest): their
+    # timeouts overlap the rest of the run instead of trailing it.
     targets = [
         Target(row.id, row.url)
         for row in session.execute(
-            select(Instance.id, Instance.url).where(Instance.id.in_(eligible))
+            select(Instance.id, Instance.url)
+            .where(Instance.id.in_(eligible))
+            .order_by(
+                (Instance.health == HEALTH_DOWN).desc(),
+                Instance.last_duration_ms.desc().nulls_last(),
+                Instance.id,
+            )
         )
     ]
     totals = Counts(skipped=len(instance_ids) - len(targets))

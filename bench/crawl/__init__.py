@@ -1,0 +1,1 @@
+"""Crawl benchmark: the crawler against a loopback fleet of fake instances."""

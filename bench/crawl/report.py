@@ -1,0 +1,143 @@
+"""Print the benchmark's figures and write them as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.crawl.plan import ENDPOINTS, MAX_LATENCY, MIN_LATENCY
+
+TARGET_INSTANCES = 10_000
+TARGET_SECONDS = 30.0
+COLUMNS = (
+    ("mode", 40, "label"),
+    ("wall s", 8, "wall_s"),
+    ("inst/s", 8, "rate"),
+    ("peak MiB", 9, "peak_rss_mib"),
+    ("cpu s", 7, "cpu_s"),
+    ("fleet cpu s", 12, "fleet_cpu_s"),
+    ("peak fds", 9, "peak_fds"),
+    ("up", 6, "up"),
+    ("down", 5, "down"),
+    ("skip", 5, "skipped"),
+)
+
+
+def _cell(value: Any, width: int, first: bool) -> str:
+    """Format one table cell."""
+    if isinstance(value, float):
+        text = f"{value:.2f}" if value < 100 else f"{value:.1f}"
+    else:
+        text = "-" if value is None else str(value)
+    return text.ljust(width) if first else text.rjust(width)
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """The modes as aligned text rows."""
+    lines = [" ".join(_cell(h, w, i == 0) for i, (h, w, _) in enumerate(COLUMNS))]
+    for row in rows:
+        cells = [_cell(row.get(k), w, i == 0) for i, (_, w, k) in enumerate(COLUMNS)]
+        lines.append(" ".join(cells))
+    return lines
+
+
+def header(config: dict[str, Any], fleet: dict[str, Any]) -> list[str]:
+    """What is crawled and how."""
+    processes = fleet["processes"]
+    return [
+        f"Crawl benchmark: {config['instances']} fake instances on "
+        f"{fleet['first_address']}..{fleet['last_address']} port {fleet['port']} "
+        f"(fleet in {processes} separate process{'es' if processes > 1 else ''}, "
+        f"listening after {fleet['start_s']:.1f} s)",
+        f"endpoints: {', '.join(ENDPOINTS)}; latency {MIN_LATENCY * 1000:g}-"
+        f"{MAX_LATENCY * 1000:g} ms per request (seed {config['seed']}); "
+        f"hanging hosts: {config['hanging']}",
+        f"timeout {config['timeout']:g} s, connect timeout "
+        f"{config['connect_timeout']:g} s, concurrency {config['concurrency']}, "
+        f"workers for fan-out: {config['workers']}",
+        f"machine: {config['cpus']} CPUs, load average {config['load_before']:.2f} "
+        f"before the run and {config['load_after']:.2f} after, open files limit "
+        f"{config['open_files_limit']}",
+    ]
+
+
+def naive_lines(naive: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The sequential baseline: measured sample and extrapolation."""
+    hanging, timeout = config["hanging"], config["timeout"]
+    return [
+        f"naive sample: {naive['sample']} instances without hanging hosts, one "
+        f"requests.get after another: {naive['wall_s']:.2f} s "
+        f"({naive['rate']:.1f} inst/s), peak {naive['peak_rss_mib']:.1f} MiB, "
+        f"up {naive['up']} down {naive['down']}",
+        f"naive extrapolated to {config['instances']}: {naive['wall_s']:.2f} s / "
+        f"{naive['sample']} x {config['instances'] - hanging} answering + {hanging} "
+        f"hanging x {timeout:g} s x {len(ENDPOINTS)} endpoints (hanging part added "
+        f"analytically, not measured) = {naive['extrapolated_s']:.1f} s",
+    ]
+
+
+def ratio_lines(results: dict[str, Any]) -> list[str]:
+    """naive_extrapolated_time / our_time for each mode."""
+    naive = results.get("naive")
+    if not naive:
+        return []
+    naive_s = naive["extrapolated_s"]
+    return [
+        f"ratio naive / {mode['label']}: {naive_s / mode['wall_s']:.1f}x"
+        for mode in results["modes"]
+        if mode["wall_s"] > 0
+    ]
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    """Whether the worker path meets 10,000 instances in under 30 s."""
+    config = results["config"]
+    if config["instances"] < TARGET_INSTANCES:
+        return []
+    lines = []
+    for mode in results["modes"]:
+        verdict = "met" if mode["wall_s"] < TARGET_SECONDS else "MISSED"
+        lines.append(
+            f"target {TARGET_INSTANCES} instances in < {TARGET_SECONDS:g} s "
+            f"({mode['label']}): {mode['wall_s']:.2f} s for {config['instances']} "
+            f"- {verdict}"
+        )
+    return lines
+
+
+def emit(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
+    """Print everything after the run."""
+    for line in header(results["config"], results["fleet"]):
+        out(line)
+    out("")
+    for line in table(results["modes"]):
+        out(line)
+    for mode in results["modes"]:
+        if "workers" in mode:
+            walls = ", ".join(f"{w['wall_s']:.2f}" for w in mode["workers"])
+            peaks = ", ".join(f"{w['peak_rss_mib']:.1f}" for w in mode["workers"])
+            out(f"  {mode['label']}: per-worker wall s {walls}; peak MiB {peaks}")
+    out("")
+    if results.get("naive"):
+        for line in naive_lines(results["naive"], results["config"]):
+            out(line)
+    for line in ratio_lines(results) + target_lines(results):
+        out(line)
+    fleet = results["fleet"]
+    processes = fleet["processes"]
+    out(
+        f"fleet ({processes} process{'es' if processes > 1 else ''}): "
+        f"{fleet['cpu_s']:.1f} s CPU over the whole run, peak "
+        f"{fleet['peak_rss_mib']:.1f} MiB per process; cpu s = CPU time of the "
+        "crawling process(es) during the measured interval"
+    )
+    for warning in results["warnings"]:
+        out(f"WARNING: {warning}")
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    """Write the results to ``path``, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

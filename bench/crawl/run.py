@@ -1,0 +1,414 @@
+"""Benchmark the crawler against a loopback fleet of fake instances.
+
+A separate process (more if the open-files limit requires) serves N fake instances
+on 127.1.x.y, one port, each answering /system-info and /stats with small JSON
+after 10-60 ms; a few hang. Then, each in its own process: (a) the crawl engine
+alone, (b) crawl_chunk into SQLite as one worker does, (c) the same split over
+several worker processes at once, and a naive sequential requests.get baseline on
+a sample without hanging hosts, extrapolated to N (hanging hosts added as
+timeout x endpoints each). Results also go to bench/results/crawl.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench.crawl import modes, report
+from bench.crawl.children import ChildError, make_barrier, run_children
+from bench.crawl.fleet import FleetError, FleetProcesses, start_fleet
+from bench.crawl.plan import (
+    ENDPOINTS,
+    FD_MARGIN,
+    MAX_INSTANCES,
+    Plan,
+    crawler_files_needed,
+    fleet_shard_size,
+    raise_open_files_limit,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_PATH = REPO_ROOT / "bench" / "results" / "crawl.json"
+CONNECT_TIMEOUT = 2.0
+DEFAULT_CONCURRENCY = 200
+SETUP_SECONDS = 300.0
+SECONDS_PER_INSTANCE_BOUND = 0.1
+BUSY_LOAD = 0.5
+# Descriptors a crawling process may use beyond its concurrent connections.
+SPARE_FDS = 64
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """Return an argparse type for an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type for a float above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("must be above 0 and at most 600")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.crawl",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--instances",
+        type=_bounded_int(1, MAX_INSTANCES),
+        default=2000,
+        help="fake instances in the fleet (default: 2000)",
+    )
+    parser.add_argument(
+        "--hanging",
+        type=_bounded_int(0, MAX_INSTANCES),
+        default=5,
+        help="instances that never answer (default: 5)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        help="crawl timeout per instance, seconds (default: 5)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_bounded_int(1, 5000),
+        default=DEFAULT_CONCURRENCY,
+        help=f"instances crawled at once per process (default: {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_bounded_int(0, 16),
+        default=2,
+        help="worker processes for the fan-out mode (default: 2; 0 skips it)",
+    )
+    parser.add_argument(
+        "--naive-sample",
+        type=_bounded_int(0, MAX_INSTANCES),
+        default=200,
+        help="instances crawled sequentially for the baseline (default: 200; 0 "
+        "skips it)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of latencies and hanging hosts"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS_PATH,
+        help="JSON results file (default: bench/results/crawl.json)",
+    )
+    args = parser.parse_args(argv)
+    if args.hanging > args.instances:
+        parser.error("--hanging cannot exceed --instances")
+    args.naive_sample = min(args.naive_sample, args.instances - args.hanging)
+    args.workers = min(args.workers, args.instances)
+    return args
+
+
+def fail(message: str) -> NoReturn:
+    """Exit with a one-line message."""
+    print(f"bench.crawl: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_open_files(args: argparse.Namespace) -> int:
+    """Raise the open-files soft limit as needed; exit if N cannot fit."""
+    needed = crawler_files_needed(args.instances, args.concurrency)
+    soft, hard = raise_open_files_limit(2 * args.instances + FD_MARGIN)
+    if soft < needed or fleet_shard_size(args.instances, soft) < 1:
+        fail(
+            f"{args.instances} instances need about {needed} open files in the "
+            f"crawling process but the limit is {soft} (hard limit {hard}); lower "
+            "--instances or raise the hard limit (ulimit -Hn)"
+        )
+    return soft
+
+
+def progress(message: str) -> None:
+    """Say what is happening, on stderr."""
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def row(label: str, result: dict[str, Any], instances: int) -> dict[str, Any]:
+    """A table row from a mode's result."""
+    wall = result["wall_s"]
+    return {
+        **result,
+        "label": label,
+        "rate": instances / wall if wall > 0 else 0.0,
+    }
+
+
+def measured(
+    fleet: FleetProcesses,
+    calls: list[tuple[Callable[..., dict], tuple]],
+    timeout: float,
+) -> tuple[list[dict[str, Any]], float]:
+    """Run ``calls`` in child processes; return results and the fleet's CPU use."""
+    before = fleet.usage()["cpu_s"]
+    results = run_children(calls, timeout)
+    return results, fleet.usage()["cpu_s"] - before
+
+
+def crawl_bound(instances: int) -> float:
+    """How long any crawl mode may take before it is stopped."""
+    return SETUP_SECONDS + instances * SECONDS_PER_INSTANCE_BOUND
+
+
+def run_engine(
+    plan: Plan, fleet: FleetProcesses, options: modes.Options
+) -> dict[str, Any]:
+    """Mode (a): iterate crawl() over the fleet."""
+    progress("(a) engine: crawl() over the whole fleet")
+    call = (modes.run_engine, (plan, fleet.port, options))
+    [result], fleet_cpu = measured(fleet, [call], crawl_bound(plan.instances))
+    label = "(a) engine: crawl()"
+    return row(label, {**result, "fleet_cpu_s": fleet_cpu}, plan.instances)
+
+
+def run_pipeline(
+    plan: Plan, fleet: FleetProcesses, options: modes.Options, workdir: Path
+) -> dict[str, Any]:
+    """Mode (b): one crawl_chunk over every instance, into SQLite."""
+    progress("(b) pipeline: crawl_chunk into SQLite, one process")
+    call = (modes.run_pipeline, (workdir, plan, fleet.port, options))
+    [result], fleet_cpu = measured(fleet, [call], crawl_bound(plan.instances))
+    label = "(b) pipeline: crawl_chunk, 1 worker"
+    return row(label, {**result, "fleet_cpu_s": fleet_cpu}, plan.instances)
+
+
+def run_fan_out(
+    plan: Plan,
+    fleet: FleetProcesses,
+    options: modes.Options,
+    workdir: Path,
+    workers: int,
+) -> dict[str, Any]:
+    """Mode (c): the ids split over worker processes crawling concurrently."""
+    progress(f"(c) fan-out: crawl_chunk in {workers} processes, one SQLite database")
+    bound = crawl_bound(plan.instances)
+    [prepared] = run_children(
+        [(modes.prepare, (workdir, plan, fleet.port, options))], bound
+    )
+    ids, operation_id = prepared["ids"], prepared["operation_id"]
+    size = math.ceil(len(ids) / workers)
+    barrier = make_barrier(workers)
+    calls = [
+        (modes.run_chunk, (workdir, options, ids[i : i + size], operation_id, barrier))
+        for i in range(0, len(ids), size)
+    ]
+    results, fleet_cpu = measured(fleet, calls, bound)
+    [database] = run_children(
+        [(modes.finish_and_check, (workdir, options, operation_id))], bound
+    )
+    combined = {
+        "wall_s": max(r["ended"] for r in results) - min(r["began"] for r in results),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
+        "cpu_s": sum(r["cpu_s"] for r in results),
+        "fleet_cpu_s": fleet_cpu,
+        "peak_fds": max(r["peak_fds"] for r in results),
+        "up": sum(r["up"] for r in results),
+        "down": sum(r["down"] for r in results),
+        "skipped": sum(r["skipped"] for r in results),
+        "workers": results,
+        "database": database,
+    }
+    label = f"(c) fan-out: crawl_chunk, {len(calls)} workers"
+    return row(label, combined, plan.instances)
+
+
+def run_naive(
+    plan: Plan, fleet: FleetProcesses, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The sequential baseline on a sample without hanging hosts, extrapolated."""
+    progress(f"naive: {args.naive_sample} instances, one requests.get at a time")
+    hanging = plan.hanging_indexes()
+    urls = modes.loopback_urls(plan, fleet.port)
+    sample = [u for i, u in enumerate(urls) if i not in hanging][: args.naive_sample]
+    bound = SETUP_SECONDS + len(sample) * len(ENDPOINTS) * (args.timeout + 1)
+    [result] = run_children([(modes.run_naive, (sample, args.timeout))], bound)
+    per_instance = result["wall_s"] / len(sample)
+    answering = plan.instances - plan.hanging
+    hanging_seconds = plan.hanging * args.timeout * len(ENDPOINTS)
+    return {
+        **result,
+        "sample": len(sample),
+        "rate": len(sample) / result["wall_s"],
+        "extrapolated_s": per_instance * answering + hanging_seconds,
+        "hanging_added_s": hanging_seconds,
+        "hanging_method": "analytic: hanging hosts x timeout x endpoints",
+    }
+
+
+def check_counts(mode: dict[str, Any], plan: Plan, warnings: list[str]) -> None:
+    """Warn unless up == N - hanging and down == hanging (and what was stored)."""
+    up, down = plan.instances - plan.hanging, plan.hanging
+    if (mode["up"], mode["down"], mode["skipped"]) != (up, down, 0):
+        errors = mode.get("errors") or {}
+        warnings.append(
+            f"{mode['label']}: up {mode['up']} down {mode['down']} skipped "
+            f"{mode['skipped']}, expected up {up} down {down}; errors: {errors}"
+        )
+    database = mode.get("database")
+    if database is None:
+        return
+    health, operation = database["health"], database["operation"]
+    stored = (health.get("up", 0), health.get("down", 0), database["history_rows"])
+    if stored != (up, down, plan.instances):
+        warnings.append(
+            f"{mode['label']}: stored health {health}, {database['history_rows']} "
+            f"history rows; expected up {up} down {down}, {plan.instances} rows"
+        )
+    daily = database.get("daily_value_rows")
+    if daily is not None and daily != up:
+        warnings.append(
+            f"{mode['label']}: {daily} daily value rows, expected {up} (one per up "
+            "instance for the charted field)"
+        )
+    if (operation["status"], operation["done"], operation["failed"]) != (
+        "finished",
+        up,
+        down,
+    ):
+        warnings.append(f"{mode['label']}: operation ended as {operation}")
+
+
+def check_descriptors(
+    mode: dict[str, Any], concurrency: int, warnings: list[str]
+) -> None:
+    """Warn when a crawling process held far more sockets than its concurrency."""
+    if mode["peak_fds"] > 2 * concurrency + SPARE_FDS:
+        warnings.append(
+            f"{mode['label']}: up to {mode['peak_fds']} open descriptors in one "
+            f"process for concurrency {concurrency}: finished hosts' connections "
+            "stay open (keep-alive), so a process needs about one per instance"
+        )
+
+
+def measure(
+    args: argparse.Namespace, plan: Plan, fleet: FleetProcesses, workdir: Path
+) -> dict[str, Any]:
+    """Run every mode; return the rows, the baseline and warnings."""
+    options = modes.Options(args.timeout, CONNECT_TIMEOUT, args.concurrency)
+    rows = [
+        run_engine(plan, fleet, options),
+        run_pipeline(plan, fleet, options, workdir / "pipeline"),
+    ]
+    if args.workers:
+        fan_out = run_fan_out(plan, fleet, options, workdir / "fan-out", args.workers)
+        rows.append(fan_out)
+    naive = run_naive(plan, fleet, args) if args.naive_sample else None
+    warnings: list[str] = []
+    for mode in rows:
+        check_counts(mode, plan, warnings)
+        check_descriptors(mode, args.concurrency, warnings)
+    if naive and (naive["up"], naive["down"]) != (naive["sample"], 0):
+        warnings.append(f"naive sample: up {naive['up']} down {naive['down']}")
+    return {"modes": rows, "naive": naive, "warnings": warnings}
+
+
+def configuration(args: argparse.Namespace, open_files: int) -> dict[str, Any]:
+    """The run's settings and machine, for the report."""
+    return {
+        "instances": args.instances,
+        "hanging": args.hanging,
+        "timeout": args.timeout,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "naive_sample": args.naive_sample,
+        "seed": args.seed,
+        "endpoints": list(ENDPOINTS),
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
+        "open_files_limit": open_files,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def benchmark(args: argparse.Namespace, open_files: int, workdir: Path) -> None:
+    """Start the fleet, measure, report; stop the fleet whatever happens."""
+    config = configuration(args, open_files)
+    plan = Plan(args.instances, args.hanging, args.seed)
+    progress(f"starting a fleet of {plan.instances} fake instances")
+    fleet = start_fleet(plan, fleet_shard_size(plan.instances, open_files))
+    try:
+        results: dict[str, Any] = {"config": config}
+        results.update(measure(args, plan, fleet, workdir))
+        usage = fleet.usage()
+        processes = len(fleet.shards)
+    finally:
+        fleet.stop()
+    config["load_after"] = os.getloadavg()[0]
+    if config["load_before"] > BUSY_LOAD:
+        results["warnings"].append(
+            "the machine was not idle before the run (1-minute load average "
+            f"{config['load_before']:.2f}, which includes any run just before); "
+            "wall times may include waiting for CPU"
+        )
+    results["fleet"] = {
+        "port": fleet.port,
+        "first_address": plan.address(0),
+        "last_address": plan.address(plan.instances - 1),
+        "start_s": fleet.start_seconds,
+        "processes": processes,
+        **usage,
+    }
+    report.emit(results)
+    report.write_json(results, args.output)
+    print(f"results written to {args.output}")
+
+
+def _terminated(signum: int, _frame: object) -> NoReturn:
+    """Turn SIGTERM into an exit that runs the clean-up code."""
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark from the command line."""
+    args = parse_args(argv)
+    open_files = check_open_files(args)
+    signal.signal(signal.SIGTERM, _terminated)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
+    started = time.monotonic()
+    try:
+        benchmark(args, open_files, workdir)
+    except KeyboardInterrupt:
+        print("bench.crawl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (FleetError, ChildError) as exc:
+        fail(str(exc))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    progress(f"done in {time.monotonic() - started:.0f} s")
