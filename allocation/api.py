@@ -1,0 +1,295 @@
+"""The allocation admin API: records, the ledger, usage charts and usage uploads."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from allocation.changelog import set_actor
+from allocation.ledger import LedgerFilter, ledger, pool_usage_by_day
+from allocation.models import AllocationPool, Change
+from allocation.records import (
+    COLLECTIONS,
+    Collection,
+    duplicate_field,
+    parse_body,
+    serialize,
+)
+from allocation.serialize import ledger_line
+from allocation.usage_jobs import (
+    IMPORT_KINDS,
+    ImportRefused,
+    UsageImportSettings,
+    run_usage_import,
+)
+from tracker.api import ApiError, invalid, json_object_body, paginated
+from tracker.auth.tokens import token_required
+from tracker.batch.serialize import batch_operation_summary
+from tracker.extensions import csrf, db
+
+bp = Blueprint("allocation_api", __name__)
+csrf.exempt(bp)
+PREFIX = "/api/allocation"
+
+
+def _body() -> dict:
+    return json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+
+
+def _record_or_404(collection: Collection, item_id: int):
+    record = db.session.get(collection.model, item_id)
+    if record is None:
+        raise ApiError(404, "Not found", f"no {collection.label} with id {item_id}")
+    return record
+
+
+def _act_as_api_user() -> None:
+    set_actor(db.session, g.api_user.id, g.api_user.username)
+
+
+def _commit_or_conflict(message: str) -> None:
+    """Commit; a constraint the database refuses becomes a 409, nothing stored."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ApiError(409, "Conflict", message) from None
+
+
+def _refuse_duplicates(collection: Collection, values: dict, existing=None) -> None:
+    duplicate = duplicate_field(db.session, collection, values, existing)
+    if duplicate is not None:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"{duplicate}: another {collection.label} already has this value",
+            field=duplicate,
+        )
+
+
+def _list_view(collection: Collection):
+    def view():
+        config = current_app.config
+        statement = select(collection.model).order_by(collection.model.id)
+        return jsonify(
+            paginated(
+                statement,
+                serialize,
+                config["API_PAGE_SIZE"],
+                config["API_MAX_PAGE_SIZE"],
+            )
+        )
+
+    view.__doc__ = f"List {collection.name} a page at a time."
+    return view
+
+
+def _create_view(collection: Collection):
+    def view():
+        _act_as_api_user()
+        values = parse_body(db.session, collection, _body())
+        _refuse_duplicates(collection, values)
+        record = collection.model(**values)
+        db.session.add(record)
+        _commit_or_conflict(f"the {collection.label} conflicts with another record")
+        response = jsonify(serialize(record))
+        response.status_code = 201
+        response.headers["Location"] = url_for(
+            f"allocation_api.{collection.name}_show", item_id=record.id
+        )
+        return response
+
+    view.__doc__ = f"Create a {collection.label}."
+    return view
+
+
+def _show_view(collection: Collection):
+    def view(item_id: int):
+        return jsonify(serialize(_record_or_404(collection, item_id)))
+
+    view.__doc__ = f"Show a {collection.label}."
+    return view
+
+
+def _update_view(collection: Collection):
+    def view(item_id: int):
+        _act_as_api_user()
+        body = _body()
+        record = _record_or_404(collection, item_id)
+        values = parse_body(db.session, collection, body, existing=record)
+        _refuse_duplicates(collection, values, existing=record)
+        for name, value in values.items():
+            setattr(record, name, value)
+        _commit_or_conflict(
+            f"the change conflicts with another record or with what uses this "
+            f"{collection.label}"
+        )
+        return jsonify(serialize(record))
+
+    view.__doc__ = f"Change some fields of a {collection.label}."
+    return view
+
+
+def _delete_view(collection: Collection):
+    def view(item_id: int):
+        _act_as_api_user()
+        db.session.delete(_record_or_404(collection, item_id))
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            raise ApiError(
+                409,
+                "In use",
+                f"the {collection.label} is still used by other records; "
+                "delete those first",
+            ) from None
+        return "", 204
+
+    view.__doc__ = f"Delete a {collection.label} that nothing uses."
+    return view
+
+
+def _register_collection(collection: Collection) -> None:
+    collection_path = f"{PREFIX}/{collection.name}"
+    item_path = f"{collection_path}/<int:item_id>"
+    for path, suffix, method, factory in (
+        (collection_path, "list", "GET", _list_view),
+        (collection_path, "create", "POST", _create_view),
+        (item_path, "show", "GET", _show_view),
+        (item_path, "update", "PATCH", _update_view),
+        (item_path, "delete", "DELETE", _delete_view),
+    ):
+        bp.add_url_rule(
+            path,
+            endpoint=f"{collection.name}_{suffix}",
+            view_func=token_required(factory(collection)),
+            methods=[method],
+        )
+
+
+for _collection in COLLECTIONS:
+    _register_collection(_collection)
+
+
+def _id_list_arg(name: str) -> list[int] | None:
+    """Read ``name=1&name=2`` or ``name=1,2`` as a list of ids."""
+    raw = [part for value in request.args.getlist(name) for part in value.split(",")]
+    raw = [part.strip() for part in raw if part.strip()]
+    if not raw:
+        return None
+    if not all(part.isdigit() for part in raw):
+        raise invalid(name, "must be one or more integer ids")
+    return [int(part) for part in raw]
+
+
+def near_percent() -> float:
+    """Return the used percentage from which a pool counts as near its allocation."""
+    return current_app.config["ALLOCATION_NEAR_PERCENT"]
+
+
+@bp.get(f"{PREFIX}/ledger")
+@token_required
+def show_ledger():
+    """Answer the balance of each allocation pool, filtered by project, period, pool."""
+    which = LedgerFilter(
+        project_ids=_id_list_arg("project_id"),
+        period_ids=_id_list_arg("period_id"),
+        resource_pool_ids=_id_list_arg("resource_pool_id"),
+    )
+    lines = ledger(db.session, which)
+    return jsonify({"items": [ledger_line(line, near_percent()) for line in lines]})
+
+
+@bp.get(f"{PREFIX}/allocation-pools/<int:item_id>/usage")
+@token_required
+def pool_usage(item_id: int):
+    """Answer an allocation pool's balance and its usage day by day."""
+    pool = db.session.get(AllocationPool, item_id)
+    if pool is None:
+        raise ApiError(404, "Not found", f"no AllocationPool with id {item_id}")
+    (line,) = ledger(db.session, LedgerFilter(pool_ids=[pool.id]))
+    days = pool_usage_by_day(db.session, pool)
+    return jsonify(
+        {
+            "ledger": ledger_line(line, near_percent()),
+            "days": [{"day": day.isoformat(), "used": used} for day, used in days],
+        }
+    )
+
+
+@bp.get(f"{PREFIX}/changes")
+@token_required
+def list_changes():
+    """List the change log, newest first."""
+    config = current_app.config
+    statement = select(Change).order_by(Change.id.desc())
+    model = request.args.get("model")
+    if model:
+        statement = statement.where(Change.model == model)
+    return jsonify(
+        paginated(
+            statement, serialize, config["API_PAGE_SIZE"], config["API_MAX_PAGE_SIZE"]
+        )
+    )
+
+
+def _uploaded_lines() -> list[str]:
+    """Read the upload (a raw text body or a multipart ``file``) as lines."""
+    limit = current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"]
+    too_large = ApiError(
+        413, "Body too large", f"body: at most {limit} bytes", field="body"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise invalid("file", "send the file as the multipart field 'file'")
+        raw = upload.read(limit + 1)
+    else:
+        raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise invalid("body", "must be UTF-8 text") from None
+    return text.splitlines()
+
+
+def _upload(kind: str):
+    lines = _uploaded_lines()
+    settings = UsageImportSettings.from_config(current_app.config)
+    try:
+        operation, _report = run_usage_import(
+            db.session,
+            kind,
+            lines,
+            settings,
+            started_by_id=g.api_user.id,
+            commit=db.session.commit,
+        )
+    except ImportRefused as exc:
+        raise ApiError(
+            exc.status, exc.title, str(exc), field=exc.field, **exc.extra
+        ) from None
+    response = jsonify(batch_operation_summary(operation))
+    response.status_code = 201
+    response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)
+    return response
+
+
+@bp.post(f"{PREFIX}/usage/sacct")
+@token_required
+def upload_sacct():
+    """Import an uploaded ``sacct --parsable2`` file; answer its batch operation."""
+    return _upload(IMPORT_KINDS[0])
+
+
+@bp.post(f"{PREFIX}/usage/disk")
+@token_required
+def upload_disk():
+    """Import uploaded disk-usage snapshots; answer their batch operation."""
+    return _upload(IMPORT_KINDS[1])

@@ -1,0 +1,359 @@
+"""Store parsed usage: jobs once each, then their CPU hours added to daily usage.
+
+Importing the same file twice changes nothing: a job is inserted only if its
+(machine, job id) is absent, and only jobs inserted now add to the daily usage
+rows. Snapshots keep each day's peak, which a repeat cannot raise. The caller
+commits, chunk by chunk, through ``on_chunk``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from allocation.models import (
+    FUNCTION_SUM,
+    Job,
+    Machine,
+    Project,
+    Resource,
+    ResourcePool,
+    Usage,
+)
+from allocation.sacct import LineProblem, SacctJob, SkippedLine, parse_sacct
+from allocation.snapshots import Snapshot, parse_snapshots
+
+MAX_REPORTED_PROBLEMS = 100
+JOBS = Job.__table__
+USAGES = Usage.__table__
+
+
+@dataclass
+class ImportReport:
+    """What an import did; ``problems`` keeps the first few bad lines."""
+
+    lines: int = 0
+    imported: int = 0
+    already_present: int = 0
+    skipped: int = 0
+    failed: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    def add_problem(self, line: int, message: str) -> None:
+        """Count a bad line; keep its number and message if there is room."""
+        self.failed += 1
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append((line, message))
+
+    def add(self, other: ImportReport) -> None:
+        """Add a chunk's counts and problems to these."""
+        self.lines += other.lines
+        self.imported += other.imported
+        self.already_present += other.already_present
+        self.skipped += other.skipped
+        for line, message in other.problems:
+            self.add_problem(line, message)
+        self.failed += other.failed - len(other.problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as JSON for the batch operation's output."""
+        return {
+            "lines": self.lines,
+            "imported": self.imported,
+            "already_present": self.already_present,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "problems": [{"line": line, "message": m} for line, m in self.problems],
+        }
+
+    def summary(self) -> str:
+        """Return the counts as one line of text."""
+        return (
+            f"{self.lines} lines: {self.imported} imported, "
+            f"{self.already_present} already present, {self.skipped} skipped, "
+            f"{self.failed} with problems"
+        )
+
+
+def _insert(session: Session, table):
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def resources_named(session: Session, name: str) -> dict[str, list[Resource]]:
+    """Return {machine name: its resources called ``name``}."""
+    found: dict[str, list[Resource]] = {}
+    rows = session.execute(
+        select(Machine.name, Resource)
+        .join(Resource, Resource.machine_id == Machine.id)
+        .where(Resource.name == name)
+    )
+    for machine_name, resource in rows:
+        found.setdefault(machine_name, []).append(resource)
+    return found
+
+
+def project_ids_by_name(session: Session) -> dict[str, int]:
+    """Return {project name (the Slurm account): id}."""
+    return {
+        name: id_ for name, id_ in session.execute(select(Project.name, Project.id))
+    }
+
+
+@dataclass(frozen=True)
+class _Target:
+    machine_id: int
+    resource_id: int
+    scaling_factor: float
+
+
+def _cpu_targets(session: Session, resource_name: str) -> dict[str, _Target | str]:
+    """Map each machine to the resource its CPU hours feed, or to why none does."""
+    targets: dict[str, _Target | str] = {}
+    for machine, candidates in resources_named(session, resource_name).items():
+        if len(candidates) > 1:
+            targets[machine] = (
+                f"machine {machine!r} has {len(candidates)} resources named "
+                f"{resource_name!r}; keep one"
+            )
+            continue
+        resource = candidates[0]
+        targets[machine] = _Target(
+            resource.machine_id, resource.id, resource.scaling_factor
+        )
+    return targets
+
+
+def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
+    """Insert the jobs not yet stored; return the (machine_id, job_id) inserted."""
+    if not jobs:
+        return set()
+    rows = [
+        {
+            "machine_id": target.machine_id,
+            "job_id": job.job_id,
+            "project_id": project_id,
+            "username": job.user,
+            "partition": job.partition,
+            "started": job.started,
+            "ended": job.ended,
+            "elapsed_seconds": job.elapsed_seconds,
+            "cpus": job.cpus,
+            "cpu_hours": job.cpu_hours,
+        }
+        for job, target, project_id in jobs
+    ]
+    statement = (
+        _insert(session, JOBS)
+        .on_conflict_do_nothing(index_elements=["machine_id", "job_id"])
+        .returning(JOBS.c.machine_id, JOBS.c.job_id)
+    )
+    return {tuple(row) for row in session.execute(statement, rows)}
+
+
+def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
+    """Add daily quantities to the usage rows, creating those that are missing."""
+    if not totals:
+        return
+    rows = [
+        {
+            "resource_id": resource_id,
+            "project_id": project_id,
+            "day": day,
+            "quantity": quantity,
+            "raw_quantity": raw,
+            "count": int(count),
+        }
+        for (resource_id, project_id, day), (quantity, raw, count) in sorted(
+            totals.items()
+        )
+    ]
+    statement = _insert(session, USAGES)
+    statement = statement.on_conflict_do_update(
+        index_elements=["resource_id", "project_id", "day"],
+        set_={
+            "quantity": USAGES.c.quantity + statement.excluded.quantity,
+            "raw_quantity": USAGES.c.raw_quantity + statement.excluded.raw_quantity,
+            "count": USAGES.c.count + statement.excluded.count,
+        },
+    )
+    session.execute(statement, rows)
+
+
+def _import_job_chunk(
+    session: Session,
+    parsed: list,
+    targets: dict[str, _Target | str],
+    projects: dict[str, int],
+) -> ImportReport:
+    report = ImportReport(lines=len(parsed))
+    wanted: dict[tuple[int, str], tuple[SacctJob, _Target, int]] = {}
+    for item in parsed:
+        if isinstance(item, LineProblem):
+            report.add_problem(item.line, item.message)
+            continue
+        if isinstance(item, SkippedLine):
+            report.skipped += 1
+            continue
+        target = targets.get(item.cluster)
+        if target is None:
+            report.add_problem(
+                item.line,
+                f"unknown cluster {item.cluster!r}: no machine with a "
+                "CPU resource of this name",
+            )
+            continue
+        if isinstance(target, str):
+            report.add_problem(item.line, target)
+            continue
+        project_id = projects.get(item.account)
+        if project_id is None:
+            report.add_problem(
+                item.line, f"unknown account {item.account!r}: no project of this name"
+            )
+            continue
+        key = (target.machine_id, item.job_id)
+        if key in wanted:
+            report.already_present += 1  # listed twice in the same file
+            continue
+        wanted[key] = (item, target, project_id)
+    inserted = _write_jobs(session, list(wanted.values()))
+    report.imported = len(inserted)
+    report.already_present += len(wanted) - len(inserted)
+    totals: dict[tuple, list[float]] = {}
+    for key in inserted:
+        job, target, project_id = wanted[key]
+        for day, hours in job.days:
+            total = totals.setdefault((target.resource_id, project_id, day), [0, 0, 0])
+            # The scaling factor is applied here, once; jobs keep raw hours.
+            total[0] += hours * target.scaling_factor
+            total[1] += hours
+            total[2] += 1
+    _add_usage(session, totals)
+    return report
+
+
+def import_sacct(
+    session: Session,
+    lines: Iterable[str],
+    zone: ZoneInfo,
+    resource_name: str = "cpu",
+    chunk_size: int = 5000,
+    on_chunk: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import ``sacct --parsable2`` lines; bad lines are reported and skipped."""
+    targets = _cpu_targets(session, resource_name)
+    projects = project_ids_by_name(session)
+    report = ImportReport()
+    for chunk in _chunks(parse_sacct(lines, zone), chunk_size):
+        chunk_report = _import_job_chunk(session, chunk, targets, projects)
+        report.add(chunk_report)
+        if on_chunk is not None:
+            on_chunk(chunk_report)
+    return report
+
+
+def _disk_resources(session: Session) -> dict[tuple[str, str], list]:
+    """Map (machine name, resource name) to non-sum resources with their factor."""
+    rows = session.execute(
+        select(Machine.name, Resource.name, Resource.id, Resource.scaling_factor)
+        .join(Resource, Resource.machine_id == Machine.id)
+        .join(ResourcePool, ResourcePool.id == Resource.resource_pool_id)
+        .where(ResourcePool.function != FUNCTION_SUM)
+    )
+    found: dict[tuple[str, str], list] = {}
+    for machine, name, resource_id, factor in rows:
+        found.setdefault((machine, name), []).append((resource_id, factor))
+    return found
+
+
+def _keep_peaks(session: Session, peaks: dict[tuple, list[float]]) -> None:
+    """Raise each day's usage row to the snapshot's value if it is higher."""
+    if not peaks:
+        return
+    rows = [
+        {
+            "resource_id": resource_id,
+            "project_id": project_id,
+            "day": day,
+            "quantity": quantity,
+            "raw_quantity": raw,
+            "count": 1,
+        }
+        for (resource_id, project_id, day), (quantity, raw) in sorted(peaks.items())
+    ]
+    statement = _insert(session, USAGES)
+    higher = statement.excluded.quantity > USAGES.c.quantity
+    statement = statement.on_conflict_do_update(
+        index_elements=["resource_id", "project_id", "day"],
+        set_={
+            "quantity": case(
+                (higher, statement.excluded.quantity), else_=USAGES.c.quantity
+            ),
+            "raw_quantity": case(
+                (higher, statement.excluded.raw_quantity), else_=USAGES.c.raw_quantity
+            ),
+        },
+    )
+    session.execute(statement, rows)
+
+
+def import_snapshots(
+    session: Session,
+    lines: Iterable[str],
+    zone: ZoneInfo,
+    resource_name: str = "disk",
+    chunk_size: int = 5000,
+    on_chunk: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import disk-usage snapshots into max-type (or min/avg/last) pools' usage."""
+    resources = _disk_resources(session)
+    projects = project_ids_by_name(session)
+    report = ImportReport()
+    for chunk in _chunks(parse_snapshots(lines, zone), chunk_size):
+        chunk_report = ImportReport(lines=len(chunk))
+        peaks: dict[tuple, list[float]] = {}
+        for item in chunk:
+            if isinstance(item, LineProblem):
+                chunk_report.add_problem(item.line, item.message)
+                continue
+            assert isinstance(item, Snapshot)
+            name = item.resource or resource_name
+            candidates = resources.get((item.machine, name), [])
+            if len(candidates) != 1:
+                chunk_report.add_problem(
+                    item.line,
+                    f"machine {item.machine!r} has no single resource {name!r} "
+                    "in a max-type pool"
+                    if not candidates
+                    else f"machine {item.machine!r} has several resources {name!r}",
+                )
+                continue
+            project_id = projects.get(item.project)
+            if project_id is None:
+                chunk_report.add_problem(item.line, f"unknown project {item.project!r}")
+                continue
+            resource_id, factor = candidates[0]
+            key = (resource_id, project_id, item.day)
+            value = [item.bytes * factor, float(item.bytes)]
+            if key not in peaks or value[0] > peaks[key][0]:
+                peaks[key] = value
+            chunk_report.imported += 1
+        _keep_peaks(session, peaks)
+        report.add(chunk_report)
+        if on_chunk is not None:
+            on_chunk(chunk_report)
+    return report

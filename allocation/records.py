@@ -1,0 +1,368 @@
+"""The records the admin API edits: their fields, validation and JSON shape.
+
+Each :class:`Collection` lists its fields once; request bodies are checked
+against it (type, length, form, references that exist), the OpenAPI schema is
+derived from it, and serialisation reads the model's columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
+
+from allocation.models import (
+    ALLOCATION_MODES,
+    DESCRIPTION_LENGTH,
+    NAME_LENGTH,
+    POOL_FUNCTIONS,
+    Allocation,
+    AllocationPeriod,
+    AllocationPool,
+    Grant,
+    Machine,
+    Project,
+    Resource,
+    ResourcePool,
+    Scheme,
+)
+from allocation.resolution import MAX_DEPTH
+from tracker.api import ApiError, invalid
+
+# Quantities beyond this are typing mistakes, and would overflow some clients.
+MAX_QUANTITY = 1e15
+
+
+@dataclass(frozen=True)
+class Field:
+    """One editable field: its JSON type and the rules its value must meet."""
+
+    name: str
+    kind: str  # string | number | date | choice | reference
+    required: bool = True
+    nullable: bool = False
+    max_length: int = NAME_LENGTH
+    choices: tuple[str, ...] = ()
+    model: type | None = None
+    positive: bool = False
+    default: Any = None
+
+    def json_schema(self) -> dict[str, Any]:
+        """Return the JSON Schema of this field for the OpenAPI document."""
+        schema: dict[str, Any]
+        if self.kind == "string":
+            schema = {"type": "string", "maxLength": self.max_length}
+        elif self.kind == "number":
+            schema = {"type": "number"}
+            if self.positive:
+                schema["exclusiveMinimum"] = 0
+        elif self.kind == "date":
+            schema = {"type": "string", "format": "date"}
+        elif self.kind == "choice":
+            schema = {"enum": list(self.choices)}
+        else:
+            schema = {
+                "type": "integer",
+                "description": f"id of a {self.model.__name__}",
+            }
+        if self.nullable:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        return schema
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A kind of record under /api/allocation/<name>."""
+
+    name: str
+    model: type
+    fields: tuple[Field, ...]
+    unique: tuple[tuple[str, ...], ...] = ()
+    check: Callable[[Session, dict[str, Any], Any], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.model.__name__
+
+
+def serialize(record: Any) -> dict[str, Any]:
+    """Return a record's columns as JSON-ready values."""
+    values = {}
+    for attribute in inspect(record).mapper.column_attrs:
+        value = getattr(record, attribute.key)
+        values[attribute.key] = (
+            value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
+        )
+    return values
+
+
+def _value(session: Session, spec: Field, value: Any) -> Any:
+    name = spec.name
+    if value is None:
+        if spec.nullable:
+            return None
+        raise invalid(name, "must not be null")
+    if spec.kind == "string":
+        if not isinstance(value, str):
+            raise invalid(name, "must be a string")
+        value = value.strip()
+        if spec.required and not value and spec.default is None:
+            raise invalid(name, "must not be empty")
+        if len(value) > spec.max_length:
+            raise invalid(name, f"must be at most {spec.max_length} characters")
+        if any(ord(c) < 32 for c in value):
+            raise invalid(name, "must not contain control characters")
+        return value
+    if spec.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid(name, "must be a number")
+        if not -MAX_QUANTITY <= value <= MAX_QUANTITY or value != value:
+            raise invalid(
+                name, f"must be a number between -{MAX_QUANTITY:g} and {MAX_QUANTITY:g}"
+            )
+        if spec.positive and value <= 0:
+            raise invalid(name, "must be greater than 0")
+        return float(value)
+    if spec.kind == "date":
+        if not isinstance(value, str):
+            raise invalid(name, "must be a date as YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise invalid(name, "must be a date as YYYY-MM-DD") from None
+    if spec.kind == "choice":
+        if value not in spec.choices:
+            raise invalid(name, "must be one of " + ", ".join(spec.choices))
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(name, "must be an integer id")
+    if session.get(spec.model, value) is None:
+        raise invalid(name, f"no {spec.model.__name__} with id {value}")
+    return value
+
+
+def parse_body(
+    session: Session, collection: Collection, body: dict[str, Any], existing: Any = None
+) -> dict[str, Any]:
+    """Check a create (``existing`` None) or update body; return the new values.
+
+    Raises a 400 ApiError naming the first field at fault.
+    """
+    known = {spec.name: spec for spec in collection.fields}
+    for key in body:
+        if key not in known:
+            raise ApiError(
+                400,
+                "Unexpected data",
+                f"{key}: not a field of {collection.label}; expected "
+                + ", ".join(known),
+                field=str(key),
+            )
+    values: dict[str, Any] = {}
+    for spec in collection.fields:
+        if spec.name in body:
+            values[spec.name] = _value(session, spec, body[spec.name])
+        elif existing is None:
+            if spec.required:
+                raise invalid(spec.name, "is required")
+            values[spec.name] = spec.default
+    if collection.check is not None:
+        merged = {
+            spec.name: values.get(spec.name, getattr(existing, spec.name, None))
+            for spec in collection.fields
+        }
+        collection.check(session, merged, existing)
+        values.update({k: v for k, v in merged.items() if k not in known})
+    return values
+
+
+def duplicate_field(
+    session: Session, collection: Collection, values: dict[str, Any], existing: Any
+) -> str | None:
+    """Return the first field whose value (or combination) another record has."""
+    model = collection.model
+    for columns in collection.unique:
+        merged = {c: values.get(c, getattr(existing, c, None)) for c in columns}
+        statement = select(model.id).where(
+            *(getattr(model, c) == merged[c] for c in columns)
+        )
+        if existing is not None:
+            statement = statement.where(model.id != existing.id)
+        if session.scalar(statement.limit(1)) is not None:
+            return columns[-1] if len(columns) > 1 else columns[0]
+    return None
+
+
+# --- checks across fields ---
+
+
+def _in_order(first: str, second: str, strict: bool = False):
+    def check(_session: Session, values: dict[str, Any], _existing: Any) -> None:
+        start, end = values.get(first), values.get(second)
+        if start is None or end is None:
+            return
+        if end < start or (strict and end == start):
+            relation = "after" if strict else "on or after"
+            raise invalid(second, f"must be {relation} {first} ({start.isoformat()})")
+
+    return check
+
+
+def _check_project(session: Session, values: dict[str, Any], existing: Any) -> None:
+    _in_order("start_date", "end_date")(session, values, existing)
+    parent_id = values.get("parent_id")
+    if existing is None or parent_id is None:
+        return
+    # Refuse a parent that is the project itself or one of its descendants.
+    current: int | None = parent_id
+    for _ in range(MAX_DEPTH):
+        if current is None:
+            return
+        if current == existing.id:
+            raise invalid("parent_id", "would make the project its own ancestor")
+        current = session.scalar(select(Project.parent_id).where(Project.id == current))
+    raise invalid("parent_id", "the tree above this parent is too deep")
+
+
+def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) -> None:
+    grant = session.get(Grant, values["grant_id"])
+    pool = session.get(AllocationPool, values["allocation_pool_id"])
+    if grant.project_id != pool.project_id:
+        grant_project = session.get(Project, grant.project_id).name
+        pool_project = session.get(Project, pool.project_id).name
+        raise invalid(
+            "grant_id",
+            f"grant {grant.id} belongs to project {grant_project!r}, but allocation "
+            f"pool {pool.id} to project {pool_project!r}: a grant can only fund its "
+            "own project's pools",
+        )
+    values["project_id"] = pool.project_id
+
+
+def _name() -> Field:
+    return Field("name", "string")
+
+
+def _description() -> Field:
+    return Field(
+        "description",
+        "string",
+        required=False,
+        max_length=DESCRIPTION_LENGTH,
+        default="",
+    )
+
+
+COLLECTIONS: tuple[Collection, ...] = (
+    Collection(
+        "projects",
+        Project,
+        (
+            _name(),
+            _description(),
+            Field(
+                "parent_id", "reference", required=False, nullable=True, model=Project
+            ),
+            Field(
+                "allocation_mode",
+                "choice",
+                required=False,
+                choices=ALLOCATION_MODES,
+                default="private",
+            ),
+            Field("start_date", "date", required=False, nullable=True),
+            Field("end_date", "date", required=False, nullable=True),
+        ),
+        unique=(("name",),),
+        check=_check_project,
+    ),
+    Collection(
+        "schemes",
+        Scheme,
+        (
+            _name(),
+            _description(),
+            Field("opened", "date"),
+            Field("closed", "date", required=False, nullable=True),
+        ),
+        unique=(("name",),),
+        check=_in_order("opened", "closed"),
+    ),
+    Collection(
+        "grants",
+        Grant,
+        (
+            Field("project_id", "reference", model=Project),
+            Field("scheme_id", "reference", model=Scheme),
+            _description(),
+            Field("date", "date"),
+            Field("begins", "date"),
+            Field("expires", "date"),
+        ),
+        check=_in_order("begins", "expires"),
+    ),
+    Collection(
+        "resource-pools",
+        ResourcePool,
+        (
+            _name(),
+            Field("units", "string", max_length=40),
+            Field(
+                "function",
+                "choice",
+                required=False,
+                choices=POOL_FUNCTIONS,
+                default="sum",
+            ),
+        ),
+        unique=(("name",),),
+    ),
+    Collection("machines", Machine, (_name(), _description()), unique=(("name",),)),
+    Collection(
+        "resources",
+        Resource,
+        (
+            Field("machine_id", "reference", model=Machine),
+            Field("resource_pool_id", "reference", model=ResourcePool),
+            _name(),
+            Field(
+                "scaling_factor", "number", required=False, positive=True, default=1.0
+            ),
+            Field("quantity", "number", required=False, nullable=True),
+        ),
+        unique=(("machine_id", "resource_pool_id", "name"),),
+    ),
+    Collection(
+        "periods",
+        AllocationPeriod,
+        (_name(), Field("start", "date"), Field("end", "date")),
+        unique=(("name",),),
+        check=_in_order("start", "end", strict=True),
+    ),
+    Collection(
+        "allocation-pools",
+        AllocationPool,
+        (
+            Field("project_id", "reference", model=Project),
+            Field("period_id", "reference", model=AllocationPeriod),
+            Field("resource_pool_id", "reference", model=ResourcePool),
+        ),
+        unique=(("project_id", "period_id", "resource_pool_id"),),
+    ),
+    Collection(
+        "allocations",
+        Allocation,
+        (
+            Field("grant_id", "reference", model=Grant),
+            Field("allocation_pool_id", "reference", model=AllocationPool),
+            Field("quantity", "number"),
+            _description(),
+        ),
+        check=_check_allocation,
+    ),
+)

@@ -1,0 +1,1 @@
+"""Benchmark of the allocation domain: sacct import and the ledger."""

@@ -1,0 +1,104 @@
+"""manage.py allocation ...: imports with a summary, wrong arguments give usage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from allocation.models import Job
+from tests.allocation.example import (
+    build_kep_site,
+    eight_days_of_cpu,
+    eight_days_of_disk,
+)
+from tracker.batch.models import BatchOperation
+from tracker.extensions import db
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, name: str, lines: list[str]) -> str:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_import_usage_prints_a_summary_and_records_a_batch_operation(app, tmp_path):
+    with app.app_context():
+        build_kep_site()
+    runner = app.test_cli_runner()
+    sacct = write(tmp_path, "sacct.txt", eight_days_of_cpu())
+    result = runner.invoke(args=["allocation", "import-usage", sacct])
+    assert result.exit_code == 0, result.output
+    assert "15 lines: 8 imported, 0 already present, 7 skipped, 0 with problems" in (
+        result.output
+    )
+    again = runner.invoke(args=["allocation", "import-usage", sacct])
+    assert "0 imported, 8 already present" in again.output
+
+    disk = write(tmp_path, "du.txt", eight_days_of_disk())
+    assert runner.invoke(args=["allocation", "import-disk", disk]).exit_code == 0
+    ledger = runner.invoke(args=["allocation", "ledger", "--period", "2100Q1"])
+    assert "ProjectD" in ledger.output and "exceeded" in ledger.output
+    with app.app_context():
+        assert len(db.session.scalars(select(Job)).all()) == 8
+        operations = db.session.scalars(select(BatchOperation)).all()
+        assert [op.operation_type for op in operations] == [
+            "allocation.import-sacct",
+            "allocation.import-sacct",
+            "allocation.import-disk",
+        ]
+
+
+def test_bad_lines_are_listed_with_their_numbers(app, tmp_path):
+    with app.app_context():
+        build_kep_site()
+    lines = eight_days_of_cpu()
+    lines[3] = "garbage"
+    result = app.test_cli_runner().invoke(
+        args=["allocation", "import-usage", write(tmp_path, "s.txt", lines)]
+    )
+    assert result.exit_code == 0
+    assert "s.txt:4: expected 10 fields, found 1" in result.output
+    assert "1 with problems" in result.output
+
+
+def test_a_file_that_is_not_sacct_output_fails_cleanly(app, tmp_path):
+    result = app.test_cli_runner().invoke(
+        args=["allocation", "import-usage", write(tmp_path, "x.txt", ["a|b", "1|2"])]
+    )
+    assert result.exit_code == 1
+    assert "missing column(s)" in result.output
+
+
+def run_manage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "TRACKER_INSTANCE_PATH": str(tmp_path / "instance"),
+        },
+        timeout=120,
+    )
+
+
+def test_wrong_arguments_give_usage_not_a_traceback(tmp_path):
+    existing = write(tmp_path, "exists.txt", ["x"])
+    for args, text in [
+        (("allocation", "import-usage"), "Missing argument 'FILE'"),
+        (("allocation", "import-usage", "/no/such/file"), "does not exist"),
+        (("allocation", "import-usage", existing, "b"), "unexpected extra argument"),
+        (("allocation", "sideways"), "No such command"),
+    ]:
+        result = run_manage(tmp_path, *args)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert text in result.stderr
+    help_text = run_manage(tmp_path, "allocation", "--help").stdout
+    assert "import-usage" in help_text and "Import Slurm accounting" in help_text
