@@ -45,11 +45,24 @@ class CeilingRefused(Exception):
         self.count = count
 
 
+@dataclass(frozen=True)
+class Address:
+    """Where and how to reach a client: plain values, safe to hand to threads."""
+
+    name: str
+    endpoint: str
+    secret: str
+
+    @classmethod
+    def of(cls, client: QuotaClient) -> Address:
+        return cls(client.name, client.endpoint, client.secret)
+
+
 class Transport(Protocol):
-    def get(self, client: QuotaClient, kind: str) -> dict[str, Any]: ...
+    def get(self, client: Address, kind: str) -> dict[str, Any]: ...
 
     def put(
-        self, client: QuotaClient, kind: str, body: dict[str, Any]
+        self, client: Address, kind: str, body: dict[str, Any]
     ) -> dict[str, Any]: ...
 
 
@@ -59,7 +72,7 @@ class HttpTransport:
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
 
-    def _call(self, method: str, client: QuotaClient, kind: str, body=None) -> dict:
+    def _call(self, method: str, client: Address, kind: str, body=None) -> dict:
         url = f"{client.endpoint.rstrip('/')}/quota/{kind}"
         try:
             response = requests.request(
@@ -81,12 +94,10 @@ class HttpTransport:
             )
         return data
 
-    def get(self, client: QuotaClient, kind: str) -> dict[str, Any]:
+    def get(self, client: Address, kind: str) -> dict[str, Any]:
         return self._call("GET", client, kind)
 
-    def put(
-        self, client: QuotaClient, kind: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
+    def put(self, client: Address, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("PUT", client, kind, body)
 
 
@@ -192,17 +203,18 @@ class Controller:
         kind = self.quota.record_kind
         summary = PullSummary()
 
-        def ask(client: QuotaClient):
+        def ask(address: Address):
             try:
-                return client, self.transport.get(client, kind), None
+                return self.transport.get(address, kind), None
             except TransportError as exc:
-                return client, None, str(exc)
+                return None, str(exc)
 
+        addresses = [Address.of(c) for c in self.clients]
         workers = max(1, min(64, len(self.clients)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(ask, self.clients))
+            answers = list(pool.map(ask, addresses))
         self.reachable = set()
-        for client, report, error in answers:
+        for client, (report, error) in zip(self.clients, answers, strict=True):
             if report is None:
                 client.last_error = error or "unreachable"
                 summary.unreachable += 1
@@ -215,26 +227,44 @@ class Controller:
         self.commit()
         return summary
 
-    def _send(self, client: QuotaClient, ceiling: int) -> bool:
+    def _send_all(self, changes: list[tuple[QuotaClient, int]]) -> int:
+        """Send ceilings concurrently; settle the answers; return how many took."""
         quota = self.quota
-        body = {
-            "ceiling": ceiling,
+        window = {
             "window_start": int(quota.window_start.timestamp()),
             "window_expires": int(quota.window_expires.timestamp()),
         }
-        try:
-            report = self.transport.put(client, quota.record_kind, body)
-        except CeilingRefused as exc:
-            client.count = exc.count
-            self._history(client, "refused", f"ceiling {ceiling}: {exc}")
-            return False
-        except TransportError as exc:
-            client.last_error = str(exc)
-            self._history(client, "unconfirmed", f"ceiling {ceiling}: {exc}")
-            return False
-        self._settle(client, report)
-        self._history(client, "ceiling", f"ceiling set to {client.acknowledged}")
-        return True
+
+        kind = quota.record_kind
+
+        def send(call: tuple[Address, int]):
+            address, ceiling = call
+            try:
+                return self.transport.put(address, kind, {"ceiling": ceiling, **window})
+            except (CeilingRefused, TransportError) as exc:
+                return exc
+
+        if not changes:
+            return 0
+        calls = [(Address.of(client), ceiling) for client, ceiling in changes]
+        workers = max(1, min(64, len(changes)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            answers = list(pool.map(send, calls))
+        taken = 0
+        for (client, ceiling), answer in zip(changes, answers, strict=True):
+            if isinstance(answer, CeilingRefused):
+                client.count = answer.count
+                self._history(client, "refused", f"ceiling {ceiling}: {answer}")
+            elif isinstance(answer, TransportError):
+                client.last_error = str(answer)
+                self._history(client, "unconfirmed", f"ceiling {ceiling}: {answer}")
+            else:
+                self._settle(client, answer)
+                self._history(
+                    client, "ceiling", f"ceiling set to {client.acknowledged}"
+                )
+                taken += 1
+        return taken
 
     def post_all(self) -> int:
         """Lower, then raise, ceilings towards the plan; return how many changed."""
@@ -250,22 +280,22 @@ class Controller:
             for c in self.quota.clients
         ]
         desired = plan(self.quota.target, states)
-        changed = 0
         ours = [c for c in self.clients if c.id in desired]
-        for client in ours:
-            if desired[client.id] < client.acknowledged:
-                changed += self._send(client, desired[client.id])
+        lowered = [(c, desired[c.id]) for c in ours if desired[c.id] < c.acknowledged]
+        changed = self._send_all(lowered)
         self.commit()
         spare = self.quota.target - committed_total(self.session, self.quota)
+        raises = []
         for client in sorted(ours, key=lambda c: -c.rate):
             raise_by = min(desired[client.id] - client.acknowledged, spare)
             if raise_by <= 0 or client.pending is not None:
                 continue
             client.pending = client.acknowledged + raise_by
             spare -= raise_by
-            self.commit()  # the raise is on record before the client can use it
-            changed += self._send(client, client.pending)
-            self.commit()
+            raises.append((client, client.pending))
+        self.commit()  # every raise is on record before any client can use it
+        changed += self._send_all(raises)
+        self.commit()
         return changed
 
     def pull(self) -> PullSummary:

@@ -180,7 +180,7 @@ def test_beat_schedule_merges_with_the_built_in_jobs(tmp_path):
     }
     app = build(tmp_path, {"CELERYBEAT_SCHEDULE": schedule})
     beat = app.extensions["celery"].conf.beat_schedule
-    assert set(beat) == {"crawl-instances"}
+    assert set(beat) == {"crawl-instances", "quota-pull"}
     assert beat["crawl-instances"]["schedule"] == timedelta(minutes=30)
 
 
@@ -189,6 +189,29 @@ def test_embedded_broker_keeps_its_files_in_the_instance_folder(tmp_path):
     assert conf.broker_url == "filesystem://"
     options = conf.broker_transport_options
     assert options["data_folder_in"].startswith(str(tmp_path / "instance"))
+
+
+def test_domain_settings_come_from_every_layer(tmp_path):
+    settings = tmp_path / "domains.cfg"
+    settings.write_text("QUOTA_PULL_INTERVAL = 60\n")
+    app = build(
+        tmp_path,
+        {"QUOTA_OVERRIDE_HOURS": 2},
+        environ={
+            "TRACKER_SETTINGS": str(settings),
+            "TRACKER_QUOTA_CLIENT_TIMEOUT": "3.5",
+        },
+    )
+    assert app.config["QUOTA_PULL_INTERVAL"] == 60
+    assert app.config["QUOTA_OVERRIDE_HOURS"] == 2
+    assert app.config["QUOTA_CLIENT_TIMEOUT"] == 3.5
+    with pytest.raises(SettingsError, match=r"^QUOTA_PULL_INTERVAL = 1 is invalid"):
+        build(tmp_path, {"QUOTA_PULL_INTERVAL": 1})
+
+
+def test_settings_of_a_domain_that_is_off_are_refused(tmp_path):
+    with pytest.raises(SettingsError, match=r"^QUOTA_PULL_INTERVAL: unknown setting"):
+        build(tmp_path, {"DOMAINS": ["sync"], "QUOTA_PULL_INTERVAL": 60})
 
 
 def test_unknown_setting_is_refused(tmp_path):

@@ -17,6 +17,7 @@ from tracker.settings import (
     Setting,
     load_settings,
     persistent_secret_key,
+    requested_domains,
 )
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).with_name("migrations"))
@@ -36,7 +37,7 @@ def create_app(
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    domains = load_settings(CORE_SETTINGS, environ, overrides)["DOMAINS"]
+    domains = requested_domains(environ, overrides)
     domain_modules = [importlib.import_module(name) for name in domains]
     specs: list[Setting] = [*CORE_SETTINGS]
     for module in domain_modules:

@@ -459,6 +459,36 @@ def validate(raw: dict[str, Any], specs: Iterable[Setting]) -> dict[str, Any]:
     return values
 
 
+def gather(
+    specs: Iterable[Setting],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Layer the settings file, the environment and overrides, unvalidated."""
+    raw: dict[str, Any] = {}
+    path = settings_file_path(environ)
+    if path is not None:
+        raw.update(read_settings_file(path))
+    raw.update(read_environment(environ, specs))
+    raw.update(overrides or {})
+    return raw
+
+
+def requested_domains(
+    environ: Mapping[str, str], overrides: Mapping[str, Any] | None
+) -> list[str]:
+    """The DOMAINS setting alone, checked, so their own settings can be known."""
+    spec = next(s for s in CORE_SETTINGS if s.name == "DOMAINS")
+    return validate(
+        {
+            "DOMAINS": gather(CORE_SETTINGS, environ, overrides).get(
+                "DOMAINS", spec.default
+            )
+        },
+        (spec,),
+    )["DOMAINS"]
+
+
 def load_settings(
     specs: Iterable[Setting],
     environ: Mapping[str, str],
@@ -466,13 +496,7 @@ def load_settings(
 ) -> dict[str, Any]:
     """Layer defaults, the settings file, the environment and overrides; validate."""
     specs = tuple(specs)
-    raw: dict[str, Any] = {}
-    path = settings_file_path(environ)
-    if path is not None:
-        raw.update(read_settings_file(path))
-    raw.update(read_environment(environ, specs))
-    raw.update(overrides or {})
-    return validate(raw, specs)
+    return validate(gather(specs, environ, overrides), specs)
 
 
 def persistent_secret_key(instance_path: Path) -> str:

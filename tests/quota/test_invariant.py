@@ -19,7 +19,7 @@ from quota.client.codes import (
     override_key,
     verify_approval,
 )
-from quota.controller import CeilingRefused, Controller, TransportError
+from quota.controller import Address, CeilingRefused, Controller, TransportError
 from quota.models import ControllerQuota, QuotaClient
 from quota.overrides import OverrideRefused, approve
 from tracker.extensions import db
@@ -70,7 +70,7 @@ class FlakyTransport:
     def _fault(self) -> str:
         return self.faults.pop(0) if self.faults else "ok"
 
-    def get(self, client: QuotaClient, kind: str) -> dict:
+    def get(self, client: Address, kind: str) -> dict:
         field = self.clients[client.name]
         fault = self._fault()
         if not field.online or fault == "lose-request":
@@ -82,7 +82,7 @@ class FlakyTransport:
             raise TransportError("reply lost")
         return report
 
-    def put(self, client: QuotaClient, kind: str, body: dict) -> dict:
+    def put(self, client: Address, kind: str, body: dict) -> dict:
         field = self.clients[client.name]
         fault = self._fault()
         if not field.online or fault == "lose-request":

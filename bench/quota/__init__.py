@@ -1,0 +1,1 @@
+"""Quota benchmark: what QuotaMixin costs per insert; one pull over many clients."""
