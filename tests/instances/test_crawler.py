@@ -93,7 +93,8 @@ def test_one_run_over_a_hostile_fleet(fleet):
     begin = time.monotonic()
     outcomes = crawl_all(targets, settings())
     elapsed = time.monotonic() - begin
-    assert elapsed < TIMEOUT + 1.5, elapsed
+    # Bounded by the timeout, not by the slowest host (margin for a busy machine).
+    assert elapsed < TIMEOUT + 3, elapsed
 
     by_address = {a: outcomes[i] for i, a in enumerate(addresses)}
     fast = by_address["127.0.10.1"]
@@ -162,12 +163,12 @@ def test_hanging_hosts_do_not_hold_up_the_others(fleet):
     targets += [Target(10 + i, fleet.url("127.0.10.1")) for i in range(20)]
     finished_at = {}
     begin = time.monotonic()
-    for outcome in crawl(targets, settings(concurrency=4)):
+    for outcome in crawl(targets, settings(concurrency=4, timeout=6.0)):
         if outcome is not None:
             finished_at[outcome.instance_id] = time.monotonic() - begin
     fast = [finished_at[10 + i] for i in range(20)]
-    assert max(fast) < TIMEOUT
-    assert min(finished_at[0], finished_at[1]) >= TIMEOUT - 0.1
+    assert max(fast) < min(finished_at[0], finished_at[1])
+    assert min(finished_at[0], finished_at[1]) >= 6.0 - 0.1
 
 
 def test_denied_networks_are_not_crawled(fleet):
