@@ -9,7 +9,7 @@ and takes the supervisor's approval code.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from html import escape
 
 from flask import Blueprint, abort, jsonify, request
@@ -50,9 +50,19 @@ def make_blueprint(
     client_name: str,
     secret: str,
     csrf_exempt: Callable | None = None,
+    kinds: Iterable[str] | None = None,
 ) -> Blueprint:
-    """Build the blueprint for this field client (``client_name``, ``secret``)."""
+    """Build the blueprint for this field client (``client_name``, ``secret``);
+    ``kinds`` lists the record kinds it counts (others answer 404)."""
     bp = Blueprint("quota_client", __name__, url_prefix="/quota")
+    known = set(kinds) if kinds is not None else None
+
+    @bp.url_value_preprocessor
+    def known_kind(_endpoint, values) -> None:
+        if known is not None and values and values.get("kind") not in known:
+            abort(
+                _error(404, "Unknown record kind", "no model counts this kind", "kind")
+            )
 
     def authorised() -> None:
         auth = request.authorization

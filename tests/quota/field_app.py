@@ -37,7 +37,14 @@ def create_field_app(database_url: str, name: str, secret: str) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     field_db.init_app(app)
     app.register_blueprint(
-        make_blueprint(lambda: field_db.session, Quota, QuotaOverride, name, secret)
+        make_blueprint(
+            lambda: field_db.session,
+            Quota,
+            QuotaOverride,
+            name,
+            secret,
+            kinds={"visit"},
+        )
     )
     with app.app_context():
         field_db.create_all()

@@ -174,6 +174,16 @@ def test_blueprint_rejects_bad_bodies(field, body, field_name):
     assert response.get_json()["field"] == field_name
 
 
+def test_blueprint_refuses_a_record_kind_no_model_counts(field):
+    now = int(time.time())
+    body = {"ceiling": 5, "window_start": now, "window_expires": now + 60}
+    response = field.test_client().put("/quota/consent", json=body, headers=auth())
+    assert response.status_code == 404
+    assert response.get_json()["field"] == "kind"
+    with field.app_context():
+        assert field_db.session.scalar(select(func.count(Quota.id))) == 0
+
+
 def test_blueprint_needs_the_client_secret(field):
     client = field.test_client()
     assert client.get("/quota/visit").status_code == 401

@@ -13,7 +13,7 @@ from quota.client import QuotaReachedError
 from quota.controller import HttpTransport, committed_total
 from quota.models import ControllerQuota, QuotaClient, QuotaHistory
 from quota.pulls import run_pull
-from tests.quota.field_app import Visit, create_field_app, field_db
+from tests.quota.field_app import Quota, Visit, create_field_app, field_db
 from tests.services import free_port
 from tracker.batch.models import BatchOperation
 from tracker.db_types import utcnow
@@ -187,3 +187,20 @@ def test_quota_page_shows_progress_and_approves(
     )
     assert "2 reached, 1 unreachable" in pulled.get_data(as_text=True)
     assert client.post(f"/quotas/{quota}/pull").status_code == 400
+
+
+def test_an_expired_quota_is_not_pulled_and_nothing_changes(app, field_clients, quota):
+    with app.app_context():
+        stored = db.session.get(ControllerQuota, quota)
+        stored.window_expires = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+    operation_id, summary = pull(app, quota)
+    assert summary is None
+    with app.app_context():
+        operation = db.session.get(BatchOperation, operation_id)
+        assert (operation.result, "not active" in operation.error) == ("failed", True)
+        stored = db.session.get(ControllerQuota, quota)
+        assert {c.acknowledged for c in stored.clients} == {0}
+    field_app = field_clients["clinic-1"][0]
+    with field_app.app_context():
+        assert field_db.session.scalar(select(Quota.id)) is None
