@@ -89,9 +89,10 @@ class FakeClient:
 class Clients:
     """Every fake client by address, and what they were asked since the last stats."""
 
-    def __init__(self, count: int, seed: int) -> None:
+    def __init__(self, count: int, seed: int, latency: float = 0.0) -> None:
         self.count = count
         self.seed = seed
+        self.latency = latency  # seconds each answer waits: the field's network
         self.addresses = addresses(count)
         self.reset()
 
@@ -150,6 +151,7 @@ class Clients:
         if client is None:
             return _error(401, "Unauthorized", "wrong or missing client credentials")
         self.calls["get"] += 1
+        await asyncio.sleep(self.latency)
         return web.json_response(client.state(request.match_info["kind"]))
 
     async def change(self, request: Any) -> Any:
@@ -158,6 +160,7 @@ class Clients:
         client = self._client(request)
         if client is None:
             return _error(401, "Unauthorized", "wrong or missing client credentials")
+        await asyncio.sleep(self.latency)
         try:
             data = await request.json()
         except ValueError:
@@ -230,12 +233,12 @@ def _say(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def serve(count: int, seed: int) -> None:
+async def serve(count: int, seed: int, latency: float = 0.0) -> None:
     """Serve the clients and answer commands until ``stop`` or end of stdin."""
     from aiohttp import web
 
     raise_open_files(count + SPARE_FDS)
-    clients = Clients(count, seed)
+    clients = Clients(count, seed, latency)
     app = web.Application()
     app.router.add_get("/quota/{kind}", clients.show)
     app.router.add_put("/quota/{kind}", clients.change)
@@ -271,9 +274,10 @@ async def serve(count: int, seed: int) -> None:
 class FakeClientsProcess:
     """Start ``python -m bench.quota.clients`` and talk to it."""
 
-    def __init__(self, count: int, seed: int, log: Path) -> None:
+    def __init__(self, count: int, seed: int, log: Path, latency: float = 0.0) -> None:
         self.count = count
         self.seed = seed
+        self.latency = latency
         self.log = log
         self.port = 0
         self.addresses: list[str] = []
@@ -305,6 +309,7 @@ class FakeClientsProcess:
                 "bench.quota.clients",
                 str(self.count),
                 str(self.seed),
+                str(self.latency),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -352,4 +357,4 @@ class FakeClientsProcess:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))

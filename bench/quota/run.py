@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--target", type=_bounded_int(1, 2_000_000_000), default=1_000_000
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--latency-ms",
+        type=_bounded_int(0, 5000),
+        default=20,
+        help="how long each field client takes to answer (its network), default 20",
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     return parser.parse_args(argv)
 
@@ -130,9 +136,14 @@ def pull_section(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Part 2: run_pull over N fake clients, then the naive loop, two pulls each."""
     count, target = args.clients, args.target
     say()
-    say(f"2. One pull over {count} clients on loopback (target {target:,})")
+    say(
+        f"2. One pull over {count} clients on loopback (target {target:,}), "
+        f"each answering after {args.latency_ms} ms"
+    )
     raise_open_files(count + SPARE_FDS)
-    fake = FakeClientsProcess(count, args.seed, directory / "clients.log")
+    fake = FakeClientsProcess(
+        count, args.seed, directory / "clients.log", args.latency_ms / 1000
+    )
     app = None
     results: dict[str, Any] = {"clients": count, "target": target}
     try:
