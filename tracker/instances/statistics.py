@@ -31,20 +31,18 @@ def _countries(session: Session) -> list[dict]:
 
 
 def _points(session: Session) -> list[dict]:
-    rows = session.execute(
-        select(
-            Instance.latitude,
-            Instance.longitude,
-            func.min(Instance.city),
-            func.count(Instance.id),
+    """One point per distinct location, with how many instances are there."""
+    grouped: dict[tuple[float, float], dict] = {}
+    for lat, lng, city in session.execute(
+        select(Instance.latitude, Instance.longitude, Instance.city).where(
+            Instance.enabled.is_(True), Instance.latitude.is_not(None)
         )
-        .where(Instance.enabled.is_(True), Instance.latitude.is_not(None))
-        .group_by(Instance.latitude, Instance.longitude)
-    ).all()
-    return [
-        {"lat": lat, "lng": lng, "city": city, "count": count}
-        for lat, lng, city, count in rows
-    ]
+    ):
+        point = grouped.setdefault(
+            (lat, lng), {"lat": lat, "lng": lng, "city": city, "count": 0}
+        )
+        point["count"] += 1
+    return list(grouped.values())
 
 
 def _history(session: Session, setting: FieldSettings, days: int) -> dict[str, Any]:
@@ -72,23 +70,22 @@ def _history(session: Session, setting: FieldSettings, days: int) -> dict[str, A
     }
 
 
+def _rows(session: Session) -> list[Row]:
+    """Crawled values and country of every enabled instance."""
+    statement = select(Instance.crawled, Instance.country_name).where(
+        Instance.enabled.is_(True)
+    )
+    return [
+        Row(crawled or {}, country) for crawled, country in session.execute(statement)
+    ]
+
+
 def gather(
     session: Session, fields: dict[str, FieldSettings], history_days: int = HISTORY_DAYS
 ) -> dict[str, Any]:
     """Everything the statistics page shows, as plain data."""
     charted = [f for f in fields.values() if f.chart]
-    rows = (
-        [
-            Row(crawled or {}, country)
-            for crawled, country in session.execute(
-                select(Instance.crawled, Instance.country_name).where(
-                    Instance.enabled.is_(True)
-                )
-            )
-        ]
-        if charted
-        else []
-    )
+    rows = _rows(session) if any(f.chart_type != "line" for f in charted) else []
     charts = []
     for setting in charted:
         if setting.chart_type == "line":
