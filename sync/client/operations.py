@@ -1,0 +1,110 @@
+"""What a field client does with its outgoing transactions; the caller commits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from sync.client.crypto import InvalidPayload, decrypt_payload
+from sync.client.models import PRODUCER_ROW, SyncConfigurationError, utc_now
+from sync.client.payloads import transaction_hash
+
+
+def configure_producer(
+    session: Session,
+    state_model: type,
+    producer_id: str,
+    encryption_key: str | None = None,
+) -> None:
+    """Name the producer this database speaks for and set or clear its key."""
+    if not producer_id or len(producer_id) > 100:
+        raise SyncConfigurationError("a producer id is 1 to 100 characters")
+    table = state_model.__table__
+    state = session.execute(
+        select(table.c.producer_id, table.c.next_sequence).where(
+            table.c.id == PRODUCER_ROW
+        )
+    ).first()
+    if state is None:
+        session.execute(
+            insert(table).values(
+                id=PRODUCER_ROW,
+                producer_id=producer_id,
+                next_sequence=1,
+                encryption_key=encryption_key,
+            )
+        )
+        return
+    if state.producer_id != producer_id and state.next_sequence > 1:
+        raise SyncConfigurationError(
+            f"this database already recorded changes as {state.producer_id!r}"
+        )
+    session.execute(
+        update(table)
+        .where(table.c.id == PRODUCER_ROW)
+        .values(producer_id=producer_id, encryption_key=encryption_key)
+    )
+
+
+def pending_transactions(
+    session: Session, outgoing_model: type, limit: int = 500
+) -> list[Any]:
+    """Return up to ``limit`` unsent transactions in sequence order."""
+    return list(
+        session.scalars(
+            select(outgoing_model)
+            .where(outgoing_model.sent.is_(False))
+            .order_by(outgoing_model.producer_id, outgoing_model.sequence)
+            .limit(limit)
+        )
+    )
+
+
+def mark_sent(
+    session: Session, outgoing_model: type, producer_id: str, sequences: Iterable[int]
+) -> int:
+    """Mark acknowledged transactions sent; return how many changed."""
+    numbers = list(sequences)
+    if not numbers:
+        return 0
+    table = outgoing_model.__table__
+    changed = session.execute(
+        update(table)
+        .where(
+            table.c.producer_id == producer_id,
+            table.c.sequence.in_(numbers),
+            table.c.sent.is_(False),
+        )
+        .values(sent=True, sent_at=utc_now())
+    )
+    return changed.rowcount
+
+
+def open_payload(transaction: Any, key: str | bytes | None = None) -> dict[str, Any]:
+    """Return a transaction's payload, decrypted and checked against its hash."""
+    text = transaction.payload
+    if transaction.encrypted:
+        if key is None:
+            raise InvalidPayload("the payload is encrypted and no key was given")
+        text = decrypt_payload(
+            text, key, f"{transaction.producer_id}:{transaction.sequence}"
+        )
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise InvalidPayload("the payload is not JSON") from None
+    expected = transaction_hash(
+        transaction.producer_id,
+        transaction.sequence,
+        transaction.model,
+        json.loads(transaction.natural_key),
+        transaction.action,
+        payload,
+    )
+    if expected != transaction.hash:
+        raise InvalidPayload("the payload does not match the transaction's hash")
+    return payload
