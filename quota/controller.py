@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from quota.models import ControllerQuota, QuotaApproval, QuotaClient, QuotaHistory
@@ -66,6 +66,10 @@ class Transport(Protocol):
     ) -> dict[str, Any]: ...
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class HttpTransport:
     """Talks to the field clients' quota blueprint over HTTP with timeouts."""
 
@@ -84,14 +88,21 @@ class HttpTransport:
                 allow_redirects=False,
             )
             data = response.json()
-        except (requests.RequestException, ValueError) as exc:
+        except (requests.RequestException, ValueError, RecursionError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}"[:300]) from None
-        if response.status_code == 409 and isinstance(data.get("count"), int):
+        if not isinstance(data, dict):
+            raise TransportError(f"HTTP {response.status_code}: not a JSON object")
+        if response.status_code == 409 and _is_count(data.get("count")):
             raise CeilingRefused(data["count"])
-        if response.status_code != 200 or not isinstance(data, dict):
+        if response.status_code != 200:
             raise TransportError(
                 f"HTTP {response.status_code}: {data.get('message', '')}"
             )
+        if not (_is_count(data.get("count")) and _is_count(data.get("ceiling"))):
+            raise TransportError("the report lacks a whole count and ceiling")
+        used = data.get("used_overrides") or []
+        if not isinstance(used, list) or not all(isinstance(n, str) for n in used):
+            raise TransportError("the report's used_overrides is not a list of codes")
         return data
 
     def get(self, client: Address, kind: str) -> dict[str, Any]:
@@ -128,6 +139,17 @@ def assumed_ceiling(session: Session, client: QuotaClient) -> int:
     return max(client.acknowledged, client.pending or 0) + outstanding_extra(
         session, client
     )
+
+
+def lock_quota(session: Session, quota: ControllerQuota) -> None:
+    """Hold the quota's row until commit: whoever hands out headroom next waits,
+    then sees what this transaction handed out (a write locks on every database)."""
+    session.execute(
+        update(ControllerQuota)
+        .where(ControllerQuota.id == quota.id)
+        .values(target=ControllerQuota.target)
+    )
+    session.refresh(quota)
 
 
 def committed_total(session: Session, quota: ControllerQuota) -> int:
@@ -284,6 +306,7 @@ class Controller:
         lowered = [(c, desired[c.id]) for c in ours if desired[c.id] < c.acknowledged]
         changed = self._send_all(lowered)
         self.commit()
+        lock_quota(self.session, self.quota)
         spare = self.quota.target - committed_total(self.session, self.quota)
         raises = []
         for client in sorted(ours, key=lambda c: -c.rate):

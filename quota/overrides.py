@@ -14,7 +14,7 @@ from quota.client.codes import (
     approval_code,
     override_key,
 )
-from quota.controller import committed_total
+from quota.controller import committed_total, lock_quota
 from quota.models import ControllerQuota, QuotaApproval, QuotaHistory
 
 
@@ -47,6 +47,7 @@ def approve(
         raise OverrideRefused(f"no client {request.client!r} in this quota")
     if extra < 1:
         raise OverrideRefused("grant at least one record")
+    lock_quota(session, quota)
     spare = quota.target - committed_total(session, quota)
     if extra > spare:
         raise OverrideRefused(f"only {spare} records are left under the target")

@@ -44,7 +44,11 @@ def run_pull(
     operations.set_total(session, operation.id, len(quota.clients))
     commit()
     try:
-        summary = Controller(session, quota, transport, commit).pull()
+        controller = Controller(session, quota, transport, commit)
+        summary = controller.get_all()
+        operations.add_progress(session, operation.id)  # still alive: beat the heart
+        commit()
+        summary.changed = controller.post_all()
     except QuotaNotActive as exc:
         session.rollback()
         operations.finish(session, operation.id, result="failed", error=str(exc))

@@ -46,6 +46,10 @@ def _quota_or_404(quota_id: int) -> ControllerQuota:
 @bp.get("/quotas")
 def index():
     """Show every quota with its clients, history and overrides to approve."""
+    return _render_index()
+
+
+def _render_index(approval: str | None = None):
     quotas = db.session.scalars(
         select(ControllerQuota).order_by(ControllerQuota.id)
     ).all()
@@ -70,7 +74,7 @@ def index():
         "quota/index.html",
         rows=rows,
         button=ButtonForm(),
-        approval=request.args.get("approval"),
+        approval=approval,
     )
 
 
@@ -124,4 +128,5 @@ def approve_override(quota_id: int):
         flash(str(exc), "error")
         return redirect(url_for("quota.index"))
     db.session.commit()
-    return redirect(url_for("quota.index", approval=code))
+    # Rendered, not redirected: the code is a credential and stays out of URLs.
+    return _render_index(approval=code)

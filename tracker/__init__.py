@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.routing import IntegerConverter
 
 from tracker.extensions import babel, csrf, db, migrate
 from tracker.settings import (
@@ -45,6 +46,8 @@ def create_app(
     app.config.update(load_settings(specs, environ, overrides))
     _apply_embedded_defaults(app)
 
+    # Ids in URLs above what the database holds are a 404, not an overflow.
+    app.url_map.converters["int"] = DatabaseIntConverter
     db.init_app(app)
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
@@ -64,6 +67,14 @@ def create_app(
     for module in domain_modules:
         module.init_app(app)
     return app
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """``<int:...>`` limited to the 32-bit ids every database here stores."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _apply_embedded_defaults(app: Flask) -> None:

@@ -62,8 +62,8 @@ def positive_int_arg(name: str, default: int, maximum: int | None = None) -> int
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise invalid(name, "must be a positive integer")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or len(raw) > 9:
+        raise invalid(name, "must be a positive integer below 10^9")
     value = int(raw)
     if maximum is not None and value > maximum:
         raise invalid(name, f"must be at most {maximum}")

@@ -29,7 +29,7 @@ def _decode(text: str) -> dict:
     try:
         padded = text.strip() + "=" * (-len(text.strip()) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidCode("the code is not readable") from None
     if not isinstance(data, dict):
         raise InvalidCode("the code is not readable")
@@ -65,7 +65,7 @@ class OverrideRequest:
                 int(data["count"]),
                 str(data["nonce"]),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise InvalidCode("the request code is incomplete") from None
 
 
@@ -102,7 +102,7 @@ def verify_approval(
             str(data["nonce"]),
             int(data["expires"]),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise InvalidCode("the approval code is incomplete") from None
     if approval.client != client or approval.record_kind != record_kind:
         raise InvalidCode("the approval code is for another client or record kind")

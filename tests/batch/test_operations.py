@@ -121,3 +121,13 @@ def test_skipped_runs_are_recorded(session):
         "skipped",
         "busy",
     )
+
+
+def test_an_operation_whose_heart_beat_meanwhile_is_not_failed(session):
+    operation = operations.create_synchronous(session, "crawl", "all")
+    session.commit()
+    long_ago = utcnow() - timedelta(hours=1)
+    assert not operations.finish(
+        session, operation.id, result="failed", stale_before=long_ago
+    )
+    assert session.get(BatchOperation, operation.id, populate_existing=True).is_active

@@ -74,3 +74,14 @@ def test_bad_locations_name_the_field(client, uuid, auth_headers, location, fiel
     assert response.status_code == 400
     assert response.get_json()["field"] == field
     assert listed(client, auth_headers)["location"]["manual"] is False
+
+
+def test_a_new_url_needs_approving_again(make_app, auth_headers):
+    app = make_app(CRAWL_REQUIRE_APPROVAL=True)
+    client = app.test_client()
+    uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
+    client.post(f"/api/instances/{uuid}/approve", headers=auth_headers)
+    client.patch(f"/api/instance/{uuid}", json={"contact": "Someone else"})
+    assert listed(client, auth_headers)["approved"] is True
+    client.patch(f"/api/instance/{uuid}", json={"url": "https://elsewhere.example.org"})
+    assert listed(client, auth_headers)["approved"] is False

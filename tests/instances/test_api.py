@@ -158,6 +158,7 @@ BAD_REGISTRATIONS = [
     ({**REGISTRATION, "contact": ["Ada"]}, "contact"),
     ({**REGISTRATION, "contact": "x" * 256}, "contact"),
     ({**REGISTRATION, "contact": "Ada\x00"}, "contact"),
+    ({**REGISTRATION, "contact": "Ada\ud800"}, "contact"),
     ({**REGISTRATION, "email": "not-an-email"}, "email"),
     ({**REGISTRATION, "email": "a@b"}, "email"),
     ({**REGISTRATION, "email": "a b@example.org"}, "email"),
@@ -313,6 +314,8 @@ def test_list_filters_on_enabled(client, auth_headers):
     [
         ("page=0", "page"),
         ("page=x", "page"),
+        ("page=%C2%B2", "page"),
+        ("page=99999999999999999999", "page"),
         ("per_page=100000", "per_page"),
         ("enabled=maybe", "enabled"),
     ],
@@ -339,3 +342,9 @@ def test_fifty_concurrent_registrations_make_fifty_instances(live_server, app):
         uuids = list(pool.map(one, range(50)))
     assert len(set(uuids)) == 50
     assert count_instances(app) == 50
+
+
+def test_ids_beyond_what_the_database_holds_are_404(client, auth_headers):
+    response = client.get("/api/batch-operations/99999999999999", headers=auth_headers)
+    assert response.status_code == 404
+    assert response.is_json

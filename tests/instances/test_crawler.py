@@ -225,3 +225,13 @@ def test_unresolvable_and_refused_hosts_are_down():
     assert "cannot resolve host" in outcomes[1].error
     assert outcomes[2].health == "down"
     assert "cannot connect" in outcomes[2].error
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"users": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}']
+)
+def test_nan_and_infinity_are_not_json(body):
+    from tracker.instances.crawler import FetchError, _parse_object
+
+    with pytest.raises(FetchError, match="not valid JSON"):
+        _parse_object(body, 200)

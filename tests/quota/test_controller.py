@@ -187,6 +187,18 @@ def test_quota_page_shows_progress_and_approves(
     )
     assert "2 reached, 1 unreachable" in pulled.get_data(as_text=True)
     assert client.post(f"/quotas/{quota}/pull").status_code == 400
+    with app.app_context():
+        db.session.get(ControllerQuota, quota).target = 150
+        db.session.commit()
+    from quota.client.codes import OverrideRequest
+
+    request_code = OverrideRequest.new("clinic-1", "visit", 0).code()
+    approved = client.post(
+        f"/quotas/{quota}/approve",
+        data={"csrf_token": token, "request_code": request_code, "extra": "3"},
+    )
+    assert approved.status_code == 200  # shown, never put in a URL
+    assert 'id="approval-code"' in approved.get_data(as_text=True)
 
 
 def test_an_expired_quota_is_not_pulled_and_nothing_changes(app, field_clients, quota):
@@ -204,3 +216,44 @@ def test_an_expired_quota_is_not_pulled_and_nothing_changes(app, field_clients, 
     field_app = field_clients["clinic-1"][0]
     with field_app.app_context():
         assert field_db.session.scalar(select(Quota.id)) is None
+
+
+@pytest.fixture
+def odd_client():
+    """A 'client' that answers with whatever the test sets, on loopback."""
+    from flask import Flask, Response
+
+    answers = {}
+    odd = Flask("odd")
+
+    @odd.route("/quota/<kind>", methods=["GET", "PUT"])
+    def answer(kind):
+        status, body = answers["next"]
+        return Response(body, status=status, content_type="application/json")
+
+    server = make_server("127.0.60.9", 0, odd, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield answers, f"http://127.0.60.9:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, "[]"),
+        (200, "null"),
+        (502, '"bad gateway"'),
+        (409, "null"),
+        (200, '{"count": "x", "ceiling": 1}'),
+        (200, '{"count": 1, "ceiling": null}'),
+        (200, '{"count": 1, "ceiling": 2, "used_overrides": [{}]}'),
+        (200, "[" * 5000),
+    ],
+)
+def test_odd_replies_are_transport_errors(odd_client, status, body):
+    from quota.controller import Address, TransportError
+
+    answers, url = odd_client
+    answers["next"] = (status, body)
+    with pytest.raises(TransportError):
+        HttpTransport(timeout=5).get(Address("odd", url, "s"), "visit")

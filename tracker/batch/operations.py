@@ -195,9 +195,11 @@ def finish(
     result: str | None = None,
     output_data: dict[str, Any] | None = None,
     error: str = "",
+    stale_before: datetime | None = None,
 ) -> bool:
     """Finish a running or unprocessed operation; the result follows from the counts
-    unless given. False if it had already finished."""
+    unless given. False if it had already finished (or, with ``stale_before``,
+    if its heart beat since)."""
     operation = session.get(BatchOperation, operation_id, populate_existing=True)
     if operation is None or operation.status == STATUS_FINISHED:
         return False
@@ -210,12 +212,14 @@ def finish(
     }
     if output_data is not None:
         values["output_data"] = output_data
+    conditions = [
+        BatchOperation.id == operation_id,
+        BatchOperation.status != STATUS_FINISHED,
+    ]
+    if stale_before is not None:
+        conditions.append(BatchOperation.heartbeat < stale_before)
     changed = session.execute(
-        update(BatchOperation)
-        .where(
-            BatchOperation.id == operation_id, BatchOperation.status != STATUS_FINISHED
-        )
-        .values(**values)
+        update(BatchOperation).where(*conditions).values(**values)
     )
     return changed.rowcount == 1
 
@@ -259,6 +263,7 @@ def fail_stale(
             operation_id,
             result=result,
             error="no heartbeat: the worker running it stopped",
+            stale_before=cutoff,
         ):
             failed.append(operation_id)
     return failed

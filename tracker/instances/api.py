@@ -76,6 +76,9 @@ def update(uuid: str):
     """Change some of an instance's fields; null leaves a field as it is."""
     changes = parse_update(_body())
     instance = _instance_or_404(uuid)
+    if "url" in changes and changes["url"] != instance.url:
+        # Crawl headers may hold tokens: a new address needs approving again.
+        instance.approved = not current_app.config["CRAWL_REQUIRE_APPROVAL"]
     for field, value in changes.items():
         setattr(instance, field, value)
     if changes:

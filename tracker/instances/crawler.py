@@ -137,9 +137,14 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     return bytes(body)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_object(body: bytes, status: int) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        # NaN and Infinity are not JSON; stored, they would break both databases.
+        data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise FetchError("response is not valid JSON", status) from None
     if not isinstance(data, dict):

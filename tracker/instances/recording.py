@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,13 +28,15 @@ LOCATION_FIELDS = (
     "longitude",
     "accuracy_km",
 )
-KEPT_FIELDS = (
+CRAWL_FIELDS = (
+    "health",
+    "last_attempt",
+    "last_duration_ms",
+    "last_status",
+    "last_error",
     "crawled",
     "crawled_sources",
     "last_success",
-    "address",
-    "location_manual",
-    *LOCATION_FIELDS,
 )
 
 
@@ -113,30 +115,35 @@ def record_outcomes(
     counts = Counts()
     if not outcomes:
         return counts
-    columns = [getattr(Instance, name) for name in KEPT_FIELDS]
     current = {
         row.id: row
         for row in session.execute(
-            select(Instance.id, *columns).where(
-                Instance.id.in_([o.instance_id for o in outcomes])
-            )
+            select(
+                Instance.id,
+                Instance.crawled,
+                Instance.crawled_sources,
+                Instance.last_success,
+                Instance.location_manual,
+            ).where(Instance.id.in_([o.instance_id for o in outcomes]))
         )
     }
-    updates, history, daily = [], [], []
+    updates, located, history, daily = [], [], [], []
     for outcome in outcomes:
         row = current.get(outcome.instance_id)
         if row is None:  # deleted while it was being crawled
             counts.skipped += 1
             continue
-        values = {name: getattr(row, name) for name in KEPT_FIELDS}
-        values.update(
-            id=outcome.instance_id,
-            health=outcome.health,
-            last_attempt=outcome.started,
-            last_duration_ms=outcome.duration_ms,
-            last_status=outcome.status,
-            last_error=outcome.error,
-        )
+        values = {
+            "row_id": outcome.instance_id,
+            "health": outcome.health,
+            "last_attempt": outcome.started,
+            "last_duration_ms": outcome.duration_ms,
+            "last_status": outcome.status,
+            "last_error": outcome.error,
+            "crawled": row.crawled,
+            "crawled_sources": row.crawled_sources,
+            "last_success": row.last_success,
+        }
         if outcome.skipped:
             counts.skipped += 1
         else:
@@ -173,11 +180,34 @@ def record_outcomes(
             )
         if outcome.address and not row.location_manual:
             location = locator.locate(outcome.address)
-            values["address"] = outcome.address
-            values.update({name: getattr(location, name) for name in LOCATION_FIELDS})
+            located.append(
+                {
+                    "row_id": outcome.instance_id,
+                    "address": outcome.address,
+                    **{name: getattr(location, name) for name in LOCATION_FIELDS},
+                }
+            )
         updates.append(values)
+    # Plain executemany UPDATEs of the columns a crawl owns: a row deleted
+    # meanwhile is simply not updated, and a location pinned by hand meanwhile
+    # is left alone.
+    table = Instance.__table__
     if updates:
-        session.execute(update(Instance), updates)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in CRAWL_FIELDS}),
+            updates,
+        )
+    if located:
+        session.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("row_id"), table.c.location_manual.is_(False)
+            )
+            .values({name: bindparam(name) for name in ("address", *LOCATION_FIELDS)}),
+            located,
+        )
     if history:
         session.execute(insert(CrawlResult), history)
     upsert_daily_values(session, daily)

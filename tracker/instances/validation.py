@@ -39,6 +39,10 @@ def text_value(field: str, value: Any, max_length: int = TEXT_MAX) -> str:
         raise invalid(field, f"must be at most {max_length} characters")
     if CONTROL_CHARACTERS.search(value):
         raise invalid(field, "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(field, "must be valid Unicode text") from None
     return value
 
 
