@@ -179,7 +179,7 @@ def _id_list_arg(name: str) -> list[int] | None:
     raw = [part.strip() for part in raw if part.strip()]
     if not raw:
         return None
-    if not all(part.isdigit() for part in raw):
+    if not all(part.isascii() and part.isdigit() and len(part) <= 9 for part in raw):
         raise invalid(name, "must be one or more integer ids")
     return [int(part) for part in raw]
 

@@ -30,6 +30,7 @@ UNFINISHED_STATES = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED")
 NO_TIME = ("", "Unknown", "None")
 MAX_FIELD_LENGTH = 64
 SECONDS_PER_HOUR = 3600.0
+MAX_JOB_SPAN = dt.timedelta(days=366)
 UTC = dt.UTC
 
 
@@ -183,6 +184,11 @@ def parse_line(
         return LineProblem(number, f"End {field('End')!r} is not a time")
     if ended < started:
         return LineProblem(number, "End is before Start")
+    if ended - started > MAX_JOB_SPAN:
+        # No job runs for years: such a line would only spread junk over days.
+        return LineProblem(
+            number, f"Start to End spans more than {MAX_JOB_SPAN.days} days"
+        )
     try:
         elapsed = parse_elapsed(field("Elapsed"))
     except ValueError:
@@ -190,7 +196,7 @@ def parse_line(
             number, f"Elapsed {field('Elapsed')!r} is not [D-][HH:]MM:SS"
         )
     cpus_text = field("AllocCPUS")
-    if not cpus_text.isdigit():
+    if not (cpus_text.isascii() and cpus_text.isdigit()) or len(cpus_text) > 9:
         return LineProblem(number, f"AllocCPUS {cpus_text!r} is not a whole number")
     cpus = int(cpus_text)
     hours = cpus * elapsed / SECONDS_PER_HOUR

@@ -74,7 +74,8 @@ def parse_snapshot_line(
             return LineProblem(
                 number, f"{name} is longer than {MAX_FIELD_LENGTH} characters"
             )
-    if not field("Bytes").isdigit():
+    raw_bytes = field("Bytes")
+    if not (raw_bytes.isascii() and raw_bytes.isdigit()) or len(raw_bytes) > 18:
         return LineProblem(number, f"Bytes {field('Bytes')!r} is not a whole number")
     try:
         taken = local_time(field("Time"), zone)

@@ -45,7 +45,7 @@ def _chosen_period(periods: list[AllocationPeriod]) -> AllocationPeriod | None:
     """The period asked for, else the one containing today, else the latest."""
     raw = request.args.get("period_id", "")
     if raw:
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
             abort(400, description=_("period_id must be a number."))
         chosen = next((p for p in periods if p.id == int(raw)), None)
         if chosen is None:

@@ -73,3 +73,17 @@ def test_an_overlong_field_is_a_problem_not_a_crash():
     ]
     (problem,) = parse_sacct(lines, ZoneInfo("UTC"))
     assert problem == LineProblem(2, "Account is longer than 64 characters")
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("p|9|3|c|9999-12-31T23:00:00|2100-01-01T00:00:00|02:00:00", "spans more than"),
+        ("p|9|²|c|2100-01-01T02:00:00|2100-01-01T00:00:00|02:00:00", "AllocCPUS"),
+    ],
+)
+def test_absurd_lines_are_problems_not_crashes(line, problem):
+    lines = ["Account|JobID|AllocCPUS|Cluster|End|Start|Elapsed", line]
+    (result,) = parse_sacct(lines, ZoneInfo("UTC"))
+    assert isinstance(result, LineProblem)
+    assert problem in result.message
