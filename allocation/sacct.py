@@ -128,17 +128,23 @@ def split_by_day(
     return tuple(pieces)
 
 
-def read_header(line: str, number: int = 1) -> dict[str, int]:
-    """Return the position of each column; SacctFormatError if some are missing."""
+def read_header(
+    line: str,
+    number: int = 1,
+    required: tuple[str, ...] = REQUIRED_COLUMNS,
+    kind: str = "sacct --parsable2",
+) -> dict[str, int]:
+    """Return the position of each column of a ``|``-separated header line;
+    SacctFormatError naming the missing ones."""
     names = line.rstrip("\r\n").split("|")
     positions = {name: index for index, name in enumerate(names)}
-    missing = [name for name in REQUIRED_COLUMNS if name not in positions]
+    missing = [name for name in required if name not in positions]
     if missing:
         raise SacctFormatError(
-            f"line {number}: not a sacct --parsable2 header; missing column(s) "
+            f"line {number}: not a {kind} header; missing column(s) "
             + ", ".join(missing)
             + " (needs "
-            + ",".join(REQUIRED_COLUMNS)
+            + "|".join(required)
             + ")"
         )
     return positions

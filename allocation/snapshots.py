@@ -20,6 +20,7 @@ from allocation.sacct import (
     LineProblem,
     SacctFormatError,
     local_time,
+    read_header,
 )
 
 REQUIRED_COLUMNS = ("Project", "Machine", "Bytes", "Time")
@@ -36,20 +37,6 @@ class Snapshot:
     bytes: int
     taken: dt.datetime
     day: dt.date
-
-
-def _header(line: str, number: int) -> dict[str, int]:
-    positions = {name: i for i, name in enumerate(line.rstrip("\r\n").split("|"))}
-    missing = [name for name in REQUIRED_COLUMNS if name not in positions]
-    if missing:
-        raise SacctFormatError(
-            f"line {number}: not a snapshot header; missing column(s) "
-            + ", ".join(missing)
-            + " (needs "
-            + "|".join(REQUIRED_COLUMNS)
-            + ", optionally |Resource)"
-        )
-    return positions
 
 
 def parse_snapshot_line(
@@ -101,7 +88,7 @@ def parse_snapshots(
         if not line.strip():
             continue
         if positions is None:
-            positions = _header(line, number)
+            positions = read_header(line, number, REQUIRED_COLUMNS, "snapshot")
             continue
         yield parse_snapshot_line(number, line, positions, zone)
     if positions is None:

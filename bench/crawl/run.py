@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bench.common import bounded_int
 from bench.crawl import modes, report
 from bench.crawl.children import ChildError, make_barrier, run_children
 from bench.crawl.fleet import FleetError, FleetProcesses, start_fleet
@@ -48,21 +49,6 @@ BUSY_LOAD = 0.5
 SPARE_FDS = 64
 
 
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """Return an argparse type for an integer in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError("not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
-        return value
-
-    return parse
-
-
 def _positive_float(text: str) -> float:
     """An argparse type for a float above zero."""
     try:
@@ -83,13 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--instances",
-        type=_bounded_int(1, MAX_INSTANCES),
+        type=bounded_int(1, MAX_INSTANCES),
         default=2000,
         help="fake instances in the fleet (default: 2000)",
     )
     parser.add_argument(
         "--hanging",
-        type=_bounded_int(0, MAX_INSTANCES),
+        type=bounded_int(0, MAX_INSTANCES),
         default=5,
         help="instances that never answer (default: 5)",
     )
@@ -101,19 +87,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--concurrency",
-        type=_bounded_int(1, 5000),
+        type=bounded_int(1, 5000),
         default=DEFAULT_CONCURRENCY,
         help=f"instances crawled at once per process (default: {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
         "--workers",
-        type=_bounded_int(0, 16),
+        type=bounded_int(0, 16),
         default=2,
         help="worker processes for the fan-out mode (default: 2; 0 skips it)",
     )
     parser.add_argument(
         "--naive-sample",
-        type=_bounded_int(0, MAX_INSTANCES),
+        type=bounded_int(0, MAX_INSTANCES),
         default=200,
         help="instances crawled sequentially for the baseline (default: 200; 0 "
         "skips it)",

@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from bench.common import bounded_int
 from bench.quota.clients import (
     MAX_CLIENTS,
     SPARE_FDS,
@@ -50,32 +51,17 @@ TIMEOUT = 10.0
 ADVANCE_MOST = 20
 
 
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type for an integer in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError("not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.quota")
-    parser.add_argument("--inserts", type=_bounded_int(10, 1_000_000), default=5000)
-    parser.add_argument("--clients", type=_bounded_int(1, MAX_CLIENTS), default=1000)
+    parser.add_argument("--inserts", type=bounded_int(10, 1_000_000), default=5000)
+    parser.add_argument("--clients", type=bounded_int(1, MAX_CLIENTS), default=1000)
     parser.add_argument(
-        "--target", type=_bounded_int(1, 2_000_000_000), default=1_000_000
+        "--target", type=bounded_int(1, 2_000_000_000), default=1_000_000
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--latency-ms",
-        type=_bounded_int(0, 5000),
+        type=bounded_int(0, 5000),
         default=20,
         help="how long each field client takes to answer (its network), default 20",
     )
