@@ -119,6 +119,10 @@ def sync_models(base: type) -> tuple[type, type]:
         next_sequence: Mapped[int] = mapped_column(BigInteger, default=1)
         # URL-safe base64 of a 256-bit key; payloads are sealed while it is set.
         encryption_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+        # The Ed25519 private key this device signs its bundles with.
+        credential: Mapped[str | None] = mapped_column(String(64), nullable=True)
+        # The last sequence written to an export file.
+        exported_through: Mapped[int] = mapped_column(BigInteger, default=0)
 
     _SYNC_TABLES[base.metadata] = SyncTables(
         OutgoingTransaction.__table__, ProducerState.__table__

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sync.client.crypto import InvalidPayload, decrypt_payload
 from sync.client.models import PRODUCER_ROW, SyncConfigurationError, utc_now
 from sync.client.payloads import transaction_hash
+from sync.client.signing import InvalidKey, public_key_of
 
 
 def configure_producer(
@@ -19,10 +20,17 @@ def configure_producer(
     state_model: type,
     producer_id: str,
     encryption_key: str | None = None,
+    credential: str | None = None,
 ) -> None:
-    """Name the producer this database speaks for and set or clear its key."""
+    """Name the producer this database speaks for; set or clear its encryption
+    key and its signing credential (issued by the server for this producer)."""
     if not producer_id or len(producer_id) > 100:
         raise SyncConfigurationError("a producer id is 1 to 100 characters")
+    if credential is not None:
+        try:
+            public_key_of(credential)
+        except InvalidKey as exc:
+            raise SyncConfigurationError(str(exc)) from None
     table = state_model.__table__
     state = session.execute(
         select(table.c.producer_id, table.c.next_sequence).where(
@@ -36,6 +44,8 @@ def configure_producer(
                 producer_id=producer_id,
                 next_sequence=1,
                 encryption_key=encryption_key,
+                credential=credential,
+                exported_through=0,
             )
         )
         return
@@ -46,7 +56,11 @@ def configure_producer(
     session.execute(
         update(table)
         .where(table.c.id == PRODUCER_ROW)
-        .values(producer_id=producer_id, encryption_key=encryption_key)
+        .values(
+            producer_id=producer_id,
+            encryption_key=encryption_key,
+            credential=credential,
+        )
     )
 
 

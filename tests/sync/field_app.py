@@ -11,6 +11,8 @@ from sqlalchemy import ForeignKey, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sync.client import SyncMixin, configure_producer, sync_models
+from sync.client.cli import client_cli, relay_cli
+from sync.client.relay import make_relay_blueprint, relay_models
 
 
 class Base(DeclarativeBase):
@@ -19,6 +21,7 @@ class Base(DeclarativeBase):
 
 field_db = SQLAlchemy(model_class=Base)
 OutgoingTransaction, ProducerState = sync_models(field_db.Model)
+RelayedBundle = relay_models(field_db.Model)
 
 
 class Household(SyncMixin, field_db.Model):
@@ -44,16 +47,37 @@ class Member(SyncMixin, field_db.Model):
     seen: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
-def create_field_app(
-    database_url: str, producer_id: str, encryption_key: str | None = None
-) -> Flask:
-    app = Flask(f"field-{producer_id}")
+def _base_app(name: str, database_url: str) -> Flask:
+    app = Flask(name)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url
     if database_url.startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     field_db.init_app(app)
     with app.app_context():
         field_db.create_all()
-        configure_producer(field_db.session, ProducerState, producer_id, encryption_key)
+    return app
+
+
+def create_field_app(
+    database_url: str,
+    producer_id: str,
+    encryption_key: str | None = None,
+    credential: str | None = None,
+) -> Flask:
+    """A field client: households and members, recorded for sync."""
+    app = _base_app(f"field-{producer_id}", database_url)
+    app.cli.add_command(client_cli(field_db, OutgoingTransaction, ProducerState))
+    with app.app_context():
+        configure_producer(
+            field_db.session, ProducerState, producer_id, encryption_key, credential
+        )
         field_db.session.commit()
+    return app
+
+
+def create_relay_app(database_url: str) -> Flask:
+    """A middleman: keeps pushed or carried bundles and forwards them."""
+    app = _base_app("relay", database_url)
+    app.register_blueprint(make_relay_blueprint(field_db, RelayedBundle))
+    app.cli.add_command(relay_cli(field_db, RelayedBundle))
     return app

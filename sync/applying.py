@@ -1,0 +1,401 @@
+"""Applying received transactions to the server's records, in order per producer.
+
+Each pass takes the next run of a producer's received transactions, applies it
+by natural key and advances the producer's cursor in the same database
+transaction, so a crash at any point leaves every transaction applied once or
+not at all. A transaction whose parent record has not arrived (say, from
+another device) is parked, and so are later ones of the same record; the rest
+go on, and parked ones are retried after every pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from sync.client.payloads import canonical_json
+from sync.models import (
+    APPLIED,
+    PARKED,
+    QUARANTINED,
+    IncomingTransaction,
+    SyncProducer,
+    SyncRecord,
+)
+from sync.receiving import lock_producer
+from tracker.db_types import utcnow
+
+Key = tuple[str, str]  # (model, canonical JSON natural key)
+KEYS_PER_QUERY = 400
+RECORD_VALUES = (
+    "fields",
+    "parents",
+    "schema_version",
+    "version",
+    "producer_id",
+    "sequence",
+    "updated",
+)
+
+
+@dataclass
+class Entry:
+    """A record as it stands while a run is applied; ``row_id`` is its row."""
+
+    row_id: int | None
+    fields: dict[str, Any]
+    parents: dict[str, Any]
+    schema_version: int
+    version: int
+    producer_id: int | None
+    sequence: int
+    created: datetime
+
+
+@dataclass
+class ApplyTotals:
+    applied: int = 0
+    parked: int = 0
+    quarantined: int = 0
+    unparked: int = 0
+
+    def add(self, other: ApplyTotals) -> None:
+        self.applied += other.applied
+        self.parked += other.parked
+        self.quarantined += other.quarantined
+        self.unparked += other.unparked
+
+
+def _reference_key(reference: dict[str, Any]) -> Key:
+    return reference["model"], canonical_json(reference["natural_key"])
+
+
+class RecordState:
+    """The records a run touches: loaded in a few queries, changed in memory,
+    written back as one batch of deletes, updates and inserts."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.original: dict[Key, Entry | None] = {}
+        self.current: dict[Key, Entry | None] = {}
+
+    def load(self, keys: Iterable[Key]) -> None:
+        wanted = sorted({key for key in keys if key not in self.original})
+        for key in wanted:
+            self.original[key] = None
+        by_model: dict[str, list[str]] = {}
+        for model, natural_key in wanted:
+            by_model.setdefault(model, []).append(natural_key)
+        table = SyncRecord.__table__
+        for model, natural_keys in by_model.items():
+            for start in range(0, len(natural_keys), KEYS_PER_QUERY):
+                part = natural_keys[start : start + KEYS_PER_QUERY]
+                for row in self.session.execute(
+                    select(table).where(
+                        table.c.model == model, table.c.natural_key.in_(part)
+                    )
+                ):
+                    self.original[(row.model, row.natural_key)] = Entry(
+                        row.id,
+                        row.fields,
+                        row.parents,
+                        row.schema_version,
+                        row.version,
+                        row.producer_id,
+                        row.sequence,
+                        row.created,
+                    )
+        for key in wanted:
+            self.current[key] = self.original[key]
+
+    def get(self, key: Key) -> Entry | None:
+        return self.current[key]
+
+    def set(self, key: Key, entry: Entry | None) -> None:
+        self.current[key] = entry
+
+    def write(self, now: datetime) -> None:
+        table = SyncRecord.__table__
+        deletes, updates, inserts = [], [], []
+        for key, entry in self.current.items():
+            before = self.original[key]
+            if entry is before:
+                continue
+            if entry is None:
+                deletes.append(before.row_id)
+                continue
+            values = {
+                "fields": entry.fields,
+                "parents": entry.parents,
+                "schema_version": entry.schema_version,
+                "version": entry.version,
+                "producer_id": entry.producer_id,
+                "sequence": entry.sequence,
+                "updated": now,
+            }
+            if before is None:
+                inserts.append(
+                    {
+                        "model": key[0],
+                        "natural_key": key[1],
+                        "created": entry.created,
+                        **values,
+                    }
+                )
+            else:
+                updates.append({"row_id": before.row_id, **values})
+        # Deletes first, so a record renamed in this run frees its old key.
+        for start in range(0, len(deletes), KEYS_PER_QUERY):
+            self.session.execute(
+                delete(table).where(
+                    table.c.id.in_(deletes[start : start + KEYS_PER_QUERY])
+                )
+            )
+        if updates:
+            self.session.connection().execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values(
+                    {name: bindparam(name) for name in updates[0] if name != "row_id"}
+                ),
+                updates,
+            )
+        if inserts:
+            self.session.execute(insert(table), inserts)
+        self.original = dict(self.current)
+
+
+@dataclass
+class Change:
+    """One incoming transaction, read for applying."""
+
+    row_id: int
+    sequence: int
+    model: str
+    key: Key
+    action: str
+    schema_version: int
+    fields: dict[str, Any]
+    parents: dict[str, Any]
+    previous: Key | None
+    created: datetime
+
+    @classmethod
+    def read(cls, row: Any) -> Change:
+        payload = json.loads(row.payload)
+        previous = payload.get("previous_natural_key")
+        return cls(
+            row.id,
+            row.sequence,
+            row.model,
+            (row.model, row.natural_key),
+            row.action,
+            row.schema_version,
+            payload["fields"],
+            payload.get("parents", {}),
+            (row.model, canonical_json(previous)) if previous else None,
+            row.created or row.received,
+        )
+
+    def touched_keys(self) -> list[Key]:
+        keys = [self.key]
+        if self.previous:
+            keys.append(self.previous)
+        keys.extend(_reference_key(parent) for parent in self.parents.values())
+        return keys
+
+
+def _apply_change(
+    state: RecordState, change: Change, producer_id: int, blocked: dict[Key, int]
+) -> str | None:
+    """Apply one change to ``state``; return why it must wait, or None."""
+    for key in (change.key, change.previous):
+        if key in blocked:
+            return f"waits for parked transaction {blocked[key]} of the same record"
+    if change.action != "delete":
+        for name, parent in change.parents.items():
+            if state.get(_reference_key(parent)) is None:
+                return (
+                    f"waits for its parent {parent['model']}"
+                    f" {canonical_json(parent['natural_key'])} ({name})"
+                )
+    existing = state.get(change.key)
+    if change.action == "delete":
+        state.set(change.key, None)
+        return None
+    if change.previous and change.previous != change.key:
+        moved = state.get(change.previous)
+        if moved is not None:
+            state.set(change.previous, None)
+            existing = moved
+    state.set(
+        change.key,
+        Entry(
+            None,
+            change.fields,
+            change.parents,
+            change.schema_version,
+            existing.version + 1 if existing else 1,
+            producer_id,
+            change.sequence,
+            existing.created if existing else change.created,
+        ),
+    )
+    return None
+
+
+def _apply_run(
+    session: Session, rows: list[Any], producer_id: int, blocked: dict[Key, int]
+) -> tuple[list[dict], list[dict], ApplyTotals]:
+    """Apply ``rows`` in order; return the status updates of applied and parked."""
+    totals = ApplyTotals()
+    changes = [Change.read(row) for row in rows if row.status != QUARANTINED]
+    totals.quarantined = len(rows) - len(changes)
+    state = RecordState(session)
+    state.load(key for change in changes for key in change.touched_keys())
+    applied, parked = [], []
+    for change in changes:
+        reason = _apply_change(state, change, producer_id, blocked)
+        if reason is None:
+            applied.append({"row_id": change.row_id})
+        else:
+            parked.append({"row_id": change.row_id, "new_reason": reason})
+            for key in (change.key, change.previous):
+                if key is not None:
+                    blocked.setdefault(key, change.sequence)
+    state.write(utcnow())
+    totals.applied = len(applied)
+    totals.parked = len(parked)
+    return applied, parked, totals
+
+
+def _set_statuses(
+    session: Session, applied: list[dict], parked: list[dict], now: datetime
+) -> None:
+    table = IncomingTransaction.__table__
+    connection = session.connection()
+    if applied:
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(status=APPLIED, reason="", applied=now),
+            applied,
+        )
+    if parked:
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(status=PARKED, reason=bindparam("new_reason")),
+            parked,
+        )
+
+
+def _parked_keys(session: Session, producer_id: int) -> dict[Key, int]:
+    table = IncomingTransaction.__table__
+    blocked: dict[Key, int] = {}
+    for row in session.execute(
+        select(table.c.sequence, table.c.model, table.c.natural_key, table.c.payload)
+        .where(table.c.producer_id == producer_id, table.c.status == PARKED)
+        .order_by(table.c.sequence)
+    ):
+        blocked.setdefault((row.model, row.natural_key), row.sequence)
+        previous = json.loads(row.payload).get("previous_natural_key")
+        if previous:
+            blocked.setdefault((row.model, canonical_json(previous)), row.sequence)
+    return blocked
+
+
+def apply_next_run(session: Session, producer_id: int, run_size: int) -> ApplyTotals:
+    """Apply the producer's next run of received transactions and advance its
+    cursor; the caller commits. Empty totals when it is caught up."""
+    lock_producer(session, producer_id)
+    producer = session.get(SyncProducer, producer_id, populate_existing=True)
+    start = producer.applied_through
+    end = min(start + run_size, producer.received_through)
+    if end <= start:
+        return ApplyTotals()
+    table = IncomingTransaction.__table__
+    rows = session.execute(
+        select(table)
+        .where(
+            table.c.producer_id == producer_id,
+            table.c.sequence > start,
+            table.c.sequence <= end,
+        )
+        .order_by(table.c.sequence)
+    ).all()
+    blocked = _parked_keys(session, producer_id)
+    applied, parked, totals = _apply_run(session, rows, producer_id, blocked)
+    _set_statuses(session, applied, parked, utcnow())
+    producer.applied_through = end
+    return totals
+
+
+def retry_parked(session: Session, producer_id: int) -> ApplyTotals:
+    """Try the producer's parked transactions again, in order; caller commits."""
+    lock_producer(session, producer_id)
+    table = IncomingTransaction.__table__
+    rows = session.execute(
+        select(table)
+        .where(table.c.producer_id == producer_id, table.c.status == PARKED)
+        .order_by(table.c.sequence)
+    ).all()
+    applied, parked, totals = _apply_run(session, rows, producer_id, {})
+    _set_statuses(session, applied, parked, utcnow())
+    return ApplyTotals(unparked=totals.applied)
+
+
+def producers_with_parked(session: Session) -> list[int]:
+    table = IncomingTransaction.__table__
+    return list(
+        session.scalars(
+            select(table.c.producer_id).where(table.c.status == PARKED).distinct()
+        )
+    )
+
+
+def producers_behind(session: Session) -> list[int]:
+    return list(
+        session.scalars(
+            select(SyncProducer.id).where(
+                SyncProducer.applied_through < SyncProducer.received_through
+            )
+        )
+    )
+
+
+def apply_producer(
+    session: Session,
+    producer_id: int,
+    commit: Callable[[], None],
+    run_size: int = 1000,
+) -> ApplyTotals:
+    """Apply everything received from one producer, a committed run at a time,
+    then retry what any producer parked."""
+    totals = ApplyTotals()
+    while True:
+        run = apply_next_run(session, producer_id, run_size)
+        commit()
+        if not (run.applied or run.parked or run.quarantined):
+            break
+        totals.add(run)
+    if totals.applied:
+        for parked_producer in producers_with_parked(session):
+            totals.add(retry_parked(session, parked_producer))
+            commit()
+    return totals
+
+
+__all__ = [
+    "ApplyTotals",
+    "apply_next_run",
+    "apply_producer",
+    "producers_behind",
+    "retry_parked",
+]

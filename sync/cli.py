@@ -1,0 +1,132 @@
+"""``manage.py sync ...``: register producers, import carried files, see status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from sync.client.bundles import BundleError
+from sync.deliveries import AlreadyImported, DeliverySettings, apply_all, import_file
+from sync.producers import ProducerRefused, all_producer_summaries, register_producer
+from sync.receiving import UnknownProducer
+from tracker.extensions import db
+
+group = AppGroup("sync", help="Records sent by field devices: producers and files.")
+FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+
+
+@group.command("add-producer")
+@click.argument("producer_id")
+@click.option("--description", default="", help="Who or where the device is.")
+@click.option(
+    "--public-key",
+    default=None,
+    help="The device's own Ed25519 public key; without it, a credential is made.",
+)
+@click.option("--encrypt", is_flag=True, help="Give the device an encryption key.")
+@with_appcontext
+def add_producer(
+    producer_id: str, description: str, public_key: str | None, encrypt: bool
+) -> None:
+    """Register PRODUCER_ID and print what to configure on the device."""
+    try:
+        _, credential, key = register_producer(
+            db.session, producer_id, description, public_key, encrypt
+        )
+    except ProducerRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"Registered producer {producer_id}.")
+    if credential:
+        click.echo(f"credential: {credential}")
+    if key:
+        click.echo(f"encryption key: {key}")
+    if credential or key:
+        click.echo("Configure these on the device; they are not shown again.")
+
+
+@group.command("import")
+@click.argument("files", nargs=-1, required=True, type=FILE_ARGUMENT)
+@with_appcontext
+def import_files(files: tuple[Path, ...]) -> None:
+    """Import carried bundle FILES (in any order; gaps wait for the rest)."""
+    settings = DeliverySettings.from_config(current_app.config)
+    failures = 0
+    for path in files:
+        try:
+            reply = import_file(
+                db.session,
+                path,
+                settings,
+                db.session.commit,
+                current_app.config["SYNC_MAX_FILE_BYTES"],
+            )
+        except AlreadyImported as exc:
+            click.echo(f"{path}: {exc}")
+            continue
+        except (BundleError, UnknownProducer, OSError) as exc:
+            failures += 1
+            click.echo(f"{path}: refused: {exc}", err=True)
+            continue
+        click.echo(f"{path}: {_describe(reply)}")
+    if failures:
+        raise click.ClickException(f"{failures} of {len(files)} files were refused")
+
+
+def _describe(reply: dict) -> str:
+    text = (
+        f"producer {reply['producer']}, transactions {reply['first_sequence']}"
+        f"-{reply['acknowledged_through']}: {reply['new']} new,"
+        f" {reply['duplicates']} already received, {reply['applied']} applied"
+    )
+    for label in ("quarantined", "rejected"):
+        if reply[label]:
+            text += f", {len(reply[label])} {label}"
+    if reply["parked"]:
+        text += f", {reply['parked']} parked"
+    if reply["missing"]:
+        ranges = ", ".join(f"{a}-{b}" for a, b in reply["missing"])
+        text += f"; waiting for {ranges}"
+    return text + f" (batch operation #{reply['operation']})"
+
+
+@group.command("apply")
+@with_appcontext
+def apply_now() -> None:
+    """Apply whatever is waiting now and retry parked transactions."""
+    totals = apply_all(
+        db.session, DeliverySettings.from_config(current_app.config), db.session.commit
+    )
+    if totals is None:
+        click.echo("Nothing to apply.")
+    else:
+        click.echo(
+            f"Applied {totals.applied + totals.unparked}, parked {totals.parked},"
+            f" quarantined {totals.quarantined}."
+        )
+
+
+@group.command("status")
+@with_appcontext
+def status() -> None:
+    """Print each producer's cursors, lag and problems."""
+    rows = all_producer_summaries(db.session)
+    if not rows:
+        click.echo("No producers registered.")
+        return
+    click.echo(
+        f"{'producer':<24} {'received':>9} {'applied':>9} {'lag':>7} {'parked':>7}"
+        f" {'quar.':>6} {'rej.':>5}  last contact"
+    )
+    for row in rows:
+        click.echo(
+            f"{row['producer_id']:<24} {row['received_through']:>9}"
+            f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
+            f" {row['quarantined']:>6} {row['rejected']:>5}"
+            f"  {row['last_contact'] or 'never'}"
+        )
+        for first, last in row["missing"]:
+            click.echo(f"  missing {first}-{last}")

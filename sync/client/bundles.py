@@ -1,0 +1,315 @@
+"""Bundles: the signed unit in which transactions travel, over REST or as a file.
+
+A bundle is a manifest, the producer's signature of it, and a run of one
+producer's transactions with contiguous sequence numbers::
+
+    {"manifest": {"format": ..., "producer": "laptop-7", "first_sequence": 1,
+                  "last_sequence": 500, "count": 500, "models": {...},
+                  "sha256": ..., "created": ...},
+     "signature": ..., "transactions": [{...}, ...]}
+
+``sha256`` covers the transactions' canonical JSON lines, and the signature
+covers the manifest, so any change to a transaction, its order or its number
+breaks the bundle. A file is the same thing as gzip-compressed JSON lines: the
+manifest and signature on the first line, then one transaction per line.
+Middlemen store and forward bundles unchanged; the server verifies them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sync.client import signing
+from sync.client.payloads import canonical_json
+
+FORMAT = "instance-tracker-sync/1"
+ACTIONS = ("insert", "update", "delete")
+MAX_ID_LENGTH = 100
+MAX_KEY_LENGTH = 500
+MAX_MODEL_LENGTH = 100
+TRANSACTION_FIELDS = {
+    "producer": str,
+    "sequence": int,
+    "model": str,
+    "natural_key": list,
+    "action": str,
+    "schema_version": int,
+    "payload": str,
+    "encrypted": bool,
+    "hash": str,
+    "created": str,
+}
+
+
+class BundleError(ValueError):
+    """A bundle or file is malformed, incomplete or altered; ``field`` says where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Bundle:
+    manifest: dict[str, Any]
+    signature: str
+    transactions: list[dict[str, Any]]
+
+    @property
+    def producer(self) -> str:
+        return self.manifest["producer"]
+
+    @property
+    def first_sequence(self) -> int:
+        return self.manifest["first_sequence"]
+
+    @property
+    def last_sequence(self) -> int:
+        return self.manifest["last_sequence"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "manifest": self.manifest,
+            "signature": self.signature,
+            "transactions": self.transactions,
+        }
+
+    def verify_signature(self, public_key: str) -> None:
+        """Raise BundleError unless the producer holding ``public_key`` signed it."""
+        if not signing.verify(public_key, _signed_bytes(self.manifest), self.signature):
+            raise BundleError(
+                "signature",
+                f"the bundle is not signed by producer {self.producer!r}'s credential",
+            )
+
+
+def transaction_wire(row: Any) -> dict[str, Any]:
+    """The wire form of an outgoing transaction row."""
+    return {
+        "producer": row.producer_id,
+        "sequence": row.sequence,
+        "model": row.model,
+        "natural_key": json.loads(row.natural_key),
+        "action": row.action,
+        "schema_version": row.schema_version,
+        "payload": row.payload,
+        "encrypted": bool(row.encrypted),
+        "hash": row.hash,
+        "created": row.created.astimezone(UTC).isoformat(),
+    }
+
+
+def _lines_digest(lines: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _signed_bytes(manifest: dict[str, Any]) -> bytes:
+    return canonical_json(manifest).encode()
+
+
+def make_bundle(transactions: list[dict[str, Any]], credential: str) -> Bundle:
+    """Sign a contiguous run of one producer's wire transactions."""
+    if not transactions:
+        raise ValueError("a bundle holds at least one transaction")
+    manifest = {
+        "format": FORMAT,
+        "producer": transactions[0]["producer"],
+        "first_sequence": transactions[0]["sequence"],
+        "last_sequence": transactions[-1]["sequence"],
+        "count": len(transactions),
+        "models": dict(sorted(Counter(t["model"] for t in transactions).items())),
+        "sha256": _lines_digest(canonical_json(t) for t in transactions),
+        "created": datetime.now(UTC).isoformat(),
+    }
+    signature = signing.sign(credential, _signed_bytes(manifest))
+    return check_bundle(Bundle(manifest, signature, list(transactions)))
+
+
+def _check_manifest(manifest: Any) -> dict[str, Any]:
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest", "must be a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError("manifest.format", f"must be {FORMAT!r}")
+    producer = manifest.get("producer")
+    if not isinstance(producer, str) or not 0 < len(producer) <= MAX_ID_LENGTH:
+        raise BundleError("manifest.producer", "must be a text of 1 to 100 characters")
+    for name in ("first_sequence", "last_sequence", "count"):
+        value = manifest.get(name)
+        if type(value) is not int or not 0 < value < 2**62:
+            raise BundleError(f"manifest.{name}", "must be a positive integer")
+    if manifest["last_sequence"] - manifest["first_sequence"] + 1 != manifest["count"]:
+        raise BundleError(
+            "manifest.count", "does not match the manifest's sequence range"
+        )
+    models = manifest.get("models")
+    if not isinstance(models, dict) or not all(
+        isinstance(name, str) and type(count) is int for name, count in models.items()
+    ):
+        raise BundleError("manifest.models", "must map model names to counts")
+    digest = manifest.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise BundleError("manifest.sha256", "must be a SHA-256 hex digest")
+    if not isinstance(manifest.get("created"), str):
+        raise BundleError("manifest.created", "must be an ISO 8601 time")
+    return manifest
+
+
+def check_transaction(index: int, transaction: Any) -> dict[str, Any]:
+    """Check one wire transaction's shape; raise BundleError naming the field."""
+    where = f"transactions[{index}]"
+    if not isinstance(transaction, dict):
+        raise BundleError(where, "must be a JSON object")
+    unknown = set(transaction) - set(TRANSACTION_FIELDS)
+    if unknown:
+        raise BundleError(f"{where}.{sorted(unknown)[0]}", "is not a known field")
+    for name, kind in TRANSACTION_FIELDS.items():
+        value = transaction.get(name)
+        # bool is an int in Python: compare types exactly.
+        if type(value) is not kind:
+            raise BundleError(f"{where}.{name}", f"must be a {kind.__name__}")
+    if transaction["action"] not in ACTIONS:
+        raise BundleError(f"{where}.action", "must be insert, update or delete")
+    if not 0 < len(transaction["model"]) <= MAX_MODEL_LENGTH:
+        raise BundleError(f"{where}.model", "must be 1 to 100 characters")
+    if not transaction["natural_key"]:
+        raise BundleError(f"{where}.natural_key", "must not be empty")
+    if len(canonical_json(transaction["natural_key"])) > MAX_KEY_LENGTH:
+        raise BundleError(f"{where}.natural_key", "is longer than 500 characters")
+    if not 0 < transaction["schema_version"] < 2**31:
+        raise BundleError(f"{where}.schema_version", "must be a positive integer")
+    if len(transaction["hash"]) != 64:
+        raise BundleError(f"{where}.hash", "must be a SHA-256 hex digest")
+    return transaction
+
+
+def check_bundle(bundle: Bundle) -> Bundle:
+    """Check that the transactions are exactly those the manifest describes."""
+    manifest = _check_manifest(bundle.manifest)
+    if not isinstance(bundle.signature, str) or not bundle.signature:
+        raise BundleError("signature", "is missing")
+    if len(bundle.transactions) != manifest["count"]:
+        raise BundleError(
+            "transactions",
+            f"holds {len(bundle.transactions)} transactions where the manifest"
+            f" announces {manifest['count']}: the bundle is incomplete",
+        )
+    expected = manifest["first_sequence"]
+    for index, transaction in enumerate(bundle.transactions):
+        check_transaction(index, transaction)
+        where = f"transactions[{index}]"
+        if transaction["producer"] != manifest["producer"]:
+            raise BundleError(
+                f"{where}.producer",
+                f"is {transaction['producer']!r}, not the bundle's producer",
+            )
+        if transaction["sequence"] != expected:
+            raise BundleError(
+                f"{where}.sequence",
+                f"is {transaction['sequence']} where {expected} was expected:"
+                " transactions are missing, repeated or out of order",
+            )
+        expected += 1
+    models = Counter(t["model"] for t in bundle.transactions)
+    if dict(models) != manifest["models"]:
+        raise BundleError("manifest.models", "does not match the transactions")
+    lines = (canonical_json(t) for t in bundle.transactions)
+    if _lines_digest(lines) != manifest["sha256"]:
+        raise BundleError(
+            "manifest.sha256", "does not match the transactions: they were altered"
+        )
+    return bundle
+
+
+def bundle_from_json(data: Any) -> Bundle:
+    """Read a bundle received as JSON; raise BundleError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise BundleError("body", "must be a JSON object")
+    unknown = set(data) - {"manifest", "signature", "transactions"}
+    if unknown:
+        raise BundleError(sorted(unknown)[0], "is not a known field")
+    transactions = data.get("transactions")
+    if not isinstance(transactions, list):
+        raise BundleError("transactions", "must be a list")
+    return check_bundle(
+        Bundle(data.get("manifest"), data.get("signature"), transactions)
+    )
+
+
+def write_bundle_file(bundle: Bundle, stream: IO[bytes]) -> None:
+    """Write ``bundle`` as gzip-compressed JSON lines to a binary stream."""
+    with gzip.GzipFile(fileobj=stream, mode="wb", mtime=0) as compressed:
+        head = {"manifest": bundle.manifest, "signature": bundle.signature}
+        compressed.write(canonical_json(head).encode() + b"\n")
+        for transaction in bundle.transactions:
+            compressed.write(canonical_json(transaction).encode() + b"\n")
+
+
+def _file_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    read = 0
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as compressed:
+            for number, line in enumerate(compressed, start=1):
+                read += len(line)
+                if read > max_bytes:
+                    raise BundleError(
+                        "file", f"holds more than {max_bytes} bytes uncompressed"
+                    )
+                if not line.endswith(b"\n"):
+                    raise BundleError("file", f"line {number} is cut short")
+                yield number, line
+    except EOFError:
+        raise BundleError(
+            "file", "ends before its end: it is truncated (copy it again)"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise BundleError(
+            "file", f"is not a gzip-compressed sync export ({exc})"
+        ) from None
+
+
+def read_bundle_file(stream: IO[bytes], max_bytes: int = 1024**3) -> Bundle:
+    """Read and check a bundle file; raise BundleError with a one-line reason."""
+    head: Any = None
+    transactions = []
+    for number, line in _file_lines(stream, max_bytes):
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise BundleError("file", f"line {number} is not JSON") from None
+        if head is None:
+            head = item
+        else:
+            transactions.append(item)
+    if not isinstance(head, dict):
+        raise BundleError("file", "has no manifest: it is empty or not a sync export")
+    return check_bundle(
+        Bundle(head.get("manifest"), head.get("signature"), transactions)
+    )
+
+
+def read_bundle_path(path: str | Path, max_bytes: int = 1024**3) -> Bundle:
+    with open(path, "rb") as stream:
+        return read_bundle_file(stream, max_bytes)
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, which names an imported file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,168 @@
+"""Commands a field application or middleman adds to its ``flask`` CLI::
+
+app.cli.add_command(client_cli(db, OutgoingTransaction, ProducerState))
+app.cli.add_command(relay_cli(db, RelayedBundle))
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from sync.client.bundles import BundleError
+from sync.client.models import SyncConfigurationError
+from sync.client.operations import configure_producer
+from sync.client.relay import forward, import_relay_file
+from sync.client.transfer import (
+    PushSummary,
+    Retry,
+    TransferError,
+    export,
+    push,
+    push_url,
+)
+
+ATTEMPTS = click.IntRange(1, 1000)
+
+
+def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
+    """``flask sync configure | push | export | status`` for a field client."""
+    group = AppGroup("sync", help="Send this device's changes to the server.")
+
+    @group.command("configure")
+    @click.argument("producer_id")
+    @click.option("--credential", help="The credential the server issued.")
+    @click.option("--encryption-key", help="The key to seal payloads with.")
+    def configure(producer_id: str, credential: str | None, encryption_key: str | None):
+        """Name this device PRODUCER_ID and install its credential."""
+        try:
+            configure_producer(
+                db.session, state_model, producer_id, encryption_key, credential
+            )
+        except SyncConfigurationError as exc:
+            raise click.ClickException(str(exc)) from None
+        db.session.commit()
+        click.echo(f"This device sends as {producer_id}.")
+
+    @group.command("push")
+    @click.argument("url")
+    @click.option("--batch-size", type=click.IntRange(1, 10000), default=500)
+    @click.option("--attempts", type=ATTEMPTS, default=6, help="Tries per bundle.")
+    def push_command(url: str, batch_size: int, attempts: int):
+        """Push unsent changes to the server or middleman at URL."""
+
+        def report(summary: PushSummary) -> None:
+            click.echo(f"sent {summary.sent} in {summary.bundles} bundles", err=True)
+
+        try:
+            summary = push(
+                db.session,
+                outgoing_model,
+                state_model,
+                push_url(url),
+                batch_size=batch_size,
+                retry=Retry(attempts=attempts),
+                on_bundle=report,
+            )
+        except (TransferError, SyncConfigurationError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(
+            f"Pushed {summary.sent} transactions in {summary.bundles} bundles"
+            f" ({summary.duplicates} were already there)."
+        )
+        for item in summary.rejected:
+            click.echo(f"rejected: {item.get('reason')}", err=True)
+        if summary.rejected:
+            sys.exit(1)
+
+    @group.command("export")
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--from-sequence", type=click.IntRange(1), default=None)
+    def export_command(path: Path, from_sequence: int | None):
+        """Write changes not yet exported to PATH, to carry to the server."""
+        try:
+            summary = export(
+                db.session, outgoing_model, state_model, path, from_sequence
+            )
+        except (SyncConfigurationError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        if summary is None:
+            click.echo("Nothing new to export.")
+            return
+        click.echo(
+            f"Wrote {summary.count} transactions ({summary.first_sequence}"
+            f"-{summary.last_sequence}) to {summary.path}."
+        )
+
+    @group.command("status")
+    def status():
+        """Print how many changes wait to be sent."""
+        unsent = db.session.scalar(
+            select(func.count()).where(outgoing_model.sent.is_(False))
+        )
+        total = db.session.scalar(select(func.count()).select_from(outgoing_model))
+        click.echo(f"{unsent} of {total} transactions not yet acknowledged.")
+
+    return group
+
+
+def relay_cli(db: Any, relayed_model: type) -> AppGroup:
+    """``flask relay forward | import | status`` for a middleman."""
+    group = AppGroup("relay", help="Forward field clients' bundles to the server.")
+
+    @group.command("forward")
+    @click.argument("url")
+    @click.option("--attempts", type=ATTEMPTS, default=6, help="Tries per bundle.")
+    def forward_command(url: str, attempts: int):
+        """Forward kept bundles to the server at URL."""
+        try:
+            summary = forward(
+                db.session, relayed_model, push_url(url), retry=Retry(attempts)
+            )
+        except TransferError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(
+            f"Forwarded {summary.transactions} transactions in"
+            f" {summary.bundles} bundles."
+        )
+
+    @group.command("import")
+    @click.argument(
+        "files",
+        nargs=-1,
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    )
+    def import_command(files: tuple[Path, ...]):
+        """Keep carried bundle FILES for forwarding."""
+        refused = 0
+        for path in files:
+            try:
+                bundle, kept = import_relay_file(db.session, relayed_model, path)
+            except (BundleError, OSError) as exc:
+                refused += 1
+                click.echo(f"{path}: refused: {exc}", err=True)
+                continue
+            db.session.commit()
+            state = "kept" if kept else "already kept"
+            click.echo(
+                f"{path}: {state}: {bundle.producer}"
+                f" {bundle.first_sequence}-{bundle.last_sequence}"
+            )
+        if refused:
+            raise click.ClickException(f"{refused} of {len(files)} files refused")
+
+    @group.command("status")
+    def status():
+        """Print how many bundles wait to be forwarded."""
+        waiting = db.session.scalar(
+            select(func.count()).where(relayed_model.forwarded.is_(False))
+        )
+        click.echo(f"{waiting} bundles waiting to be forwarded.")
+
+    return group

@@ -1,0 +1,254 @@
+"""Sending a field client's transactions: REST push and export to a file.
+
+Both read the outgoing table in sequence order and sign what they send with the
+producer's credential. A push marks transactions sent only after the receiver
+acknowledged them; an export only remembers how far it wrote, so a later push
+still delivers the same transactions (the server ignores what it already has).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sync.client.bundles import Bundle, make_bundle, transaction_wire, write_bundle_file
+from sync.client.models import PRODUCER_ROW, ProducerNotConfiguredError
+from sync.client.operations import mark_sent
+
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+PUSH_PATH = "/api/sync/push"
+
+
+class TransferError(Exception):
+    """The receiver refused a bundle, or stayed unreachable after every retry."""
+
+
+class Unreachable(TransferError):
+    """The receiver could not be reached or did not answer."""
+
+
+class Transport(Protocol):
+    def post(self, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST ``body`` as JSON; return the status and the JSON reply."""
+
+
+class HttpTransport:
+    """The real transport: ``requests`` with a timeout per attempt."""
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def post(self, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            response = self.session.post(
+                url,
+                data=json.dumps(body, separators=(",", ":")).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise Unreachable(f"{url}: {exc.__class__.__name__}: {exc}") from None
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = {}
+        return response.status_code, reply if isinstance(reply, dict) else {}
+
+
+@dataclass
+class Retry:
+    """How often and how patiently to retry: exponential backoff with jitter."""
+
+    attempts: int = 6
+    first_delay: float = 1.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.max_delay, self.first_delay * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def push_url(base_url: str) -> str:
+    """The push endpoint of a server or middleman given its base URL."""
+    return base_url.rstrip("/") + PUSH_PATH
+
+
+def send_bundle(
+    transport: Transport, url: str, bundle: Bundle, retry: Retry
+) -> dict[str, Any]:
+    """Send one bundle until it is acknowledged; return the receiver's reply."""
+    problem = ""
+    for attempt in range(retry.attempts):
+        if attempt:
+            retry.sleep(retry.delay(attempt - 1))
+        try:
+            status, reply = transport.post(url, bundle.as_json())
+        except Unreachable as exc:
+            problem = str(exc)
+            continue
+        if status == 200 and reply.get("acknowledged_through") == (
+            bundle.last_sequence
+        ):
+            return reply
+        message = reply.get("message") or reply.get("error") or f"HTTP {status}"
+        if status not in RETRY_STATUSES:
+            raise TransferError(f"the receiver refused the bundle: {message}")
+        problem = message
+    raise Unreachable(
+        f"gave up after {retry.attempts} attempts; last problem: {problem}"
+    )
+
+
+def _state(session: Session, state_model: type) -> Any:
+    table = state_model.__table__
+    state = session.execute(select(table).where(table.c.id == PRODUCER_ROW)).first()
+    if state is None:
+        raise ProducerNotConfiguredError(
+            "no sync producer is configured: call configure_producer() first"
+        )
+    if not state.credential:
+        raise ProducerNotConfiguredError(
+            f"producer {state.producer_id!r} has no credential: configure the one"
+            " the server issued for it"
+        )
+    return state
+
+
+def contiguous_run(
+    session: Session,
+    outgoing_model: type,
+    limit: int,
+    after: int = 0,
+    sent: bool | None = False,
+) -> list[Any]:
+    """The next run of transactions with consecutive numbers past ``after``;
+    only unsent ones when ``sent`` is False, any when it is None."""
+    statement = select(outgoing_model).where(outgoing_model.sequence > after)
+    if sent is not None:
+        statement = statement.where(outgoing_model.sent.is_(sent))
+    rows = list(
+        session.scalars(statement.order_by(outgoing_model.sequence).limit(limit))
+    )
+    for index in range(1, len(rows)):
+        if rows[index].sequence != rows[index - 1].sequence + 1:
+            return rows[:index]
+    return rows
+
+
+@dataclass
+class PushSummary:
+    bundles: int = 0
+    sent: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    last_reply: dict[str, Any] = field(default_factory=dict)
+
+
+def push(
+    session: Session,
+    outgoing_model: type,
+    state_model: type,
+    url: str,
+    transport: Transport | None = None,
+    batch_size: int = 500,
+    retry: Retry | None = None,
+    commit: Callable[[], None] | None = None,
+    on_bundle: Callable[[PushSummary], None] | None = None,
+) -> PushSummary:
+    """Push every unsent transaction to ``url`` in signed bundles of at most
+    ``batch_size``; commit after each acknowledged bundle."""
+    if not 0 < batch_size <= 10_000:
+        raise ValueError("batch_size is 1 to 10000")
+    transport = transport or HttpTransport()
+    retry = retry or Retry()
+    commit = commit or session.commit
+    state = _state(session, state_model)
+    summary = PushSummary()
+    after = 0
+    while rows := contiguous_run(session, outgoing_model, batch_size, after):
+        bundle = make_bundle([transaction_wire(row) for row in rows], state.credential)
+        session.rollback()  # hold no read transaction while waiting on the network
+        reply = send_bundle(transport, url, bundle, retry)
+        rejected = {item.get("sequence") for item in reply.get("rejected", [])}
+        summary.sent += mark_sent(
+            session,
+            outgoing_model,
+            bundle.producer,
+            [
+                t["sequence"]
+                for t in bundle.transactions
+                if t["sequence"] not in rejected
+            ],
+        )
+        commit()
+        summary.bundles += 1
+        summary.duplicates += int(reply.get("duplicates", 0))
+        summary.quarantined += len(reply.get("quarantined", []))
+        summary.rejected.extend(reply.get("rejected", []))
+        summary.last_reply = reply
+        after = bundle.last_sequence
+        if on_bundle:
+            on_bundle(summary)
+    return summary
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    first_sequence: int
+    last_sequence: int
+    count: int
+
+
+def export(
+    session: Session,
+    outgoing_model: type,
+    state_model: type,
+    path: str | Path,
+    from_sequence: int | None = None,
+    limit: int = 100_000,
+    commit: Callable[[], None] | None = None,
+) -> ExportSummary | None:
+    """Write the transactions after the last export (or from ``from_sequence``)
+    to a signed bundle file; None when there is nothing new."""
+    commit = commit or session.commit
+    state = _state(session, state_model)
+    start = state.exported_through if from_sequence is None else from_sequence - 1
+    rows = contiguous_run(session, outgoing_model, limit, after=start, sent=None)
+    if not rows:
+        return None
+    bundle = make_bundle([transaction_wire(row) for row in rows], state.credential)
+    target = Path(path)
+    partial = target.with_name(target.name + ".part")
+    with open(partial, "wb") as stream:
+        write_bundle_file(bundle, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(partial, target)
+    table = state_model.__table__
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == PRODUCER_ROW,
+            table.c.exported_through < bundle.last_sequence,
+        )
+        .values(exported_through=bundle.last_sequence)
+    )
+    commit()
+    return ExportSummary(
+        target, bundle.first_sequence, bundle.last_sequence, len(bundle.transactions)
+    )

@@ -1,0 +1,145 @@
+"""The server's side of sync: producers, what they sent, and the records applied."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tracker.db_types import UTCDateTime, utcnow
+from tracker.extensions import db
+
+RECEIVED = "received"
+APPLIED = "applied"
+PARKED = "parked"
+QUARANTINED = "quarantined"
+STATUSES = (RECEIVED, APPLIED, PARKED, QUARANTINED)
+
+
+class SyncProducer(db.Model):
+    """A field device that sends transactions, with its credential and cursors.
+
+    ``received_through`` is the last sequence up to which everything arrived;
+    ``applied_through`` the last one processed (applied, or set aside as parked
+    or quarantined), always advanced in the same transaction as the records.
+    """
+
+    __tablename__ = "sync_producers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    producer_id: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    public_key: Mapped[str] = mapped_column(String(64))
+    encryption_key: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    received_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    highest_received: Mapped[int] = mapped_column(BigInteger, default=0)
+    applied_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IncomingTransaction(db.Model):
+    """One transaction as received, at most once per (producer, sequence)."""
+
+    __tablename__ = "sync_incoming_transactions"
+    __table_args__ = (
+        UniqueConstraint("producer_id", "sequence"),
+        Index("ix_sync_incoming_status", "producer_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    producer_id: Mapped[int] = mapped_column(
+        ForeignKey("sync_producers.id", ondelete="CASCADE")
+    )
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(100))
+    natural_key: Mapped[str] = mapped_column(String(500))  # canonical JSON list
+    action: Mapped[str] = mapped_column(String(10))
+    schema_version: Mapped[int]
+    payload: Mapped[str | None] = mapped_column(Text)  # plaintext JSON
+    hash: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default=RECEIVED)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    applied: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    operation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batch_operations.id", ondelete="SET NULL")
+    )
+
+
+class RejectedTransaction(db.Model):
+    """A copy of a sequence already received with a different hash, kept aside."""
+
+    __tablename__ = "sync_rejected_transactions"
+    __table_args__ = (UniqueConstraint("producer_id", "sequence", "hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    producer_id: Mapped[int] = mapped_column(
+        ForeignKey("sync_producers.id", ondelete="CASCADE")
+    )
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the transaction as sent
+    received: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    operation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batch_operations.id", ondelete="SET NULL")
+    )
+
+
+class SyncRecord(db.Model):
+    """The server's copy of a synchronised record, found by model and natural key.
+
+    ``version`` counts the transactions applied to it, so a transaction applied
+    twice would show.
+    """
+
+    __tablename__ = "sync_records"
+    __table_args__ = (UniqueConstraint("model", "natural_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))
+    natural_key: Mapped[str] = mapped_column(String(500))  # canonical JSON list
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parents: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    schema_version: Mapped[int] = mapped_column(default=1)
+    version: Mapped[int] = mapped_column(default=1)
+    producer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_producers.id", ondelete="SET NULL")
+    )
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportedFile(db.Model):
+    """A bundle file imported on the server, named by the SHA-256 of its bytes."""
+
+    __tablename__ = "sync_imported_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    producer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_producers.id", ondelete="SET NULL")
+    )
+    first_sequence: Mapped[int] = mapped_column(BigInteger)
+    last_sequence: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int]
+    imported: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    operation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("batch_operations.id", ondelete="SET NULL")
+    )

@@ -1,0 +1,171 @@
+"""Registering producers and reporting where each one stands."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sync.client.crypto import new_device_key
+from sync.client.signing import check_public_key, new_credential, public_key_of
+from sync.models import (
+    PARKED,
+    QUARANTINED,
+    RECEIVED,
+    IncomingTransaction,
+    RejectedTransaction,
+    SyncProducer,
+)
+from sync.receiving import missing_ranges
+
+PRODUCER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+LISTED_PROBLEMS = 100
+
+
+class ProducerRefused(ValueError):
+    """The registration is invalid; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def register_producer(
+    session: Session,
+    producer_id: str,
+    description: str = "",
+    public_key: str | None = None,
+    encrypt: bool = False,
+) -> tuple[SyncProducer, str | None, str | None]:
+    """Register a producer; return it with the credential to install on the
+    device (when no public key was given) and the encryption key (if asked)."""
+    if not isinstance(producer_id, str) or not PRODUCER_ID.match(producer_id):
+        raise ProducerRefused(
+            "producer_id",
+            "1 to 100 letters, digits, '.', '_', ':' or '-', starting with a"
+            " letter or digit",
+        )
+    if not isinstance(description, str) or len(description) > 200:
+        raise ProducerRefused("description", "a text of at most 200 characters")
+    credential = None
+    if public_key is None:
+        credential = new_credential()
+        public_key = public_key_of(credential)
+    else:
+        try:
+            check_public_key(public_key)
+        except (ValueError, TypeError, AttributeError):
+            raise ProducerRefused(
+                "public_key", "must be a 32-byte Ed25519 key in URL-safe base64"
+            ) from None
+    exists = session.scalar(
+        select(SyncProducer.id).where(SyncProducer.producer_id == producer_id)
+    )
+    if exists is not None:
+        raise ProducerRefused("producer_id", f"{producer_id!r} is already registered")
+    encryption_key = new_device_key() if encrypt else None
+    producer = SyncProducer(
+        producer_id=producer_id,
+        description=description,
+        public_key=public_key,
+        encryption_key=encryption_key,
+    )
+    session.add(producer)
+    return producer, credential, encryption_key
+
+
+def _status_counts(session: Session) -> dict[int, dict[str, int]]:
+    table = IncomingTransaction.__table__
+    counts: dict[int, dict[str, int]] = {}
+    for producer_id, status, count in session.execute(
+        select(table.c.producer_id, table.c.status, func.count())
+        .where(table.c.status.in_((RECEIVED, PARKED, QUARANTINED)))
+        .group_by(table.c.producer_id, table.c.status)
+    ):
+        counts.setdefault(producer_id, {})[status] = count
+    rejected = RejectedTransaction.__table__
+    for producer_id, count in session.execute(
+        select(rejected.c.producer_id, func.count()).group_by(rejected.c.producer_id)
+    ):
+        counts.setdefault(producer_id, {})["rejected"] = count
+    return counts
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def producer_summary(
+    session: Session, producer: SyncProducer, counts: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "producer_id": producer.producer_id,
+        "description": producer.description,
+        "active": producer.active,
+        "encrypted": producer.encryption_key is not None,
+        "received_through": producer.received_through,
+        "highest_received": producer.highest_received,
+        "applied_through": producer.applied_through,
+        "lag": producer.highest_received - producer.applied_through,
+        "pending": counts.get(RECEIVED, 0),
+        "parked": counts.get(PARKED, 0),
+        "quarantined": counts.get(QUARANTINED, 0),
+        "rejected": counts.get("rejected", 0),
+        "missing": missing_ranges(session, producer),
+        "last_contact": _iso(producer.last_contact),
+    }
+
+
+def all_producer_summaries(session: Session) -> list[dict[str, Any]]:
+    counts = _status_counts(session)
+    return [
+        producer_summary(session, producer, counts.get(producer.id, {}))
+        for producer in session.scalars(
+            select(SyncProducer).order_by(SyncProducer.producer_id)
+        )
+    ]
+
+
+def problems(session: Session, producer: SyncProducer) -> dict[str, list[dict]]:
+    """The producer's parked, quarantined and rejected transactions, with reasons."""
+    table = IncomingTransaction.__table__
+    listed: dict[str, list[dict]] = {PARKED: [], QUARANTINED: []}
+    for status in listed:
+        for row in session.execute(
+            select(table.c.sequence, table.c.model, table.c.natural_key, table.c.reason)
+            .where(table.c.producer_id == producer.id, table.c.status == status)
+            .order_by(table.c.sequence)
+            .limit(LISTED_PROBLEMS)
+        ):
+            listed[status].append(
+                {
+                    "sequence": row.sequence,
+                    "model": row.model,
+                    "natural_key": row.natural_key,
+                    "reason": row.reason,
+                }
+            )
+    listed["rejected"] = [
+        {"sequence": row.sequence, "hash": row.hash, "reason": row.reason}
+        for row in session.scalars(
+            select(RejectedTransaction)
+            .where(RejectedTransaction.producer_id == producer.id)
+            .order_by(RejectedTransaction.sequence)
+            .limit(LISTED_PROBLEMS)
+        )
+    ]
+    return listed
+
+
+def producer_detail(session: Session, producer: SyncProducer) -> dict[str, Any]:
+    counts = _status_counts(session).get(producer.id, {})
+    listed = problems(session, producer)
+    return {
+        **producer_summary(session, producer, counts),
+        "parked_transactions": listed[PARKED],
+        "quarantined_transactions": listed[QUARANTINED],
+        "rejected_transactions": listed["rejected"],
+    }

@@ -1,0 +1,285 @@
+"""Storing a verified bundle's transactions: once per (producer, sequence).
+
+A sequence seen again with the same hash is a no-op; with a different hash it is
+rejected and kept aside. A transaction that cannot be applied (a model not on the
+allow-list, a payload that does not match its hash) is stored as quarantined with
+its reason, so the producer's order is kept and nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from sync.client.bundles import Bundle, BundleError
+from sync.client.crypto import InvalidPayload, decrypt_payload
+from sync.client.payloads import canonical_json, transaction_hash
+from sync.models import (
+    QUARANTINED,
+    RECEIVED,
+    IncomingTransaction,
+    RejectedTransaction,
+    SyncProducer,
+)
+from tracker.db_types import utcnow
+
+MAX_REPORTED_RANGES = 20
+
+
+class UnknownProducer(Exception):
+    """The bundle names a producer that is not registered, or is disabled."""
+
+
+@dataclass
+class Receipt:
+    producer: SyncProducer
+    new: int = 0
+    duplicates: int = 0
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_producer(session: Session, producer_id: str) -> SyncProducer:
+    producer = session.scalar(
+        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
+    )
+    if producer is None or not producer.active:
+        raise UnknownProducer(
+            f"producer {producer_id!r} is not registered or is disabled"
+        )
+    return producer
+
+
+def lock_producer(session: Session, producer_id: int) -> None:
+    """Take the producer's row lock: receipts and applies of one producer queue.
+
+    A write comes first so that SQLite takes its write lock before reading.
+    """
+    session.execute(
+        update(SyncProducer)
+        .where(SyncProducer.id == producer_id)
+        .values(applied_through=SyncProducer.applied_through)
+    )
+
+
+def _check_reference(value: Any, where: str) -> None:
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("model"), str)
+        and isinstance(value.get("natural_key"), list)
+        and value["natural_key"]
+    ):
+        raise InvalidPayload(f"{where} must name a model and a natural key")
+
+
+def open_transaction(
+    transaction: dict[str, Any], encryption_key: str | None
+) -> dict[str, Any]:
+    """Decrypt and parse a wire transaction's payload and check it against its
+    hash and shape; raise InvalidPayload with the reason."""
+    text = transaction["payload"]
+    if transaction["encrypted"]:
+        if not encryption_key:
+            raise InvalidPayload(
+                "the payload is encrypted but no key is registered for the producer"
+            )
+        context = f"{transaction['producer']}:{transaction['sequence']}"
+        text = decrypt_payload(text, encryption_key, context)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise InvalidPayload("the payload is not JSON") from None
+    expected = transaction_hash(
+        transaction["producer"],
+        transaction["sequence"],
+        transaction["model"],
+        transaction["natural_key"],
+        transaction["action"],
+        payload,
+    )
+    if expected != transaction["hash"]:
+        raise InvalidPayload("the payload does not match the transaction's hash")
+    if not isinstance(payload, dict) or not isinstance(payload.get("fields"), dict):
+        raise InvalidPayload("the payload has no fields object")
+    if payload.get("schema_version") != transaction["schema_version"]:
+        raise InvalidPayload("the payload's schema version differs")
+    parents = payload.get("parents", {})
+    if not isinstance(parents, dict):
+        raise InvalidPayload("the payload's parents must be an object")
+    for name, parent in parents.items():
+        _check_reference(parent, f"parent {name}")
+    previous = payload.get("previous_natural_key")
+    if previous is not None and not (isinstance(previous, list) and previous):
+        raise InvalidPayload("previous_natural_key must be a non-empty list")
+    return payload
+
+
+def _created(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def _row(
+    transaction: dict[str, Any],
+    producer: SyncProducer,
+    allowed_models: Collection[str],
+    operation_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    status, reason, payload = RECEIVED, "", None
+    try:
+        opened = open_transaction(transaction, producer.encryption_key)
+        payload = canonical_json(opened)
+    except InvalidPayload as exc:
+        status, reason = QUARANTINED, str(exc)
+    else:
+        if transaction["model"] not in allowed_models:
+            status = QUARANTINED
+            reason = f"model {transaction['model']!r} is not on the sync allow-list"
+    return {
+        "producer_id": producer.id,
+        "sequence": transaction["sequence"],
+        "model": transaction["model"],
+        "natural_key": canonical_json(transaction["natural_key"]),
+        "action": transaction["action"],
+        "schema_version": transaction["schema_version"],
+        "payload": payload,
+        "hash": transaction["hash"],
+        "created": _created(transaction["created"]),
+        "received": now,
+        "status": status,
+        "reason": reason,
+        "operation_id": operation_id,
+    }
+
+
+def receive(
+    session: Session,
+    bundle: Bundle,
+    allowed_models: Collection[str],
+    operation_id: int | None = None,
+) -> Receipt:
+    """Verify ``bundle``'s signature and store its new transactions; the caller
+    commits. Raises UnknownProducer or BundleError and stores nothing then."""
+    producer = find_producer(session, bundle.producer)
+    bundle.verify_signature(producer.public_key)
+    lock_producer(session, producer.id)
+    session.refresh(producer)
+    receipt = Receipt(producer)
+    table = IncomingTransaction.__table__
+    known = dict(
+        session.execute(
+            select(table.c.sequence, table.c.hash).where(
+                table.c.producer_id == producer.id,
+                table.c.sequence.between(bundle.first_sequence, bundle.last_sequence),
+            )
+        ).all()
+    )
+    now = utcnow()
+    rows = []
+    for transaction in bundle.transactions:
+        sequence = transaction["sequence"]
+        if sequence not in known:
+            row = _row(transaction, producer, allowed_models, operation_id, now)
+            if row["status"] == QUARANTINED:
+                receipt.quarantined.append(
+                    {"sequence": sequence, "reason": row["reason"]}
+                )
+            rows.append(row)
+        elif known[sequence] == transaction["hash"]:
+            receipt.duplicates += 1
+        else:
+            _reject(session, producer, transaction, operation_id, receipt)
+    if rows:
+        session.execute(insert(table), rows)
+    receipt.new = len(rows)
+    advance_received(session, producer, bundle.last_sequence, now)
+    return receipt
+
+
+def _reject(
+    session: Session,
+    producer: SyncProducer,
+    transaction: dict[str, Any],
+    operation_id: int | None,
+    receipt: Receipt,
+) -> None:
+    sequence = transaction["sequence"]
+    reason = (
+        f"sequence {sequence} was already received with a different hash:"
+        " the device's history changed (restored from a backup?)"
+    )
+    receipt.rejected.append({"sequence": sequence, "reason": reason})
+    exists = session.scalar(
+        select(RejectedTransaction.id).where(
+            RejectedTransaction.producer_id == producer.id,
+            RejectedTransaction.sequence == sequence,
+            RejectedTransaction.hash == transaction["hash"],
+        )
+    )
+    if exists is None:
+        session.add(
+            RejectedTransaction(
+                producer_id=producer.id,
+                sequence=sequence,
+                hash=transaction["hash"],
+                reason=reason,
+                body=canonical_json(transaction),
+                operation_id=operation_id,
+            )
+        )
+
+
+def advance_received(
+    session: Session, producer: SyncProducer, highest: int, now: datetime
+) -> None:
+    """Move ``received_through`` over every sequence that has now arrived."""
+    table = IncomingTransaction.__table__
+    through = producer.received_through
+    later = session.scalars(
+        select(table.c.sequence)
+        .where(table.c.producer_id == producer.id, table.c.sequence > through)
+        .order_by(table.c.sequence)
+    )
+    for sequence in later:
+        if sequence != through + 1:
+            break
+        through = sequence
+    producer.received_through = through
+    producer.highest_received = max(producer.highest_received, highest)
+    producer.last_contact = now
+
+
+def missing_ranges(session: Session, producer: SyncProducer) -> list[list[int]]:
+    """The sequence ranges held back because earlier ones have not arrived."""
+    if producer.highest_received <= producer.received_through:
+        return []
+    table = IncomingTransaction.__table__
+    ranges = []
+    expected = producer.received_through + 1
+    for sequence in session.scalars(
+        select(table.c.sequence)
+        .where(
+            table.c.producer_id == producer.id,
+            table.c.sequence > producer.received_through,
+        )
+        .order_by(table.c.sequence)
+    ):
+        if sequence > expected:
+            ranges.append([expected, sequence - 1])
+            if len(ranges) == MAX_REPORTED_RANGES:
+                break
+        expected = sequence + 1
+    return ranges
+
+
+__all__ = ["BundleError", "Receipt", "UnknownProducer", "missing_ranges", "receive"]
