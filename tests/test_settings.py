@@ -180,7 +180,7 @@ def test_beat_schedule_merges_with_the_built_in_jobs(tmp_path):
     }
     app = build(tmp_path, {"CELERYBEAT_SCHEDULE": schedule})
     beat = app.extensions["celery"].conf.beat_schedule
-    assert set(beat) == {"crawl-instances", "quota-pull"}
+    assert set(beat) == {"crawl-instances", "quota-pull", "sync-apply"}
     assert beat["crawl-instances"]["schedule"] == timedelta(minutes=30)
 
 
@@ -246,11 +246,18 @@ def test_bad_value_from_the_environment_is_reported(tmp_path):
 def test_example_settings_file_is_valid_and_documents_every_key(tmp_path):
     from pathlib import Path
 
-    from tracker.settings import CORE_SETTINGS
+    import importlib
+
+    from tracker.settings import CORE_SETTINGS, KNOWN_DOMAINS
 
     example = Path(__file__).resolve().parents[1] / "settings.cfg.example"
     app = build(tmp_path, environ={"TRACKER_SETTINGS": str(example)})
     text = example.read_text()
-    for spec in CORE_SETTINGS:
+    domain_settings = [
+        spec
+        for domain in KNOWN_DOMAINS
+        for spec in importlib.import_module(domain).SETTINGS
+    ]
+    for spec in [*CORE_SETTINGS, *domain_settings]:
         assert spec.name in text, spec.name
     assert app.config["APP_NAME"]

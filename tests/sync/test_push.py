@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from sync.client.bundles import make_bundle
@@ -15,11 +14,9 @@ from tests.sync.field_app import (
     Member,
     OutgoingTransaction,
     ProducerState,
-    create_field_app,
     field_db,
 )
 from tests.sync.support import (
-    FIELD_MODELS,
     NO_WAIT,
     AppTransport,
     field_records,
@@ -31,35 +28,6 @@ from tests.sync.support import (
 from tracker.extensions import db
 
 URL = "http://server/api/sync/push"
-
-
-@pytest.fixture
-def server(make_app):
-    app = make_app(SYNC_MODELS=FIELD_MODELS)
-    with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
-    return app
-
-
-@pytest.fixture
-def make_field(tmp_path):
-    apps = []
-
-    def make(server_app, producer_id: str, encrypt: bool = False):
-        credential, key = register(server_app, producer_id, encrypt)
-        url = f"sqlite:///{tmp_path / (producer_id + '.sqlite')}"
-        app = create_field_app(url, producer_id, key, credential)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        with app.app_context():
-            field_db.session.remove()
-            field_db.engine.dispose()
 
 
 def push_all(field_app, server_app, batch_size=500, transport=None):

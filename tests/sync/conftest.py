@@ -1,0 +1,38 @@
+"""Fixtures of the sync tests: the server app and field clients registered on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sync.field_app import create_field_app, field_db
+from tests.sync.support import FIELD_MODELS, register
+from tracker.extensions import db
+
+
+@pytest.fixture
+def server(make_app):
+    app = make_app(SYNC_MODELS=FIELD_MODELS)
+    with app.app_context():
+        from tracker.models import import_all_models
+
+        import_all_models()
+        db.create_all()
+    return app
+
+
+@pytest.fixture
+def make_field(tmp_path):
+    apps = []
+
+    def make(server_app, producer_id: str, encrypt: bool = False):
+        credential, key = register(server_app, producer_id, encrypt)
+        url = f"sqlite:///{tmp_path / (producer_id + '.sqlite')}"
+        app = create_field_app(url, producer_id, key, credential)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            field_db.session.remove()
+            field_db.engine.dispose()
