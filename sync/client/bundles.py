@@ -77,6 +77,11 @@ class Bundle:
     def last_sequence(self) -> int:
         return self.manifest["last_sequence"]
 
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of the transactions, which carry producer and sequence."""
+        return self.manifest["sha256"]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "manifest": self.manifest,

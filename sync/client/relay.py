@@ -43,8 +43,9 @@ def relay_models(base: type) -> type:
         first_sequence: Mapped[int] = mapped_column(BigInteger)
         last_sequence: Mapped[int] = mapped_column(BigInteger)
         count: Mapped[int] = mapped_column(Integer)
-        # The manifest's checksum and signature name a bundle exactly.
-        signature: Mapped[str] = mapped_column(String(128), unique=True)
+        # The checksum of the transactions (which carry producer and sequence)
+        # names a bundle's content, however often it is sent.
+        digest: Mapped[str] = mapped_column(String(64), unique=True)
         body: Mapped[str] = mapped_column(Text)
         received: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
         forwarded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
@@ -54,10 +55,10 @@ def relay_models(base: type) -> type:
 
 
 def keep_bundle(session: Session, relayed_model: type, bundle: Bundle) -> bool:
-    """Store a bundle for forwarding; False if this very bundle is already kept.
+    """Store a bundle for forwarding; False if the same transactions are kept.
     The caller commits."""
     exists = session.scalar(
-        select(relayed_model.id).where(relayed_model.signature == bundle.signature)
+        select(relayed_model.id).where(relayed_model.digest == bundle.digest)
     )
     if exists is not None:
         return False
@@ -69,7 +70,7 @@ def keep_bundle(session: Session, relayed_model: type, bundle: Bundle) -> bool:
                     first_sequence=bundle.first_sequence,
                     last_sequence=bundle.last_sequence,
                     count=len(bundle.transactions),
-                    signature=bundle.signature,
+                    digest=bundle.digest,
                     body=canonical_json(bundle.as_json()),
                     received=utc_now(),
                     forwarded=False,
