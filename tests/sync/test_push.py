@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 from sync.client.bundles import make_bundle
 from sync.client.transfer import push
 from sync.models import IncomingTransaction, SyncProducer, SyncRecord
+from sync.receiving import receive
+from sync.tasks import apply_pending
 from tests.sync.field_app import (
     Household,
     Member,
@@ -17,6 +19,7 @@ from tests.sync.field_app import (
     field_db,
 )
 from tests.sync.support import (
+    FIELD_MODELS,
     NO_WAIT,
     AppTransport,
     field_records,
@@ -128,3 +131,18 @@ def test_a_child_waits_for_a_parent_from_another_device(server):
     records = server_records(server)
     assert records[("Member", '["M9"]')] == {"name": "Ada L."}
     assert producer_state(server, "tablet-2")["parked"] == 0
+
+
+def test_beat_applies_what_a_crash_left_received(server, make_field):
+    credential, _ = register(server, "kiosk-1")
+    transactions = [
+        wire("kiosk-1", n, "Household", [f"H{n}"], "insert", {}) for n in (1, 2)
+    ]
+    with server.app_context():
+        # Received and committed, then the process died before applying.
+        receive(db.session, make_bundle(transactions, credential), FIELD_MODELS)
+        db.session.commit()
+        assert server_records(server) == {}
+        apply_pending.run()
+        assert len(server_records(server)) == 2
+        assert producer_state(server, "kiosk-1")["applied_through"] == 2

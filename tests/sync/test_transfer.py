@@ -4,15 +4,18 @@ middleman, and the commands the device, the middleman and the server run."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+import requests
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from sync.client.bundles import make_bundle
 from sync.client.relay import forward
 from sync.client.transfer import HttpTransport, push, push_url
-from sync.models import IncomingTransaction
+from sync.models import IncomingTransaction, SyncRecord
 from tests.sync.field_app import (
     Household,
     Member,
@@ -22,7 +25,13 @@ from tests.sync.field_app import (
     create_relay_app,
     field_db,
 )
-from tests.sync.support import NO_WAIT, field_records, server_records
+from tests.sync.support import (
+    NO_WAIT,
+    field_records,
+    register,
+    server_records,
+    wire,
+)
 from tracker.extensions import db
 
 
@@ -185,3 +194,35 @@ def test_server_commands(server, make_field, tmp_path):
     assert "broken.gz: refused: file: ends before its end" in result.output
     result = runner.invoke(args=["sync", "import", str(tmp_path / "a.gz")])
     assert result.exit_code == 0 and "already imported" in result.output
+
+
+def test_concurrent_deliveries_of_the_same_bundles_apply_once(server, server_url):
+    credentials = {name: register(server, name)[0] for name in ("kiosk-1", "kiosk-2")}
+    bundles = []
+    for name, credential in credentials.items():
+        transactions = [
+            wire(name, n, "Household", [f"{name}-{n % 7}"], "insert", {"n": n})
+            for n in range(1, 41)
+        ]
+        bundles += [
+            make_bundle(transactions[start : start + 10], credential).as_json()
+            for start in range(0, 40, 10)
+        ]
+
+    def deliver(bundle):
+        reply = requests.post(f"{server_url}/api/sync/push", json=bundle, timeout=60)
+        return reply.status_code
+
+    # Every bundle four times, from eight threads at once, in shuffled order.
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(deliver, bundles[::-1] + bundles * 3))
+    assert set(statuses) == {200}
+    with server.app_context():
+        assert db.session.scalar(select(func.count(IncomingTransaction.id))) == 80
+        versions = db.session.execute(
+            select(SyncRecord.natural_key, SyncRecord.version)
+        ).all()
+    # 40 inserts per producer over 7 keys: keys 0..4 take 6, keys 5..6 take 5.
+    assert sorted(version for _, version in versions) == sorted(
+        [6] * 5 * 2 + [5] * 2 * 2
+    )
