@@ -1,19 +1,16 @@
-"""Quota: an overall target split into ceilings on offline field clients."""
+"""Quota: an overall target split into ceilings on offline field clients.
+
+Importing the package loads nothing of the server, so that field applications
+can use ``quota.client`` alone; ``init_app`` brings in the rest.
+"""
 
 from flask import Flask
-from flask_babel import lazy_gettext as _l
-
-from tracker.settings import Setting, integer, number
-
-SETTINGS = (
-    Setting("QUOTA_PULL_INTERVAL", 900, integer(10, 7 * 86400)),
-    Setting("QUOTA_CLIENT_TIMEOUT", 10.0, number(0.5, 300)),
-    Setting("QUOTA_OVERRIDE_HOURS", 24, integer(1, 24 * 90)),
-)
 
 
 def init_app(app: Flask) -> None:
     """Register the quota page, commands and periodic pull."""
+    from flask_babel import lazy_gettext as _l
+
     from quota import tasks
     from quota.cli import cli
     from quota.views import bp

@@ -1,36 +1,16 @@
-"""Sync: records created offline on field devices reach the server exactly once."""
+"""Sync: records created offline on field devices reach the server exactly once.
 
-from typing import Any
+Importing the package loads nothing of the server, so that field applications
+can use ``sync.client`` alone; ``init_app`` brings in the rest.
+"""
 
 from flask import Flask
-from flask_babel import lazy_gettext as _l
-
-from tracker.settings import Invalid, Setting, integer
-
-
-def model_names(value: Any) -> list[str]:
-    """The allow-list: the model names whose transactions the server applies."""
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(name, str) and 0 < len(name) <= 100 and name.isidentifier()
-        for name in value
-    ):
-        raise Invalid('a list of model names, e.g. ["Household", "Member"]')
-    return list(dict.fromkeys(value))
-
-
-# Settings this domain adds to settings.cfg (tracker.settings.Setting objects).
-SETTINGS = (
-    Setting("SYNC_MODELS", [], model_names),
-    Setting("SYNC_MAX_BATCH", 1000, integer(1, 10000)),
-    Setting("SYNC_MAX_BODY_BYTES", 32 * 1024 * 1024, integer(1024, 2**31 - 1)),
-    Setting("SYNC_MAX_FILE_BYTES", 2**30, integer(1024, 2**40)),
-    Setting("SYNC_APPLY_RUN_SIZE", 1000, integer(1, 100000)),
-    Setting("SYNC_APPLY_INTERVAL", 60, integer(5, 86400)),
-)
 
 
 def init_app(app: Flask) -> None:
     """Register the sync API, page, commands and periodic apply."""
+    from flask_babel import lazy_gettext as _l
+
     from sync import tasks
     from sync.api import bp as api_bp
     from sync.cli import group

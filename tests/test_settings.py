@@ -244,9 +244,8 @@ def test_bad_value_from_the_environment_is_reported(tmp_path):
 
 
 def test_example_settings_file_is_valid_and_documents_every_key(tmp_path):
-    from pathlib import Path
-
     import importlib
+    from pathlib import Path
 
     from tracker.settings import CORE_SETTINGS, KNOWN_DOMAINS
 
@@ -256,7 +255,7 @@ def test_example_settings_file_is_valid_and_documents_every_key(tmp_path):
     domain_settings = [
         spec
         for domain in KNOWN_DOMAINS
-        for spec in importlib.import_module(domain).SETTINGS
+        for spec in importlib.import_module(f"{domain}.settings").SETTINGS
     ]
     for spec in [*CORE_SETTINGS, *domain_settings]:
         assert spec.name in text, spec.name

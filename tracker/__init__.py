@@ -41,8 +41,8 @@ def create_app(
     domains = requested_domains(environ, overrides)
     domain_modules = [importlib.import_module(name) for name in domains]
     specs: list[Setting] = [*CORE_SETTINGS]
-    for module in domain_modules:
-        specs.extend(module.SETTINGS)
+    for name in domains:
+        specs.extend(importlib.import_module(f"{name}.settings").SETTINGS)
     app.config.update(load_settings(specs, environ, overrides))
     _apply_embedded_defaults(app)
 

@@ -19,21 +19,44 @@ from sync.client.operations import (
     pending_transactions,
 )
 from sync.client.payloads import canonical_json, json_value, transaction_hash
+from sync.client.relay import forward, make_relay_blueprint, relay_models
+from sync.client.signing import new_credential, public_key_of
+from sync.client.transfer import (
+    HttpTransport,
+    Retry,
+    TransferError,
+    Unreachable,
+    export,
+    push,
+    push_url,
+)
 
 __all__ = [
+    "HttpTransport",
     "InvalidPayload",
     "ProducerNotConfiguredError",
+    "Retry",
     "SyncConfigurationError",
     "SyncMixin",
+    "TransferError",
+    "Unreachable",
     "canonical_json",
     "configure_producer",
     "decrypt_payload",
     "encrypt_payload",
+    "export",
+    "forward",
     "json_value",
+    "make_relay_blueprint",
     "mark_sent",
+    "new_credential",
     "new_device_key",
     "open_payload",
     "pending_transactions",
+    "public_key_of",
+    "push",
+    "push_url",
+    "relay_models",
     "sync_models",
     "transaction_hash",
 ]
