@@ -224,13 +224,17 @@ def import_file(
             {"sha256": digest, "name": label[:300]},
         )
     except IntegrityError:
-        # The same file, imported at the same moment by someone else.
+        # The same file, imported at the same moment by someone else; their
+        # import stored it (the constraint is the file's checksum).
         session.rollback()
         _fail(session, operation_id, f"{label}: imported concurrently; nothing to do")
         commit()
-        raise AlreadyImported(
-            session.scalar(select(ImportedFile).where(ImportedFile.sha256 == digest))
-        ) from None
+        earlier = session.scalar(
+            select(ImportedFile).where(ImportedFile.sha256 == digest)
+        )
+        if earlier is None:
+            raise
+        raise AlreadyImported(earlier) from None
     except Exception as exc:
         session.rollback()
         _fail(session, operation_id, f"{label}: {exc}")

@@ -2,13 +2,65 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from flask_login import login_required
+import tempfile
+from datetime import datetime
+from typing import Any
 
-from sync.producers import all_producer_summaries
+from babel.units import format_unit
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from sync.client.bundles import BundleError
+from sync.deliveries import (
+    APPLY_OPERATION,
+    IMPORT_OPERATION,
+    PUSH_OPERATION,
+    AlreadyImported,
+    DeliverySettings,
+    import_file,
+)
+from sync.models import ImportedFile, SyncProducer
+from sync.producers import (
+    ProducerRefused,
+    all_producer_summaries,
+    producer_detail,
+    register_producer,
+)
+from sync.receiving import UnknownProducer
+from tracker.batch.models import BatchOperation
 from tracker.extensions import db
+from tracker.instances.forms import ButtonForm
 
 bp = Blueprint("sync", __name__, template_folder="templates")
+RECENT_FILES = 50
+RECENT_OPERATIONS = 20
+SYNC_OPERATIONS = (PUSH_OPERATION, IMPORT_OPERATION, APPLY_OPERATION)
+UPLOAD_NAME_LENGTH = 300
+
+
+@bp.url_value_preprocessor
+def cap_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    """Cap the upload's size before anything reads the body.
+
+    This runs before every ``before_request`` function, CSRF's included, which
+    parses the form: an oversized body is refused unread (then flashed below).
+    """
+    if endpoint == "sync.upload":
+        request.max_content_length = current_app.config["SYNC_MAX_BODY_BYTES"]
 
 
 @bp.before_request
@@ -17,9 +69,222 @@ def require_sign_in():
     """Every page of this blueprint needs a signed-in user."""
 
 
+@bp.errorhandler(RequestEntityTooLarge)
+def upload_too_large(_exc: RequestEntityTooLarge):
+    """Explain an oversized upload on the page instead of an error page."""
+    flash(
+        _(
+            "The file is larger than %(size)s, the most this page takes:"
+            " import it on the server with manage.py sync import.",
+            size=_size(current_app.config["SYNC_MAX_BODY_BYTES"]),
+        ),
+        "error",
+    )
+    return redirect(url_for("sync.index"))
+
+
+def _size(size: int) -> str:
+    """A size in bytes as the locale writes kilobytes or megabytes."""
+    if size >= 1024**2:
+        value, unit = round(size / 1024**2, 1), "digital-megabyte"
+    else:
+        value, unit = round(size / 1024, 1), "digital-kilobyte"
+    return format_unit(value, unit, length="short", locale=get_locale())
+
+
+def _with_datetime(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary with its last contact as a datetime, shown in the time zone."""
+    moment = summary["last_contact"]
+    return {
+        **summary,
+        "last_contact": datetime.fromisoformat(moment) if moment else None,
+    }
+
+
+def _producer_or_404(producer_id: str) -> SyncProducer:
+    producer = db.session.scalar(
+        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
+    )
+    if producer is None:
+        abort(404, description=_("No producer with this id."))
+    return producer
+
+
+def _ranges_text(missing: list[list[int]]) -> str:
+    return ", ".join(
+        f"{first}\N{EN DASH}{last}" if first != last else str(first)
+        for first, last in missing
+    )
+
+
+def _render_index(
+    issued: dict[str, Any] | None = None, entered: dict[str, Any] | None = None
+):
+    files = db.session.execute(
+        select(ImportedFile, SyncProducer.producer_id)
+        .outerjoin(SyncProducer, ImportedFile.producer_id == SyncProducer.id)
+        .order_by(ImportedFile.imported.desc(), ImportedFile.id.desc())
+        .limit(RECENT_FILES)
+    ).all()
+    operations = db.session.scalars(
+        select(BatchOperation)
+        .where(BatchOperation.operation_type.in_(SYNC_OPERATIONS))
+        .order_by(BatchOperation.id.desc())
+        .limit(RECENT_OPERATIONS)
+    ).all()
+    response = make_response(
+        render_template(
+            "sync/index.html",
+            producers=[_with_datetime(s) for s in all_producer_summaries(db.session)],
+            files=files,
+            file_count=db.session.scalar(select(func.count(ImportedFile.id))),
+            operations=operations,
+            max_upload=_size(current_app.config["SYNC_MAX_BODY_BYTES"]),
+            button=ButtonForm(),
+            issued=issued,
+            entered=entered or {},
+        )
+    )
+    if issued:
+        # The credential is on this page only: keep it out of every cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/sync")
 def index():
-    """Show every producer with its cursors, lag and problems."""
+    """Show producers with their cursors and problems, files and sync jobs."""
+    return _render_index()
+
+
+@bp.get("/sync/producers/<producer_id>")
+def producer(producer_id: str):
+    """Show one producer with its parked, quarantined and rejected transactions."""
+    detail = producer_detail(db.session, _producer_or_404(producer_id))
     return render_template(
-        "sync/index.html", producers=all_producer_summaries(db.session)
+        "sync/producer.html", producer=_with_datetime(detail), button=ButtonForm()
     )
+
+
+@bp.post("/sync/producers/<producer_id>/active")
+def set_active(producer_id: str):
+    """Enable or disable a producer: a disabled one has pushes and imports refused."""
+    producer = _producer_or_404(producer_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    producer.active = request.form.get("active") == "yes"
+    db.session.commit()
+    if producer.active:
+        flash(_("%(producer)s is enabled.", producer=producer.producer_id), "info")
+    else:
+        flash(
+            _(
+                "%(producer)s is disabled: its pushes and files are refused.",
+                producer=producer.producer_id,
+            ),
+            "info",
+        )
+    if request.form.get("back") == "index":
+        return redirect(url_for("sync.index"))
+    return redirect(url_for("sync.producer", producer_id=producer.producer_id))
+
+
+@bp.post("/sync/producers")
+def register():
+    """Register a producer; its credential and key are shown on this answer only."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    entered = {
+        "producer_id": request.form.get("producer_id", "").strip(),
+        "description": request.form.get("description", "").strip(),
+        "encrypt": request.form.get("encrypt") == "yes",
+    }
+    try:
+        producer, credential, key = register_producer(
+            db.session,
+            entered["producer_id"],
+            entered["description"],
+            encrypt=entered["encrypt"],
+        )
+    except ProducerRefused as exc:
+        db.session.rollback()
+        flash(_("The producer was not registered: %(reason)s", reason=exc), "error")
+        return _render_index(entered=entered)
+    db.session.commit()
+    # Rendered, not redirected: the credential stays out of URLs and sessions.
+    return _render_index(
+        issued={
+            "producer_id": producer.producer_id,
+            "credential": credential,
+            "encryption_key": key,
+        }
+    )
+
+
+@bp.post("/sync/files")
+def upload():
+    """Import a carried bundle file and say in one line what it brought."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash(_("Choose a file to import."), "error")
+        return redirect(url_for("sync.index"))
+    # Some browsers send the whole path of the file: keep its name only.
+    name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = name[:UPLOAD_NAME_LENGTH] or "upload.jsonl.gz"
+    with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as spool:
+        upload.save(spool)
+        spool.flush()
+        try:
+            reply = import_file(
+                db.session,
+                spool.name,
+                DeliverySettings.from_config(current_app.config),
+                db.session.commit,
+                current_app.config["SYNC_MAX_FILE_BYTES"],
+                started_by_id=current_user.id,
+                name=name,
+            )
+        except AlreadyImported as exc:
+            flash(_already_imported(exc), "info")
+        except (BundleError, UnknownProducer) as exc:
+            flash(_("%(name)s was refused: %(reason)s", name=name, reason=exc), "error")
+        else:
+            problems = reply["quarantined"] or reply["rejected"]
+            flash(_imported(name, reply), "error" if problems else "info")
+    return redirect(url_for("sync.index"))
+
+
+def _already_imported(exc: AlreadyImported) -> str:
+    record = exc.record
+    return _(
+        "%(name)s was already imported on %(when)s (%(summary)s): nothing to do.",
+        name=record.name,
+        when=format_datetime(record.imported),
+        summary=record.summary,
+    )
+
+
+def _imported(name: str, reply: dict[str, Any]) -> str:
+    text = _(
+        "Imported %(name)s from %(producer)s, transactions %(sequences)s:"
+        " %(new)d new, %(duplicates)d already received, %(applied)d applied,"
+        " %(parked)d parked, %(quarantined)d quarantined, %(rejected)d rejected.",
+        name=name,
+        producer=reply["producer"],
+        sequences=_ranges_text(
+            [[reply["first_sequence"], reply["acknowledged_through"]]]
+        ),
+        new=reply["new"],
+        duplicates=reply["duplicates"],
+        applied=reply["applied"],
+        parked=reply["parked"],
+        quarantined=len(reply["quarantined"]),
+        rejected=len(reply["rejected"]),
+    )
+    if reply["missing"]:
+        text += " " + _(
+            "Waiting for %(ranges)s.", ranges=_ranges_text(reply["missing"])
+        )
+    return text

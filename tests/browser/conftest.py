@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
-from tests.services import unavailable
+from tests.chromium import launched_chromium
 from tracker.auth.models import User
 from tracker.extensions import db
 from tracker.instances.models import CrawlResult, DailyValue, Instance
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FIELDS = {
     "python_version": {"label": "Python", "chart": True, "chart_type": "pie"},
     "events": {
@@ -50,17 +39,8 @@ PLACES = [
 
 @pytest.fixture(scope="session")
 def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        unavailable("chromium not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS
-        )
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 def seed(count: int = 30) -> None:
@@ -155,8 +135,3 @@ def page(browser, dashboard):
     tab.wait_for_url(base + "/")
     yield tab
     context.close()
-
-
-def screenshot(tab, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

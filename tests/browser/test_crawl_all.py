@@ -7,8 +7,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from tests.browser.conftest import screenshot
 from tests.celery_processes import celery_environment, start_worker
+from tests.chromium import screenshot
 from tests.fleet import JSON, Behaviour, Fleet
 from tracker.auth.models import User
 from tracker.extensions import db

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.chromium import screenshot
 
 pytestmark = pytest.mark.slow
 

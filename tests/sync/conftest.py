@@ -10,13 +10,19 @@ from tracker.extensions import db
 
 
 @pytest.fixture
-def server(make_app):
+def app(make_app):
+    """The app with the field applications' models on the sync allow-list."""
     app = make_app(SYNC_MODELS=FIELD_MODELS)
     with app.app_context():
         from tracker.models import import_all_models
 
         import_all_models()
         db.create_all()
+    return app
+
+
+@pytest.fixture
+def server(app):
     return app
 
 
