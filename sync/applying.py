@@ -46,16 +46,18 @@ RECORD_VALUES = (
 
 @dataclass
 class Entry:
-    """A record as it stands while a run is applied; ``row_id`` is its row."""
+    """A record as it stands while a run is applied: ``row_id`` is its stored
+    row; a stored record's fields are not loaded, since every change to it
+    carries all of them."""
 
     row_id: int | None
-    fields: dict[str, Any]
-    parents: dict[str, Any]
-    schema_version: int
     version: int
-    producer_id: int | None
-    sequence: int
     created: datetime
+    fields: dict[str, Any] | None = None
+    parents: dict[str, Any] | None = None
+    schema_version: int = 1
+    producer_id: int | None = None
+    sequence: int = 0
 
 
 @dataclass
@@ -97,19 +99,15 @@ class RecordState:
             for start in range(0, len(natural_keys), KEYS_PER_QUERY):
                 part = natural_keys[start : start + KEYS_PER_QUERY]
                 for row in self.session.execute(
-                    select(table).where(
-                        table.c.model == model, table.c.natural_key.in_(part)
-                    )
+                    select(
+                        table.c.id,
+                        table.c.natural_key,
+                        table.c.version,
+                        table.c.created,
+                    ).where(table.c.model == model, table.c.natural_key.in_(part))
                 ):
-                    self.original[(row.model, row.natural_key)] = Entry(
-                        row.id,
-                        row.fields,
-                        row.parents,
-                        row.schema_version,
-                        row.version,
-                        row.producer_id,
-                        row.sequence,
-                        row.created,
+                    self.original[(model, row.natural_key)] = Entry(
+                        row.id, row.version, row.created
                     )
         for key in wanted:
             self.current[key] = self.original[key]
@@ -185,11 +183,13 @@ class Change:
     parents: dict[str, Any]
     previous: Key | None
     created: datetime
+    parent_keys: list[tuple[str, dict[str, Any], Key]]
 
     @classmethod
     def read(cls, row: Any) -> Change:
         payload = json.loads(row.payload)
         previous = payload.get("previous_natural_key")
+        parents = payload.get("parents", {})
         return cls(
             row.id,
             row.sequence,
@@ -198,16 +198,20 @@ class Change:
             row.action,
             row.schema_version,
             payload["fields"],
-            payload.get("parents", {}),
+            parents,
             (row.model, canonical_json(previous)) if previous else None,
             row.created or row.received,
+            [
+                (name, parent, _reference_key(parent))
+                for name, parent in parents.items()
+            ],
         )
 
     def touched_keys(self) -> list[Key]:
         keys = [self.key]
         if self.previous:
             keys.append(self.previous)
-        keys.extend(_reference_key(parent) for parent in self.parents.values())
+        keys.extend(key for _, _, key in self.parent_keys)
         return keys
 
 
@@ -219,8 +223,8 @@ def _apply_change(
         if key in blocked:
             return f"waits for parked transaction {blocked[key]} of the same record"
     if change.action != "delete":
-        for name, parent in change.parents.items():
-            if state.get(_reference_key(parent)) is None:
+        for name, parent, key in change.parent_keys:
+            if state.get(key) is None:
                 return (
                     f"waits for its parent {parent['model']}"
                     f" {canonical_json(parent['natural_key'])} ({name})"
@@ -238,13 +242,13 @@ def _apply_change(
         change.key,
         Entry(
             None,
+            existing.version + 1 if existing else 1,
+            existing.created if existing else change.created,
             change.fields,
             change.parents,
             change.schema_version,
-            existing.version + 1 if existing else 1,
             producer_id,
             change.sequence,
-            existing.created if existing else change.created,
         ),
     )
     return None
@@ -276,16 +280,27 @@ def _apply_run(
 
 
 def _set_statuses(
-    session: Session, applied: list[dict], parked: list[dict], now: datetime
+    session: Session,
+    producer_id: int,
+    rows: list[Any],
+    applied: list[dict],
+    parked: list[dict],
+    now: datetime,
 ) -> None:
+    """Record what became of ``rows``: the applied in as few statements as the
+    runs of consecutive sequences they form, the parked one by one."""
     table = IncomingTransaction.__table__
     connection = session.connection()
-    if applied:
+    applied_ids = {item["row_id"] for item in applied}
+    sequences = [row.sequence for row in rows if row.id in applied_ids]
+    for first, last in _runs(sequences):
         connection.execute(
             update(table)
-            .where(table.c.id == bindparam("row_id"))
-            .values(status=APPLIED, reason="", applied=now),
-            applied,
+            .where(
+                table.c.producer_id == producer_id,
+                table.c.sequence.between(first, last),
+            )
+            .values(status=APPLIED, reason="", applied=now)
         )
     if parked:
         connection.execute(
@@ -294,6 +309,17 @@ def _set_statuses(
             .values(status=PARKED, reason=bindparam("new_reason")),
             parked,
         )
+
+
+def _runs(sequences: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of sorted numbers: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    runs: list[tuple[int, int]] = []
+    for number in sequences:
+        if runs and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
 
 
 def _parked_keys(session: Session, producer_id: int) -> dict[Key, int]:
@@ -332,7 +358,7 @@ def apply_next_run(session: Session, producer_id: int, run_size: int) -> ApplyTo
     ).all()
     blocked = _parked_keys(session, producer_id)
     applied, parked, totals = _apply_run(session, rows, producer_id, blocked)
-    _set_statuses(session, applied, parked, utcnow())
+    _set_statuses(session, producer_id, rows, applied, parked, utcnow())
     producer.applied_through = end
     return totals
 
@@ -347,7 +373,7 @@ def retry_parked(session: Session, producer_id: int) -> ApplyTotals:
         .order_by(table.c.sequence)
     ).all()
     applied, parked, totals = _apply_run(session, rows, producer_id, {})
-    _set_statuses(session, applied, parked, utcnow())
+    _set_statuses(session, producer_id, rows, applied, parked, utcnow())
     return ApplyTotals(unparked=totals.applied)
 
 

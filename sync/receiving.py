@@ -80,9 +80,9 @@ def _check_reference(value: Any, where: str) -> None:
 
 def open_transaction(
     transaction: dict[str, Any], encryption_key: str | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str]:
     """Decrypt and parse a wire transaction's payload and check it against its
-    hash and shape; raise InvalidPayload with the reason."""
+    hash and shape; return it and its text, or raise InvalidPayload."""
     text = transaction["payload"]
     if transaction["encrypted"]:
         if not encryption_key:
@@ -117,7 +117,7 @@ def open_transaction(
     previous = payload.get("previous_natural_key")
     if previous is not None and not (isinstance(previous, list) and previous):
         raise InvalidPayload("previous_natural_key must be a non-empty list")
-    return payload
+    return payload, text
 
 
 def _created(value: str) -> datetime | None:
@@ -137,8 +137,7 @@ def _row(
 ) -> dict[str, Any]:
     status, reason, payload = RECEIVED, "", None
     try:
-        opened = open_transaction(transaction, producer.encryption_key)
-        payload = canonical_json(opened)
+        _, payload = open_transaction(transaction, producer.encryption_key)
     except InvalidPayload as exc:
         status, reason = QUARANTINED, str(exc)
     else:
