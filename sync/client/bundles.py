@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sync.client import signing
-from sync.client.payloads import canonical_json
+from sync.client.payloads import canonical_json, transaction_hash
 
 FORMAT = "instance-tracker-sync/1"
 ACTIONS = ("insert", "update", "delete")
@@ -111,6 +111,33 @@ def transaction_wire(row: Any) -> dict[str, Any]:
         "encrypted": bool(row.encrypted),
         "hash": row.hash,
         "created": row.created.astimezone(UTC).isoformat(),
+    }
+
+
+def plain_transaction(
+    producer: str,
+    sequence: int,
+    model: str,
+    natural_key: list[Any],
+    action: str,
+    payload: dict[str, Any],
+    created: datetime,
+) -> dict[str, Any]:
+    """The wire form of an unencrypted transaction built from its parts, for
+    producers that record changes without SyncMixin (and for tests)."""
+    return {
+        "producer": producer,
+        "sequence": sequence,
+        "model": model,
+        "natural_key": natural_key,
+        "action": action,
+        "schema_version": payload["schema_version"],
+        "payload": canonical_json(payload),
+        "encrypted": False,
+        "hash": transaction_hash(
+            producer, sequence, model, natural_key, action, payload
+        ),
+        "created": created.astimezone(UTC).isoformat(),
     }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from sync.client.payloads import canonical_json, json_value, transaction_hash
+from sync.client.bundles import plain_transaction
+from sync.client.payloads import canonical_json, json_value
 from sync.client.transfer import Retry, Unreachable
 from sync.models import SyncProducer, SyncRecord
 from sync.producers import producer_detail, register_producer
@@ -14,6 +16,7 @@ from tests.sync.field_app import Household, Member, field_db
 from tracker.extensions import db
 
 FIELD_MODELS = ["Household", "Member"]
+CREATED = datetime(2026, 11, 1, 10, tzinfo=UTC)
 NO_WAIT = Retry(attempts=3, first_delay=0, max_delay=0, sleep=lambda _: None)
 
 
@@ -82,20 +85,9 @@ def wire(
 ) -> dict[str, Any]:
     """A wire transaction built by hand, as a device would send it."""
     payload = {"schema_version": 1, "fields": fields, "parents": parents or {}}
-    return {
-        "producer": producer,
-        "sequence": sequence,
-        "model": model,
-        "natural_key": natural_key,
-        "action": action,
-        "schema_version": 1,
-        "payload": canonical_json(payload),
-        "encrypted": False,
-        "hash": transaction_hash(
-            producer, sequence, model, natural_key, action, payload
-        ),
-        "created": "2026-11-01T10:00:00+00:00",
-    }
+    return plain_transaction(
+        producer, sequence, model, natural_key, action, payload, CREATED
+    )
 
 
 def producer_state(server_app, producer_id: str) -> dict[str, Any]:
