@@ -16,7 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from sync.client.payloads import canonical_json
@@ -74,6 +86,36 @@ class ApplyTotals:
         self.unparked += other.unparked
 
 
+def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[str]):
+    """The id, natural key, version and creation time of MODEL's records with
+    one of NATURAL_KEYS.
+
+    On PostgreSQL, one probe of the unique index per key (a lateral subquery
+    with LIMIT 1 is not flattened into a join), a plan that needs no
+    statistics: ``natural_key IN (...)`` on a table filled since it was last
+    analysed (the first big import into a new server) is planned as a scan of
+    every record of the model against every key, and once psycopg prepares the
+    statement that plan is kept, so each run costs more as the table grows.
+    """
+    columns = (table.c.id, table.c.natural_key, table.c.version, table.c.created)
+    if dialect != "postgresql":
+        return select(*columns).where(
+            table.c.model == model, table.c.natural_key.in_(natural_keys)
+        )
+    wanted = (
+        func.unnest(literal(natural_keys, ARRAY(String)))
+        .table_valued("natural_key")
+        .render_derived(name="wanted")
+    )
+    probe = (
+        select(*columns)
+        .where(table.c.model == model, table.c.natural_key == wanted.c.natural_key)
+        .limit(1)
+        .lateral("probe")
+    )
+    return select(probe).select_from(wanted).join(probe, true())
+
+
 def _reference_key(reference: dict[str, Any]) -> Key:
     return reference["model"], canonical_json(reference["natural_key"])
 
@@ -95,16 +137,12 @@ class RecordState:
         for model, natural_key in wanted:
             by_model.setdefault(model, []).append(natural_key)
         table = SyncRecord.__table__
+        dialect = self.session.get_bind().dialect.name
         for model, natural_keys in by_model.items():
             for start in range(0, len(natural_keys), KEYS_PER_QUERY):
                 part = natural_keys[start : start + KEYS_PER_QUERY]
                 for row in self.session.execute(
-                    select(
-                        table.c.id,
-                        table.c.natural_key,
-                        table.c.version,
-                        table.c.created,
-                    ).where(table.c.model == model, table.c.natural_key.in_(part))
+                    _stored_records(table, dialect, model, part)
                 ):
                     self.original[(model, row.natural_key)] = Entry(
                         row.id, row.version, row.created

@@ -116,9 +116,14 @@ def migrate(env: dict[str, str], cwd: Path) -> None:
         raise BenchError(f"db upgrade failed: {done.stderr.strip()[-2000:]}")
 
 
-def server_command(kind: str, port: int, workers: int) -> list[str]:
-    """Return the command line that serves the app as KIND on PORT."""
+def server_command(
+    kind: str, port: int, workers: int, timeout: int | None = None
+) -> list[str]:
+    """Return the command line that serves the app as KIND on PORT; gunicorn
+    kills a worker busy for longer than ``timeout`` seconds (its own default
+    when None)."""
     if kind == "gunicorn":
+        limit = [] if timeout is None else ["--timeout", str(timeout)]
         return [
             sys.executable,
             "-m",
@@ -129,6 +134,7 @@ def server_command(kind: str, port: int, workers: int) -> list[str]:
             "sync",
             "--bind",
             f"{HOST}:{port}",
+            *limit,
             "--log-level",
             "warning",
             "tracker:create_app()",
