@@ -8,6 +8,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from tests.chromium import launched_chromium
 from tests.services import start_postgres
 from tracker import create_app
 from tracker.extensions import db as database
@@ -114,6 +115,14 @@ def token(app, user):
 @pytest.fixture
 def auth_headers(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium, one for the whole run: Playwright's sync API allows
+    only one instance at a time in a process."""
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

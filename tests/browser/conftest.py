@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from werkzeug.serving import make_server
 
-from tests.chromium import launched_chromium
 from tracker.auth.models import User
 from tracker.extensions import db
 from tracker.instances.models import CrawlResult, DailyValue, Instance
@@ -35,12 +34,6 @@ PLACES = [
     ("BR", "Brazil", "Manaus", -3.1, -60.0),
     (None, None, None, None, None),
 ]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with launched_chromium() as launched:
-        yield launched
 
 
 def seed(count: int = 30) -> None:

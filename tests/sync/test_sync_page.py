@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sync.client.bundles import make_bundle, write_bundle_file
 from sync.client.signing import public_key_of
 from sync.models import ImportedFile, SyncProducer, SyncRecord
-from tests.chromium import launched_chromium, screenshot
+from tests.chromium import screenshot
 from tests.instances.test_views import csrf, sign_in
 from tests.sync.support import FIELD_MODELS, register, wire
 from tracker.batch.models import BatchOperation
@@ -344,12 +344,6 @@ def test_the_page_is_translated(make_app, user):
     assert "Importer un fichier" in page and "Import a file" not in page
     detail = client.get("/sync/producers/tablet-1").get_data(as_text=True)
     assert "Mises en attente" in detail
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launched_chromium() as launched:
-        yield launched
 
 
 @pytest.mark.slow
