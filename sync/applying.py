@@ -434,14 +434,25 @@ def producers_behind(session: Session) -> list[int]:
     )
 
 
+def retry_all_parked(session: Session, commit: Callable[[], None]) -> ApplyTotals:
+    """Retry every producer's parked transactions, committing after each."""
+    totals = ApplyTotals()
+    for producer_id in producers_with_parked(session):
+        totals.add(retry_parked(session, producer_id))
+        commit()
+    return totals
+
+
 def apply_producer(
     session: Session,
     producer_id: int,
     commit: Callable[[], None],
     run_size: int = 1000,
+    retry: bool = True,
 ) -> ApplyTotals:
-    """Apply everything received from one producer, a committed run at a time,
-    then retry what any producer parked."""
+    """Apply everything received from one producer, a committed run at a time;
+    then, if anything was applied and ``retry`` is set, retry what any producer
+    parked (a new record may be the parent they wait for)."""
     totals = ApplyTotals()
     while True:
         run = apply_next_run(session, producer_id, run_size)
@@ -449,10 +460,8 @@ def apply_producer(
         if not (run.applied or run.parked or run.quarantined):
             break
         totals.add(run)
-    if totals.applied:
-        for parked_producer in producers_with_parked(session):
-            totals.add(retry_parked(session, parked_producer))
-            commit()
+    if retry and totals.applied:
+        totals.add(retry_all_parked(session, commit))
     return totals
 
 
@@ -461,5 +470,6 @@ __all__ = [
     "apply_next_run",
     "apply_producer",
     "producers_behind",
+    "retry_all_parked",
     "retry_parked",
 ]

@@ -19,7 +19,7 @@ from sync.applying import (
     apply_producer,
     producers_behind,
     producers_with_parked,
-    retry_parked,
+    retry_all_parked,
 )
 from sync.client.bundles import Bundle, BundleError, file_digest, read_bundle_path
 from sync.models import ImportedFile
@@ -263,12 +263,13 @@ def apply_all(
     commit()
     totals = ApplyTotals()
     for producer_id in behind:
-        totals.add(apply_producer(session, producer_id, commit, settings.run_size))
+        totals.add(
+            apply_producer(session, producer_id, commit, settings.run_size, retry=False)
+        )
         operations.add_progress(session, operation_id, done=1)
         commit()
-    for producer_id in producers_with_parked(session):
-        totals.add(retry_parked(session, producer_id))
-        commit()
+    # Once, after every producer moved on: any of them may bring a parent.
+    totals.add(retry_all_parked(session, commit))
     operations.finish(
         session, operation_id, result=RESULT_SUCCESSFUL, output_data=vars(totals)
     )

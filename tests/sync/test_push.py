@@ -146,3 +146,23 @@ def test_beat_applies_what_a_crash_left_received(server, make_field):
         apply_pending.run()
         assert len(server_records(server)) == 2
         assert producer_state(server, "kiosk-1")["applied_through"] == 2
+
+
+def test_a_background_apply_retries_what_waits_for_a_new_parent(server):
+    first, _ = register(server, "tablet-1")
+    second, _ = register(server, "tablet-2")
+    parent = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
+    orphan = [wire("tablet-2", 1, "Member", ["M9"], "insert", {"n": 1}, parent)]
+    client = server.test_client()
+    client.post("/api/sync/push", json=make_bundle(orphan, second).as_json())
+    household = [wire("tablet-1", 1, "Household", ["H1"], "insert", {})]
+    with server.app_context():
+        # The parent was received, then the process died before applying it.
+        receive(db.session, make_bundle(household, first), FIELD_MODELS)
+        db.session.commit()
+        apply_pending.run()
+    assert set(server_records(server)) == {
+        ("Household", '["H1"]'),
+        ("Member", '["M9"]'),
+    }
+    assert producer_state(server, "tablet-2")["parked"] == 0
