@@ -147,10 +147,11 @@ def test_bad_setting_stops_start_up_with_one_line(tmp_path, key, value, expected
 
 
 def test_every_core_setting_has_a_failing_case():
+    from tracker.instances.settings import SETTINGS as REGISTRY_SETTINGS
     from tracker.settings import CORE_SETTINGS
 
     tested = {key for key, _, _ in BAD_SETTINGS}
-    assert {s.name for s in CORE_SETTINGS} <= tested
+    assert {s.name for s in (*CORE_SETTINGS, *REGISTRY_SETTINGS)} <= tested
 
 
 def test_a_crawl_timeout_longer_than_the_interval_is_refused(tmp_path):
@@ -247,14 +248,14 @@ def test_example_settings_file_is_valid_and_documents_every_key(tmp_path):
     import importlib
     from pathlib import Path
 
-    from tracker.settings import CORE_SETTINGS, KNOWN_DOMAINS
+    from tracker.settings import CORE_SETTINGS, KNOWN_DOMAINS, REGISTRY
 
     example = Path(__file__).resolve().parents[1] / "settings.cfg.example"
     app = build(tmp_path, environ={"TRACKER_SETTINGS": str(example)})
     text = example.read_text()
     domain_settings = [
         spec
-        for domain in KNOWN_DOMAINS
+        for domain in (REGISTRY, *KNOWN_DOMAINS)
         for spec in importlib.import_module(f"{domain}.settings").SETTINGS
     ]
     for spec in [*CORE_SETTINGS, *domain_settings]:

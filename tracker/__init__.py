@@ -15,10 +15,12 @@ from werkzeug.routing import IntegerConverter
 from tracker.extensions import babel, csrf, db, migrate
 from tracker.settings import (
     CORE_SETTINGS,
+    REGISTRY,
+    CrossCheck,
     Setting,
-    load_settings,
+    SettingsLayers,
     persistent_secret_key,
-    requested_domains,
+    validate,
 )
 
 MIGRATIONS_DIRECTORY = str(Path(__file__).with_name("migrations"))
@@ -38,12 +40,16 @@ def create_app(
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    domains = requested_domains(environ, overrides)
-    domain_modules = [importlib.import_module(name) for name in domains]
+    layers = SettingsLayers.read(environ, overrides)
+    # The registry is always on; the other domains as DOMAINS says.
+    parts = [importlib.import_module(name) for name in (REGISTRY, *layers.domains())]
     specs: list[Setting] = [*CORE_SETTINGS]
-    for name in domains:
-        specs.extend(importlib.import_module(f"{name}.settings").SETTINGS)
-    app.config.update(load_settings(specs, environ, overrides))
+    checks: list[CrossCheck] = []
+    for part in parts:
+        part_settings = importlib.import_module(f"{part.__name__}.settings")
+        specs.extend(part_settings.SETTINGS)
+        checks.extend(getattr(part_settings, "CHECKS", ()))
+    app.config.update(validate(layers.merged(specs), specs, checks))
     _apply_embedded_defaults(app)
 
     # Ids in URLs above what the database holds are a 404, not an overflow.
@@ -54,7 +60,7 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app)
 
-    from tracker import auth, batch, errors, instances, openapi, templating
+    from tracker import auth, batch, errors, housekeeping, openapi, templating
     from tracker.background import celery_init_app
 
     celery_init_app(app)
@@ -62,10 +68,10 @@ def create_app(
     templating.init_app(app)
     auth.init_app(app)
     batch.init_app(app)
-    instances.init_app(app)
+    housekeeping.init_app(app)
     openapi.init_app(app)
-    for module in domain_modules:
-        module.init_app(app)
+    for part in parts:
+        part.init_app(app)
     return app
 
 

@@ -8,10 +8,6 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
-CRAWL_TASK = "tracker.instances.tasks.scheduled_crawl"
-HOUSEKEEPING_TASK = "tracker.housekeeping.housekeeping"
-TASK_MODULES = ["tracker.instances.tasks", "tracker.housekeeping"]
-
 
 def embedded_broker(instance_path: str) -> tuple[str, dict[str, Any]]:
     """A broker that needs no server: message files in the instance folder."""
@@ -28,16 +24,13 @@ def embedded_broker(instance_path: str) -> tuple[str, dict[str, Any]]:
     }
 
 
-def beat_schedule(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The built-in periodic jobs, overridden entry by entry by CELERYBEAT_SCHEDULE."""
-    schedule: dict[str, Any] = {
-        "crawl-instances": {"task": CRAWL_TASK, "schedule": config["CRAWL_INTERVAL"]},
-        "housekeeping": {
-            "task": HOUSEKEEPING_TASK,
-            "schedule": config["HOUSEKEEPING_INTERVAL"],
-        },
-    }
-    schedule.update(config.get("CELERYBEAT_SCHEDULE") or {})
+def configured_schedule(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entries CELERYBEAT_SCHEDULE adds or changes (None switches one off).
+
+    Each part of the application adds its own periodic jobs with
+    :func:`add_periodic_task`, which leaves the entries named here alone.
+    """
+    schedule = config.get("CELERYBEAT_SCHEDULE") or {}
     return {name: entry for name, entry in schedule.items() if entry is not None}
 
 
@@ -47,11 +40,10 @@ def celery_config(app: Flask) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_backend": None,
         "timezone": "UTC",
-        "beat_schedule": beat_schedule(config),
+        "beat_schedule": configured_schedule(config),
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "include": TASK_MODULES,
     }
     if config["CELERY_BROKER_URL"]:
         settings["broker_url"] = config["CELERY_BROKER_URL"]

@@ -1,22 +1,39 @@
-"""Periodic housekeeping: fail runs whose heartbeat stopped, prune old history."""
+"""Periodic housekeeping: fail runs whose heartbeat stopped, then each part's steps.
+
+A part of the application adds a step (say, pruning old history) with
+:func:`add_housekeeping_step`; the run records what every step returned.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
-from flask import current_app
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
 
+from tracker.background import add_periodic_task
 from tracker.batch import operations
 from tracker.extensions import db
-from tracker.instances.crawling import prune_history
 
 HOUSEKEEPING_OPERATION = "housekeeping"
+HOUSEKEEPING_TASK = "tracker.housekeeping.housekeeping"
+STEPS_KEY = "tracker.housekeeping_steps"
+
+# A step takes the session and the settings and returns a figure for the record.
+HousekeepingStep = Callable[[Session, Mapping[str, Any]], Any]
 
 
-@shared_task(name="tracker.housekeeping.housekeeping", ignore_result=True)
+def add_housekeeping_step(app: Flask, name: str, step: HousekeepingStep) -> None:
+    """Run ``step`` in every housekeeping run; its result is kept under ``name``."""
+    app.extensions.setdefault(STEPS_KEY, {})[name] = step
+
+
+@shared_task(name=HOUSEKEEPING_TASK, ignore_result=True)
 def housekeeping() -> None:
-    """Fail stale batch operations and prune crawl history; recorded as an operation."""
+    """Fail stale batch operations, then run every step; recorded as an operation."""
     config = current_app.config
     stale = operations.fail_stale(
         db.session, timedelta(seconds=config["BATCH_HEARTBEAT_TIMEOUT"])
@@ -28,10 +45,15 @@ def housekeeping() -> None:
         db.session.rollback()
         return
     db.session.commit()
-    pruned = prune_history(db.session, config["CRAWL_HISTORY_DAYS"])
-    operations.finish(
-        db.session,
-        operation.id,
-        output_data={"failed_stale_operations": stale, "pruned_crawl_results": pruned},
-    )
+    output: dict[str, Any] = {"failed_stale_operations": stale}
+    for name, step in current_app.extensions.get(STEPS_KEY, {}).items():
+        output[name] = step(db.session, config)
+    operations.finish(db.session, operation.id, output_data=output)
     db.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    """Schedule housekeeping every HOUSEKEEPING_INTERVAL seconds."""
+    add_periodic_task(
+        app, "housekeeping", HOUSEKEEPING_TASK, app.config["HOUSEKEEPING_INTERVAL"]
+    )

@@ -3,19 +3,15 @@
 import importlib
 import importlib.util
 
-from tracker.settings import KNOWN_DOMAINS
+from tracker.settings import KNOWN_DOMAINS, REGISTRY
 
-CORE_MODEL_MODULES = (
-    "tracker.auth.models",
-    "tracker.batch.models",
-    "tracker.instances.models",
-)
+CORE_MODEL_MODULES = ("tracker.auth.models", "tracker.batch.models")
 
 
 def import_all_models() -> None:
-    """Import the core models and each domain's ``models`` module, if it has one."""
+    """Import the core models and each part's ``models`` module, if it has one."""
     for name in CORE_MODEL_MODULES:
         importlib.import_module(name)
-    for domain in KNOWN_DOMAINS:
-        if importlib.util.find_spec(f"{domain}.models") is not None:
-            importlib.import_module(f"{domain}.models")
+    for part in (REGISTRY, *KNOWN_DOMAINS):
+        if importlib.util.find_spec(f"{part}.models") is not None:
+            importlib.import_module(f"{part}.models")

@@ -26,6 +26,8 @@ ENV_PREFIX = "TRACKER_"
 SETTINGS_FILE_ENV = "TRACKER_SETTINGS"
 DEFAULT_SETTINGS_FILE = "settings.cfg"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+# The instance registry is always on; DOMAINS chooses among the others.
+REGISTRY = "tracker.instances"
 KNOWN_DOMAINS = ("quota", "sync", "allocation")
 
 # Keys owned by Flask or its extensions pass through unvalidated by us.
@@ -176,59 +178,6 @@ def domain_list(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def crawling_endpoints(value: Any) -> list[dict]:
-    shape = 'a list of {"url": "/path", "headers": {"Name": "value"}} dicts'
-    if not isinstance(value, list | tuple):
-        raise Invalid(shape)
-    endpoints = []
-    for entry in value:
-        if not isinstance(entry, dict) or set(entry) - {"url", "headers"}:
-            raise Invalid(shape)
-        url = entry.get("url")
-        headers = entry.get("headers") or {}
-        if not isinstance(url, str) or not url.startswith("/"):
-            raise Invalid(shape + " whose url starts with '/'")
-        if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise Invalid(shape + " whose headers map strings to strings")
-        endpoints.append({"url": url, "headers": dict(headers)})
-    return endpoints
-
-
-FIELD_OPTIONS: dict[str, Callable[[Any], Any]] = {
-    "label": string(100),
-    "chart": boolean,
-    "chart_type": one_of("bar", "line", "pie"),
-    "aggregation": one_of(None, "sum", "avg", "min", "max"),
-    "chart_aggregation": one_of("count", "sum", "avg"),
-    "chart_aggregate_by": string(100),
-}
-
-
-def crawled_fields_settings(value: Any) -> dict[str, dict]:
-    if not isinstance(value, dict):
-        raise Invalid("a dict of field name -> dict of options")
-    fields = {}
-    for field, options in value.items():
-        if not isinstance(field, str) or not isinstance(options, dict):
-            raise Invalid("a dict of field name -> dict of options")
-        unknown = set(options) - set(FIELD_OPTIONS)
-        if unknown:
-            raise Invalid(
-                f"options drawn from {', '.join(FIELD_OPTIONS)} "
-                f"(field {field!r} has {', '.join(sorted(map(str, unknown)))})"
-            )
-        checked = {}
-        for option, option_value in options.items():
-            try:
-                checked[option] = FIELD_OPTIONS[option](option_value)
-            except Invalid as exc:
-                raise Invalid(f"field {field!r} option {option!r} to be {exc}") from exc
-        fields[field] = checked
-    return fields
-
-
 BROKER_SCHEMES = (
     "redis",
     "rediss",
@@ -313,8 +262,6 @@ def schedule_seconds(schedule: Any) -> float | None:
     return run_every.total_seconds() if isinstance(run_every, timedelta) else None
 
 
-DEFAULT_DENIED_NETWORKS = ["127.0.0.0/8", "::1/128"]
-
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", None, optional(string(500)), secret=True),
     Setting("APP_NAME", "Instance Tracker", string(100)),
@@ -322,51 +269,18 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("BABEL_DEFAULT_LOCALE", "en_GB", locale_name),
     Setting("SQLALCHEMY_DATABASE_URI", None, database_uri, secret=True),
     Setting("DOMAINS", list(KNOWN_DOMAINS), domain_list),
-    Setting("CRAWLING_ENDPOINTS", [], crawling_endpoints),
-    Setting("CRAWLED_FIELDS_SETTINGS", {}, crawled_fields_settings),
     Setting("API_MAX_BODY_BYTES", 64 * 1024, integer(1024, 16 * 1024 * 1024)),
     Setting("API_PAGE_SIZE", 50, integer(1, 1000)),
     Setting("API_MAX_PAGE_SIZE", 500, integer(1, 10000)),
     Setting("DASHBOARD_PAGE_SIZE", 25, integer(1, 1000)),
     Setting("CELERY_BROKER_URL", None, broker_url, secret=True),
     Setting("CELERYBEAT_SCHEDULE", None, beat_schedule),
-    Setting("CRAWL_INTERVAL", 3600, integer(1, 7 * 86400)),
-    Setting("CRAWL_TIMEOUT", 10.0, number(0.1, 600)),
-    Setting("CRAWL_CONNECT_TIMEOUT", 5.0, number(0.1, 600)),
-    Setting("CRAWL_MAX_BYTES", 1024 * 1024, integer(1024, 64 * 1024 * 1024)),
-    Setting("CRAWL_CONCURRENCY", 200, integer(1, 5000)),
-    Setting("CRAWL_CHUNK_SIZE", 1000, integer(1, 100000)),
-    Setting("CRAWL_ALLOW_NETWORKS", ["0.0.0.0/0", "::/0"], networks),
-    Setting("CRAWL_DENY_NETWORKS", DEFAULT_DENIED_NETWORKS, networks),
-    Setting("CRAWL_REQUIRE_APPROVAL", False, boolean),
-    Setting("CRAWL_HISTORY_DAYS", 90, integer(1, 36500)),
-    Setting("CRAWL_USER_AGENT", "InstanceTracker/1 (crawler)", string(200)),
-    Setting("GEOIP_DATABASE", None, existing_file),
     Setting("HOUSEKEEPING_INTERVAL", 300, integer(1, 86400)),
     Setting("BATCH_HEARTBEAT_TIMEOUT", 600, integer(1, 7 * 86400)),
 )
 
-
-def check_crawl_timing(values: dict[str, Any]) -> None:
-    """The crawl timeout must fit in the crawl interval and the heartbeat timeout."""
-    timeout = values["CRAWL_TIMEOUT"]
-    schedule = values["CELERYBEAT_SCHEDULE"] or {}
-    crawl_entry = schedule.get("crawl-instances") or {}
-    interval = schedule_seconds(crawl_entry.get("schedule", values["CRAWL_INTERVAL"]))
-    if interval is not None and timeout >= interval:
-        raise SettingsError(
-            f"CRAWL_TIMEOUT = {timeout!r} is invalid: must be shorter than the crawl "
-            f"interval ({interval:g} s)"
-        )
-    if values["BATCH_HEARTBEAT_TIMEOUT"] <= timeout:
-        raise SettingsError(
-            f"BATCH_HEARTBEAT_TIMEOUT = {values['BATCH_HEARTBEAT_TIMEOUT']!r} is "
-            "invalid: "
-            f"must be longer than CRAWL_TIMEOUT ({timeout:g} s)"
-        )
-
-
-CROSS_CHECKS: tuple[Callable[[dict[str, Any]], None], ...] = (check_crawl_timing,)
+# A check of several settings together: raises SettingsError naming the first.
+CrossCheck = Callable[[dict[str, Any]], None]
 
 
 # --- loading ---
@@ -435,8 +349,13 @@ def _shown(value: Any, secret: bool) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate(raw: dict[str, Any], specs: Iterable[Setting]) -> dict[str, Any]:
-    """Check every key; return the normalised values or raise SettingsError."""
+def validate(
+    raw: dict[str, Any],
+    specs: Iterable[Setting],
+    checks: Iterable[CrossCheck] = (),
+) -> dict[str, Any]:
+    """Check every key, then the cross-checks; return the normalised values or
+    raise SettingsError."""
     specs = tuple(specs)
     known = {s.name for s in specs}
     for key in sorted(raw):
@@ -453,50 +372,40 @@ def validate(raw: dict[str, Any], specs: Iterable[Setting]) -> dict[str, Any]:
             raise SettingsError(
                 f"{spec.name} = {_shown(value, spec.secret)} is invalid: must be {exc}"
             ) from None
-    if all(name in values for name in ("CRAWL_TIMEOUT", "CELERYBEAT_SCHEDULE")):
-        for cross_check in CROSS_CHECKS:
-            cross_check(values)
+    for check in checks:
+        check(values)
     return values
 
 
-def gather(
-    specs: Iterable[Setting],
-    environ: Mapping[str, str],
-    overrides: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Layer the settings file, the environment and overrides, unvalidated."""
-    raw: dict[str, Any] = {}
-    path = settings_file_path(environ)
-    if path is not None:
-        raw.update(read_settings_file(path))
-    raw.update(read_environment(environ, specs))
-    raw.update(overrides or {})
-    return raw
+@dataclass(frozen=True)
+class SettingsLayers:
+    """The settings file (read once), the environment and the overrides."""
 
+    from_file: Mapping[str, Any]
+    environ: Mapping[str, str]
+    overrides: Mapping[str, Any]
 
-def requested_domains(
-    environ: Mapping[str, str], overrides: Mapping[str, Any] | None
-) -> list[str]:
-    """The DOMAINS setting alone, checked, so their own settings can be known."""
-    spec = next(s for s in CORE_SETTINGS if s.name == "DOMAINS")
-    return validate(
-        {
-            "DOMAINS": gather(CORE_SETTINGS, environ, overrides).get(
-                "DOMAINS", spec.default
-            )
-        },
-        (spec,),
-    )["DOMAINS"]
+    @classmethod
+    def read(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+    ) -> SettingsLayers:
+        path = settings_file_path(environ)
+        from_file = read_settings_file(path) if path is not None else {}
+        return cls(from_file, environ, overrides or {})
 
+    def merged(self, specs: Iterable[Setting]) -> dict[str, Any]:
+        """The layers over each other, unvalidated: overrides win."""
+        return {
+            **self.from_file,
+            **read_environment(self.environ, specs),
+            **self.overrides,
+        }
 
-def load_settings(
-    specs: Iterable[Setting],
-    environ: Mapping[str, str],
-    overrides: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Layer defaults, the settings file, the environment and overrides; validate."""
-    specs = tuple(specs)
-    return validate(gather(specs, environ, overrides), specs)
+    def domains(self) -> list[str]:
+        """The DOMAINS setting alone, checked, so their own settings can be known."""
+        spec = next(s for s in CORE_SETTINGS if s.name == "DOMAINS")
+        raw = self.merged(CORE_SETTINGS).get("DOMAINS", spec.default)
+        return validate({"DOMAINS": raw}, (spec,))["DOMAINS"]
 
 
 def persistent_secret_key(instance_path: Path) -> str:

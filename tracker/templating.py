@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
-
-from tracker.instances.geo import ATTRIBUTION
 
 NAVIGATION_KEY = "tracker.navigation"
+# Where a page sits in the top navigation: the registry's pages first, then the
+# background jobs, then the other domains in the order they are set up.
+FIRST, BACKGROUND_JOBS, DOMAIN = 10, 50, 100
 
 
 def safe_href(url: Any) -> str | None:
@@ -37,18 +37,20 @@ def crawled_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def add_navigation(app: Flask, endpoint: str, label: str) -> None:
-    """Add a page to the top navigation (domains add theirs)."""
-    app.extensions.setdefault(NAVIGATION_KEY, []).append((endpoint, label))
+def add_navigation(
+    app: Flask, endpoint: str, label: str, position: int = DOMAIN
+) -> None:
+    """Add a page to the top navigation (each part of the app adds its own)."""
+    entries = app.extensions.setdefault(NAVIGATION_KEY, [])
+    entries.append((position, endpoint, label))
+    entries.sort(key=lambda entry: entry[0])  # stable: ties keep their order
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals.update(get_locale=get_locale, geoip_attribution=ATTRIBUTION)
+    app.jinja_env.globals.update(get_locale=get_locale)
     app.jinja_env.filters.update(safe_href=safe_href, crawled_text=crawled_text)
-    add_navigation(app, "instances.index", _l("Instances"))
-    add_navigation(app, "instances.statistics", _l("Statistics"))
-    add_navigation(app, "batch.index", _l("Background jobs"))
 
     @app.context_processor
     def navigation() -> dict:
-        return {"navigation": app.extensions[NAVIGATION_KEY]}
+        entries = app.extensions.get(NAVIGATION_KEY, [])
+        return {"navigation": [(endpoint, label) for _, endpoint, label in entries]}

@@ -165,3 +165,25 @@ def test_the_french_catalogue_is_complete():
     ]
     assert missing == []
     assert {m.id for m in template if m.id} <= {m.id for m in catalogue if m.id}
+
+
+def test_a_new_url_from_the_dashboard_needs_approving_again(app, user, make_app):
+    strict = make_app(CRAWL_REQUIRE_APPROVAL=True)
+    client = strict.test_client()
+    sign_in(client)
+    uuid = add_instance(strict)
+    form = {
+        "csrf_token": csrf(client, f"/instances/{uuid}"),
+        "url": "https://a.example.org",
+        "contact": "New",
+        "email": "c@example.org",
+        "organisation": "O",
+    }
+    client.post(f"/instances/{uuid}/edit", data=form)
+    with strict.app_context():
+        assert db.session.scalar(select(Instance)).approved is True
+    form["url"] = "https://b.example.org"
+    client.post(f"/instances/{uuid}/edit", data=form)
+    with strict.app_context():
+        instance = db.session.scalar(select(Instance))
+        assert (instance.url, instance.approved) == ("https://b.example.org", False)

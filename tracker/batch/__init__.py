@@ -5,8 +5,12 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the batch-operation API and pages."""
+    from flask_babel import lazy_gettext as _l
+
     from tracker.batch.api import bp as api_bp
     from tracker.batch.views import bp as views_bp
+    from tracker.templating import BACKGROUND_JOBS, add_navigation
 
     app.register_blueprint(api_bp)
     app.register_blueprint(views_bp)
+    add_navigation(app, "batch.index", _l("Background jobs"), BACKGROUND_JOBS)

@@ -1,12 +1,38 @@
-"""The instance registry: models, JSON API, pages."""
+"""The instance registry: models, JSON API, pages, crawler, its command and tasks."""
 
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the registry's JSON and HTML blueprints."""
+    """Register the registry's blueprints, command, periodic crawl, housekeeping
+    step, navigation and template globals."""
+    from flask_babel import lazy_gettext as _l
+
+    from tracker.background import add_periodic_task
+    from tracker.housekeeping import add_housekeeping_step
+    from tracker.instances import launch, tasks  # noqa: F401 - registers the tasks
     from tracker.instances.api import bp as api_bp
+    from tracker.instances.cli import crawl
+    from tracker.instances.crawling import prune_history
+    from tracker.instances.geo import ATTRIBUTION
+    from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.views import bp as views_bp
+    from tracker.templating import FIRST, add_navigation
 
     app.register_blueprint(api_bp)
     app.register_blueprint(views_bp)
+    app.cli.add_command(crawl)
+    add_periodic_task(
+        app,
+        CRAWL_SCHEDULE_ENTRY,
+        launch.SCHEDULED_CRAWL_TASK,
+        app.config["CRAWL_INTERVAL"],
+    )
+    add_housekeeping_step(
+        app,
+        "pruned_crawl_results",
+        lambda session, config: prune_history(session, config["CRAWL_HISTORY_DAYS"]),
+    )
+    add_navigation(app, "instances.index", _l("Instances"), FIRST)
+    add_navigation(app, "instances.statistics", _l("Statistics"), FIRST)
+    app.jinja_env.globals["geoip_attribution"] = ATTRIBUTION

@@ -9,9 +9,10 @@ from tracker.api import ApiError, boolean_arg, json_object_body, paginated
 from tracker.auth.tokens import token_required
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
-from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
 from tracker.instances import admin
+from tracker.instances.changes import update_instance
+from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.models import Instance
@@ -76,13 +77,7 @@ def update(uuid: str):
     """Change some of an instance's fields; null leaves a field as it is."""
     changes = parse_update(_body())
     instance = _instance_or_404(uuid)
-    if "url" in changes and changes["url"] != instance.url:
-        # Crawl headers may hold tokens: a new address needs approving again.
-        instance.approved = not current_app.config["CRAWL_REQUIRE_APPROVAL"]
-    for field, value in changes.items():
-        setattr(instance, field, value)
-    if changes:
-        instance.updated = utcnow()
+    update_instance(instance, changes, current_app.config["CRAWL_REQUIRE_APPROVAL"])
     db.session.commit()
     return jsonify(instance_summary(instance))
 
@@ -130,10 +125,10 @@ def delete_instance(uuid: str):
     return "", 204
 
 
-def _start_crawl(scope: str, input_data: dict):
+def _start_crawl(scope: str, instance_ids: list[int] | None = None):
     """Queue a crawl; answer 202 with its batch operation."""
     try:
-        operation = launch_crawl(scope, input_data, g.api_user.id)
+        operation = launch_crawl(scope, instance_ids, g.api_user.id)
     except operations.AlreadyActive as exc:
         raise ApiError(
             409,
@@ -155,7 +150,7 @@ def _start_crawl(scope: str, input_data: dict):
 @token_required
 def crawl_all():
     """Crawl every enabled instance in the background; answer the batch operation."""
-    return _start_crawl(SCOPE_ALL, {})
+    return _start_crawl(SCOPE_ALL)
 
 
 @bp.post("/api/instances/<uuid>/crawl")
@@ -163,11 +158,12 @@ def crawl_all():
 def crawl_one(uuid: str):
     """Crawl one instance in the background; answer the batch operation."""
     instance = _instance_or_404(uuid)
-    if not instance.enabled:
+    refusal = crawl_refusal(instance, current_app.config["CRAWL_REQUIRE_APPROVAL"])
+    if refusal == DISABLED:
         raise ApiError(409, "Disabled", "the instance is disabled; enable it first")
-    if current_app.config["CRAWL_REQUIRE_APPROVAL"] and not instance.approved:
+    if refusal == AWAITS_APPROVAL:
         raise ApiError(409, "Not approved", "the instance awaits approval")
-    return _start_crawl(instance_scope(instance.id), {"instance_ids": [instance.id]})
+    return _start_crawl(instance_scope(instance.id), [instance.id])
 
 
 @bp.post("/api/instances/<uuid>/approve")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tracker.batch import operations
 from tracker.db_types import utcnow
+from tracker.instances.crawlability import crawlable
 from tracker.instances.crawler import CrawlOutcome, CrawlSettings, Target, crawl
 from tracker.instances.geo import Locator
 from tracker.instances.models import HEALTH_DOWN, CrawlResult, DailyValue, Instance
@@ -33,10 +34,8 @@ def instance_scope(instance_id: int) -> str:
 def crawlable_ids(
     session: Session, require_approval: bool, instance_ids: Sequence[int] | None = None
 ) -> list[int]:
-    """Ids of enabled (and, if required, approved) instances, in id order."""
-    statement = select(Instance.id).where(Instance.enabled.is_(True))
-    if require_approval:
-        statement = statement.where(Instance.approved.is_(True))
+    """Ids of the instances that may be crawled, in id order."""
+    statement = select(Instance.id).where(crawlable(require_approval))
     if instance_ids is not None:
         statement = statement.where(Instance.id.in_(instance_ids))
     return list(session.scalars(statement.order_by(Instance.id)))

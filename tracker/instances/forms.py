@@ -24,6 +24,9 @@ def obeys(rule: Callable[[Any], Any]):
     return validate
 
 
+EDITABLE_FIELDS = ("url", "contact", "email", "organisation")
+
+
 class InstanceForm(FlaskForm):
     url = StringField(_l("URL"), validators=[obeys(url_value)])
     contact = StringField(

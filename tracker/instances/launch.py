@@ -1,12 +1,23 @@
-"""Start a background crawl: commit its operation, then send its task."""
+"""Where every crawl run starts: beat, the dashboard, the API and the command line.
+
+:func:`launch_crawl` commits the run's batch operation before anything is sent,
+refuses a second run of the same scope, and hands the run to the workers (or,
+for the command line, carries it out in this process).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from celery import shared_task
 
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, BatchOperation
 from tracker.extensions import db
-from tracker.instances.crawling import CRAWL_OPERATION
+from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL
 from tracker.instances.tasks import start_crawl
+
+SCHEDULED_CRAWL_TASK = "tracker.instances.tasks.scheduled_crawl"
 
 
 class QueueUnavailable(Exception):
@@ -14,12 +25,18 @@ class QueueUnavailable(Exception):
 
 
 def launch_crawl(
-    scope: str, input_data: dict, started_by_id: int | None
+    scope: str,
+    instance_ids: Sequence[int] | None = None,
+    started_by_id: int | None = None,
+    run: Callable[[int], object] | None = None,
 ) -> BatchOperation:
-    """Create and commit the crawl operation, then queue it (views call this).
+    """Create and commit a crawl run of ``instance_ids`` (None: every crawlable
+    instance), then queue it, or hand its id to ``run`` to carry it out here.
 
-    Raises ``operations.AlreadyActive`` while a crawl of the same scope is active.
+    Raises ``operations.AlreadyActive`` while a crawl of the same scope is
+    active, and QueueUnavailable when the broker cannot take the run.
     """
+    input_data = {} if instance_ids is None else {"instance_ids": list(instance_ids)}
     try:
         operation = operations.create_asynchronous(
             db.session,
@@ -32,6 +49,9 @@ def launch_crawl(
         db.session.rollback()
         raise
     db.session.commit()
+    if run is not None:
+        run(operation.id)
+        return operation
     try:
         start_crawl.delay(operation.id)
     except Exception as exc:  # the broker is down: do not leave the run active
@@ -41,3 +61,19 @@ def launch_crawl(
         db.session.commit()
         raise QueueUnavailable(str(exc)) from exc
     return operation
+
+
+@shared_task(name=SCHEDULED_CRAWL_TASK, ignore_result=True)
+def scheduled_crawl() -> None:
+    """Start a crawl of every instance, or record a skip while one is running."""
+    try:
+        launch_crawl(SCOPE_ALL)
+    except operations.AlreadyActive as exc:
+        existing = exc.existing.id if exc.existing else "?"
+        operations.record_skipped(
+            db.session,
+            CRAWL_OPERATION,
+            SCOPE_ALL,
+            f"skipped: crawl run #{existing} is still active",
+        )
+        db.session.commit()

@@ -6,11 +6,12 @@ and one bulk INSERT per batch of outcomes, whatever its size.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -103,6 +104,129 @@ def daily_rows(
     return rows
 
 
+def history_row(outcome: CrawlOutcome, batch_operation_id: int | None) -> dict:
+    """The crawl-history row of one attempt: what each good endpoint answered."""
+    return {
+        "instance_id": outcome.instance_id,
+        "batch_operation_id": batch_operation_id,
+        "crawled_at": outcome.started,
+        "health": outcome.health,
+        "status": outcome.status,
+        "duration_ms": outcome.duration_ms,
+        "error": outcome.error,
+        "data": {k: v for r in outcome.results if r.ok for k, v in r.data.items()},
+    }
+
+
+def state_row(outcome: CrawlOutcome, current: Row, endpoints: Sequence[Endpoint]):
+    """The instance's new crawl columns (CRAWL_FIELDS) after ``outcome``, and the
+    merged values (None when the attempt was skipped and nothing was merged)."""
+    values = {
+        "row_id": outcome.instance_id,
+        "health": outcome.health,
+        "last_attempt": outcome.started,
+        "last_duration_ms": outcome.duration_ms,
+        "last_status": outcome.status,
+        "last_error": outcome.error,
+        "crawled": current.crawled,
+        "crawled_sources": current.crawled_sources,
+        "last_success": current.last_success,
+    }
+    if outcome.skipped:
+        return values, None
+    sources, merged = merge_sources(current.crawled_sources or {}, outcome, endpoints)
+    values.update(crawled=merged, crawled_sources=sources)
+    if outcome.health == HEALTH_UP:
+        values["last_success"] = outcome.started
+    return values, merged
+
+
+def location_row(outcome: CrawlOutcome, locator: Locator) -> dict:
+    """The address the instance was reached at and where GeoIP puts it."""
+    location = locator.locate(outcome.address)
+    return {
+        "row_id": outcome.instance_id,
+        "address": outcome.address,
+        **{name: getattr(location, name) for name in LOCATION_FIELDS},
+    }
+
+
+@dataclass
+class Rows:
+    """What a batch of outcomes writes, statement by statement."""
+
+    states: list[dict] = dataclasses.field(default_factory=list)
+    locations: list[dict] = dataclasses.field(default_factory=list)
+    history: list[dict] = dataclasses.field(default_factory=list)
+    daily: list[dict] = dataclasses.field(default_factory=list)
+    counts: Counts = dataclasses.field(default_factory=Counts)
+
+
+def build_rows(
+    outcomes: Sequence[CrawlOutcome],
+    current: Mapping[int, Row],
+    endpoints: Sequence[Endpoint],
+    locator: Locator,
+    batch_operation_id: int | None,
+    daily_fields: Mapping[str, str | None],
+) -> Rows:
+    """Turn outcomes and the instances' current columns into rows to write."""
+    rows = Rows()
+    for outcome in outcomes:
+        row = current.get(outcome.instance_id)
+        if row is None:  # deleted while it was being crawled
+            rows.counts.skipped += 1
+            continue
+        values, merged = state_row(outcome, row, endpoints)
+        rows.states.append(values)
+        if merged is None:
+            rows.counts.skipped += 1
+        else:
+            if outcome.health == HEALTH_UP:
+                rows.counts.up += 1
+                rows.daily.extend(
+                    daily_rows(
+                        outcome.instance_id,
+                        outcome.started.date(),
+                        merged,
+                        daily_fields,
+                    )
+                )
+            else:
+                rows.counts.down += 1
+            rows.history.append(history_row(outcome, batch_operation_id))
+        if outcome.address and not row.location_manual:
+            rows.locations.append(location_row(outcome, locator))
+    return rows
+
+
+def write_rows(session: Session, rows: Rows) -> None:
+    """Write the rows: one bulk statement per kind, whatever the batch size."""
+    # Plain executemany UPDATEs of the columns a crawl owns: a row deleted
+    # meanwhile is simply not updated, and a location pinned by hand meanwhile
+    # is left alone.
+    table = Instance.__table__
+    if rows.states:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in CRAWL_FIELDS}),
+            rows.states,
+        )
+    if rows.locations:
+        session.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("row_id"), table.c.location_manual.is_(False)
+            )
+            .values({name: bindparam(name) for name in ("address", *LOCATION_FIELDS)}),
+            rows.locations,
+        )
+    if rows.history:
+        session.execute(insert(CrawlResult), rows.history)
+    upsert_daily_values(session, rows.daily)
+
+
 def record_outcomes(
     session: Session,
     outcomes: Sequence[CrawlOutcome],
@@ -112,9 +236,8 @@ def record_outcomes(
     daily_fields: Mapping[str, str | None] | None = None,
 ) -> Counts:
     """Store a batch of outcomes; return how many were up, down and skipped."""
-    counts = Counts()
     if not outcomes:
-        return counts
+        return Counts()
     current = {
         row.id: row
         for row in session.execute(
@@ -127,88 +250,8 @@ def record_outcomes(
             ).where(Instance.id.in_([o.instance_id for o in outcomes]))
         )
     }
-    updates, located, history, daily = [], [], [], []
-    for outcome in outcomes:
-        row = current.get(outcome.instance_id)
-        if row is None:  # deleted while it was being crawled
-            counts.skipped += 1
-            continue
-        values = {
-            "row_id": outcome.instance_id,
-            "health": outcome.health,
-            "last_attempt": outcome.started,
-            "last_duration_ms": outcome.duration_ms,
-            "last_status": outcome.status,
-            "last_error": outcome.error,
-            "crawled": row.crawled,
-            "crawled_sources": row.crawled_sources,
-            "last_success": row.last_success,
-        }
-        if outcome.skipped:
-            counts.skipped += 1
-        else:
-            sources, merged = merge_sources(
-                row.crawled_sources or {}, outcome, endpoints
-            )
-            values.update(crawled=merged, crawled_sources=sources)
-            if outcome.health == HEALTH_UP:
-                counts.up += 1
-                values["last_success"] = outcome.started
-                daily.extend(
-                    daily_rows(
-                        outcome.instance_id,
-                        outcome.started.date(),
-                        merged,
-                        daily_fields or {},
-                    )
-                )
-            else:
-                counts.down += 1
-            history.append(
-                {
-                    "instance_id": outcome.instance_id,
-                    "batch_operation_id": batch_operation_id,
-                    "crawled_at": outcome.started,
-                    "health": outcome.health,
-                    "status": outcome.status,
-                    "duration_ms": outcome.duration_ms,
-                    "error": outcome.error,
-                    "data": {
-                        k: v for r in outcome.results if r.ok for k, v in r.data.items()
-                    },
-                }
-            )
-        if outcome.address and not row.location_manual:
-            location = locator.locate(outcome.address)
-            located.append(
-                {
-                    "row_id": outcome.instance_id,
-                    "address": outcome.address,
-                    **{name: getattr(location, name) for name in LOCATION_FIELDS},
-                }
-            )
-        updates.append(values)
-    # Plain executemany UPDATEs of the columns a crawl owns: a row deleted
-    # meanwhile is simply not updated, and a location pinned by hand meanwhile
-    # is left alone.
-    table = Instance.__table__
-    if updates:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("row_id"))
-            .values({name: bindparam(name) for name in CRAWL_FIELDS}),
-            updates,
-        )
-    if located:
-        session.execute(
-            update(table)
-            .where(
-                table.c.id == bindparam("row_id"), table.c.location_manual.is_(False)
-            )
-            .values({name: bindparam(name) for name in ("address", *LOCATION_FIELDS)}),
-            located,
-        )
-    if history:
-        session.execute(insert(CrawlResult), history)
-    upsert_daily_values(session, daily)
-    return counts
+    rows = build_rows(
+        outcomes, current, endpoints, locator, batch_operation_id, daily_fields or {}
+    )
+    write_rows(session, rows)
+    return rows.counts

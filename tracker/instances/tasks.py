@@ -1,6 +1,12 @@
-"""Celery tasks of the crawler: thin wrappers that own the transactions."""
+"""Celery tasks that carry out a crawl run: fan out in chunks, crawl each chunk.
+
+A run starts through :func:`tracker.instances.launch.launch_crawl`; these tasks
+(and :func:`crawl_now` for the command line) do the work and own the transactions.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from celery import shared_task
 from flask import current_app
@@ -10,14 +16,9 @@ from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 from tracker.instances.charts import daily_fields, field_settings
 from tracker.instances.crawler import CrawlSettings
-from tracker.instances.crawling import (
-    CRAWL_OPERATION,
-    SCOPE_ALL,
-    chunks,
-    crawl_chunk,
-    crawlable_ids,
-)
+from tracker.instances.crawling import chunks, crawl_chunk, crawlable_ids
 from tracker.instances.geo import Locator
+from tracker.instances.recording import Counts
 
 _locators: dict[str | None, Locator] = {}
 
@@ -35,54 +36,13 @@ def locator() -> Locator:
     return _locators[path]
 
 
-@shared_task(name="tracker.instances.tasks.scheduled_crawl", ignore_result=True)
-def scheduled_crawl() -> None:
-    """Start a crawl of every instance, or record a skip while one is running."""
-    try:
-        operation = operations.create_asynchronous(
-            db.session, CRAWL_OPERATION, SCOPE_ALL
-        )
-    except operations.AlreadyActive as exc:
-        db.session.rollback()
-        existing = exc.existing.id if exc.existing else "?"
-        operations.record_skipped(
-            db.session,
-            CRAWL_OPERATION,
-            SCOPE_ALL,
-            f"skipped: crawl run #{existing} is still active",
-        )
-        db.session.commit()
-        return
-    db.session.commit()
-    fan_out(operation.id)
-
-
 @shared_task(name="tracker.instances.tasks.start_crawl", ignore_result=True)
 def start_crawl(operation_id: int) -> None:
-    """Start a crawl run whose operation a view or command already committed."""
-    fan_out(operation_id)
-
-
-def fan_out(operation_id: int) -> None:
-    """Split the run into chunks, one task each, so more workers crawl faster."""
-    config = current_app.config
-    operation = db.session.get(BatchOperation, operation_id)
-    if operation is None:
+    """Start a crawl run whose operation is committed: fan it out in chunks."""
+    ids = begin_run(operation_id)
+    if ids is None:
         return
-    ids = crawlable_ids(
-        db.session,
-        config["CRAWL_REQUIRE_APPROVAL"],
-        operation.input_data.get("instance_ids"),
-    )
-    if not operations.mark_running(db.session, operation_id, total=len(ids)):
-        db.session.rollback()
-        return  # delivered twice: the first delivery runs it
-    db.session.commit()
-    if not ids:
-        operations.finish_if_complete(db.session, operation_id)
-        db.session.commit()
-        return
-    for chunk in chunks(ids, config["CRAWL_CHUNK_SIZE"]):
+    for chunk in chunks(ids, current_app.config["CRAWL_CHUNK_SIZE"]):
         crawl_instances_chunk.delay(operation_id, chunk)
 
 
@@ -96,6 +56,45 @@ def crawl_instances_chunk(operation_id: int, instance_ids: list[int]) -> None:
     operation = db.session.get(BatchOperation, operation_id)
     if operation is None or not operation.is_active:
         return  # a late redelivery for a run that housekeeping already closed
+    _crawl(operation_id, instance_ids)
+
+
+def crawl_now(
+    operation_id: int, on_progress: Callable[[Counts], None] | None = None
+) -> None:
+    """Carry out a whole run in this process (the command line does)."""
+    ids = begin_run(operation_id)
+    if ids:
+        _crawl(operation_id, ids, on_progress)
+
+
+def begin_run(operation_id: int) -> list[int] | None:
+    """Mark the run running with its total and return the ids to crawl; None if
+    it already began (a task delivered twice). A run with nothing to crawl
+    finishes here."""
+    operation = db.session.get(BatchOperation, operation_id)
+    if operation is None:
+        return None
+    ids = crawlable_ids(
+        db.session,
+        current_app.config["CRAWL_REQUIRE_APPROVAL"],
+        operation.input_data.get("instance_ids"),
+    )
+    if not operations.mark_running(db.session, operation_id, total=len(ids)):
+        db.session.rollback()
+        return None  # delivered twice: the first delivery runs it
+    db.session.commit()
+    if not ids:
+        operations.finish_if_complete(db.session, operation_id)
+        db.session.commit()
+    return ids
+
+
+def _crawl(
+    operation_id: int,
+    instance_ids: list[int],
+    on_progress: Callable[[Counts], None] | None = None,
+) -> None:
     config = current_app.config
     crawl_chunk(
         db.session,
@@ -105,6 +104,7 @@ def crawl_instances_chunk(operation_id: int, instance_ids: list[int]) -> None:
         locator(),
         config["CRAWL_REQUIRE_APPROVAL"],
         commit=db.session.commit,
+        on_progress=on_progress,
         daily_fields=daily_fields_from_config(config),
     )
     operations.finish_if_complete(db.session, operation_id)

@@ -18,12 +18,18 @@ from sqlalchemy import func, select
 
 from tracker.api import ApiError
 from tracker.batch import operations
-from tracker.db_types import utcnow
 from tracker.extensions import db
 from tracker.instances import admin
+from tracker.instances.changes import update_instance
 from tracker.instances.charts import default_label, field_settings
+from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
-from tracker.instances.forms import ButtonForm, InstanceForm, LocationForm
+from tracker.instances.forms import (
+    EDITABLE_FIELDS,
+    ButtonForm,
+    InstanceForm,
+    LocationForm,
+)
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
 from tracker.instances.models import CrawlResult, Instance
@@ -56,10 +62,10 @@ def _instance_or_404(uuid: str) -> Instance:
     return instance
 
 
-def _start(scope: str, input_data: dict) -> int | None:
+def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
     """Queue a crawl and flash what happened; return the operation id."""
     try:
-        operation = launch_crawl(scope, input_data, current_user.id)
+        operation = launch_crawl(scope, instance_ids, current_user.id)
     except operations.AlreadyActive as exc:
         flash(_("A crawl is already running."), "info")
         return exc.existing.id if exc.existing else None
@@ -108,7 +114,7 @@ def crawl_all():
     """Start crawling every enabled instance in the background."""
     if not ButtonForm().validate_on_submit():
         abort(400)
-    operation_id = _start(SCOPE_ALL, {})
+    operation_id = _start(SCOPE_ALL)
     return redirect(url_for("instances.index", operation=operation_id))
 
 
@@ -146,8 +152,11 @@ def edit(uuid: str):
     instance = _instance_or_404(uuid)
     form = InstanceForm()
     if form.validate_on_submit():
-        form.populate_obj(instance)
-        instance.updated = utcnow()
+        update_instance(
+            instance,
+            {name: form[name].data for name in EDITABLE_FIELDS},
+            current_app.config["CRAWL_REQUIRE_APPROVAL"],
+        )
         db.session.commit()
         flash(_("Saved."), "info")
     else:
@@ -163,8 +172,11 @@ def set_enabled(uuid: str):
     instance = _instance_or_404(uuid)
     if not ButtonForm().validate_on_submit():
         abort(400)
-    instance.enabled = request.form.get("enabled") == "yes"
-    instance.updated = utcnow()
+    update_instance(
+        instance,
+        {"enabled": request.form.get("enabled") == "yes"},
+        current_app.config["CRAWL_REQUIRE_APPROVAL"],
+    )
     db.session.commit()
     flash(_("Enabled.") if instance.enabled else _("Disabled."), "info")
     return redirect(url_for("instances.detail", uuid=uuid))
@@ -239,14 +251,13 @@ def crawl_one(uuid: str):
     if not ButtonForm().validate_on_submit():
         abort(400)
     operation_id = None
-    if not instance.enabled:
+    refusal = crawl_refusal(instance, current_app.config["CRAWL_REQUIRE_APPROVAL"])
+    if refusal == DISABLED:
         flash(_("Enable the instance to crawl it."), "error")
-    elif current_app.config["CRAWL_REQUIRE_APPROVAL"] and not instance.approved:
+    elif refusal == AWAITS_APPROVAL:
         flash(_("Approve the instance to crawl it."), "error")
     else:
-        operation_id = _start(
-            instance_scope(instance.id), {"instance_ids": [instance.id]}
-        )
+        operation_id = _start(instance_scope(instance.id), [instance.id])
     return redirect(url_for("instances.detail", uuid=uuid, operation=operation_id))
 
 
