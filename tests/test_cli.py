@@ -229,3 +229,35 @@ def test_run_serves_web_worker_and_beat_and_stops_them_all(tmp_path):
         if process.poll() is None:
             process.kill()
         log.close()
+
+
+def test_the_request_log_of_run_masks_instance_uuids(app, caplog):
+    import logging
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    from tracker.cli import RedactingRequestHandler
+
+    uuid = "0b5e4f0e-3c1a-4c39-9b1e-6c2b0e6a5d11"
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=RedactingRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            assert requests.get(f"{base}/api/instance/{uuid}", timeout=10).ok is False
+            # Percent-encoded, the uuid is still masked once decoded for the log.
+            encoded = uuid.replace("b", "%62")
+            requests.patch(f"{base}/instance/{encoded}", json={}, timeout=10)
+    finally:
+        server.shutdown()
+        thread.join()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/api/instance/<uuid>" in logged
+    assert "/instance/<uuid>" in logged
+    assert uuid not in logged
+    assert "%62" not in logged

@@ -190,9 +190,10 @@ def create_token(username: str, name: str) -> None:
 class RedactingRequestHandler(WSGIRequestHandler):
     """Request log lines with instance uuids (credentials) masked."""
 
-    def log_request(self, code="-", size="-"):
-        self.requestline = UUID_IN_PATH.sub("<uuid>", self.requestline)
-        super().log_request(code, size)
+    def log(self, type: str, message: str, *args: object) -> None:
+        # Every line (requests and errors) passes here, its path already decoded.
+        text = message % args if args else message
+        super().log(type, "%s", UUID_IN_PATH.sub("<uuid>", text))
 
 
 def _ensure_first_user() -> None:
