@@ -24,7 +24,6 @@ from quota.overrides import OverrideRefused, approve
 from quota.pulls import run_pull
 from tracker.db_types import utcnow
 from tracker.extensions import db
-from tracker.instances.forms import ButtonForm
 
 bp = Blueprint("quota", __name__, template_folder="templates")
 HISTORY_ROWS = 30
@@ -73,7 +72,6 @@ def _render_index(approval: str | None = None):
     return render_template(
         "quota/index.html",
         rows=rows,
-        button=ButtonForm(),
         approval=approval,
     )
 
@@ -82,8 +80,6 @@ def _render_index(approval: str | None = None):
 def pull(quota_id: int):
     """Pull one quota now."""
     quota = _quota_or_404(quota_id)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
     _operation, summary = run_pull(
         db.session, quota, transport, db.session.commit, current_user.id
@@ -106,8 +102,6 @@ def pull(quota_id: int):
 def approve_override(quota_id: int):
     """Turn a client's request code into an approval code."""
     quota = _quota_or_404(quota_id)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     extra = request.form.get("extra", type=int)
     if extra is None or extra < 1:
         flash(_("Extra records: a whole number above zero."), "error")

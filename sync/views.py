@@ -43,7 +43,6 @@ from sync.producers import (
 from sync.receiving import UnknownProducer
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
-from tracker.instances.forms import ButtonForm
 
 bp = Blueprint("sync", __name__, template_folder="templates")
 RECENT_FILES = 50
@@ -140,7 +139,6 @@ def _render_index(
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
             operations=operations,
             max_upload=_size(current_app.config["SYNC_MAX_BODY_BYTES"]),
-            button=ButtonForm(),
             issued=issued,
             entered=entered or {},
         )
@@ -161,17 +159,13 @@ def index():
 def producer(producer_id: str):
     """Show one producer with its parked, quarantined and rejected transactions."""
     detail = producer_detail(db.session, _producer_or_404(producer_id))
-    return render_template(
-        "sync/producer.html", producer=_with_datetime(detail), button=ButtonForm()
-    )
+    return render_template("sync/producer.html", producer=_with_datetime(detail))
 
 
 @bp.post("/sync/producers/<producer_id>/active")
 def set_active(producer_id: str):
     """Enable or disable a producer: a disabled one has pushes and imports refused."""
     producer = _producer_or_404(producer_id)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     producer.active = request.form.get("active") == "yes"
     db.session.commit()
     if producer.active:
@@ -192,8 +186,6 @@ def set_active(producer_id: str):
 @bp.post("/sync/producers")
 def register():
     """Register a producer; its credential and key are shown on this answer only."""
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     entered = {
         "producer_id": request.form.get("producer_id", "").strip(),
         "description": request.form.get("description", "").strip(),
@@ -224,8 +216,6 @@ def register():
 @bp.post("/sync/files")
 def upload():
     """Import a carried bundle file and say in one line what it brought."""
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         flash(_("Choose a file to import."), "error")

@@ -23,7 +23,7 @@ from tracker.extensions import db
 from tracker.instances import admin
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
-from tracker.instances.forms import ButtonForm, InstanceForm, LocationForm
+from tracker.instances.forms import InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
 from tracker.instances.models import CrawlResult, Instance
@@ -99,15 +99,12 @@ def index():
         active=active,
         countries=countries,
         operation_id=request.args.get("operation", type=int),
-        button=ButtonForm(),
     )
 
 
 @bp.post("/instances/crawl")
 def crawl_all():
     """Start crawling every enabled instance in the background."""
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     operation_id = _start(SCOPE_ALL, {})
     return redirect(url_for("instances.index", operation=operation_id))
 
@@ -134,7 +131,6 @@ def detail(uuid: str):
         history=history,
         form=InstanceForm(obj=instance),
         location_form=LocationForm(obj=instance),
-        button=ButtonForm(),
         operation_id=request.args.get("operation", type=int),
         require_approval=current_app.config["CRAWL_REQUIRE_APPROVAL"],
     )
@@ -161,8 +157,6 @@ def edit(uuid: str):
 def set_enabled(uuid: str):
     """Enable or disable tracking of an instance."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     instance.enabled = request.form.get("enabled") == "yes"
     instance.updated = utcnow()
     db.session.commit()
@@ -174,8 +168,6 @@ def set_enabled(uuid: str):
 def delete(uuid: str):
     """Delete an instance and its history."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     db.session.delete(instance)
     db.session.commit()
     flash(_("Deleted %(url)s.", url=instance.url), "info")
@@ -186,8 +178,6 @@ def delete(uuid: str):
 def approve(uuid: str):
     """Accept an instance for crawling."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     admin.approve(instance)
     db.session.commit()
     flash(_("Approved: the instance will be crawled."), "info")
@@ -224,8 +214,6 @@ def set_location(uuid: str):
 def clear_location(uuid: str):
     """Go back to the GeoIP location."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     admin.clear_manual_location(instance)
     db.session.commit()
     flash(_("The location will come from GeoIP again."), "info")
@@ -236,8 +224,6 @@ def clear_location(uuid: str):
 def crawl_one(uuid: str):
     """Crawl one instance now, in the background."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     operation_id = None
     if not instance.enabled:
         flash(_("Enable the instance to crawl it."), "error")
