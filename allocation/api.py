@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -24,7 +25,6 @@ from allocation.usage_jobs import (
     run_usage_import,
 )
 from tracker.api import ApiError, invalid, json_object_body, paginated
-from tracker.auth.tokens import token_required
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
 
@@ -45,7 +45,7 @@ def _record_or_404(collection: Collection, item_id: int):
 
 
 def _act_as_api_user() -> None:
-    set_actor(db.session, g.api_user.id, g.api_user.username)
+    set_actor(db.session, current_user.id, current_user.username)
 
 
 def _commit_or_conflict(message: str) -> None:
@@ -164,7 +164,7 @@ def _register_collection(collection: Collection) -> None:
         bp.add_url_rule(
             path,
             endpoint=f"{collection.name}_{suffix}",
-            view_func=token_required(factory(collection)),
+            view_func=login_required(factory(collection)),
             methods=[method],
         )
 
@@ -190,7 +190,7 @@ def near_percent() -> float:
 
 
 @bp.get(f"{PREFIX}/ledger")
-@token_required
+@login_required
 def show_ledger():
     """Answer the balance of each allocation pool, filtered by project, period, pool."""
     which = LedgerFilter(
@@ -203,7 +203,7 @@ def show_ledger():
 
 
 @bp.get(f"{PREFIX}/allocation-pools/<int:item_id>/usage")
-@token_required
+@login_required
 def pool_usage(item_id: int):
     """Answer an allocation pool's balance and its usage day by day."""
     pool = db.session.get(AllocationPool, item_id)
@@ -220,7 +220,7 @@ def pool_usage(item_id: int):
 
 
 @bp.get(f"{PREFIX}/changes")
-@token_required
+@login_required
 def list_changes():
     """List the change log, newest first."""
     config = current_app.config
@@ -268,7 +268,7 @@ def _upload(kind: str):
             kind,
             lines,
             settings,
-            started_by_id=g.api_user.id,
+            started_by_id=current_user.id,
             commit=db.session.commit,
         )
     except ImportRefused as exc:
@@ -282,14 +282,14 @@ def _upload(kind: str):
 
 
 @bp.post(f"{PREFIX}/usage/sacct")
-@token_required
+@login_required
 def upload_sacct():
     """Import an uploaded ``sacct --parsable2`` file; answer its batch operation."""
     return _upload(IMPORT_KINDS[0])
 
 
 @bp.post(f"{PREFIX}/usage/disk")
-@token_required
+@login_required
 def upload_disk():
     """Import uploaded disk-usage snapshots; answer their batch operation."""
     return _upload(IMPORT_KINDS[1])

@@ -15,24 +15,20 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from quota.controller import HttpTransport, assumed_ceiling, committed_total
 from quota.models import ControllerQuota, QuotaHistory
 from quota.overrides import OverrideRefused, approve
 from quota.pulls import run_pull
+from tracker.auth import login_required_blueprint
 from tracker.db_types import utcnow
 from tracker.extensions import db
 
 bp = Blueprint("quota", __name__, template_folder="templates")
+login_required_blueprint(bp)
 HISTORY_ROWS = 30
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 def _quota_or_404(quota_id: int) -> ControllerQuota:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import tempfile
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from sync.client.bundles import BundleError, bundle_from_json
@@ -19,7 +20,6 @@ from sync.producers import (
 )
 from sync.receiving import UnknownProducer
 from tracker.api import ApiError, boolean_arg, json_object_body
-from tracker.auth.tokens import token_required
 from tracker.extensions import csrf, db
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync")
@@ -62,7 +62,7 @@ def push():
 
 
 @bp.get("/producers")
-@token_required
+@login_required
 def list_producers():
     """Every producer with its cursors, lag and problem counts."""
     return jsonify({"items": all_producer_summaries(db.session)})
@@ -78,14 +78,14 @@ def _producer_or_404(producer_id: str) -> SyncProducer:
 
 
 @bp.get("/producers/<producer_id>")
-@token_required
+@login_required
 def show_producer(producer_id: str):
     """One producer with its parked, quarantined and rejected transactions."""
     return jsonify(producer_detail(db.session, _producer_or_404(producer_id)))
 
 
 @bp.post("/producers")
-@token_required
+@login_required
 def create_producer():
     """Register a producer; the answer holds its credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
@@ -114,7 +114,7 @@ def create_producer():
 
 
 @bp.post("/producers/<producer_id>/active")
-@token_required
+@login_required
 def set_producer_active(producer_id: str):
     """Enable (``?active=true``) or disable a producer's pushes and imports."""
     active = boolean_arg("active")
@@ -127,7 +127,7 @@ def set_producer_active(producer_id: str):
 
 
 @bp.post("/files")
-@token_required
+@login_required
 def upload_file():
     """Import a carried bundle file sent as the raw request body."""
     limit = current_app.config["SYNC_MAX_BODY_BYTES"]
@@ -149,7 +149,7 @@ def upload_file():
                 _settings(),
                 db.session.commit,
                 current_app.config["SYNC_MAX_FILE_BYTES"],
-                started_by_id=g.api_user.id,
+                started_by_id=current_user.id,
                 name=name,
             )
         except AlreadyImported as exc:

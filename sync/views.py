@@ -20,7 +20,7 @@ from flask import (
 )
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -41,10 +41,12 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
+from tracker.auth import login_required_blueprint
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 
 bp = Blueprint("sync", __name__, template_folder="templates")
+login_required_blueprint(bp)
 RECENT_FILES = 50
 RECENT_OPERATIONS = 20
 SYNC_OPERATIONS = (PUSH_OPERATION, IMPORT_OPERATION, APPLY_OPERATION)
@@ -60,12 +62,6 @@ def cap_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     """
     if endpoint == "sync.upload":
         request.max_content_length = current_app.config["SYNC_MAX_BODY_BYTES"]
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 @bp.errorhandler(RequestEntityTooLarge)

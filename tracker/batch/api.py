@@ -1,10 +1,10 @@
 """Batch operations over the admin API."""
 
 from flask import Blueprint, current_app, jsonify
+from flask_login import login_required
 from sqlalchemy import select
 
 from tracker.api import ApiError, paginated
-from tracker.auth.tokens import token_required
 from tracker.batch.models import BatchOperation
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
@@ -14,7 +14,7 @@ csrf.exempt(bp)
 
 
 @bp.get("/api/batch-operations/<int:operation_id>")
-@token_required
+@login_required
 def show(operation_id: int):
     """Show one batch operation's status and progress."""
     operation = db.session.get(BatchOperation, operation_id)
@@ -24,7 +24,7 @@ def show(operation_id: int):
 
 
 @bp.get("/api/batch-operations")
-@token_required
+@login_required
 def index():
     """List batch operations, newest first."""
     config = current_app.config

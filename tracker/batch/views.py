@@ -1,21 +1,16 @@
 """Dashboard pages for background jobs."""
 
 from flask import Blueprint, abort, jsonify, render_template
-from flask_login import login_required
 from sqlalchemy import select
 
+from tracker.auth import login_required_blueprint
 from tracker.batch.models import BatchOperation
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import db
 
 bp = Blueprint("batch", __name__)
+login_required_blueprint(bp)
 RECENT = 100
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 @bp.get("/batch-operations")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
 from tracker.api import ApiError, boolean_arg, json_object_body, paginated
-from tracker.auth.tokens import token_required
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.db_types import utcnow
@@ -88,7 +88,7 @@ def update(uuid: str):
 
 
 @bp.get("/api/instances")
-@token_required
+@login_required
 def list_instances():
     """List instances a page at a time, filtered by enabled, organisation, text."""
     statement = select(Instance).order_by(
@@ -122,7 +122,7 @@ def list_instances():
 
 
 @bp.delete("/api/instances/<uuid>")
-@token_required
+@login_required
 def delete_instance(uuid: str):
     """Delete an instance; its client will register again."""
     db.session.delete(_instance_or_404(uuid))
@@ -133,7 +133,7 @@ def delete_instance(uuid: str):
 def _start_crawl(scope: str, input_data: dict):
     """Queue a crawl; answer 202 with its batch operation."""
     try:
-        operation = launch_crawl(scope, input_data, g.api_user.id)
+        operation = launch_crawl(scope, input_data, current_user.id)
     except operations.AlreadyActive as exc:
         raise ApiError(
             409,
@@ -152,14 +152,14 @@ def _start_crawl(scope: str, input_data: dict):
 
 
 @bp.post("/api/instances/crawl")
-@token_required
+@login_required
 def crawl_all():
     """Crawl every enabled instance in the background; answer the batch operation."""
     return _start_crawl(SCOPE_ALL, {})
 
 
 @bp.post("/api/instances/<uuid>/crawl")
-@token_required
+@login_required
 def crawl_one(uuid: str):
     """Crawl one instance in the background; answer the batch operation."""
     instance = _instance_or_404(uuid)
@@ -171,7 +171,7 @@ def crawl_one(uuid: str):
 
 
 @bp.post("/api/instances/<uuid>/approve")
-@token_required
+@login_required
 def approve_instance(uuid: str):
     """Accept an instance for crawling."""
     instance = _instance_or_404(uuid)
@@ -181,7 +181,7 @@ def approve_instance(uuid: str):
 
 
 @bp.put("/api/instances/<uuid>/location")
-@token_required
+@login_required
 def set_location(uuid: str):
     """Set an instance's location by hand (say, a site behind a private network)."""
     location = parse_location(_body())
@@ -192,7 +192,7 @@ def set_location(uuid: str):
 
 
 @bp.delete("/api/instances/<uuid>/location")
-@token_required
+@login_required
 def clear_location(uuid: str):
     """Forget a hand-set location; the next crawl looks the address up again."""
     instance = _instance_or_404(uuid)

@@ -13,10 +13,11 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from tracker.api import ApiError
+from tracker.auth import login_required_blueprint
 from tracker.batch import operations
 from tracker.db_types import utcnow
 from tracker.extensions import db
@@ -31,13 +32,8 @@ from tracker.instances.statistics import gather
 from tracker.instances.validation import parse_location
 
 bp = Blueprint("instances", __name__)
+login_required_blueprint(bp)
 HISTORY_ROWS = 20
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 def _fields():
