@@ -38,10 +38,11 @@ def _body() -> dict:
 
 
 def _record_or_404(collection: Collection, item_id: int):
-    record = db.session.get(collection.model, item_id)
-    if record is None:
-        raise ApiError(404, "Not found", f"no {collection.label} with id {item_id}")
-    return record
+    return db.get_or_404(
+        collection.model,
+        item_id,
+        description=f"no {collection.label} with id {item_id}",
+    )
 
 
 def _act_as_api_user() -> None:
@@ -206,9 +207,9 @@ def show_ledger():
 @login_required
 def pool_usage(item_id: int):
     """Answer an allocation pool's balance and its usage day by day."""
-    pool = db.session.get(AllocationPool, item_id)
-    if pool is None:
-        raise ApiError(404, "Not found", f"no AllocationPool with id {item_id}")
+    pool = db.get_or_404(
+        AllocationPool, item_id, description=f"no AllocationPool with id {item_id}"
+    )
     (line,) = ledger(db.session, LedgerFilter(pool_ids=[pool.id]))
     days = pool_usage_by_day(db.session, pool)
     return jsonify(

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -29,13 +28,6 @@ from tracker.extensions import db
 bp = Blueprint("quota", __name__, template_folder="templates")
 login_required_blueprint(bp)
 HISTORY_ROWS = 30
-
-
-def _quota_or_404(quota_id: int) -> ControllerQuota:
-    quota = db.session.get(ControllerQuota, quota_id)
-    if quota is None:
-        abort(404)
-    return quota
 
 
 @bp.get("/quotas")
@@ -75,7 +67,7 @@ def _render_index(approval: str | None = None):
 @bp.post("/quotas/<int:quota_id>/pull")
 def pull(quota_id: int):
     """Pull one quota now."""
-    quota = _quota_or_404(quota_id)
+    quota = db.get_or_404(ControllerQuota, quota_id)
     transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
     _operation, summary = run_pull(
         db.session, quota, transport, db.session.commit, current_user.id
@@ -97,7 +89,7 @@ def pull(quota_id: int):
 @bp.post("/quotas/<int:quota_id>/approve")
 def approve_override(quota_id: int):
     """Turn a client's request code into an approval code."""
-    quota = _quota_or_404(quota_id)
+    quota = db.get_or_404(ControllerQuota, quota_id)
     extra = request.form.get("extra", type=int)
     if extra is None or extra < 1:
         flash(_("Extra records: a whole number above zero."), "error")

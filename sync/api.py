@@ -69,12 +69,10 @@ def list_producers():
 
 
 def _producer_or_404(producer_id: str) -> SyncProducer:
-    producer = db.session.scalar(
-        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
+    return db.one_or_404(
+        select(SyncProducer).filter_by(producer_id=producer_id),
+        description=f"no producer {producer_id!r}",
     )
-    if producer is None:
-        raise ApiError(404, "Not found", f"no producer {producer_id!r}")
-    return producer
 
 
 @bp.get("/producers/<producer_id>")

@@ -9,7 +9,6 @@ from typing import Any
 from babel.units import format_unit
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     make_response,
@@ -97,12 +96,10 @@ def _with_datetime(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _producer_or_404(producer_id: str) -> SyncProducer:
-    producer = db.session.scalar(
-        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
+    return db.one_or_404(
+        select(SyncProducer).filter_by(producer_id=producer_id),
+        description=_("No producer with this id."),
     )
-    if producer is None:
-        abort(404, description=_("No producer with this id."))
-    return producer
 
 
 def _ranges_text(missing: list[list[int]]) -> str:

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, jsonify
 from flask_login import login_required
 from sqlalchemy import select
 
-from tracker.api import ApiError, paginated
+from tracker.api import paginated
 from tracker.batch.models import BatchOperation
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
@@ -17,9 +17,9 @@ csrf.exempt(bp)
 @login_required
 def show(operation_id: int):
     """Show one batch operation's status and progress."""
-    operation = db.session.get(BatchOperation, operation_id)
-    if operation is None:
-        raise ApiError(404, "Not found", "no batch operation with this id")
+    operation = db.get_or_404(
+        BatchOperation, operation_id, description="no batch operation with this id"
+    )
     return jsonify(batch_operation_summary(operation))
 
 

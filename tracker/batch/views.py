@@ -1,6 +1,6 @@
 """Dashboard pages for background jobs."""
 
-from flask import Blueprint, abort, jsonify, render_template
+from flask import Blueprint, jsonify, render_template
 from sqlalchemy import select
 
 from tracker.auth import login_required_blueprint
@@ -25,7 +25,5 @@ def index():
 @bp.get("/batch-operations/<int:operation_id>.json")
 def progress(operation_id: int):
     """One job's status, for pages that show its progress."""
-    operation = db.session.get(BatchOperation, operation_id)
-    if operation is None:
-        abort(404)
+    operation = db.get_or_404(BatchOperation, operation_id)
     return jsonify(batch_operation_summary(operation))

@@ -33,10 +33,10 @@ csrf.exempt(bp)
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    instance = db.session.scalar(select(Instance).where(Instance.uuid == uuid))
-    if instance is None:
-        raise ApiError(404, "Not found", "no instance with this uuid; register again")
-    return instance
+    return db.one_or_404(
+        select(Instance).filter_by(uuid=uuid),
+        description="no instance with this uuid; register again",
+    )
 
 
 def _body() -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -46,10 +45,10 @@ def _columns() -> list[tuple[str, str]]:
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    instance = db.session.scalar(select(Instance).where(Instance.uuid == uuid))
-    if instance is None:
-        abort(404, description=_("No instance with this id."))
-    return instance
+    return db.one_or_404(
+        select(Instance).filter_by(uuid=uuid),
+        description=_("No instance with this id."),
+    )
 
 
 def _start(scope: str, input_data: dict) -> int | None:
