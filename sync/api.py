@@ -19,11 +19,12 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
-from tracker.api import ApiError, boolean_arg, json_object_body
+from tracker.api import ApiError, boolean_arg, json_object_body, refuse_unknown_keys
 from tracker.extensions import csrf, db
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync")
 csrf.exempt(bp)
+PRODUCER_FIELDS = ("producer_id", "description", "public_key", "encrypt")
 
 
 def _settings() -> DeliverySettings:
@@ -87,10 +88,7 @@ def show_producer(producer_id: str):
 def create_producer():
     """Register a producer; the answer holds its credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
-    unknown = set(body) - {"producer_id", "description", "public_key", "encrypt"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "Unexpected data", f"{field}: unknown field", field=field)
+    refuse_unknown_keys(body, PRODUCER_FIELDS, "producer")
     encrypt = body.get("encrypt", False)
     if not isinstance(encrypt, bool):
         raise ApiError(400, "Invalid value", "encrypt: true or false", field="encrypt")

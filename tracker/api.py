@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import request
@@ -33,6 +33,21 @@ class ApiError(HTTPException):
 
 def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "Invalid value", f"{field}: {message}", field=field)
+
+
+def refuse_unknown_keys(body: dict, known: Sequence[str], label: str) -> None:
+    """Refuse ``body`` with a 400 naming its keys that are not in ``known``."""
+    unexpected = sorted(str(key) for key in body if key not in known)
+    if not unexpected:
+        return
+    what = "not a field" if len(unexpected) == 1 else "not fields"
+    raise ApiError(
+        400,
+        "Unexpected data",
+        f"{', '.join(unexpected)}: {what} of {label}; expected {', '.join(known)}",
+        field=unexpected[0],
+        fields=unexpected,
+    )
 
 
 def json_object_body(max_bytes: int) -> dict[str, Any]:

@@ -193,3 +193,13 @@ def test_admin_uploads_a_carried_file(server, credential, auth_headers, tmp_path
     assert again.json["already_imported"] is True
     cut = client.post(url, data=path.read_bytes()[:-9], headers=auth_headers)
     assert cut.status_code == 400 and "truncated" in cut.json["message"]
+
+
+def test_a_registration_with_an_unknown_key_is_refused_naming_it(server, auth_headers):
+    reply = server.test_client().post(
+        "/api/sync/producers",
+        json={"producer_id": "clinic-6", "colour": "red"},
+        headers=auth_headers,
+    )
+    assert reply.status_code == 400
+    assert (reply.json["error"], reply.json["field"]) == ("Unexpected data", "colour")
