@@ -24,7 +24,13 @@ from allocation.usage_jobs import (
     UsageImportSettings,
     run_usage_import,
 )
-from tracker.api import ApiError, invalid, json_object_body, paginated
+from tracker.api import (
+    ApiError,
+    capped_body,
+    invalid,
+    json_object_body,
+    paginated,
+)
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
 
@@ -238,21 +244,11 @@ def list_changes():
 
 def _uploaded_lines() -> list[str]:
     """Read the upload (a raw text body or a multipart ``file``) as lines."""
-    limit = current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"]
-    too_large = ApiError(
-        413, "Body too large", f"body: at most {limit} bytes", field="body"
+    multipart = request.mimetype == "multipart/form-data"
+    raw = capped_body(
+        current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"],
+        part="file" if multipart else None,
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise invalid("file", "send the file as the multipart field 'file'")
-        raw = upload.read(limit + 1)
-    else:
-        raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise too_large
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -3,8 +3,6 @@ follow them and upload carried files."""
 
 from __future__ import annotations
 
-import tempfile
-
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -19,7 +17,13 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
-from tracker.api import ApiError, boolean_arg, json_object_body, refuse_unknown_keys
+from tracker.api import (
+    ApiError,
+    boolean_arg,
+    json_object_body,
+    refuse_unknown_keys,
+    spooled_body,
+)
 from tracker.extensions import csrf, db
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync")
@@ -127,21 +131,12 @@ def set_producer_active(producer_id: str):
 def upload_file():
     """Import a carried bundle file sent as the raw request body."""
     limit = current_app.config["SYNC_MAX_BODY_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "Body too large", f"body: at most {limit} bytes")
     name = (request.args.get("name") or "upload.jsonl.gz")[:300]
-    with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as spool:
-        copied = 0
-        while block := request.stream.read(1 << 20):
-            copied += len(block)
-            if copied > limit:
-                raise ApiError(413, "Body too large", f"body: at most {limit} bytes")
-            spool.write(block)
-        spool.flush()
+    with spooled_body(limit, suffix=".jsonl.gz") as path:
         try:
             reply = import_file(
                 db.session,
-                spool.name,
+                path,
                 _settings(),
                 db.session.commit,
                 current_app.config["SYNC_MAX_FILE_BYTES"],

@@ -203,3 +203,11 @@ def test_a_registration_with_an_unknown_key_is_refused_naming_it(server, auth_he
     )
     assert reply.status_code == 400
     assert (reply.json["error"], reply.json["field"]) == ("Unexpected data", "colour")
+
+
+def test_an_oversized_file_upload_is_413_naming_the_body(server, auth_headers):
+    server.config["SYNC_MAX_BODY_BYTES"] = 1024
+    reply = server.test_client().post(
+        "/api/sync/files", data=b"x" * 2048, headers=auth_headers
+    )
+    assert reply.status_code == 413 and reply.json["field"] == "body"
