@@ -27,6 +27,7 @@ from allocation.usage_jobs import (
 from tracker.api import (
     ApiError,
     capped_body,
+    created,
     invalid,
     json_object_body,
     paginated,
@@ -100,12 +101,10 @@ def _create_view(collection: Collection):
         record = collection.model(**values)
         db.session.add(record)
         _commit_or_conflict(f"the {collection.label} conflicts with another record")
-        response = jsonify(serialize(record))
-        response.status_code = 201
-        response.headers["Location"] = url_for(
-            f"allocation_api.{collection.name}_show", item_id=record.id
+        return created(
+            serialize(record),
+            url_for(f"allocation_api.{collection.name}_show", item_id=record.id),
         )
-        return response
 
     view.__doc__ = f"Create a {collection.label}."
     return view
@@ -272,10 +271,10 @@ def _upload(kind: str):
         raise ApiError(
             exc.status, exc.title, str(exc), field=exc.field, **exc.extra
         ) from None
-    response = jsonify(batch_operation_summary(operation))
-    response.status_code = 201
-    response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)
-    return response
+    return created(
+        batch_operation_summary(operation),
+        url_for("batch_api.show", operation_id=operation.id),
+    )
 
 
 @bp.post(f"{PREFIX}/usage/sacct")

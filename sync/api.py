@@ -3,7 +3,7 @@ follow them and upload carried files."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -20,6 +20,7 @@ from sync.receiving import UnknownProducer
 from tracker.api import (
     ApiError,
     boolean_arg,
+    created,
     json_object_body,
     refuse_unknown_keys,
     spooled_body,
@@ -110,7 +111,9 @@ def create_producer():
     answer = producer_detail(db.session, producer)
     answer["credential"] = credential
     answer["encryption_key"] = key
-    return jsonify(answer), 201
+    return created(
+        answer, url_for("sync_api.show_producer", producer_id=producer.producer_id)
+    )
 
 
 @bp.post("/producers/<producer_id>/active")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
-from flask import request
+from flask import Response, jsonify, request
 from sqlalchemy import Select
 from werkzeug.exceptions import HTTPException
 
@@ -114,6 +114,15 @@ def json_object_body(max_bytes: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "Invalid JSON", "body: must be a JSON object", field="body")
     return data
+
+
+def created(payload: dict[str, Any], location: str, status: int = 201) -> Response:
+    """Answer ``payload`` with ``status`` and a ``Location`` header: 201 for a
+    record created, 202 for a job queued whose status lives at ``location``."""
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers["Location"] = location
+    return response
 
 
 def positive_int_arg(name: str, default: int, maximum: int | None = None) -> int:

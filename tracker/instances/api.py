@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
-from tracker.api import ApiError, boolean_arg, json_object_body, paginated
+from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.db_types import utcnow
@@ -57,10 +57,10 @@ def register():
     )
     db.session.add(instance)
     db.session.commit()
-    response = jsonify({"uuid": instance.uuid, **instance_summary(instance)})
-    response.status_code = 201
-    response.headers["Location"] = url_for("instances_api.show", uuid=instance.uuid)
-    return response
+    return created(
+        {"uuid": instance.uuid, **instance_summary(instance)},
+        url_for("instances_api.show", uuid=instance.uuid),
+    )
 
 
 @bp.get("/api/instance/<uuid>")
@@ -145,10 +145,11 @@ def _start_crawl(scope: str, input_data: dict):
         raise ApiError(
             503, "Queue unavailable", "cannot reach the task queue"
         ) from None
-    response = jsonify(batch_operation_summary(operation))
-    response.status_code = 202
-    response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)
-    return response
+    return created(
+        batch_operation_summary(operation),
+        url_for("batch_api.show", operation_id=operation.id),
+        status=202,
+    )
 
 
 @bp.post("/api/instances/crawl")
