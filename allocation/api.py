@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -23,8 +24,14 @@ from allocation.usage_jobs import (
     UsageImportSettings,
     run_usage_import,
 )
-from tracker.api import ApiError, invalid, json_object_body, paginated
-from tracker.auth.tokens import token_required
+from tracker.api import (
+    ApiError,
+    capped_body,
+    created,
+    invalid,
+    json_object_body,
+    paginated,
+)
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
 
@@ -38,14 +45,15 @@ def _body() -> dict:
 
 
 def _record_or_404(collection: Collection, item_id: int):
-    record = db.session.get(collection.model, item_id)
-    if record is None:
-        raise ApiError(404, "Not found", f"no {collection.label} with id {item_id}")
-    return record
+    return db.get_or_404(
+        collection.model,
+        item_id,
+        description=f"no {collection.label} with id {item_id}",
+    )
 
 
 def _act_as_api_user() -> None:
-    set_actor(db.session, g.api_user.id, g.api_user.username)
+    set_actor(db.session, current_user.id, current_user.username)
 
 
 def _commit_or_conflict(message: str) -> None:
@@ -93,12 +101,10 @@ def _create_view(collection: Collection):
         record = collection.model(**values)
         db.session.add(record)
         _commit_or_conflict(f"the {collection.label} conflicts with another record")
-        response = jsonify(serialize(record))
-        response.status_code = 201
-        response.headers["Location"] = url_for(
-            f"allocation_api.{collection.name}_show", item_id=record.id
+        return created(
+            serialize(record),
+            url_for(f"allocation_api.{collection.name}_show", item_id=record.id),
         )
-        return response
 
     view.__doc__ = f"Create a {collection.label}."
     return view
@@ -164,7 +170,7 @@ def _register_collection(collection: Collection) -> None:
         bp.add_url_rule(
             path,
             endpoint=f"{collection.name}_{suffix}",
-            view_func=token_required(factory(collection)),
+            view_func=login_required(factory(collection)),
             methods=[method],
         )
 
@@ -190,7 +196,7 @@ def near_percent() -> float:
 
 
 @bp.get(f"{PREFIX}/ledger")
-@token_required
+@login_required
 def show_ledger():
     """Answer the balance of each allocation pool, filtered by project, period, pool."""
     which = LedgerFilter(
@@ -203,12 +209,12 @@ def show_ledger():
 
 
 @bp.get(f"{PREFIX}/allocation-pools/<int:item_id>/usage")
-@token_required
+@login_required
 def pool_usage(item_id: int):
     """Answer an allocation pool's balance and its usage day by day."""
-    pool = db.session.get(AllocationPool, item_id)
-    if pool is None:
-        raise ApiError(404, "Not found", f"no AllocationPool with id {item_id}")
+    pool = db.get_or_404(
+        AllocationPool, item_id, description=f"no AllocationPool with id {item_id}"
+    )
     (line,) = ledger(db.session, LedgerFilter(pool_ids=[pool.id]))
     days = pool_usage_by_day(db.session, pool)
     return jsonify(
@@ -220,7 +226,7 @@ def pool_usage(item_id: int):
 
 
 @bp.get(f"{PREFIX}/changes")
-@token_required
+@login_required
 def list_changes():
     """List the change log, newest first."""
     config = current_app.config
@@ -237,21 +243,11 @@ def list_changes():
 
 def _uploaded_lines() -> list[str]:
     """Read the upload (a raw text body or a multipart ``file``) as lines."""
-    limit = current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"]
-    too_large = ApiError(
-        413, "Body too large", f"body: at most {limit} bytes", field="body"
+    multipart = request.mimetype == "multipart/form-data"
+    raw = capped_body(
+        current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"],
+        part="file" if multipart else None,
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise invalid("file", "send the file as the multipart field 'file'")
-        raw = upload.read(limit + 1)
-    else:
-        raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise too_large
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -268,28 +264,28 @@ def _upload(kind: str):
             kind,
             lines,
             settings,
-            started_by_id=g.api_user.id,
+            started_by_id=current_user.id,
             commit=db.session.commit,
         )
     except ImportRefused as exc:
         raise ApiError(
             exc.status, exc.title, str(exc), field=exc.field, **exc.extra
         ) from None
-    response = jsonify(batch_operation_summary(operation))
-    response.status_code = 201
-    response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)
-    return response
+    return created(
+        batch_operation_summary(operation),
+        url_for("batch_api.show", operation_id=operation.id),
+    )
 
 
 @bp.post(f"{PREFIX}/usage/sacct")
-@token_required
+@login_required
 def upload_sacct():
     """Import an uploaded ``sacct --parsable2`` file; answer its batch operation."""
     return _upload(IMPORT_KINDS[0])
 
 
 @bp.post(f"{PREFIX}/usage/disk")
-@token_required
+@login_required
 def upload_disk():
     """Import uploaded disk-usage snapshots; answer their batch operation."""
     return _upload(IMPORT_KINDS[1])

@@ -31,7 +31,7 @@ from allocation.models import (
     Scheme,
 )
 from allocation.resolution import MAX_DEPTH
-from tracker.api import ApiError, invalid
+from tracker.api import invalid, refuse_unknown_keys
 
 # Quantities beyond this are typing mistakes, and would overflow some clients.
 MAX_QUANTITY = 1e15
@@ -154,15 +154,7 @@ def parse_body(
     Raises a 400 ApiError naming the first field at fault.
     """
     known = {spec.name: spec for spec in collection.fields}
-    for key in body:
-        if key not in known:
-            raise ApiError(
-                400,
-                "Unexpected data",
-                f"{key}: not a field of {collection.label}; expected "
-                + ", ".join(known),
-                field=str(key),
-            )
+    refuse_unknown_keys(body, tuple(known), collection.label)
     values: dict[str, Any] = {}
     for spec in collection.fields:
         if spec.name in body:

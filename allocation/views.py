@@ -6,13 +6,13 @@ import datetime as dt
 
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
-from flask_login import login_required
 from sqlalchemy import select
 
 from allocation.ledger import LedgerFilter, ledger, pool_usage_by_day
 from allocation.models import AllocationPeriod, AllocationPool
 from allocation.serialize import ledger_status
 from allocation.tree import project_tree
+from tracker.auth import login_required_blueprint
 from tracker.extensions import db
 
 bp = Blueprint(
@@ -23,12 +23,7 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
+login_required_blueprint(bp)
 
 
 def _periods() -> list[AllocationPeriod]:

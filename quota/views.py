@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -15,32 +14,20 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from quota.controller import HttpTransport, assumed_ceiling, committed_total
 from quota.models import ControllerQuota, QuotaHistory
 from quota.overrides import OverrideRefused, approve
 from quota.pulls import run_pull
+from tracker.auth import login_required_blueprint
 from tracker.db_types import utcnow
 from tracker.extensions import db
-from tracker.instances.forms import ButtonForm
 
 bp = Blueprint("quota", __name__, template_folder="templates")
+login_required_blueprint(bp)
 HISTORY_ROWS = 30
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
-
-
-def _quota_or_404(quota_id: int) -> ControllerQuota:
-    quota = db.session.get(ControllerQuota, quota_id)
-    if quota is None:
-        abort(404)
-    return quota
 
 
 @bp.get("/quotas")
@@ -73,7 +60,6 @@ def _render_index(approval: str | None = None):
     return render_template(
         "quota/index.html",
         rows=rows,
-        button=ButtonForm(),
         approval=approval,
     )
 
@@ -81,9 +67,7 @@ def _render_index(approval: str | None = None):
 @bp.post("/quotas/<int:quota_id>/pull")
 def pull(quota_id: int):
     """Pull one quota now."""
-    quota = _quota_or_404(quota_id)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
+    quota = db.get_or_404(ControllerQuota, quota_id)
     transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
     _operation, summary = run_pull(
         db.session, quota, transport, db.session.commit, current_user.id
@@ -105,9 +89,7 @@ def pull(quota_id: int):
 @bp.post("/quotas/<int:quota_id>/approve")
 def approve_override(quota_id: int):
     """Turn a client's request code into an approval code."""
-    quota = _quota_or_404(quota_id)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
+    quota = db.get_or_404(ControllerQuota, quota_id)
     extra = request.form.get("extra", type=int)
     if extra is None or extra < 1:
         flash(_("Extra records: a whole number above zero."), "error")

@@ -3,9 +3,8 @@ follow them and upload carried files."""
 
 from __future__ import annotations
 
-import tempfile
-
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from sync.client.bundles import BundleError, bundle_from_json
@@ -18,12 +17,19 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
-from tracker.api import ApiError, boolean_arg, json_object_body
-from tracker.auth.tokens import token_required
+from tracker.api import (
+    ApiError,
+    boolean_arg,
+    created,
+    json_object_body,
+    refuse_unknown_keys,
+    spooled_body,
+)
 from tracker.extensions import csrf, db
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync")
 csrf.exempt(bp)
+PRODUCER_FIELDS = ("producer_id", "description", "public_key", "encrypt")
 
 
 def _settings() -> DeliverySettings:
@@ -62,37 +68,32 @@ def push():
 
 
 @bp.get("/producers")
-@token_required
+@login_required
 def list_producers():
     """Every producer with its cursors, lag and problem counts."""
     return jsonify({"items": all_producer_summaries(db.session)})
 
 
 def _producer_or_404(producer_id: str) -> SyncProducer:
-    producer = db.session.scalar(
-        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
+    return db.one_or_404(
+        select(SyncProducer).filter_by(producer_id=producer_id),
+        description=f"no producer {producer_id!r}",
     )
-    if producer is None:
-        raise ApiError(404, "Not found", f"no producer {producer_id!r}")
-    return producer
 
 
 @bp.get("/producers/<producer_id>")
-@token_required
+@login_required
 def show_producer(producer_id: str):
     """One producer with its parked, quarantined and rejected transactions."""
     return jsonify(producer_detail(db.session, _producer_or_404(producer_id)))
 
 
 @bp.post("/producers")
-@token_required
+@login_required
 def create_producer():
     """Register a producer; the answer holds its credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
-    unknown = set(body) - {"producer_id", "description", "public_key", "encrypt"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "Unexpected data", f"{field}: unknown field", field=field)
+    refuse_unknown_keys(body, PRODUCER_FIELDS, "producer")
     encrypt = body.get("encrypt", False)
     if not isinstance(encrypt, bool):
         raise ApiError(400, "Invalid value", "encrypt: true or false", field="encrypt")
@@ -110,11 +111,13 @@ def create_producer():
     answer = producer_detail(db.session, producer)
     answer["credential"] = credential
     answer["encryption_key"] = key
-    return jsonify(answer), 201
+    return created(
+        answer, url_for("sync_api.show_producer", producer_id=producer.producer_id)
+    )
 
 
 @bp.post("/producers/<producer_id>/active")
-@token_required
+@login_required
 def set_producer_active(producer_id: str):
     """Enable (``?active=true``) or disable a producer's pushes and imports."""
     active = boolean_arg("active")
@@ -127,29 +130,20 @@ def set_producer_active(producer_id: str):
 
 
 @bp.post("/files")
-@token_required
+@login_required
 def upload_file():
     """Import a carried bundle file sent as the raw request body."""
     limit = current_app.config["SYNC_MAX_BODY_BYTES"]
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "Body too large", f"body: at most {limit} bytes")
     name = (request.args.get("name") or "upload.jsonl.gz")[:300]
-    with tempfile.NamedTemporaryFile(suffix=".jsonl.gz") as spool:
-        copied = 0
-        while block := request.stream.read(1 << 20):
-            copied += len(block)
-            if copied > limit:
-                raise ApiError(413, "Body too large", f"body: at most {limit} bytes")
-            spool.write(block)
-        spool.flush()
+    with spooled_body(limit, suffix=".jsonl.gz") as path:
         try:
             reply = import_file(
                 db.session,
-                spool.name,
+                path,
                 _settings(),
                 db.session.commit,
                 current_app.config["SYNC_MAX_FILE_BYTES"],
-                started_by_id=g.api_user.id,
+                started_by_id=current_user.id,
                 name=name,
             )
         except AlreadyImported as exc:

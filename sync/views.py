@@ -9,7 +9,6 @@ from typing import Any
 from babel.units import format_unit
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     make_response,
@@ -20,7 +19,7 @@ from flask import (
 )
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -41,11 +40,12 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
+from tracker.auth import login_required_blueprint
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
-from tracker.instances.forms import ButtonForm
 
 bp = Blueprint("sync", __name__, template_folder="templates")
+login_required_blueprint(bp)
 RECENT_FILES = 50
 RECENT_OPERATIONS = 20
 SYNC_OPERATIONS = (PUSH_OPERATION, IMPORT_OPERATION, APPLY_OPERATION)
@@ -61,12 +61,6 @@ def cap_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     """
     if endpoint == "sync.upload":
         request.max_content_length = current_app.config["SYNC_MAX_BODY_BYTES"]
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -102,12 +96,10 @@ def _with_datetime(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _producer_or_404(producer_id: str) -> SyncProducer:
-    producer = db.session.scalar(
-        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
+    return db.one_or_404(
+        select(SyncProducer).filter_by(producer_id=producer_id),
+        description=_("No producer with this id."),
     )
-    if producer is None:
-        abort(404, description=_("No producer with this id."))
-    return producer
 
 
 def _ranges_text(missing: list[list[int]]) -> str:
@@ -140,7 +132,6 @@ def _render_index(
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
             operations=operations,
             max_upload=_size(current_app.config["SYNC_MAX_BODY_BYTES"]),
-            button=ButtonForm(),
             issued=issued,
             entered=entered or {},
         )
@@ -161,17 +152,13 @@ def index():
 def producer(producer_id: str):
     """Show one producer with its parked, quarantined and rejected transactions."""
     detail = producer_detail(db.session, _producer_or_404(producer_id))
-    return render_template(
-        "sync/producer.html", producer=_with_datetime(detail), button=ButtonForm()
-    )
+    return render_template("sync/producer.html", producer=_with_datetime(detail))
 
 
 @bp.post("/sync/producers/<producer_id>/active")
 def set_active(producer_id: str):
     """Enable or disable a producer: a disabled one has pushes and imports refused."""
     producer = _producer_or_404(producer_id)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     producer.active = request.form.get("active") == "yes"
     db.session.commit()
     if producer.active:
@@ -192,8 +179,6 @@ def set_active(producer_id: str):
 @bp.post("/sync/producers")
 def register():
     """Register a producer; its credential and key are shown on this answer only."""
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     entered = {
         "producer_id": request.form.get("producer_id", "").strip(),
         "description": request.form.get("description", "").strip(),
@@ -224,8 +209,6 @@ def register():
 @bp.post("/sync/files")
 def upload():
     """Import a carried bundle file and say in one line what it brought."""
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         flash(_("Choose a file to import."), "error")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable
-from typing import Any
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
 
-from flask import request
+from flask import Response, jsonify, request
 from sqlalchemy import Select
 from werkzeug.exceptions import HTTPException
 
@@ -35,17 +38,73 @@ def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "Invalid value", f"{field}: {message}", field=field)
 
 
-def json_object_body(max_bytes: int) -> dict[str, Any]:
-    """Return the request's JSON object or raise a 4xx ApiError naming ``body``."""
+def refuse_unknown_keys(body: dict, known: Sequence[str], label: str) -> None:
+    """Refuse ``body`` with a 400 naming its keys that are not in ``known``."""
+    unexpected = sorted(str(key) for key in body if key not in known)
+    if not unexpected:
+        return
+    what = "not a field" if len(unexpected) == 1 else "not fields"
+    raise ApiError(
+        400,
+        "Unexpected data",
+        f"{', '.join(unexpected)}: {what} of {label}; expected {', '.join(known)}",
+        field=unexpected[0],
+        fields=unexpected,
+    )
+
+
+BLOCK_BYTES = 1 << 20
+
+
+def _copy_body(target: IO[bytes], max_bytes: int, part: str | None) -> None:
+    """Copy the request body, or its multipart file ``part``, into ``target``.
+
+    Raises a 413 ApiError naming ``body`` past ``max_bytes``, before reading
+    anything when the request declares its length.
+    """
     too_large = ApiError(
         413, "Body too large", f"body: at most {max_bytes} bytes", field="body"
     )
     if request.content_length is not None and request.content_length > max_bytes:
         raise too_large
+    if part is None:
+        stream = request.stream
+    else:
+        upload = request.files.get(part)
+        if upload is None:
+            raise invalid(part, f"send the file as the multipart field {part!r}")
+        stream = upload.stream
+    copied = 0
     # Chunked bodies carry no length: read one byte past the limit to tell.
-    raw = request.stream.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise too_large
+    while block := stream.read(min(BLOCK_BYTES, max_bytes + 1 - copied)):
+        copied += len(block)
+        if copied > max_bytes:
+            raise too_large
+        target.write(block)
+
+
+def capped_body(max_bytes: int, part: str | None = None) -> bytes:
+    """Return the request body (or its multipart file ``part``), 413 past the cap."""
+    buffer = io.BytesIO()
+    _copy_body(buffer, max_bytes, part)
+    return buffer.getvalue()
+
+
+@contextmanager
+def spooled_body(
+    max_bytes: int, suffix: str = "", part: str | None = None
+) -> Iterator[str]:
+    """Spool the request body to a temporary file and yield its path; 413 past
+    the cap. The file is removed when the block ends."""
+    with tempfile.NamedTemporaryFile(suffix=suffix) as spool:
+        _copy_body(spool, max_bytes, part)
+        spool.flush()
+        yield spool.name
+
+
+def json_object_body(max_bytes: int) -> dict[str, Any]:
+    """Return the request's JSON object or raise a 4xx ApiError naming ``body``."""
+    raw = capped_body(max_bytes)
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
@@ -55,6 +114,15 @@ def json_object_body(max_bytes: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "Invalid JSON", "body: must be a JSON object", field="body")
     return data
+
+
+def created(payload: dict[str, Any], location: str, status: int = 201) -> Response:
+    """Answer ``payload`` with ``status`` and a ``Location`` header: 201 for a
+    record created, 202 for a job queued whose status lives at ``location``."""
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers["Location"] = location
+    return response
 
 
 def positive_int_arg(name: str, default: int, maximum: int | None = None) -> int:

@@ -9,6 +9,9 @@ from tracker.api import ApiError
 
 # The original client speaks to ``/instance/`` as well as ``/api/instance/``.
 JSON_PATH_PREFIXES = ("/api/", "/instance/")
+# Where the API's title differs from Werkzeug's name: the registry's clients
+# have always been told of a missing record with "Not found".
+JSON_TITLES = {404: "Not found"}
 
 
 def wants_json() -> bool:
@@ -28,7 +31,7 @@ def error_payload(exc: HTTPException) -> dict:
         if exc.field is not None:
             payload["field"] = exc.field
         return payload
-    return {"error": exc.name, "message": exc.description}
+    return {"error": JSON_TITLES.get(exc.code, exc.name), "message": exc.description}
 
 
 def handle_http_exception(exc: HTTPException):

@@ -100,6 +100,14 @@ def test_bearer_token_never_leaves_a_signed_in_session(client, auth_headers):
     assert client.get("/").status_code == 302
 
 
+def test_a_session_cookie_never_signs_in_to_the_api(client, user):
+    sign_in(client)
+    assert client.get("/").status_code == 200
+    response = client.get("/api/instances")
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "Unauthorized"
+
+
 def test_pages_credit_the_geolocation_data(client):
     assert "GeoLite2 data created by MaxMind" in client.get("/login").get_data(
         as_text=True

@@ -193,3 +193,31 @@ def test_admin_uploads_a_carried_file(server, credential, auth_headers, tmp_path
     assert again.json["already_imported"] is True
     cut = client.post(url, data=path.read_bytes()[:-9], headers=auth_headers)
     assert cut.status_code == 400 and "truncated" in cut.json["message"]
+
+
+def test_a_registered_producer_is_answered_with_its_location(server, auth_headers):
+    client = server.test_client()
+    created = client.post(
+        "/api/sync/producers", json={"producer_id": "clinic-5"}, headers=auth_headers
+    )
+    assert created.status_code == 201
+    shown = client.get(created.headers["Location"], headers=auth_headers)
+    assert shown.status_code == 200 and shown.json["producer_id"] == "clinic-5"
+
+
+def test_a_registration_with_an_unknown_key_is_refused_naming_it(server, auth_headers):
+    reply = server.test_client().post(
+        "/api/sync/producers",
+        json={"producer_id": "clinic-6", "colour": "red"},
+        headers=auth_headers,
+    )
+    assert reply.status_code == 400
+    assert (reply.json["error"], reply.json["field"]) == ("Unexpected data", "colour")
+
+
+def test_an_oversized_file_upload_is_413_naming_the_body(server, auth_headers):
+    server.config["SYNC_MAX_BODY_BYTES"] = 1024
+    reply = server.test_client().post(
+        "/api/sync/files", data=b"x" * 2048, headers=auth_headers
+    )
+    assert reply.status_code == 413 and reply.json["field"] == "body"

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from functools import wraps
 
-from flask import g, request
+from flask import request
 from sqlalchemy import select
 
-from tracker.api import ApiError
 from tracker.auth.models import ApiToken, User
 from tracker.db_types import utcnow
 from tracker.extensions import db
@@ -53,23 +51,9 @@ def bearer_token() -> str | None:
 
 
 def load_user_from_request(_request) -> User | None:
-    """Flask-Login's request loader: a Bearer token signs the request in."""
+    """Flask-Login's request loader: a Bearer token signs the request in.
+
+    On a dashboard page it counts only without a session, and never leaves one.
+    """
     token = bearer_token()
     return user_for_token(token) if token else None
-
-
-def token_required(view):
-    """Admin API views: require a valid Bearer token (cookies never suffice)."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        token = bearer_token()
-        if token is None:
-            raise ApiError(401, "Unauthorized", "send Authorization: Bearer <token>")
-        user = user_for_token(token)
-        if user is None:
-            raise ApiError(401, "Unauthorized", "the token is unknown or revoked")
-        g.api_user = user
-        return view(*args, **kwargs)
-
-    return wrapper

@@ -1,10 +1,10 @@
 """Batch operations over the admin API."""
 
 from flask import Blueprint, current_app, jsonify
+from flask_login import login_required
 from sqlalchemy import select
 
-from tracker.api import ApiError, paginated
-from tracker.auth.tokens import token_required
+from tracker.api import paginated
 from tracker.batch.models import BatchOperation
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
@@ -14,17 +14,17 @@ csrf.exempt(bp)
 
 
 @bp.get("/api/batch-operations/<int:operation_id>")
-@token_required
+@login_required
 def show(operation_id: int):
     """Show one batch operation's status and progress."""
-    operation = db.session.get(BatchOperation, operation_id)
-    if operation is None:
-        raise ApiError(404, "Not found", "no batch operation with this id")
+    operation = db.get_or_404(
+        BatchOperation, operation_id, description="no batch operation with this id"
+    )
     return jsonify(batch_operation_summary(operation))
 
 
 @bp.get("/api/batch-operations")
-@token_required
+@login_required
 def index():
     """List batch operations, newest first."""
     config = current_app.config

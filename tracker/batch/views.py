@@ -1,21 +1,16 @@
 """Dashboard pages for background jobs."""
 
-from flask import Blueprint, abort, jsonify, render_template
-from flask_login import login_required
+from flask import Blueprint, jsonify, render_template
 from sqlalchemy import select
 
+from tracker.auth import login_required_blueprint
 from tracker.batch.models import BatchOperation
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import db
 
 bp = Blueprint("batch", __name__)
+login_required_blueprint(bp)
 RECENT = 100
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 @bp.get("/batch-operations")
@@ -30,7 +25,5 @@ def index():
 @bp.get("/batch-operations/<int:operation_id>.json")
 def progress(operation_id: int):
     """One job's status, for pages that show its progress."""
-    operation = db.session.get(BatchOperation, operation_id)
-    if operation is None:
-        abort(404)
+    operation = db.get_or_404(BatchOperation, operation_id)
     return jsonify(batch_operation_summary(operation))

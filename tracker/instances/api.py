@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
-from tracker.api import ApiError, boolean_arg, json_object_body, paginated
-from tracker.auth.tokens import token_required
+from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
@@ -34,10 +34,10 @@ csrf.exempt(bp)
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    instance = db.session.scalar(select(Instance).where(Instance.uuid == uuid))
-    if instance is None:
-        raise ApiError(404, "Not found", "no instance with this uuid; register again")
-    return instance
+    return db.one_or_404(
+        select(Instance).filter_by(uuid=uuid),
+        description="no instance with this uuid; register again",
+    )
 
 
 def _body() -> dict:
@@ -58,10 +58,10 @@ def register():
     )
     db.session.add(instance)
     db.session.commit()
-    response = jsonify({"uuid": instance.uuid, **instance_summary(instance)})
-    response.status_code = 201
-    response.headers["Location"] = url_for("instances_api.show", uuid=instance.uuid)
-    return response
+    return created(
+        {"uuid": instance.uuid, **instance_summary(instance)},
+        url_for("instances_api.show", uuid=instance.uuid),
+    )
 
 
 @bp.get("/api/instance/<uuid>")
@@ -83,7 +83,7 @@ def update(uuid: str):
 
 
 @bp.get("/api/instances")
-@token_required
+@login_required
 def list_instances():
     """List instances a page at a time, filtered by enabled, organisation, text."""
     statement = select(Instance).order_by(
@@ -117,7 +117,7 @@ def list_instances():
 
 
 @bp.delete("/api/instances/<uuid>")
-@token_required
+@login_required
 def delete_instance(uuid: str):
     """Delete an instance; its client will register again."""
     db.session.delete(_instance_or_404(uuid))
@@ -128,7 +128,7 @@ def delete_instance(uuid: str):
 def _start_crawl(scope: str, instance_ids: list[int] | None = None):
     """Queue a crawl; answer 202 with its batch operation."""
     try:
-        operation = launch_crawl(scope, instance_ids, g.api_user.id)
+        operation = launch_crawl(scope, instance_ids, current_user.id)
     except operations.AlreadyActive as exc:
         raise ApiError(
             409,
@@ -140,21 +140,22 @@ def _start_crawl(scope: str, instance_ids: list[int] | None = None):
         raise ApiError(
             503, "Queue unavailable", "cannot reach the task queue"
         ) from None
-    response = jsonify(batch_operation_summary(operation))
-    response.status_code = 202
-    response.headers["Location"] = url_for("batch_api.show", operation_id=operation.id)
-    return response
+    return created(
+        batch_operation_summary(operation),
+        url_for("batch_api.show", operation_id=operation.id),
+        status=202,
+    )
 
 
 @bp.post("/api/instances/crawl")
-@token_required
+@login_required
 def crawl_all():
     """Crawl every enabled instance in the background; answer the batch operation."""
     return _start_crawl(SCOPE_ALL)
 
 
 @bp.post("/api/instances/<uuid>/crawl")
-@token_required
+@login_required
 def crawl_one(uuid: str):
     """Crawl one instance in the background; answer the batch operation."""
     instance = _instance_or_404(uuid)
@@ -167,7 +168,7 @@ def crawl_one(uuid: str):
 
 
 @bp.post("/api/instances/<uuid>/approve")
-@token_required
+@login_required
 def approve_instance(uuid: str):
     """Accept an instance for crawling."""
     instance = _instance_or_404(uuid)
@@ -177,7 +178,7 @@ def approve_instance(uuid: str):
 
 
 @bp.put("/api/instances/<uuid>/location")
-@token_required
+@login_required
 def set_location(uuid: str):
     """Set an instance's location by hand (say, a site behind a private network)."""
     location = parse_location(_body())
@@ -188,7 +189,7 @@ def set_location(uuid: str):
 
 
 @bp.delete("/api/instances/<uuid>/location")
-@token_required
+@login_required
 def clear_location(uuid: str):
     """Forget a hand-set location; the next crawl looks the address up again."""
     instance = _instance_or_404(uuid)

@@ -49,7 +49,3 @@ class LocationForm(FlaskForm):
         _l("Country code (ISO, two letters)"), validators=[InputRequired()]
     )
     city = StringField(_l("City"), validators=[Optional()])
-
-
-class ButtonForm(FlaskForm):
-    """A form that is only a button: it carries the CSRF token."""

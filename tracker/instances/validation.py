@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pycountry
 
-from tracker.api import ApiError, invalid
+from tracker.api import invalid, refuse_unknown_keys
 from tracker.instances.models import EMAIL_MAX, TEXT_MAX, URL_MAX
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
@@ -18,6 +18,7 @@ HOSTNAME_PATTERN = re.compile(
 )
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
+LOCATION_FIELDS = ("latitude", "longitude", "country_code", "city")
 UPDATABLE_FIELDS = (
     "enabled",
     "url",
@@ -127,15 +128,7 @@ def parse_registration(data: dict[str, Any]) -> dict[str, Any]:
 
 def parse_update(data: dict[str, Any]) -> dict[str, Any]:
     """Return the fields to change; ``null`` leaves a field as it is."""
-    unexpected = sorted(set(data) - set(UPDATABLE_FIELDS))
-    if unexpected:
-        raise ApiError(
-            400,
-            "Unexpected data",
-            f"unknown fields: {', '.join(unexpected)}",
-            field=unexpected[0],
-            fields=unexpected,
-        )
+    refuse_unknown_keys(data, UPDATABLE_FIELDS, "instance")
     changes: dict[str, Any] = {}
     if data.get("enabled") is not None:
         if not isinstance(data["enabled"], bool):
@@ -164,15 +157,7 @@ def _coordinate(data: dict[str, Any], field: str, limit: float) -> float:
 
 def parse_location(data: dict[str, Any]) -> dict[str, Any]:
     """A location set by hand: coordinates, an ISO 3166 country code, a city."""
-    unexpected = sorted(set(data) - {"latitude", "longitude", "country_code", "city"})
-    if unexpected:
-        raise ApiError(
-            400,
-            "Unexpected data",
-            f"unknown fields: {', '.join(unexpected)}",
-            field=unexpected[0],
-            fields=unexpected,
-        )
+    refuse_unknown_keys(data, LOCATION_FIELDS, "location")
     code = text_value("country_code", _required(data, "country_code"), 2).upper()
     country = pycountry.countries.get(alpha_2=code)
     if country is None:

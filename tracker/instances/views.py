@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     flash,
     redirect,
@@ -13,10 +12,11 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from tracker.api import ApiError
+from tracker.auth import login_required_blueprint
 from tracker.batch import operations
 from tracker.extensions import db
 from tracker.instances import admin
@@ -24,12 +24,7 @@ from tracker.instances.changes import update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
-from tracker.instances.forms import (
-    EDITABLE_FIELDS,
-    ButtonForm,
-    InstanceForm,
-    LocationForm,
-)
+from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
 from tracker.instances.models import CrawlResult, Instance
@@ -37,13 +32,8 @@ from tracker.instances.statistics import gather
 from tracker.instances.validation import parse_location
 
 bp = Blueprint("instances", __name__)
+login_required_blueprint(bp)
 HISTORY_ROWS = 20
-
-
-@bp.before_request
-@login_required
-def require_sign_in():
-    """Every page of this blueprint needs a signed-in user."""
 
 
 def _fields():
@@ -56,10 +46,10 @@ def _columns() -> list[tuple[str, str]]:
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    instance = db.session.scalar(select(Instance).where(Instance.uuid == uuid))
-    if instance is None:
-        abort(404, description=_("No instance with this id."))
-    return instance
+    return db.one_or_404(
+        select(Instance).filter_by(uuid=uuid),
+        description=_("No instance with this id."),
+    )
 
 
 def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
@@ -105,15 +95,12 @@ def index():
         active=active,
         countries=countries,
         operation_id=request.args.get("operation", type=int),
-        button=ButtonForm(),
     )
 
 
 @bp.post("/instances/crawl")
 def crawl_all():
     """Start crawling every enabled instance in the background."""
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     operation_id = _start(SCOPE_ALL)
     return redirect(url_for("instances.index", operation=operation_id))
 
@@ -140,7 +127,6 @@ def detail(uuid: str):
         history=history,
         form=InstanceForm(obj=instance),
         location_form=LocationForm(obj=instance),
-        button=ButtonForm(),
         operation_id=request.args.get("operation", type=int),
         require_approval=current_app.config["CRAWL_REQUIRE_APPROVAL"],
     )
@@ -170,8 +156,6 @@ def edit(uuid: str):
 def set_enabled(uuid: str):
     """Enable or disable tracking of an instance."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     update_instance(
         instance,
         {"enabled": request.form.get("enabled") == "yes"},
@@ -186,8 +170,6 @@ def set_enabled(uuid: str):
 def delete(uuid: str):
     """Delete an instance and its history."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     db.session.delete(instance)
     db.session.commit()
     flash(_("Deleted %(url)s.", url=instance.url), "info")
@@ -198,8 +180,6 @@ def delete(uuid: str):
 def approve(uuid: str):
     """Accept an instance for crawling."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     admin.approve(instance)
     db.session.commit()
     flash(_("Approved: the instance will be crawled."), "info")
@@ -236,8 +216,6 @@ def set_location(uuid: str):
 def clear_location(uuid: str):
     """Go back to the GeoIP location."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     admin.clear_manual_location(instance)
     db.session.commit()
     flash(_("The location will come from GeoIP again."), "info")
@@ -248,8 +226,6 @@ def clear_location(uuid: str):
 def crawl_one(uuid: str):
     """Crawl one instance now, in the background."""
     instance = _instance_or_404(uuid)
-    if not ButtonForm().validate_on_submit():
-        abort(400)
     operation_id = None
     refusal = crawl_refusal(instance, current_app.config["CRAWL_REQUIRE_APPROVAL"])
     if refusal == DISABLED:
