@@ -8,7 +8,6 @@ import tempfile
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
-from sync.client.bundles import BundleError, bundle_from_json
 from sync.deliveries import AlreadyImported, DeliverySettings, accept_push, import_file
 from sync.models import SyncProducer
 from sync.producers import (
@@ -18,6 +17,7 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
+from sync.wire.bundles import BundleError, bundle_from_json
 from tracker.api import ApiError, boolean_arg, json_object_body
 from tracker.auth.tokens import token_required
 from tracker.extensions import csrf, db

@@ -31,7 +31,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from sync.client.payloads import canonical_json
 from sync.models import (
     APPLIED,
     PARKED,
@@ -41,6 +40,7 @@ from sync.models import (
     SyncRecord,
 )
 from sync.receiving import lock_producer
+from sync.wire.payloads import canonical_json
 from tracker.db_types import utcnow
 
 Key = tuple[str, str]  # (model, canonical JSON natural key)

@@ -8,10 +8,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from sync.client.bundles import BundleError
 from sync.deliveries import AlreadyImported, DeliverySettings, apply_all, import_file
 from sync.producers import ProducerRefused, all_producer_summaries, register_producer
 from sync.receiving import UnknownProducer
+from sync.wire.bundles import BundleError
 from tracker.extensions import db
 
 group = AppGroup("sync", help="Records sent by field devices: producers and files.")

@@ -21,9 +21,9 @@ from sync.applying import (
     producers_with_parked,
     retry_all_parked,
 )
-from sync.client.bundles import Bundle, BundleError, file_digest, read_bundle_path
 from sync.models import ImportedFile
 from sync.receiving import Receipt, find_producer, missing_ranges, receive
+from sync.wire.bundles import Bundle, BundleError, file_digest, read_bundle_path
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, RESULT_PARTIAL, RESULT_SUCCESSFUL
 

@@ -9,8 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sync.client.crypto import new_device_key
-from sync.client.signing import check_public_key, new_credential, public_key_of
 from sync.models import (
     PARKED,
     QUARANTINED,
@@ -20,6 +18,8 @@ from sync.models import (
     SyncProducer,
 )
 from sync.receiving import missing_ranges
+from sync.wire.crypto import new_device_key
+from sync.wire.signing import check_public_key, new_credential, public_key_of
 
 PRODUCER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 LISTED_PROBLEMS = 100

@@ -17,9 +17,6 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from sync.client.bundles import Bundle, BundleError
-from sync.client.crypto import InvalidPayload, decrypt_payload
-from sync.client.payloads import canonical_json, transaction_hash
 from sync.models import (
     QUARANTINED,
     RECEIVED,
@@ -27,6 +24,9 @@ from sync.models import (
     RejectedTransaction,
     SyncProducer,
 )
+from sync.wire.bundles import Bundle, BundleError
+from sync.wire.crypto import InvalidPayload, decrypt_payload
+from sync.wire.payloads import canonical_json, transaction_hash
 from tracker.db_types import utcnow
 
 MAX_REPORTED_RANGES = 20

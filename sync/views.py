@@ -24,7 +24,6 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from sync.client.bundles import BundleError
 from sync.deliveries import (
     APPLY_OPERATION,
     IMPORT_OPERATION,
@@ -41,6 +40,7 @@ from sync.producers import (
     register_producer,
 )
 from sync.receiving import UnknownProducer
+from sync.wire.bundles import BundleError
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 from tracker.instances.forms import ButtonForm

@@ -40,8 +40,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column
 
-from sync.client.crypto import encrypt_payload
-from sync.client.payloads import canonical_json, json_value, transaction_hash
+from sync.wire.crypto import encrypt_payload
+from sync.wire.payloads import canonical_json, json_value, transaction_hash
 
 ACTIONS = ("insert", "update", "delete")
 PRODUCER_ROW = 1

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from sync.client.crypto import InvalidPayload, decrypt_payload
 from sync.client.models import PRODUCER_ROW, SyncConfigurationError, utc_now
-from sync.client.payloads import transaction_hash
-from sync.client.signing import InvalidKey, public_key_of
+from sync.wire.crypto import InvalidPayload, decrypt_payload
+from sync.wire.payloads import transaction_hash
+from sync.wire.signing import InvalidKey, public_key_of
 
 
 def configure_producer(

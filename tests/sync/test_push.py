@@ -6,11 +6,11 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from sync.client.bundles import make_bundle
 from sync.client.transfer import push
 from sync.models import IncomingTransaction, SyncProducer, SyncRecord
 from sync.receiving import receive
 from sync.tasks import apply_pending
+from sync.wire.bundles import make_bundle
 from tests.sync.field_app import (
     Household,
     Member,
