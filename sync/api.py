@@ -16,7 +16,7 @@ from sync.producers import (
     producer_detail,
     register_producer,
 )
-from sync.receiving import UnknownProducer
+from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError, bundle_from_json
 from tracker.api import ApiError, boolean_arg, json_object_body
 from tracker.auth.tokens import token_required

@@ -10,7 +10,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from sync.deliveries import AlreadyImported, DeliverySettings, apply_all, import_file
 from sync.producers import ProducerRefused, all_producer_summaries, register_producer
-from sync.receiving import UnknownProducer
+from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
 from tracker.extensions import db
 

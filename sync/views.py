@@ -39,7 +39,7 @@ from sync.producers import (
     producer_detail,
     register_producer,
 )
-from sync.receiving import UnknownProducer
+from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
