@@ -4,6 +4,7 @@ follow them and upload carried files."""
 from __future__ import annotations
 
 import tempfile
+from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
@@ -28,6 +29,12 @@ csrf.exempt(bp)
 
 def _settings() -> DeliverySettings:
     return DeliverySettings.from_config(current_app.config)
+
+
+def _as_json(standing: dict[str, Any]) -> dict[str, Any]:
+    """A producer's summary or detail with its last contact as ISO 8601 text."""
+    contact = standing["last_contact"]
+    return {**standing, "last_contact": contact.isoformat() if contact else None}
 
 
 def _bundle_error(exc: BundleError) -> ApiError:
@@ -65,7 +72,7 @@ def push():
 @token_required
 def list_producers():
     """Every producer with its cursors, lag and problem counts."""
-    return jsonify({"items": all_producer_summaries(db.session)})
+    return jsonify({"items": [_as_json(s) for s in all_producer_summaries(db.session)]})
 
 
 def _producer_or_404(producer_id: str) -> SyncProducer:
@@ -81,7 +88,8 @@ def _producer_or_404(producer_id: str) -> SyncProducer:
 @token_required
 def show_producer(producer_id: str):
     """One producer with its parked, quarantined and rejected transactions."""
-    return jsonify(producer_detail(db.session, _producer_or_404(producer_id)))
+    detail = producer_detail(db.session, _producer_or_404(producer_id))
+    return jsonify(_as_json(detail))
 
 
 @bp.post("/producers")
@@ -107,7 +115,7 @@ def create_producer():
     except ProducerRefused as exc:
         raise ApiError(400, "Invalid value", str(exc), field=exc.field) from None
     db.session.commit()
-    answer = producer_detail(db.session, producer)
+    answer = _as_json(producer_detail(db.session, producer))
     answer["credential"] = credential
     answer["encryption_key"] = key
     return jsonify(answer), 201
@@ -123,7 +131,7 @@ def set_producer_active(producer_id: str):
     producer = _producer_or_404(producer_id)
     producer.active = active
     db.session.commit()
-    return jsonify(producer_detail(db.session, producer))
+    return jsonify(_as_json(producer_detail(db.session, producer)))
 
 
 @bp.post("/files")

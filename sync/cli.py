@@ -122,11 +122,12 @@ def status() -> None:
         f" {'quar.':>6} {'rej.':>5}  last contact"
     )
     for row in rows:
+        contact = row["last_contact"]
         click.echo(
             f"{row['producer_id']:<24} {row['received_through']:>9}"
             f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['rejected']:>5}"
-            f"  {row['last_contact'] or 'never'}"
+            f"  {contact.isoformat() if contact else 'never'}"
         )
         for first, last in row["missing"]:
             click.echo(f"  missing {first}-{last}")

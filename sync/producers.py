@@ -4,7 +4,6 @@ one stands (cursors, gaps, problems)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -130,10 +129,6 @@ def _status_counts(session: Session) -> dict[int, dict[str, int]]:
     return counts
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def producer_summary(
     session: Session, producer: SyncProducer, counts: dict[str, int]
 ) -> dict[str, Any]:
@@ -151,7 +146,7 @@ def producer_summary(
         "quarantined": counts.get(QUARANTINED, 0),
         "rejected": counts.get("rejected", 0),
         "missing": missing_ranges(session, producer),
-        "last_contact": _iso(producer.last_contact),
+        "last_contact": producer.last_contact,
     }
 
 

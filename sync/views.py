@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
 from typing import Any
 
 from babel.units import format_unit
@@ -92,15 +91,6 @@ def _size(size: int) -> str:
     return format_unit(value, unit, length="short", locale=get_locale())
 
 
-def _with_datetime(summary: dict[str, Any]) -> dict[str, Any]:
-    """The summary with its last contact as a datetime, shown in the time zone."""
-    moment = summary["last_contact"]
-    return {
-        **summary,
-        "last_contact": datetime.fromisoformat(moment) if moment else None,
-    }
-
-
 def _producer_or_404(producer_id: str) -> SyncProducer:
     producer = db.session.scalar(
         select(SyncProducer).where(SyncProducer.producer_id == producer_id)
@@ -135,7 +125,7 @@ def _render_index(
     response = make_response(
         render_template(
             "sync/index.html",
-            producers=[_with_datetime(s) for s in all_producer_summaries(db.session)],
+            producers=all_producer_summaries(db.session),
             files=files,
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
             operations=operations,
@@ -161,9 +151,7 @@ def index():
 def producer(producer_id: str):
     """Show one producer with its parked, quarantined and rejected transactions."""
     detail = producer_detail(db.session, _producer_or_404(producer_id))
-    return render_template(
-        "sync/producer.html", producer=_with_datetime(detail), button=ButtonForm()
-    )
+    return render_template("sync/producer.html", producer=detail, button=ButtonForm())
 
 
 @bp.post("/sync/producers/<producer_id>/active")
