@@ -12,10 +12,11 @@ def init_app(app: Flask) -> None:
     from allocation.cli import group
     from allocation.openapi import allocation_paths
     from allocation.views import bp as views_bp
+    from tracker.extensions import db
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
-    changelog.install()
+    changelog.install(db.session)
     app.register_blueprint(api_bp)
     app.register_blueprint(views_bp)
     app.cli.add_command(group)

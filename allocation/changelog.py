@@ -1,8 +1,9 @@
 """The change log: every create, update and delete of an allocation record.
 
-A ``before_flush`` hook writes a :class:`Change` row in the same transaction as
-the change itself, so the log cannot miss a committed edit nor keep a rolled-back
-one. Who made the change comes from :func:`set_actor` on the session.
+Flush hooks on the application's own session, installed by the domain's
+``init_app``, write a :class:`Change` row in the same transaction as the change
+itself, so the log cannot miss a committed edit nor keep a rolled-back one. Who
+made the change comes from :func:`set_actor` on the session.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import event, insert, inspect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from allocation.models import AUDITED_MODELS, Change
 from tracker.db_types import utcnow
@@ -99,8 +100,8 @@ def write_changes(session: Session, _flush_context) -> None:
         session.connection().execute(insert(CHANGES), entries)
 
 
-def install(session_class: type[Session] = Session) -> None:
-    """Hook the change log into every session, once."""
-    if not event.contains(session_class, "before_flush", record_changes):
-        event.listen(session_class, "before_flush", record_changes)
-        event.listen(session_class, "after_flush", write_changes)
+def install(session: scoped_session) -> None:
+    """Hook the change log into the application's session (``db.session``), once."""
+    if not event.contains(session, "before_flush", record_changes):
+        event.listen(session, "before_flush", record_changes)
+        event.listen(session, "after_flush", write_changes)

@@ -3,11 +3,12 @@ follow them and upload carried files."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from sync.client.bundles import BundleError, bundle_from_json
 from sync.deliveries import AlreadyImported, DeliverySettings, accept_push, import_file
 from sync.models import SyncProducer
 from sync.producers import (
@@ -16,7 +17,8 @@ from sync.producers import (
     producer_detail,
     register_producer,
 )
-from sync.receiving import UnknownProducer
+from sync.verifying import UnknownProducer
+from sync.wire.bundles import BundleError, bundle_from_json
 from tracker.api import (
     ApiError,
     boolean_arg,
@@ -34,6 +36,12 @@ PRODUCER_FIELDS = ("producer_id", "description", "public_key", "encrypt")
 
 def _settings() -> DeliverySettings:
     return DeliverySettings.from_config(current_app.config)
+
+
+def _as_json(standing: dict[str, Any]) -> dict[str, Any]:
+    """A producer's summary or detail with its last contact as ISO 8601 text."""
+    contact = standing["last_contact"]
+    return {**standing, "last_contact": contact.isoformat() if contact else None}
 
 
 def _bundle_error(exc: BundleError) -> ApiError:
@@ -71,7 +79,7 @@ def push():
 @login_required
 def list_producers():
     """Every producer with its cursors, lag and problem counts."""
-    return jsonify({"items": all_producer_summaries(db.session)})
+    return jsonify({"items": [_as_json(s) for s in all_producer_summaries(db.session)]})
 
 
 def _producer_or_404(producer_id: str) -> SyncProducer:
@@ -85,7 +93,8 @@ def _producer_or_404(producer_id: str) -> SyncProducer:
 @login_required
 def show_producer(producer_id: str):
     """One producer with its parked, quarantined and rejected transactions."""
-    return jsonify(producer_detail(db.session, _producer_or_404(producer_id)))
+    detail = producer_detail(db.session, _producer_or_404(producer_id))
+    return jsonify(_as_json(detail))
 
 
 @bp.post("/producers")
@@ -108,7 +117,7 @@ def create_producer():
     except ProducerRefused as exc:
         raise ApiError(400, "Invalid value", str(exc), field=exc.field) from None
     db.session.commit()
-    answer = producer_detail(db.session, producer)
+    answer = _as_json(producer_detail(db.session, producer))
     answer["credential"] = credential
     answer["encryption_key"] = key
     return created(
@@ -126,7 +135,7 @@ def set_producer_active(producer_id: str):
     producer = _producer_or_404(producer_id)
     producer.active = active
     db.session.commit()
-    return jsonify(producer_detail(db.session, producer))
+    return jsonify(_as_json(producer_detail(db.session, producer)))
 
 
 @bp.post("/files")

@@ -1,4 +1,5 @@
-"""Applying received transactions to the server's records, in order per producer.
+"""Applying received transactions to the server's records, the last step of a
+delivery (and of the periodic apply), in order per producer.
 
 Each pass takes the next run of a producer's received transactions, applies it
 by natural key and advances the producer's cursor in the same database
@@ -31,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from sync.client.payloads import canonical_json
 from sync.models import (
     APPLIED,
     PARKED,
@@ -40,7 +40,8 @@ from sync.models import (
     SyncProducer,
     SyncRecord,
 )
-from sync.receiving import lock_producer
+from sync.producers import lock_producer
+from sync.wire.payloads import canonical_json
 from tracker.db_types import utcnow
 
 Key = tuple[str, str]  # (model, canonical JSON natural key)

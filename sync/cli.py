@@ -8,10 +8,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from sync.client.bundles import BundleError
 from sync.deliveries import AlreadyImported, DeliverySettings, apply_all, import_file
 from sync.producers import ProducerRefused, all_producer_summaries, register_producer
-from sync.receiving import UnknownProducer
+from sync.verifying import UnknownProducer
+from sync.wire.bundles import BundleError
 from tracker.extensions import db
 
 group = AppGroup("sync", help="Records sent by field devices: producers and files.")
@@ -122,11 +122,12 @@ def status() -> None:
         f" {'quar.':>6} {'rej.':>5}  last contact"
     )
     for row in rows:
+        contact = row["last_contact"]
         click.echo(
             f"{row['producer_id']:<24} {row['received_through']:>9}"
             f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['rejected']:>5}"
-            f"  {row['last_contact'] or 'never'}"
+            f"  {contact.isoformat() if contact else 'never'}"
         )
         for first, last in row["missing"]:
             click.echo(f"  missing {first}-{last}")

@@ -1,5 +1,7 @@
-"""Taking delivery of a bundle, pushed or imported from a file: verify, store,
-apply; each delivery is tracked as a BatchOperation. Callers pass ``commit``."""
+"""Taking delivery of a bundle, pushed or imported from a file, in three steps
+that each have their module: verify it once (``verifying``), store its
+transactions (``receiving``), apply them (``applying``). Each delivery is
+tracked as a BatchOperation. Callers pass ``commit``."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ from sync.applying import (
     producers_with_parked,
     retry_all_parked,
 )
-from sync.client.bundles import Bundle, BundleError, file_digest, read_bundle_path
 from sync.models import ImportedFile
-from sync.receiving import Receipt, find_producer, missing_ranges, receive
+from sync.producers import missing_ranges
+from sync.receiving import Receipt, receive
+from sync.verifying import VerifiedBundle, verify_bundle
+from sync.wire.bundles import Bundle, BundleError, file_digest, read_bundle_path
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, RESULT_PARTIAL, RESULT_SUCCESSFUL
 
@@ -81,15 +85,16 @@ def _apply_after_receipt(
         return ApplyTotals(), f"applying failed, will be retried: {exc}"
 
 
-def _deliver(
+def _receive_and_apply(
     session: Session,
-    bundle: Bundle,
+    verified: VerifiedBundle,
     settings: DeliverySettings,
     commit: Callable[[], None],
     operation_id: int,
     file_record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    receipt = receive(session, bundle, settings.allowed_models, operation_id)
+    bundle = verified.bundle
+    receipt = receive(session, verified, settings.allowed_models, operation_id)
     if file_record is not None:
         session.add(
             ImportedFile(
@@ -160,8 +165,7 @@ def accept_push(
 ) -> dict[str, Any]:
     """Take a pushed bundle. Raises UnknownProducer or BundleError (a bad
     signature) before anything is stored; answers with the acknowledgement."""
-    producer = find_producer(session, bundle.producer)
-    bundle.verify_signature(producer.public_key)
+    verified = verify_bundle(session, bundle)
     operation_id = _start(
         session,
         PUSH_OPERATION,
@@ -174,7 +178,7 @@ def accept_push(
         None,
     )
     commit()
-    return _deliver(session, bundle, settings, commit, operation_id)
+    return _receive_and_apply(session, verified, settings, commit, operation_id)
 
 
 class AlreadyImported(Exception):
@@ -211,13 +215,11 @@ def import_file(
     )
     commit()
     try:
-        bundle = read_bundle_path(path, max_bytes)
-        producer = find_producer(session, bundle.producer)
-        bundle.verify_signature(producer.public_key)
-        operations.set_total(session, operation_id, len(bundle.transactions))
-        return _deliver(
+        verified = verify_bundle(session, read_bundle_path(path, max_bytes))
+        operations.set_total(session, operation_id, len(verified.bundle.transactions))
+        return _receive_and_apply(
             session,
-            bundle,
+            verified,
             settings,
             commit,
             operation_id,

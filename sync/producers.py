@@ -1,16 +1,14 @@
-"""Registering producers and reporting where each one stands."""
+"""Producers: registering them, locking one's row, and reporting where each
+one stands (cursors, gaps, problems)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from sync.client.crypto import new_device_key
-from sync.client.signing import check_public_key, new_credential, public_key_of
 from sync.models import (
     PARKED,
     QUARANTINED,
@@ -19,10 +17,12 @@ from sync.models import (
     RejectedTransaction,
     SyncProducer,
 )
-from sync.receiving import missing_ranges
+from sync.wire.crypto import new_device_key
+from sync.wire.signing import check_public_key, new_credential, public_key_of
 
 PRODUCER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 LISTED_PROBLEMS = 100
+MAX_REPORTED_RANGES = 20
 
 
 class ProducerRefused(ValueError):
@@ -77,6 +77,41 @@ def register_producer(
     return producer, credential, encryption_key
 
 
+def lock_producer(session: Session, producer_id: int) -> None:
+    """Take the producer's row lock: receipts and applies of one producer queue.
+
+    A write comes first so that SQLite takes its write lock before reading.
+    """
+    session.execute(
+        update(SyncProducer)
+        .where(SyncProducer.id == producer_id)
+        .values(applied_through=SyncProducer.applied_through)
+    )
+
+
+def missing_ranges(session: Session, producer: SyncProducer) -> list[list[int]]:
+    """The sequence ranges held back because earlier ones have not arrived."""
+    if producer.highest_received <= producer.received_through:
+        return []
+    table = IncomingTransaction.__table__
+    ranges = []
+    expected = producer.received_through + 1
+    for sequence in session.scalars(
+        select(table.c.sequence)
+        .where(
+            table.c.producer_id == producer.id,
+            table.c.sequence > producer.received_through,
+        )
+        .order_by(table.c.sequence)
+    ):
+        if sequence > expected:
+            ranges.append([expected, sequence - 1])
+            if len(ranges) == MAX_REPORTED_RANGES:
+                break
+        expected = sequence + 1
+    return ranges
+
+
 def _status_counts(session: Session) -> dict[int, dict[str, int]]:
     table = IncomingTransaction.__table__
     counts: dict[int, dict[str, int]] = {}
@@ -92,10 +127,6 @@ def _status_counts(session: Session) -> dict[int, dict[str, int]]:
     ):
         counts.setdefault(producer_id, {})["rejected"] = count
     return counts
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def producer_summary(
@@ -115,7 +146,7 @@ def producer_summary(
         "quarantined": counts.get(QUARANTINED, 0),
         "rejected": counts.get("rejected", 0),
         "missing": missing_ranges(session, producer),
-        "last_contact": _iso(producer.last_contact),
+        "last_contact": producer.last_contact,
     }
 
 

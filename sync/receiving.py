@@ -1,4 +1,5 @@
-"""Storing a verified bundle's transactions: once per (producer, sequence).
+"""Receiving a verified bundle, the second step of a delivery: its transactions
+are stored once per (producer, sequence), to be applied next.
 
 A sequence seen again with the same hash is a no-op; with a different hash it is
 rejected and kept aside. A transaction that cannot be applied (a model not on the
@@ -8,18 +9,14 @@ its reason, so the producer's order is kept and nothing is silently dropped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from sync.client.bundles import Bundle, BundleError
-from sync.client.crypto import InvalidPayload, decrypt_payload
-from sync.client.payloads import canonical_json, transaction_hash
 from sync.models import (
     QUARANTINED,
     RECEIVED,
@@ -27,13 +24,11 @@ from sync.models import (
     RejectedTransaction,
     SyncProducer,
 )
+from sync.producers import lock_producer
+from sync.verifying import VerifiedBundle
+from sync.wire.crypto import InvalidPayload
+from sync.wire.payloads import canonical_json, open_transaction
 from tracker.db_types import utcnow
-
-MAX_REPORTED_RANGES = 20
-
-
-class UnknownProducer(Exception):
-    """The bundle names a producer that is not registered, or is disabled."""
 
 
 @dataclass
@@ -43,29 +38,6 @@ class Receipt:
     duplicates: int = 0
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
-
-
-def find_producer(session: Session, producer_id: str) -> SyncProducer:
-    producer = session.scalar(
-        select(SyncProducer).where(SyncProducer.producer_id == producer_id)
-    )
-    if producer is None or not producer.active:
-        raise UnknownProducer(
-            f"producer {producer_id!r} is not registered or is disabled"
-        )
-    return producer
-
-
-def lock_producer(session: Session, producer_id: int) -> None:
-    """Take the producer's row lock: receipts and applies of one producer queue.
-
-    A write comes first so that SQLite takes its write lock before reading.
-    """
-    session.execute(
-        update(SyncProducer)
-        .where(SyncProducer.id == producer_id)
-        .values(applied_through=SyncProducer.applied_through)
-    )
 
 
 def _check_reference(value: Any, where: str) -> None:
@@ -78,33 +50,14 @@ def _check_reference(value: Any, where: str) -> None:
         raise InvalidPayload(f"{where} must name a model and a natural key")
 
 
-def open_transaction(
-    transaction: dict[str, Any], encryption_key: str | None
-) -> tuple[dict[str, Any], str]:
-    """Decrypt and parse a wire transaction's payload and check it against its
-    hash and shape; return it and its text, or raise InvalidPayload."""
-    text = transaction["payload"]
-    if transaction["encrypted"]:
-        if not encryption_key:
-            raise InvalidPayload(
-                "the payload is encrypted but no key is registered for the producer"
-            )
-        context = f"{transaction['producer']}:{transaction['sequence']}"
-        text = decrypt_payload(text, encryption_key, context)
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        raise InvalidPayload("the payload is not JSON") from None
-    expected = transaction_hash(
-        transaction["producer"],
-        transaction["sequence"],
-        transaction["model"],
-        transaction["natural_key"],
-        transaction["action"],
-        payload,
-    )
-    if expected != transaction["hash"]:
-        raise InvalidPayload("the payload does not match the transaction's hash")
+def _payload_text(transaction: dict[str, Any], encryption_key: str | None) -> str:
+    """Open a wire transaction's payload and check its shape; return its
+    plaintext, or raise InvalidPayload."""
+    if transaction["encrypted"] and not encryption_key:
+        raise InvalidPayload(
+            "the payload is encrypted but no key is registered for the producer"
+        )
+    payload, text = open_transaction(transaction, encryption_key)
     if not isinstance(payload, dict) or not isinstance(payload.get("fields"), dict):
         raise InvalidPayload("the payload has no fields object")
     if payload.get("schema_version") != transaction["schema_version"]:
@@ -117,7 +70,7 @@ def open_transaction(
     previous = payload.get("previous_natural_key")
     if previous is not None and not (isinstance(previous, list) and previous):
         raise InvalidPayload("previous_natural_key must be a non-empty list")
-    return payload, text
+    return text
 
 
 def _created(value: str) -> datetime | None:
@@ -137,7 +90,7 @@ def _row(
 ) -> dict[str, Any]:
     status, reason, payload = RECEIVED, "", None
     try:
-        _, payload = open_transaction(transaction, producer.encryption_key)
+        payload = _payload_text(transaction, producer.encryption_key)
     except InvalidPayload as exc:
         status, reason = QUARANTINED, str(exc)
     else:
@@ -163,14 +116,13 @@ def _row(
 
 def receive(
     session: Session,
-    bundle: Bundle,
+    verified: VerifiedBundle,
     allowed_models: Collection[str],
     operation_id: int | None = None,
 ) -> Receipt:
-    """Verify ``bundle``'s signature and store its new transactions; the caller
-    commits. Raises UnknownProducer or BundleError and stores nothing then."""
-    producer = find_producer(session, bundle.producer)
-    bundle.verify_signature(producer.public_key)
+    """Store the verified bundle's new transactions and move the producer's
+    received cursor; the caller commits."""
+    producer, bundle = verified.producer, verified.bundle
     lock_producer(session, producer.id)
     session.refresh(producer)
     receipt = Receipt(producer)
@@ -258,27 +210,4 @@ def advance_received(
     producer.last_contact = now
 
 
-def missing_ranges(session: Session, producer: SyncProducer) -> list[list[int]]:
-    """The sequence ranges held back because earlier ones have not arrived."""
-    if producer.highest_received <= producer.received_through:
-        return []
-    table = IncomingTransaction.__table__
-    ranges = []
-    expected = producer.received_through + 1
-    for sequence in session.scalars(
-        select(table.c.sequence)
-        .where(
-            table.c.producer_id == producer.id,
-            table.c.sequence > producer.received_through,
-        )
-        .order_by(table.c.sequence)
-    ):
-        if sequence > expected:
-            ranges.append([expected, sequence - 1])
-            if len(ranges) == MAX_REPORTED_RANGES:
-                break
-        expected = sequence + 1
-    return ranges
-
-
-__all__ = ["BundleError", "Receipt", "UnknownProducer", "missing_ranges", "receive"]
+__all__ = ["Receipt", "receive"]

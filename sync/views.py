@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
 from typing import Any
 
 from babel.units import format_unit
@@ -23,7 +22,6 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from sync.client.bundles import BundleError
 from sync.deliveries import (
     APPLY_OPERATION,
     IMPORT_OPERATION,
@@ -39,7 +37,8 @@ from sync.producers import (
     producer_detail,
     register_producer,
 )
-from sync.receiving import UnknownProducer
+from sync.verifying import UnknownProducer
+from sync.wire.bundles import BundleError
 from tracker.auth import login_required_blueprint
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
@@ -86,15 +85,6 @@ def _size(size: int) -> str:
     return format_unit(value, unit, length="short", locale=get_locale())
 
 
-def _with_datetime(summary: dict[str, Any]) -> dict[str, Any]:
-    """The summary with its last contact as a datetime, shown in the time zone."""
-    moment = summary["last_contact"]
-    return {
-        **summary,
-        "last_contact": datetime.fromisoformat(moment) if moment else None,
-    }
-
-
 def _producer_or_404(producer_id: str) -> SyncProducer:
     return db.one_or_404(
         select(SyncProducer).filter_by(producer_id=producer_id),
@@ -127,7 +117,7 @@ def _render_index(
     response = make_response(
         render_template(
             "sync/index.html",
-            producers=[_with_datetime(s) for s in all_producer_summaries(db.session)],
+            producers=all_producer_summaries(db.session),
             files=files,
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
             operations=operations,
@@ -152,7 +142,7 @@ def index():
 def producer(producer_id: str):
     """Show one producer with its parked, quarantined and rejected transactions."""
     detail = producer_detail(db.session, _producer_or_404(producer_id))
-    return render_template("sync/producer.html", producer=_with_datetime(detail))
+    return render_template("sync/producer.html", producer=detail)
 
 
 @bp.post("/sync/producers/<producer_id>/active")

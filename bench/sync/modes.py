@@ -15,11 +15,11 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from sync.client.bundles import Bundle
-from sync.client.payloads import canonical_json
 from sync.client.transfer import HttpTransport, Retry, push_url, send_bundle
 from sync.deliveries import DeliverySettings, apply_all, import_file
 from sync.models import SyncProducer, SyncRecord
+from sync.wire.bundles import Bundle
+from sync.wire.payloads import canonical_json
 from tracker.db_types import utcnow
 from tracker.extensions import db
 

@@ -65,8 +65,8 @@ from bench.sync.workload import (
     producer_transactions,
     split,
 )
-from sync.client.bundles import make_bundle, write_bundle_file
-from sync.client.signing import new_credential, public_key_of
+from sync.wire.bundles import make_bundle, write_bundle_file
+from sync.wire.signing import new_credential, public_key_of
 
 DATABASES = ("sqlite", "postgresql")
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "sync.json"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sync.client.bundles import Bundle, make_bundle, plain_transaction
-from sync.client.payloads import canonical_json
+from sync.wire.bundles import Bundle, make_bundle, plain_transaction
+from sync.wire.payloads import canonical_json
 
 HOUSEHOLD = "Household"
 MEMBER = "Member"

@@ -1,11 +1,5 @@
 """The sync toolkit a field application embeds. It never imports the server."""
 
-from sync.client.crypto import (
-    InvalidPayload,
-    decrypt_payload,
-    encrypt_payload,
-    new_device_key,
-)
 from sync.client.models import (
     ProducerNotConfiguredError,
     SyncConfigurationError,
@@ -18,9 +12,7 @@ from sync.client.operations import (
     open_payload,
     pending_transactions,
 )
-from sync.client.payloads import canonical_json, json_value, transaction_hash
 from sync.client.relay import forward, make_relay_blueprint, relay_models
-from sync.client.signing import new_credential, public_key_of
 from sync.client.transfer import (
     HttpTransport,
     Retry,
@@ -30,6 +22,14 @@ from sync.client.transfer import (
     push,
     push_url,
 )
+from sync.wire.crypto import (
+    InvalidPayload,
+    decrypt_payload,
+    encrypt_payload,
+    new_device_key,
+)
+from sync.wire.payloads import canonical_json, json_value, transaction_hash
+from sync.wire.signing import new_credential, public_key_of
 
 __all__ = [
     "HttpTransport",

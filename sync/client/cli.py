@@ -14,7 +14,6 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from sync.client.bundles import BundleError
 from sync.client.models import SyncConfigurationError
 from sync.client.operations import configure_producer
 from sync.client.relay import forward, import_relay_file
@@ -26,6 +25,7 @@ from sync.client.transfer import (
     push,
     push_url,
 )
+from sync.wire.bundles import BundleError
 
 ATTEMPTS = click.IntRange(1, 1000)
 

@@ -1,9 +1,10 @@
 """Recording every change of synchronised models inside the field database.
 
-The field application declares the sync tables on its declarative base, names one
-producer, and marks the models to synchronise with ``SyncMixin``::
+The field application declares the sync tables on its declarative base, with the
+session it writes through, names one producer, and marks the models to
+synchronise with ``SyncMixin``::
 
-    OutgoingTransaction, ProducerState = sync_models(db.Model)
+    OutgoingTransaction, ProducerState = sync_models(db.Model, db.session)
 
     class Household(SyncMixin, db.Model):
         __natural_key__ = ("code",)
@@ -38,10 +39,18 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Mapper, ORMExecuteState, Session, mapped_column
+from sqlalchemy.orm import (
+    Mapped,
+    Mapper,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    scoped_session,
+    sessionmaker,
+)
 
-from sync.client.crypto import encrypt_payload
-from sync.client.payloads import canonical_json, json_value, transaction_hash
+from sync.wire.crypto import encrypt_payload
+from sync.wire.payloads import canonical_json, json_value, transaction_hash
 
 ACTIONS = ("insert", "update", "delete")
 PRODUCER_ROW = 1
@@ -86,9 +95,29 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def sync_models(base: type) -> tuple[type, type]:
+def _refuse_bulk_writes(state: ORMExecuteState) -> None:
+    """Bulk statements skip the mapper events, so they would leave no record."""
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, SyncMixin):
+        raise SyncConfigurationError(
+            f"bulk {state.statement.__visit_name__} of {mapper.class_.__name__}"
+            " bypasses sync recording; change its records through the session"
+        )
+
+
+def sync_models(
+    base: type, session: Session | sessionmaker | scoped_session | type[Session]
+) -> tuple[type, type]:
     """Declare ``sync_outgoing_transactions`` and ``sync_producer_state`` on the
-    application's declarative base; return their classes."""
+    application's declarative base; return their classes.
+
+    ``session`` is what the application writes its records through (a scoped
+    session such as Flask-SQLAlchemy's ``db.session``, a sessionmaker, a Session
+    subclass or one session): its bulk writes of synchronised models are
+    refused, since they would leave no outgoing transaction.
+    """
 
     class OutgoingTransaction(base):
         __tablename__ = "sync_outgoing_transactions"
@@ -127,6 +156,8 @@ def sync_models(base: type) -> tuple[type, type]:
     _SYNC_TABLES[base.metadata] = SyncTables(
         OutgoingTransaction.__table__, ProducerState.__table__
     )
+    if not event.contains(session, "do_orm_execute", _refuse_bulk_writes):
+        event.listen(session, "do_orm_execute", _refuse_bulk_writes)
     return OutgoingTransaction, ProducerState
 
 
@@ -342,16 +373,3 @@ def _record_delete(mapper: Mapper, connection: Any, target: Any) -> None:
     # Before the DELETE, while the row can still be read; a failing DELETE
     # rolls the transaction back with it.
     record_change(mapper, connection, target, "delete")
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _refuse_bulk_writes(state: ORMExecuteState) -> None:
-    """Bulk statements skip the mapper events, so they would leave no record."""
-    if not (state.is_insert or state.is_update or state.is_delete):
-        return
-    mapper = state.bind_mapper
-    if mapper is not None and issubclass(mapper.class_, SyncMixin):
-        raise SyncConfigurationError(
-            f"bulk {state.statement.__visit_name__} of {mapper.class_.__name__}"
-            " bypasses sync recording; change its records through the session"
-        )

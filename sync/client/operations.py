@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from sync.client.crypto import InvalidPayload, decrypt_payload
 from sync.client.models import PRODUCER_ROW, SyncConfigurationError, utc_now
-from sync.client.payloads import transaction_hash
-from sync.client.signing import InvalidKey, public_key_of
+from sync.wire.bundles import transaction_wire
+from sync.wire.crypto import InvalidPayload
+from sync.wire.payloads import open_transaction
+from sync.wire.signing import InvalidKey, public_key_of
 
 
 def configure_producer(
@@ -100,25 +100,7 @@ def mark_sent(
 
 def open_payload(transaction: Any, key: str | bytes | None = None) -> dict[str, Any]:
     """Return a transaction's payload, decrypted and checked against its hash."""
-    text = transaction.payload
-    if transaction.encrypted:
-        if key is None:
-            raise InvalidPayload("the payload is encrypted and no key was given")
-        text = decrypt_payload(
-            text, key, f"{transaction.producer_id}:{transaction.sequence}"
-        )
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        raise InvalidPayload("the payload is not JSON") from None
-    expected = transaction_hash(
-        transaction.producer_id,
-        transaction.sequence,
-        transaction.model,
-        json.loads(transaction.natural_key),
-        transaction.action,
-        payload,
-    )
-    if expected != transaction.hash:
-        raise InvalidPayload("the payload does not match the transaction's hash")
+    if transaction.encrypted and key is None:
+        raise InvalidPayload("the payload is encrypted and no key was given")
+    payload, _ = open_transaction(transaction_wire(transaction), key)
     return payload

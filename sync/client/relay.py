@@ -24,10 +24,10 @@ from sqlalchemy import BigInteger, Boolean, Integer, String, Text, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from sync.client.bundles import Bundle, BundleError, bundle_from_json, read_bundle_path
 from sync.client.models import UTCDateTime, utc_now
-from sync.client.payloads import canonical_json
 from sync.client.transfer import HttpTransport, Retry, Transport, send_bundle
+from sync.wire.bundles import Bundle, BundleError, bundle_from_json, read_bundle_path
+from sync.wire.payloads import canonical_json
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 

@@ -21,9 +21,9 @@ import requests
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sync.client.bundles import Bundle, make_bundle, transaction_wire, write_bundle_file
 from sync.client.models import PRODUCER_ROW, ProducerNotConfiguredError
 from sync.client.operations import mark_sent
+from sync.wire.bundles import Bundle, make_bundle, transaction_wire, write_bundle_file
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 PUSH_PATH = "/api/sync/push"

@@ -20,7 +20,7 @@ class Base(DeclarativeBase):
 
 
 field_db = SQLAlchemy(model_class=Base)
-OutgoingTransaction, ProducerState = sync_models(field_db.Model)
+OutgoingTransaction, ProducerState = sync_models(field_db.Model, field_db.session)
 RelayedBundle = relay_models(field_db.Model)
 
 

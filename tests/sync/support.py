@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sync.client.bundles import plain_transaction
-from sync.client.payloads import canonical_json, json_value
 from sync.client.transfer import Retry, Unreachable
 from sync.models import SyncProducer, SyncRecord
 from sync.producers import producer_detail, register_producer
+from sync.wire.bundles import plain_transaction
+from sync.wire.payloads import canonical_json, json_value
 from tests.sync.field_app import Household, Member, field_db
 from tracker.extensions import db
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from sync.client.bundles import make_bundle
 from sync.models import IncomingTransaction, RejectedTransaction
+from sync.wire.bundles import make_bundle
 from tests.sync.support import producer_state, register, server_records, wire
 
 PUSH = "/api/sync/push"
@@ -180,7 +180,7 @@ def test_admin_registers_lists_and_disables_producers(server, auth_headers):
 
 
 def test_admin_uploads_a_carried_file(server, credential, auth_headers, tmp_path):
-    from sync.client.bundles import write_bundle_file
+    from sync.wire.bundles import write_bundle_file
 
     path = tmp_path / "carried.jsonl.gz"
     with open(path, "wb") as stream:

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import String, delete, func, select, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from sync.client import (
     InvalidPayload,
@@ -207,7 +207,7 @@ def test_a_model_without_a_natural_key_is_refused_by_name():
     class Base(DeclarativeBase):
         pass
 
-    sync_models(Base)
+    sync_models(Base, sessionmaker())
     with pytest.raises(SyncConfigurationError, match=r"Visit .*__natural_key__"):
 
         class Visit(SyncMixin, Base):

@@ -24,11 +24,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from sync.client.signing import new_credential, public_key_of
 from sync.client.transfer import HttpTransport, PushSummary, Retry, push, push_url
 from sync.deliveries import DeliverySettings, apply_all
 from sync.models import APPLIED, IncomingTransaction, SyncProducer, SyncRecord
 from sync.producers import register_producer
+from sync.wire.signing import new_credential, public_key_of
 from tests.sync.field_app import (
     Household,
     Member,

@@ -10,15 +10,15 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from sync.client.bundles import (
+from sync.client.transfer import export
+from sync.deliveries import AlreadyImported, DeliverySettings, import_file
+from sync.models import ImportedFile, IncomingTransaction, SyncRecord
+from sync.wire.bundles import (
     BundleError,
     make_bundle,
     read_bundle_path,
     write_bundle_file,
 )
-from sync.client.transfer import export
-from sync.deliveries import AlreadyImported, DeliverySettings, import_file
-from sync.models import ImportedFile, IncomingTransaction, SyncRecord
 from tests.sync.field_app import (
     Household,
     Member,

@@ -25,9 +25,7 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sync.client.bundles import bundle_from_json
 from sync.client.operations import configure_producer, open_payload
-from sync.client.payloads import canonical_json
 from sync.client.relay import forward, import_relay_file
 from sync.client.transfer import Unreachable, export, push
 from sync.deliveries import (
@@ -45,6 +43,8 @@ from sync.models import (
     SyncProducer,
     SyncRecord,
 )
+from sync.wire.bundles import bundle_from_json
+from sync.wire.payloads import canonical_json
 from tests.sync.field_app import (
     Household,
     Member,

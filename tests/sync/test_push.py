@@ -6,11 +6,12 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from sync.client.bundles import make_bundle
 from sync.client.transfer import push
 from sync.models import IncomingTransaction, SyncProducer, SyncRecord
 from sync.receiving import receive
 from sync.tasks import apply_pending
+from sync.verifying import verify_bundle
+from sync.wire.bundles import make_bundle
 from tests.sync.field_app import (
     Household,
     Member,
@@ -140,7 +141,8 @@ def test_beat_applies_what_a_crash_left_received(server, make_field):
     ]
     with server.app_context():
         # Received and committed, then the process died before applying.
-        receive(db.session, make_bundle(transactions, credential), FIELD_MODELS)
+        bundle = verify_bundle(db.session, make_bundle(transactions, credential))
+        receive(db.session, bundle, FIELD_MODELS)
         db.session.commit()
         assert server_records(server) == {}
         apply_pending.run()
@@ -158,7 +160,11 @@ def test_a_background_apply_retries_what_waits_for_a_new_parent(server):
     household = [wire("tablet-1", 1, "Household", ["H1"], "insert", {})]
     with server.app_context():
         # The parent was received, then the process died before applying it.
-        receive(db.session, make_bundle(household, first), FIELD_MODELS)
+        receive(
+            db.session,
+            verify_bundle(db.session, make_bundle(household, first)),
+            FIELD_MODELS,
+        )
         db.session.commit()
         apply_pending.run()
     assert set(server_records(server)) == {

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from sync.client.bundles import make_bundle, write_bundle_file
-from sync.client.signing import public_key_of
 from sync.models import ImportedFile, SyncProducer, SyncRecord
+from sync.wire.bundles import make_bundle, write_bundle_file
+from sync.wire.signing import public_key_of
 from tests.chromium import screenshot
 from tests.instances.test_views import csrf, sign_in
 from tests.sync.support import FIELD_MODELS, register, wire

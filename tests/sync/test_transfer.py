@@ -12,10 +12,10 @@ import requests
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from sync.client.bundles import make_bundle
 from sync.client.relay import forward
 from sync.client.transfer import HttpTransport, push, push_url
 from sync.models import IncomingTransaction, SyncRecord
+from sync.wire.bundles import make_bundle
 from tests.sync.field_app import (
     Household,
     Member,

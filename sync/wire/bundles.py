@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sync.client import signing
-from sync.client.payloads import canonical_json, transaction_hash
+from sync.wire import signing
+from sync.wire.payloads import canonical_json, transaction_hash
 
 FORMAT = "instance-tracker-sync/1"
 ACTIONS = ("insert", "update", "delete")

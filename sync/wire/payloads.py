@@ -1,4 +1,5 @@
-"""Turning a record into the canonical JSON a transaction carries, and its hash."""
+"""Turning a record into the canonical JSON a transaction carries, its hash, and
+opening a received payload again."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import enum
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
+
+from sync.wire.crypto import InvalidPayload, decrypt_payload
 
 
 def json_value(value: Any) -> Any:
@@ -57,3 +61,31 @@ def transaction_hash(
         }
     )
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def open_transaction(
+    transaction: Mapping[str, Any], key: str | bytes | None
+) -> tuple[Any, str]:
+    """Decrypt a wire transaction's payload if it is sealed, parse it and check
+    it against the transaction's hash; return it and its plaintext, or raise
+    InvalidPayload. A sealed payload needs ``key``: callers say when it is
+    missing."""
+    text = transaction["payload"]
+    if transaction["encrypted"]:
+        context = f"{transaction['producer']}:{transaction['sequence']}"
+        text = decrypt_payload(text, key, context)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise InvalidPayload("the payload is not JSON") from None
+    expected = transaction_hash(
+        transaction["producer"],
+        transaction["sequence"],
+        transaction["model"],
+        transaction["natural_key"],
+        transaction["action"],
+        payload,
+    )
+    if expected != transaction["hash"]:
+        raise InvalidPayload("the payload does not match the transaction's hash")
+    return payload, text
