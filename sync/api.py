@@ -12,6 +12,7 @@ from sync.client.bundles import BundleError, bundle_from_json
 from sync.deliveries import AlreadyImported, DeliverySettings, accept_push, import_file
 from sync.models import SyncProducer
 from sync.producers import (
+    PRODUCER_FIELDS,
     ProducerRefused,
     all_producer_summaries,
     producer_detail,
@@ -89,13 +90,11 @@ def show_producer(producer_id: str):
 def create_producer():
     """Register a producer; the answer holds its credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
-    unknown = set(body) - {"producer_id", "description", "public_key", "encrypt"}
+    unknown = set(body) - set(PRODUCER_FIELDS.rules)
     if unknown:
         field = sorted(unknown)[0]
         raise ApiError(400, "Unexpected data", f"{field}: unknown field", field=field)
-    encrypt = body.get("encrypt", False)
-    if not isinstance(encrypt, bool):
-        raise ApiError(400, "Invalid value", "encrypt: true or false", field="encrypt")
+    encrypt = PRODUCER_FIELDS.clean("encrypt", body.get("encrypt", False))
     try:
         producer, credential, key = register_producer(
             db.session,

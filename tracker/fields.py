@@ -175,13 +175,16 @@ class Fields:
     closed: bool = False
     description: str | None = None
 
+    def clean(self, name: str, value: Any) -> Any:
+        """Return ``value`` cleaned by field ``name``'s rule, or raise FieldError."""
+        return self.rules[name](name, value)
+
     def check(self, data: Mapping[str, Any], name: str) -> Any:
-        """Check ``data[name]`` by its rule; a required field missing or null is
-        refused."""
+        """Clean ``data[name]``; a required field missing or null is refused."""
         value = data.get(name)
         if value is None and name in self.required:
             raise FieldError(name, "is required")
-        return self.rules[name](name, value)
+        return self.clean(name, value)
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON Schema of this body for the OpenAPI document."""

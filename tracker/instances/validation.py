@@ -93,7 +93,7 @@ def organisation_value(data: dict[str, Any], required: bool) -> str | None:
         if required:
             raise FieldError("organisation", "is required (or organization)")
         return None
-    return REGISTRATION.rules[field](field, value)
+    return REGISTRATION.clean(field, value)
 
 
 def parse_registration(data: dict[str, Any]) -> dict[str, Any]:
@@ -138,13 +138,12 @@ def parse_location(data: dict[str, Any]) -> dict[str, Any]:
         )
     code = LOCATION.check(data, "country_code")
     country = pycountry.countries.get(alpha_2=code)
-    rules = LOCATION.rules
     city = data.get("city")
     return {
         # A missing coordinate is refused as not a number.
-        "latitude": rules["latitude"]("latitude", data.get("latitude")),
-        "longitude": rules["longitude"]("longitude", data.get("longitude")),
+        "latitude": LOCATION.clean("latitude", data.get("latitude")),
+        "longitude": LOCATION.clean("longitude", data.get("longitude")),
         "country_code": code,
         "country_name": getattr(country, "common_name", None) or country.name,
-        "city": rules["city"]("city", city) if city is not None else None,
+        "city": LOCATION.clean("city", city) if city is not None else None,
     }
