@@ -5,74 +5,54 @@ from __future__ import annotations
 from typing import Any
 
 from allocation.records import COLLECTIONS, Collection
+from tracker.fields import object_schema
+from tracker.openapi import (
+    BEARER,
+    PAGE_PARAMETERS,
+    error_response,
+    json_body,
+    json_response,
+    path_parameter,
+    ref,
+)
 
-BEARER = [{"bearerToken": []}]
-ERROR = {"$ref": "#/components/schemas/Error"}
-PAGE_PARAMETERS = [
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-]
-ITEM_ID = {
-    "name": "item_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer"},
-}
+ITEM_ID = path_parameter("item_id", {"type": "integer"})
 ID_LIST = {"type": "string", "description": "one id, or several separated by commas"}
 
 
-def _error(description: str) -> dict:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": ERROR}},
-    }
-
-
-def _json(description: str, schema: dict | None = None) -> dict:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema or {"type": "object"}}},
-    }
-
-
 def _record_schema(collection: Collection, for_update: bool) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {spec.name: spec.json_schema() for spec in collection.fields},
-    }
     required = [spec.name for spec in collection.fields if spec.required]
-    if required and not for_update:
-        schema["required"] = required
-    return schema
-
-
-def _body(schema: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+    return object_schema(
+        {spec.name: spec.json_schema() for spec in collection.fields},
+        required=() if for_update else required,
+        closed=True,
+    )
 
 
 def collection_paths(collection: Collection) -> dict[str, Any]:
     """Describe the five CRUD operations of one kind of record."""
     label = collection.label
-    unauthorized = _error("No or bad token")
+    unauthorized = error_response("No or bad token")
     return {
         f"/api/allocation/{collection.name}": {
             "get": {
                 "summary": f"List {collection.name} (admin)",
                 "security": BEARER,
                 "parameters": PAGE_PARAMETERS,
-                "responses": {"200": _json("A page"), "401": unauthorized},
+                "responses": {"200": json_response("A page"), "401": unauthorized},
             },
             "post": {
                 "summary": f"Create a {label} (admin)",
                 "security": BEARER,
-                "requestBody": _body(_record_schema(collection, for_update=False)),
+                "requestBody": json_body(_record_schema(collection, for_update=False)),
                 "responses": {
-                    "201": _json(f"The {label}"),
-                    "400": _error("A field is missing or invalid"),
+                    "201": json_response(f"The {label}"),
+                    "400": error_response("A field is missing or invalid"),
                     "401": unauthorized,
-                    "409": _error("Another record has this name or combination"),
-                    "413": _error("The body is too large"),
+                    "409": error_response(
+                        "Another record has this name or combination"
+                    ),
+                    "413": error_response("The body is too large"),
                 },
             },
         },
@@ -82,21 +62,23 @@ def collection_paths(collection: Collection) -> dict[str, Any]:
                 "summary": f"Show a {label} (admin)",
                 "security": BEARER,
                 "responses": {
-                    "200": _json(f"The {label}"),
+                    "200": json_response(f"The {label}"),
                     "401": unauthorized,
-                    "404": _error("Unknown id"),
+                    "404": error_response("Unknown id"),
                 },
             },
             "patch": {
                 "summary": f"Change some fields of a {label} (admin)",
                 "security": BEARER,
-                "requestBody": _body(_record_schema(collection, for_update=True)),
+                "requestBody": json_body(_record_schema(collection, for_update=True)),
                 "responses": {
-                    "200": _json(f"The {label}"),
-                    "400": _error("A field is invalid"),
+                    "200": json_response(f"The {label}"),
+                    "400": error_response("A field is invalid"),
                     "401": unauthorized,
-                    "404": _error("Unknown id"),
-                    "409": _error("Conflicts with another record or with its users"),
+                    "404": error_response("Unknown id"),
+                    "409": error_response(
+                        "Conflicts with another record or with its users"
+                    ),
                 },
             },
             "delete": {
@@ -105,8 +87,8 @@ def collection_paths(collection: Collection) -> dict[str, Any]:
                 "responses": {
                     "204": {"description": "Deleted"},
                     "401": unauthorized,
-                    "404": _error("Unknown id"),
-                    "409": _error("Still used by other records"),
+                    "404": error_response("Unknown id"),
+                    "409": error_response("Still used by other records"),
                 },
             },
         },
@@ -130,14 +112,14 @@ def _upload_operation(summary: str) -> dict:
             },
         },
         "responses": {
-            "201": _json(
+            "201": json_response(
                 "Imported; the batch operation counts lines and lists bad ones",
-                {"$ref": "#/components/schemas/BatchOperation"},
+                ref("BatchOperation"),
             ),
-            "400": _error("Not UTF-8, or not a file of this format"),
-            "401": _error("No or bad token"),
-            "409": _error("Another usage import is still running"),
-            "413": _error("The file is too large"),
+            "400": error_response("Not UTF-8, or not a file of this format"),
+            "401": error_response("No or bad token"),
+            "409": error_response("Another usage import is still running"),
+            "413": error_response("The file is too large"),
         },
     }
 
@@ -156,9 +138,11 @@ def allocation_paths() -> dict[str, Any]:
                 for name in ("project_id", "period_id", "resource_pool_id")
             ],
             "responses": {
-                "200": _json("allocated, used, remaining, used_percent, exceeded"),
-                "400": _error("A query argument is invalid"),
-                "401": _error("No or bad token"),
+                "200": json_response(
+                    "allocated, used, remaining, used_percent, exceeded"
+                ),
+                "400": error_response("A query argument is invalid"),
+                "401": error_response("No or bad token"),
             },
         }
     }
@@ -168,9 +152,9 @@ def allocation_paths() -> dict[str, Any]:
             "summary": "An allocation pool's balance and usage per day (admin)",
             "security": BEARER,
             "responses": {
-                "200": _json("The ledger line and the days"),
-                "401": _error("No or bad token"),
-                "404": _error("Unknown id"),
+                "200": json_response("The ledger line and the days"),
+                "401": error_response("No or bad token"),
+                "404": error_response("Unknown id"),
             },
         },
     }
@@ -182,7 +166,10 @@ def allocation_paths() -> dict[str, Any]:
                 {"name": "model", "in": "query", "schema": {"type": "string"}},
                 *PAGE_PARAMETERS,
             ],
-            "responses": {"200": _json("A page"), "401": _error("No or bad token")},
+            "responses": {
+                "200": json_response("A page"),
+                "401": error_response("No or bad token"),
+            },
         }
     }
     paths["/api/allocation/usage/sacct"] = {

@@ -31,7 +31,8 @@ from allocation.models import (
     Scheme,
 )
 from allocation.resolution import MAX_DEPTH
-from tracker.api import invalid, refuse_unknown_keys
+from tracker.api import refuse_unknown_keys
+from tracker.fields import FieldError
 
 # Quantities beyond this are typing mistakes, and would overflow some clients.
 MAX_QUANTITY = 1e15
@@ -106,43 +107,43 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
     if value is None:
         if spec.nullable:
             return None
-        raise invalid(name, "must not be null")
+        raise FieldError(name, "must not be null")
     if spec.kind == "string":
         if not isinstance(value, str):
-            raise invalid(name, "must be a string")
+            raise FieldError(name, "must be a string")
         value = value.strip()
         if spec.required and not value and spec.default is None:
-            raise invalid(name, "must not be empty")
+            raise FieldError(name, "must not be empty")
         if len(value) > spec.max_length:
-            raise invalid(name, f"must be at most {spec.max_length} characters")
+            raise FieldError(name, f"must be at most {spec.max_length} characters")
         if any(ord(c) < 32 for c in value):
-            raise invalid(name, "must not contain control characters")
+            raise FieldError(name, "must not contain control characters")
         return value
     if spec.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise invalid(name, "must be a number")
+            raise FieldError(name, "must be a number")
         if not -MAX_QUANTITY <= value <= MAX_QUANTITY or value != value:
-            raise invalid(
+            raise FieldError(
                 name, f"must be a number between -{MAX_QUANTITY:g} and {MAX_QUANTITY:g}"
             )
         if spec.positive and value <= 0:
-            raise invalid(name, "must be greater than 0")
+            raise FieldError(name, "must be greater than 0")
         return float(value)
     if spec.kind == "date":
         if not isinstance(value, str):
-            raise invalid(name, "must be a date as YYYY-MM-DD")
+            raise FieldError(name, "must be a date as YYYY-MM-DD")
         try:
             return dt.date.fromisoformat(value)
         except ValueError:
-            raise invalid(name, "must be a date as YYYY-MM-DD") from None
+            raise FieldError(name, "must be a date as YYYY-MM-DD") from None
     if spec.kind == "choice":
         if value not in spec.choices:
-            raise invalid(name, "must be one of " + ", ".join(spec.choices))
+            raise FieldError(name, "must be one of " + ", ".join(spec.choices))
         return value
     if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(name, "must be an integer id")
+        raise FieldError(name, "must be an integer id")
     if session.get(spec.model, value) is None:
-        raise invalid(name, f"no {spec.model.__name__} with id {value}")
+        raise FieldError(name, f"no {spec.model.__name__} with id {value}")
     return value
 
 
@@ -151,7 +152,8 @@ def parse_body(
 ) -> dict[str, Any]:
     """Check a create (``existing`` None) or update body; return the new values.
 
-    Raises a 400 ApiError naming the first field at fault.
+    Raises FieldError naming the first field at fault, or a 400 ApiError for a
+    key that is not a field.
     """
     known = {spec.name: spec for spec in collection.fields}
     refuse_unknown_keys(body, tuple(known), collection.label)
@@ -161,7 +163,7 @@ def parse_body(
             values[spec.name] = _value(session, spec, body[spec.name])
         elif existing is None:
             if spec.required:
-                raise invalid(spec.name, "is required")
+                raise FieldError(spec.name, "is required")
             values[spec.name] = spec.default
     if collection.check is not None:
         merged = {
@@ -200,7 +202,9 @@ def _in_order(first: str, second: str, strict: bool = False):
             return
         if end < start or (strict and end == start):
             relation = "after" if strict else "on or after"
-            raise invalid(second, f"must be {relation} {first} ({start.isoformat()})")
+            raise FieldError(
+                second, f"must be {relation} {first} ({start.isoformat()})"
+            )
 
     return check
 
@@ -216,9 +220,9 @@ def _check_project(session: Session, values: dict[str, Any], existing: Any) -> N
         if current is None:
             return
         if current == existing.id:
-            raise invalid("parent_id", "would make the project its own ancestor")
+            raise FieldError("parent_id", "would make the project its own ancestor")
         current = session.scalar(select(Project.parent_id).where(Project.id == current))
-    raise invalid("parent_id", "the tree above this parent is too deep")
+    raise FieldError("parent_id", "the tree above this parent is too deep")
 
 
 def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) -> None:
@@ -227,7 +231,7 @@ def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) 
     if grant.project_id != pool.project_id:
         grant_project = session.get(Project, grant.project_id).name
         pool_project = session.get(Project, pool.project_id).name
-        raise invalid(
+        raise FieldError(
             "grant_id",
             f"grant {grant.id} belongs to project {grant_project!r}, but allocation "
             f"pool {pool.id} to project {pool_project!r}: a grant can only fund its "

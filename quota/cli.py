@@ -15,7 +15,7 @@ from quota.overrides import OverrideRefused, approve
 from quota.pulls import run_pull
 from tracker.db_types import utcnow
 from tracker.extensions import db
-from tracker.instances.validation import url_value
+from tracker.fields import FieldError, url_value
 
 cli = AppGroup("quota", help="Quotas split among offline field clients.")
 
@@ -68,10 +68,8 @@ def add_client(kind: str, name: str, endpoint: str, secret: str) -> None:
     quota = quota_named(kind)
     try:
         endpoint = url_value(endpoint, "endpoint")
-    except Exception as exc:
-        raise click.BadParameter(
-            getattr(exc, "description", str(exc)), param_hint="ENDPOINT"
-        ) from None
+    except FieldError as exc:
+        raise click.BadParameter(str(exc), param_hint="ENDPOINT") from None
     if any(c.name == name for c in quota.clients):
         raise click.ClickException(f"client {name!r} is already in this quota")
     quota.clients.append(QuotaClient(name=name, endpoint=endpoint, secret=secret))

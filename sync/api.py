@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sync.deliveries import AlreadyImported, DeliverySettings, accept_push, import_file
 from sync.models import SyncProducer
 from sync.producers import (
+    PRODUCER_FIELDS,
     ProducerRefused,
     all_producer_summaries,
     producer_detail,
@@ -31,7 +32,6 @@ from tracker.extensions import csrf, db
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync")
 csrf.exempt(bp)
-PRODUCER_FIELDS = ("producer_id", "description", "public_key", "encrypt")
 
 
 def _settings() -> DeliverySettings:
@@ -102,10 +102,8 @@ def show_producer(producer_id: str):
 def create_producer():
     """Register a producer; the answer holds its credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
-    refuse_unknown_keys(body, PRODUCER_FIELDS, "producer")
-    encrypt = body.get("encrypt", False)
-    if not isinstance(encrypt, bool):
-        raise ApiError(400, "Invalid value", "encrypt: true or false", field="encrypt")
+    refuse_unknown_keys(body, tuple(PRODUCER_FIELDS.rules), "producer")
+    encrypt = PRODUCER_FIELDS.clean("encrypt", body.get("encrypt", False))
     try:
         producer, credential, key = register_producer(
             db.session,

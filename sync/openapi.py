@@ -1,55 +1,32 @@
-"""OpenAPI paths of the sync API."""
+"""OpenAPI paths of the sync API.
+
+The bundle's transactions and the producer registration are documented from
+the same tables that check them (``sync.wire.bundles``, ``sync.producers``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-BEARER = [{"bearerToken": []}]
-ERROR = {"$ref": "#/components/schemas/Error"}
-PRODUCER_ID = {
-    "name": "producer_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "maxLength": 100},
-}
+from sync.producers import PRODUCER_FIELDS
+from sync.wire.bundles import TRANSACTION_FIELDS
+from tracker.fields import object_schema
+from tracker.openapi import (
+    BEARER,
+    error_response,
+    json_body,
+    json_response,
+    path_parameter,
+)
 
-TRANSACTION = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "producer",
-        "sequence",
-        "model",
-        "natural_key",
-        "action",
-        "schema_version",
-        "payload",
-        "encrypted",
-        "hash",
-        "created",
-    ],
-    "properties": {
-        "producer": {"type": "string", "maxLength": 100},
-        "sequence": {"type": "integer", "minimum": 1},
-        "model": {"type": "string", "maxLength": 100},
-        "natural_key": {"type": "array", "minItems": 1},
-        "action": {"enum": ["insert", "update", "delete"]},
-        "schema_version": {"type": "integer", "minimum": 1},
-        "payload": {
-            "type": "string",
-            "description": "canonical JSON {schema_version, fields, parents,"
-            " previous_natural_key?}, or sealed with AES-256-GCM when encrypted",
-        },
-        "encrypted": {"type": "boolean"},
-        "hash": {"type": "string", "description": "SHA-256 of the content"},
-        "created": {"type": "string", "format": "date-time"},
-    },
-}
+PRODUCER_ID = path_parameter("producer_id", {"type": "string", "maxLength": 100})
 
-BUNDLE = {
-    "type": "object",
-    "required": ["manifest", "signature", "transactions"],
-    "properties": {
+TRANSACTION = object_schema(
+    TRANSACTION_FIELDS, required=tuple(TRANSACTION_FIELDS), closed=True
+)
+
+BUNDLE = object_schema(
+    {
         "manifest": {
             "type": "object",
             "description": "format, producer, first_sequence, last_sequence,"
@@ -63,25 +40,13 @@ BUNDLE = {
         },
         "transactions": {"type": "array", "items": TRANSACTION},
     },
-}
-
-
-def _error(description: str) -> dict:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": ERROR}},
-    }
-
-
-def _json(description: str) -> dict:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
+    required=("manifest", "signature", "transactions"),
+    closed=True,
+)
 
 
 def sync_paths() -> dict[str, Any]:
-    unauthorized = _error("No or bad token")
+    unauthorized = error_response("No or bad token")
     return {
         "/api/sync/push": {
             "post": {
@@ -90,15 +55,14 @@ def sync_paths() -> dict[str, Any]:
                 " with acknowledged_through; sequences already received with the"
                 " same hash are counted as duplicates, with another hash listed"
                 " under rejected.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": BUNDLE}},
-                },
+                "requestBody": json_body(BUNDLE),
                 "responses": {
-                    "200": _json("Acknowledged, with cursors and missing ranges"),
-                    "400": _error("Malformed or altered bundle"),
-                    "403": _error("Unknown producer or bad signature"),
-                    "413": _error("Too many transactions or too large a body"),
+                    "200": json_response(
+                        "Acknowledged, with cursors and missing ranges"
+                    ),
+                    "400": error_response("Malformed or altered bundle"),
+                    "403": error_response("Unknown producer or bad signature"),
+                    "413": error_response("Too many transactions or too large a body"),
                 },
             }
         },
@@ -106,31 +70,15 @@ def sync_paths() -> dict[str, Any]:
             "get": {
                 "summary": "List producers with cursors, lag and problems",
                 "security": BEARER,
-                "responses": {"200": _json("Producers"), "401": unauthorized},
+                "responses": {"200": json_response("Producers"), "401": unauthorized},
             },
             "post": {
                 "summary": "Register a producer; returns its credential once",
                 "security": BEARER,
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["producer_id"],
-                                "properties": {
-                                    "producer_id": {"type": "string"},
-                                    "description": {"type": "string"},
-                                    "public_key": {"type": "string"},
-                                    "encrypt": {"type": "boolean"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": json_body(PRODUCER_FIELDS.json_schema()),
                 "responses": {
-                    "201": _json("Registered"),
-                    "400": _error("Invalid field"),
+                    "201": json_response("Registered"),
+                    "400": error_response("Invalid field"),
                     "401": unauthorized,
                 },
             },
@@ -142,9 +90,9 @@ def sync_paths() -> dict[str, Any]:
                 "security": BEARER,
                 "parameters": [PRODUCER_ID],
                 "responses": {
-                    "200": _json("Producer"),
+                    "200": json_response("Producer"),
                     "401": unauthorized,
-                    "404": _error("No such producer"),
+                    "404": error_response("No such producer"),
                 },
             }
         },
@@ -162,10 +110,10 @@ def sync_paths() -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": _json("Producer"),
-                    "400": _error("Invalid field"),
+                    "200": json_response("Producer"),
+                    "400": error_response("Invalid field"),
                     "401": unauthorized,
-                    "404": _error("No such producer"),
+                    "404": error_response("No such producer"),
                 },
             }
         },
@@ -185,11 +133,11 @@ def sync_paths() -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": _json("Imported, or already imported"),
-                    "400": _error("Truncated, altered or malformed file"),
+                    "200": json_response("Imported, or already imported"),
+                    "400": error_response("Truncated, altered or malformed file"),
                     "401": unauthorized,
-                    "403": _error("Unknown producer or bad signature"),
-                    "413": _error("Too large"),
+                    "403": error_response("Unknown producer or bad signature"),
+                    "413": error_response("Too large"),
                 },
             }
         },

@@ -19,18 +19,70 @@ from sync.models import (
 )
 from sync.wire.crypto import new_device_key
 from sync.wire.signing import check_public_key, new_credential, public_key_of
+from tracker.fields import FieldError, Fields, Rule
 
 PRODUCER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 LISTED_PROBLEMS = 100
 MAX_REPORTED_RANGES = 20
 
 
-class ProducerRefused(ValueError):
+class ProducerRefused(FieldError):
     """The registration is invalid; ``field`` names the culprit."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+
+def _producer_id(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not PRODUCER_ID.match(value):
+        raise ProducerRefused(
+            field,
+            "1 to 100 letters, digits, '.', '_', ':' or '-', starting with a"
+            " letter or digit",
+        )
+    return value
+
+
+def _description(field: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 200:
+        raise ProducerRefused(field, "a text of at most 200 characters")
+    return value
+
+
+def _public_key(field: str, value: Any) -> str:
+    try:
+        check_public_key(value)
+    except (ValueError, TypeError, AttributeError):
+        raise ProducerRefused(
+            field, "must be a 32-byte Ed25519 key in URL-safe base64"
+        ) from None
+    return value
+
+
+def _encrypt(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ProducerRefused(field, "true or false")
+    return value
+
+
+# What registering a producer takes, checked here and documented by sync.openapi.
+PRODUCER_FIELDS = Fields(
+    {
+        "producer_id": Rule(
+            _producer_id,
+            {"type": "string", "pattern": PRODUCER_ID.pattern, "maxLength": 100},
+        ),
+        "description": Rule(_description, {"type": "string", "maxLength": 200}),
+        "public_key": Rule(
+            _public_key,
+            {
+                "type": "string",
+                "description": "the device's own Ed25519 public key, URL-safe"
+                " base64; without it, a credential is made",
+            },
+        ),
+        "encrypt": Rule(_encrypt, {"type": "boolean"}),
+    },
+    required=("producer_id",),
+    closed=True,
+)
 
 
 def register_producer(
@@ -42,25 +94,14 @@ def register_producer(
 ) -> tuple[SyncProducer, str | None, str | None]:
     """Register a producer; return it with the credential to install on the
     device (when no public key was given) and the encryption key (if asked)."""
-    if not isinstance(producer_id, str) or not PRODUCER_ID.match(producer_id):
-        raise ProducerRefused(
-            "producer_id",
-            "1 to 100 letters, digits, '.', '_', ':' or '-', starting with a"
-            " letter or digit",
-        )
-    if not isinstance(description, str) or len(description) > 200:
-        raise ProducerRefused("description", "a text of at most 200 characters")
+    producer_id = PRODUCER_FIELDS.clean("producer_id", producer_id)
+    description = PRODUCER_FIELDS.clean("description", description)
     credential = None
     if public_key is None:
         credential = new_credential()
         public_key = public_key_of(credential)
     else:
-        try:
-            check_public_key(public_key)
-        except (ValueError, TypeError, AttributeError):
-            raise ProducerRefused(
-                "public_key", "must be a 32-byte Ed25519 key in URL-safe base64"
-            ) from None
+        PRODUCER_FIELDS.clean("public_key", public_key)
     exists = session.scalar(
         select(SyncProducer.id).where(SyncProducer.producer_id == producer_id)
     )

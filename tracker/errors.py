@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from tracker.api import ApiError
+from tracker.api import ApiError, invalid
+from tracker.fields import FieldError
 
 # The original client speaks to ``/instance/`` as well as ``/api/instance/``.
 JSON_PATH_PREFIXES = ("/api/", "/instance/")
@@ -47,6 +48,11 @@ def handle_http_exception(exc: HTTPException):
     return render_template("error.html", error=exc), exc.code
 
 
+def handle_field_error(exc: FieldError):
+    # A value refused by a field rule is the client's mistake: a 400 naming it.
+    return handle_http_exception(invalid(exc.field, exc.message))
+
+
 def handle_unexpected(exc: Exception):
     # Logged with its traceback; the client sees a plain 500 without details.
     current_app.logger.exception(
@@ -57,4 +63,5 @@ def handle_unexpected(exc: Exception):
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(FieldError, handle_field_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -36,18 +36,40 @@ ACTIONS = ("insert", "update", "delete")
 MAX_ID_LENGTH = 100
 MAX_KEY_LENGTH = 500
 MAX_MODEL_LENGTH = 100
-TRANSACTION_FIELDS = {
-    "producer": str,
-    "sequence": int,
-    "model": str,
-    "natural_key": list,
-    "action": str,
-    "schema_version": int,
-    "payload": str,
-    "encrypted": bool,
-    "hash": str,
-    "created": str,
+MAX_SCHEMA_VERSION = 2**31 - 1
+HASH_LENGTH = 64
+# Each field of a wire transaction as JSON Schema: check_transaction enforces
+# it, and the server's OpenAPI document publishes it.
+TRANSACTION_FIELDS: dict[str, dict[str, Any]] = {
+    "producer": {"type": "string", "maxLength": MAX_ID_LENGTH},
+    "sequence": {"type": "integer", "minimum": 1},
+    "model": {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_LENGTH},
+    "natural_key": {
+        "type": "array",
+        "minItems": 1,
+        "description": f"at most {MAX_KEY_LENGTH} characters as canonical JSON",
+    },
+    "action": {"type": "string", "enum": list(ACTIONS)},
+    "schema_version": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_SCHEMA_VERSION,
+    },
+    "payload": {
+        "type": "string",
+        "description": "canonical JSON {schema_version, fields, parents,"
+        " previous_natural_key?}, or sealed with AES-256-GCM when encrypted",
+    },
+    "encrypted": {"type": "boolean"},
+    "hash": {
+        "type": "string",
+        "minLength": HASH_LENGTH,
+        "maxLength": HASH_LENGTH,
+        "description": "SHA-256 of the content",
+    },
+    "created": {"type": "string", "format": "date-time"},
 }
+PYTHON_TYPES = {"string": str, "integer": int, "array": list, "boolean": bool}
 
 
 class BundleError(ValueError):
@@ -208,7 +230,8 @@ def check_transaction(index: int, transaction: Any) -> dict[str, Any]:
     unknown = set(transaction) - set(TRANSACTION_FIELDS)
     if unknown:
         raise BundleError(f"{where}.{sorted(unknown)[0]}", "is not a known field")
-    for name, kind in TRANSACTION_FIELDS.items():
+    for name, schema in TRANSACTION_FIELDS.items():
+        kind = PYTHON_TYPES[schema["type"]]
         value = transaction.get(name)
         # bool is an int in Python: compare types exactly.
         if type(value) is not kind:
@@ -221,9 +244,9 @@ def check_transaction(index: int, transaction: Any) -> dict[str, Any]:
         raise BundleError(f"{where}.natural_key", "must not be empty")
     if len(canonical_json(transaction["natural_key"])) > MAX_KEY_LENGTH:
         raise BundleError(f"{where}.natural_key", "is longer than 500 characters")
-    if not 0 < transaction["schema_version"] < 2**31:
+    if not 0 < transaction["schema_version"] <= MAX_SCHEMA_VERSION:
         raise BundleError(f"{where}.schema_version", "must be a positive integer")
-    if len(transaction["hash"]) != 64:
+    if len(transaction["hash"]) != HASH_LENGTH:
         raise BundleError(f"{where}.hash", "must be a SHA-256 hex digest")
     return transaction
 

@@ -4,8 +4,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the registry's blueprints, command, periodic crawl, housekeeping
-    step, navigation and template globals."""
+    """Register the registry's blueprints, API description, command, periodic
+    crawl, housekeeping step, navigation and template globals."""
     from flask_babel import lazy_gettext as _l
 
     from tracker.background import add_periodic_task
@@ -15,13 +15,16 @@ def init_app(app: Flask) -> None:
     from tracker.instances.cli import crawl
     from tracker.instances.crawling import prune_history
     from tracker.instances.geo import ATTRIBUTION
+    from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.views import bp as views_bp
+    from tracker.openapi import add_paths
     from tracker.templating import FIRST, add_navigation
 
     app.register_blueprint(api_bp)
     app.register_blueprint(views_bp)
     app.cli.add_command(crawl)
+    add_paths(app, registry_paths(), registry_schemas())
     add_periodic_task(
         app,
         CRAWL_SCHEDULE_ENTRY,

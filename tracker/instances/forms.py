@@ -8,8 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import FloatField, StringField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
-from tracker.api import ApiError
-from tracker.instances.validation import email_value, text_value, url_value
+from tracker.fields import FieldError, email_value, text_value, url_value
 
 
 def obeys(rule: Callable[[Any], Any]):
@@ -18,8 +17,8 @@ def obeys(rule: Callable[[Any], Any]):
     def validate(_form, field) -> None:
         try:
             field.data = rule(field.data)
-        except ApiError as exc:
-            raise ValidationError(exc.description.split(": ", 1)[-1]) from None
+        except FieldError as exc:
+            raise ValidationError(exc.message) from None
 
     return validate
 

@@ -15,10 +15,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from tracker.api import ApiError
 from tracker.auth import login_required_blueprint
 from tracker.batch import operations
 from tracker.extensions import db
+from tracker.fields import FieldError
 from tracker.instances import admin
 from tracker.instances.changes import update_instance
 from tracker.instances.charts import default_label, field_settings
@@ -203,8 +203,8 @@ def set_location(uuid: str):
                 "city": form.city.data or None,
             }
         )
-    except ApiError as exc:
-        flash(exc.description, "error")
+    except FieldError as exc:
+        flash(str(exc), "error")
         return redirect(url_for("instances.detail", uuid=uuid))
     admin.set_manual_location(instance, location)
     db.session.commit()

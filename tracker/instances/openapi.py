@@ -1,0 +1,178 @@
+"""OpenAPI paths and schemas of the instance registry's API.
+
+Request bodies are documented from the same field tables that validate them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracker.instances.validation import LOCATION, REGISTRATION, UPDATE
+from tracker.openapi import (
+    BEARER,
+    PAGE_PARAMETERS,
+    error_response,
+    json_body,
+    json_response,
+    page_of,
+    path_parameter,
+    ref,
+)
+
+UUID_PARAMETER = path_parameter("uuid", {"type": "string"})
+
+INSTANCE_SUMMARY = {
+    "type": "object",
+    "required": [
+        "uuid",
+        "enabled",
+        "url",
+        "contact",
+        "email",
+        "organisation",
+        "registered",
+    ],
+    "properties": {
+        "uuid": {"type": "string", "format": "uuid"},
+        "enabled": {"type": "boolean"},
+        "url": {"type": "string"},
+        "contact": {"type": "string"},
+        "email": {"type": "string"},
+        "organisation": {"type": "string"},
+        "registered": {"type": "string", "format": "date-time"},
+        "updated": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def registry_schemas() -> dict[str, Any]:
+    """The registry's schemas, referred to by name from its paths."""
+    return {
+        "InstanceRegistration": REGISTRATION.json_schema(),
+        "InstanceUpdate": UPDATE.json_schema(),
+        "InstanceSummary": INSTANCE_SUMMARY,
+        "InstancePage": page_of(ref("InstanceSummary")),
+    }
+
+
+def _instance_item_operations() -> dict[str, Any]:
+    summary = json_response("The summary", ref("InstanceSummary"))
+    unknown = error_response("Unknown uuid: register again")
+    return {
+        "parameters": [UUID_PARAMETER],
+        "get": {
+            "summary": "Read an instance's summary",
+            "responses": {"200": summary, "404": unknown},
+        },
+        "patch": {
+            "summary": "Update some of an instance's fields",
+            "requestBody": json_body(ref("InstanceUpdate")),
+            "responses": {
+                "200": summary,
+                "400": error_response("Unexpected data or an invalid value"),
+                "404": unknown,
+                "413": error_response("The body is too large"),
+            },
+        },
+    }
+
+
+def _admin_operation(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "security": BEARER,
+        "responses": {
+            **responses,
+            "401": error_response("No or bad token"),
+            "404": error_response("Unknown uuid"),
+        },
+    }
+
+
+def _crawl_operation(summary: str) -> dict[str, Any]:
+    return _admin_operation(
+        summary,
+        {
+            "202": json_response("Started", ref("BatchOperation")),
+            "409": error_response(
+                "A crawl of this scope is still running, or not crawlable"
+            ),
+            "503": error_response("The task queue is unreachable"),
+        },
+    )
+
+
+def registry_paths() -> dict[str, Any]:
+    """Every path of the registry's API: the clients' and the admins'."""
+    registration = {
+        "post": {
+            "summary": "Register an instance",
+            "requestBody": json_body(ref("InstanceRegistration")),
+            "responses": {
+                "201": json_response(
+                    "Registered; the uuid is the instance's credential",
+                    ref("InstanceSummary"),
+                ),
+                "400": error_response("A field is missing or invalid"),
+                "413": error_response("The body is too large"),
+            },
+        }
+    }
+    the_instance = {"200": {"description": "The instance"}}
+    return {
+        "/api/instance/": registration,
+        "/api/instance": registration,
+        "/instance/": registration,
+        "/instance": registration,
+        "/api/instance/{uuid}": _instance_item_operations(),
+        "/instance/{uuid}": _instance_item_operations(),
+        "/api/instances": {
+            "get": {
+                "summary": "List instances (admin)",
+                "security": BEARER,
+                "parameters": [
+                    {"name": "enabled", "in": "query", "schema": {"type": "boolean"}},
+                    {
+                        "name": "organisation",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "q", "in": "query", "schema": {"type": "string"}},
+                    *PAGE_PARAMETERS,
+                ],
+                "responses": {
+                    "200": json_response("A page", ref("InstancePage")),
+                    "400": error_response("A query argument is invalid"),
+                    "401": error_response("No or bad token"),
+                },
+            }
+        },
+        "/api/instances/{uuid}": {
+            "parameters": [UUID_PARAMETER],
+            "delete": _admin_operation(
+                "Delete an instance (admin)", {"204": {"description": "Deleted"}}
+            ),
+        },
+        "/api/instances/crawl": {
+            "post": _crawl_operation("Crawl every enabled instance in the background")
+        },
+        "/api/instances/{uuid}/crawl": {
+            "parameters": [UUID_PARAMETER],
+            "post": _crawl_operation("Crawl one instance in the background"),
+        },
+        "/api/instances/{uuid}/approve": {
+            "parameters": [UUID_PARAMETER],
+            "post": _admin_operation("Accept an instance for crawling", the_instance),
+        },
+        "/api/instances/{uuid}/location": {
+            "parameters": [UUID_PARAMETER],
+            "put": {
+                **_admin_operation(
+                    "Set the location by hand",
+                    {**the_instance, "400": error_response("A field is invalid")},
+                ),
+                "requestBody": json_body(LOCATION.json_schema()),
+            },
+            "delete": _admin_operation("Forget the hand-set location", the_instance),
+        },
+    }
