@@ -27,6 +27,7 @@ class Behaviour:
     status: int = 200
     size: int = 0
     location: str = ""
+    body: bytes = b""  # what RAW answers, as application/json
     # Per-path overrides: {"/stats": Behaviour(kind="status", status=500)}
     paths: Mapping[str, Behaviour] = field(default_factory=dict)
 
@@ -39,6 +40,7 @@ HUGE = "huge"
 HANG = "hang"
 REDIRECT = "redirect"
 DRIP = "drip"
+RAW = "raw"
 
 
 @dataclass
@@ -83,6 +85,8 @@ class Fleet:
             return web.Response(text="<html>not json</html>", content_type="text/html")
         if kind == ARRAY:
             return web.json_response([1, 2, 3])
+        if kind == RAW:
+            return web.Response(body=behaviour.body, content_type="application/json")
         if kind == REDIRECT:
             raise web.HTTPFound(behaviour.location)
         if kind == HANG:

@@ -123,6 +123,8 @@ BAD_SETTINGS = [
     ("CRAWL_TIMEOUT", "ten", "a number from 0.1 to 600"),
     ("CRAWL_CONNECT_TIMEOUT", 0, "a number from 0.1 to 600"),
     ("CRAWL_MAX_BYTES", 10, "an integer from 1024 to"),
+    ("CRAWL_MAX_DEPTH", 0, "an integer from 1 to 200"),
+    ("CRAWL_MAX_KEYS", "many", "an integer from 1 to"),
     ("CRAWL_CONCURRENCY", 0, "an integer from 1 to 5000"),
     ("CRAWL_CHUNK_SIZE", -1, "an integer from 1 to"),
     ("CRAWL_ALLOW_NETWORKS", ["10.0.0.0/33"], "'10.0.0.0/33' is not one"),

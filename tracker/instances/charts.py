@@ -170,7 +170,11 @@ def daily_value(raw: Any, aggregation: str | None) -> tuple[bool, float | None]:
     value = aggregate_value(raw, aggregation)
     if value is None:
         return False, None
-    return True, (float(value) if _is_number(value) else None)
+    if not _is_number(value):
+        return True, None
+    number = float(value)
+    # A sum of huge numbers can still overflow: kept as present, not a number.
+    return True, (number if math.isfinite(number) else None)
 
 
 def registrations_series(registered: Iterable[datetime]) -> dict[str, Any]:

@@ -24,8 +24,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from tracker.instances.crawled_values import document_problem
 from tracker.instances.models import HEALTH_DOWN, HEALTH_UNKNOWN, HEALTH_UP
-from tracker.instances.network import AddressNotAllowed, NetworkPolicy, is_ip_literal
+from tracker.instances.network import (
+    AddressNotAllowed,
+    NetworkPolicy,
+    is_ip_literal,
+    storable_address,
+)
 
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -47,6 +53,8 @@ class CrawlSettings:
     concurrency: int
     policy: NetworkPolicy
     user_agent: str
+    max_depth: int = 32
+    max_keys: int = 1000
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CrawlSettings:
@@ -64,6 +72,8 @@ class CrawlSettings:
                 config["CRAWL_ALLOW_NETWORKS"], config["CRAWL_DENY_NETWORKS"]
             ),
             user_agent=config["CRAWL_USER_AGENT"],
+            max_depth=int(config["CRAWL_MAX_DEPTH"]),
+            max_keys=int(config["CRAWL_MAX_KEYS"]),
         )
 
 
@@ -141,7 +151,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_object(body: bytes, status: int) -> dict[str, Any]:
+def _parse_object(
+    body: bytes, status: int, max_depth: int = 32, max_keys: int = 1000
+) -> dict[str, Any]:
     try:
         # NaN and Infinity are not JSON; stored, they would break both databases.
         data = json.loads(body, parse_constant=_refuse_constant)
@@ -151,6 +163,9 @@ def _parse_object(body: bytes, status: int) -> dict[str, Any]:
         raise FetchError(
             f"response is JSON but not an object ({type(data).__name__})", status
         )
+    problem = document_problem(data, max_depth, max_keys)
+    if problem is not None:
+        raise FetchError(f"response refused: {problem}", status)
     return data
 
 
@@ -188,7 +203,11 @@ async def _fetch(
             if not 200 <= status < 300:
                 raise FetchError(f"HTTP {status}", status)
             body = await _read_capped(response, settings.max_bytes)
-            return (_parse_object(body, status) if want_json else {}), status
+            if not want_json:
+                return {}, status
+            return _parse_object(
+                body, status, settings.max_depth, settings.max_keys
+            ), status
     raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -239,9 +258,11 @@ async def crawl_instance(
             status=(failing or statuses or [None])[0],
             error=error,
             results=tuple(results),
-            address=host
-            if is_ip_literal(host)
-            else resolver.addresses.get(host.rstrip(".")),
+            address=storable_address(
+                host
+                if is_ip_literal(host)
+                else resolver.addresses.get(host.rstrip("."))
+            ),
             skipped=skipped,
         )
 

@@ -111,3 +111,15 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def storable_address(address: str | None) -> str | None:
+    """The address in its canonical form, without a zone id; None if it is not
+    one (what the instances' address column holds)."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    return str(ip)

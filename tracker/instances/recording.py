@@ -14,12 +14,19 @@ from datetime import date
 from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tracker.instances.charts import daily_value
 from tracker.instances.crawler import CrawlOutcome, Endpoint
 from tracker.instances.geo import Locator
-from tracker.instances.models import HEALTH_UP, CrawlResult, DailyValue, Instance
+from tracker.instances.models import (
+    HEALTH_DOWN,
+    HEALTH_UP,
+    CrawlResult,
+    DailyValue,
+    Instance,
+)
 
 LOCATION_FIELDS = (
     "country_code",
@@ -227,6 +234,36 @@ def write_rows(session: Session, rows: Rows) -> None:
     upsert_daily_values(session, rows.daily)
 
 
+# What a write of one instance's rows can raise; anything else is not its fault.
+RECORDING_ERRORS = (SQLAlchemyError, ValueError, TypeError, OverflowError)
+ERROR_TEXT_MAX = 500
+
+
+def failure_rows(
+    outcome: CrawlOutcome,
+    current: Mapping[int, Row],
+    exc: BaseException,
+    batch_operation_id: int | None,
+) -> Rows:
+    """Rows that record an outcome which could not be stored as the instance's
+    error: down, with its previous values kept."""
+    rows = Rows()
+    row = current.get(outcome.instance_id)
+    if row is None:
+        rows.counts.skipped += 1
+        return rows
+    error = f"could not be recorded: {type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX]
+    failed = dataclasses.replace(
+        outcome, health=HEALTH_DOWN, error=error, results=(), skipped=False
+    )
+    values, _ = state_row(failed, row, ())
+    values.update(crawled=row.crawled, crawled_sources=row.crawled_sources)
+    rows.states.append(values)
+    rows.history.append(history_row(failed, batch_operation_id))
+    rows.counts.down += 1
+    return rows
+
+
 def record_outcomes(
     session: Session,
     outcomes: Sequence[CrawlOutcome],
@@ -235,7 +272,12 @@ def record_outcomes(
     batch_operation_id: int | None = None,
     daily_fields: Mapping[str, str | None] | None = None,
 ) -> Counts:
-    """Store a batch of outcomes; return how many were up, down and skipped."""
+    """Store a batch of outcomes; return how many were up, down and skipped.
+
+    The batch is written in one savepoint; if that fails, each outcome is
+    written in its own, and one that still fails is recorded as its
+    instance's error, so that it never costs the others their results.
+    """
     if not outcomes:
         return Counts()
     current = {
@@ -250,8 +292,31 @@ def record_outcomes(
             ).where(Instance.id.in_([o.instance_id for o in outcomes]))
         )
     }
-    rows = build_rows(
-        outcomes, current, endpoints, locator, batch_operation_id, daily_fields or {}
-    )
-    write_rows(session, rows)
-    return rows.counts
+
+    def write(batch: Sequence[CrawlOutcome]) -> Counts:
+        with session.begin_nested():
+            rows = build_rows(
+                batch,
+                current,
+                endpoints,
+                locator,
+                batch_operation_id,
+                daily_fields or {},
+            )
+            write_rows(session, rows)
+        return rows.counts
+
+    try:
+        return write(outcomes)
+    except RECORDING_ERRORS:
+        pass
+    counts = Counts()
+    for outcome in outcomes:
+        try:
+            counts.add(write([outcome]))
+        except RECORDING_ERRORS as exc:
+            rows = failure_rows(outcome, current, exc, batch_operation_id)
+            with session.begin_nested():
+                write_rows(session, rows)
+            counts.add(rows.counts)
+    return counts

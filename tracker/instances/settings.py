@@ -83,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CRAWL_TIMEOUT", 10.0, number(0.1, 600)),
     Setting("CRAWL_CONNECT_TIMEOUT", 5.0, number(0.1, 600)),
     Setting("CRAWL_MAX_BYTES", 1024 * 1024, integer(1024, 64 * 1024 * 1024)),
+    Setting("CRAWL_MAX_DEPTH", 32, integer(1, 200)),
+    Setting("CRAWL_MAX_KEYS", 1000, integer(1, 1_000_000)),
     Setting("CRAWL_CONCURRENCY", 200, integer(1, 5000)),
     Setting("CRAWL_CHUNK_SIZE", 1000, integer(1, 100000)),
     Setting("CRAWL_ALLOW_NETWORKS", ["0.0.0.0/0", "::/0"], networks),
