@@ -48,6 +48,7 @@ class PostgresServer:
     directory: Path
     bin: Path
     run_as: list[str]
+    options: str = ""  # the server's command-line options, to start it again
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -61,21 +62,28 @@ class PostgresServer:
         ) as conn:
             conn.execute(sql)
 
-    def stop(self) -> None:
+    def pg_ctl(self, action: str, *options: str, check: bool = True) -> None:
+        """Run ``pg_ctl ACTION`` on this cluster (stop, restart: the database
+        going away under the application, for real)."""
         subprocess.run(
             [
                 *self.run_as,
                 str(self.bin / "pg_ctl"),
                 "-D",
                 str(self.directory / "data"),
-                "-m",
-                "immediate",
+                "-l",
+                str(self.directory / "log"),
                 "-w",
-                "stop",
+                *options,
+                action,
             ],
             capture_output=True,
-            check=False,
+            check=check,
+            cwd="/tmp",
         )
+
+    def stop(self) -> None:
+        self.pg_ctl("stop", "-m", "immediate", check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -110,25 +118,12 @@ def start_postgres() -> PostgresServer:
         check=True,
         cwd="/tmp",
     )
-    subprocess.run(
-        [
-            *run_as,
-            str(pg_bin / "pg_ctl"),
-            "-D",
-            str(directory / "data"),
-            "-l",
-            str(directory / "log"),
-            "-w",
-            "-o",
-            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-            "start",
-        ],
-        capture_output=True,
-        check=True,
-        cwd="/tmp",
+    options = (
+        f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    server = PostgresServer(port, directory, pg_bin, run_as)
+    server = PostgresServer(port, directory, pg_bin, run_as, options)
+    server.pg_ctl("start", "-o", options)
     deadline = time.monotonic() + 10
     while True:
         try:

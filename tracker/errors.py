@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, jsonify, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from tracker.api import ApiError, invalid
+from tracker.extensions import db
 from tracker.fields import FieldError
 
 # The original client speaks to ``/instance/`` as well as ``/api/instance/``.
@@ -61,7 +63,36 @@ def handle_unexpected(exc: Exception):
     return handle_http_exception(InternalServerError())
 
 
+# How long clients are told to wait when the database cannot be reached.
+RETRY_AFTER_SECONDS = 30
+
+
+def handle_database_unavailable(exc: Exception):
+    """The database is down or refuses connections: a 503 to retry, not a 500."""
+    current_app.logger.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.endpoint,
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+    )
+    try:
+        db.session.rollback()
+    except (OperationalError, InterfaceError):
+        pass  # the connection is gone; the pool replaces it
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    message = "the database cannot be reached; try again shortly"
+    if wants_json():
+        response = jsonify({"error": "Service unavailable", "message": message})
+        return response, 503, headers
+    # A page of its own, rendered without the context processors: they would
+    # ask the database who is signed in.
+    page = current_app.jinja_env.get_template("unavailable.html").render()
+    return page, 503, headers
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(InterfaceError, handle_database_unavailable)
     app.register_error_handler(FieldError, handle_field_error)
     app.register_error_handler(Exception, handle_unexpected)
