@@ -124,6 +124,8 @@ BAD_SETTINGS = [
     ("CRAWL_CONNECT_TIMEOUT", 0, "a number from 0.1 to 600"),
     ("CRAWL_MAX_BYTES", 10, "an integer from 1024 to"),
     ("CRAWL_MAX_DEPTH", 0, "an integer from 1 to 200"),
+    ("API_REGISTRATION_RATE_LIMIT", "lots", "a rate limit such as"),
+    ("TRUSTED_PROXIES", -1, "an integer from 0 to 10"),
     ("CRAWL_MAX_KEYS", "many", "an integer from 1 to"),
     ("CRAWL_CONCURRENCY", 0, "an integer from 1 to 5000"),
     ("CRAWL_CHUNK_SIZE", -1, "an integer from 1 to"),

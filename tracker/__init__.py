@@ -10,9 +10,10 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from tracker.extensions import babel, csrf, db, migrate
+from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.settings import (
     CORE_SETTINGS,
     REGISTRY,
@@ -59,6 +60,11 @@ def create_app(
     migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY)
     csrf.init_app(app)
     babel.init_app(app)
+    limiter.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address and scheme as the reverse proxies in front saw them.
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from tracker import auth, batch, errors, housekeeping, openapi, templating
     from tracker.background import celery_init_app
@@ -97,6 +103,14 @@ def _apply_embedded_defaults(app: Flask) -> None:
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    # Rate-limit counters: shared through Redis when the broker is Redis (every
+    # web process counts together), in memory on the embedded defaults.
+    broker = app.config["CELERY_BROKER_URL"] or ""
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI",
+        broker if broker.startswith(("redis://", "rediss://")) else "memory://",
+    )
+
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, render_template, request
+import contextlib
+import math
+import time
+
+from flask import Flask, current_app, jsonify, make_response, render_template, request
+from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from tracker.api import ApiError, invalid
-from tracker.extensions import db
+from tracker.extensions import db, limiter
 from tracker.fields import FieldError
 
 # The original client speaks to ``/instance/`` as well as ``/api/instance/``.
@@ -75,10 +80,9 @@ def handle_database_unavailable(exc: Exception):
         request.endpoint,
         str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
     )
-    try:
+    # A connection that is gone cannot roll back; the pool replaces it.
+    with contextlib.suppress(OperationalError, InterfaceError):
         db.session.rollback()
-    except (OperationalError, InterfaceError):
-        pass  # the connection is gone; the pool replaces it
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     message = "the database cannot be reached; try again shortly"
     if wants_json():
@@ -90,8 +94,19 @@ def handle_database_unavailable(exc: Exception):
     return page, 503, headers
 
 
+def handle_rate_limited(exc: RateLimitExceeded):
+    """A 429 that says when to come back (Retry-After, in seconds)."""
+    response = make_response(handle_http_exception(exc))
+    breached = limiter.current_limit
+    if breached is not None:
+        wait = math.ceil(breached.reset_at - time.time())
+        response.headers["Retry-After"] = str(max(wait, 1))
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(RateLimitExceeded, handle_rate_limited)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(InterfaceError, handle_database_unavailable)
     app.register_error_handler(FieldError, handle_field_error)

@@ -1,6 +1,8 @@
 """Flask extensions, created unbound; ``create_app`` binds them to an app."""
 
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -27,3 +29,5 @@ migrate = Migrate()
 login_manager = LoginManager()
 babel = Babel()
 csrf = CSRFProtect()
+# Keyed by the client's address (right behind TRUSTED_PROXIES reverse proxies).
+limiter = Limiter(get_remote_address)

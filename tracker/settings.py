@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -56,6 +57,7 @@ PASSTHROUGH_PREFIXES = (
     "PROVIDE_AUTOMATIC_OPTIONS",
     "CELERY_",
     "SECRET_KEY_FALLBACKS",
+    "RATELIMIT_",
 )
 
 
@@ -202,6 +204,22 @@ def broker_url(value: Any) -> str | None:
     return url
 
 
+def rate_limit(value: Any) -> str | None:
+    """A Flask-Limiter limit such as "30/minute;1000/day", or None for no limit
+    (also "None" or "off", as an environment variable can only say it)."""
+    if value is None or (
+        isinstance(value, str) and value.strip().lower() in ("none", "off")
+    ):
+        return None
+    try:
+        parse_many(string(500)(value))
+    except ValueError as exc:
+        raise Invalid(
+            'a rate limit such as "30/minute;1000/day" (or None for no limit)'
+        ) from exc
+    return value
+
+
 def networks(value: Any) -> list[str]:
     if not isinstance(value, list | tuple):
         raise Invalid("a list of networks such as '10.0.0.0/8' or 'fd00::/8'")
@@ -275,6 +293,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("DASHBOARD_PAGE_SIZE", 25, integer(1, 1000)),
     Setting("CELERY_BROKER_URL", None, broker_url, secret=True),
     Setting("CELERYBEAT_SCHEDULE", None, beat_schedule),
+    Setting("TRUSTED_PROXIES", 0, integer(0, 10)),
     Setting("HOUSEKEEPING_INTERVAL", 300, integer(1, 86400)),
     Setting("BATCH_HEARTBEAT_TIMEOUT", 600, integer(1, 7 * 86400)),
 )

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
-from tracker.extensions import csrf, db
+from tracker.extensions import csrf, db, limiter
 from tracker.instances import admin
 from tracker.instances.changes import update_instance
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
@@ -44,12 +44,23 @@ def _body() -> dict:
     return json_object_body(current_app.config["API_MAX_BODY_BYTES"])
 
 
+def _registration_limit() -> str:
+    return current_app.config["API_REGISTRATION_RATE_LIMIT"] or ""
+
+
+def _registration_unlimited() -> bool:
+    return current_app.config["API_REGISTRATION_RATE_LIMIT"] is None
+
+
 # The original tracker answered on /instance/; Indico posts to /api/instance/.
 # Every spelling is routed directly: a redirect would turn a POST into a GET.
 @bp.post("/api/instance/")
 @bp.post("/api/instance", endpoint="register_no_slash")
 @bp.post("/instance/", endpoint="register_legacy")
 @bp.post("/instance", endpoint="register_legacy_no_slash")
+@limiter.shared_limit(
+    _registration_limit, "registration", exempt_when=_registration_unlimited
+)
 def register():
     """Register a new instance and answer its uuid."""
     instance = Instance(

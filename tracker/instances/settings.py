@@ -15,6 +15,7 @@ from tracker.settings import (
     networks,
     number,
     one_of,
+    rate_limit,
     schedule_seconds,
     string,
 )
@@ -93,6 +94,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CRAWL_HISTORY_DAYS", 90, integer(1, 36500)),
     Setting("CRAWL_USER_AGENT", "InstanceTracker/1 (crawler)", string(200)),
     Setting("GEOIP_DATABASE", None, existing_file),
+    Setting("API_REGISTRATION_RATE_LIMIT", "30/minute;1000/day", rate_limit),
 )
 
 
