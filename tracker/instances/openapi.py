@@ -115,6 +115,12 @@ def registry_paths() -> dict[str, Any]:
                 ),
                 "400": error_response("A field is missing or invalid"),
                 "413": error_response("The body is too large"),
+                "429": error_response(
+                    "Too many registrations from this address; see Retry-After"
+                ),
+                "503": error_response(
+                    "The database cannot be reached; see Retry-After"
+                ),
             },
         }
     }
