@@ -26,8 +26,13 @@ def test_registrations_need_approval_only_when_switched_on(make_app, auth_header
     assert response.get_json()["approved"] is True
 
 
-def test_without_approval_registrations_are_accepted(client, uuid, auth_headers):
-    assert listed(client, auth_headers)["approved"] is True
+def test_without_approval_registrations_are_crawled_but_not_approved(
+    client, uuid, auth_headers
+):
+    # Crawl headers may hold tokens: only an admin's approval sends them.
+    assert listed(client, auth_headers)["approved"] is False
+    crawl = client.post(f"/api/instances/{uuid}/crawl", headers=auth_headers)
+    assert crawl.status_code == 202
 
 
 def test_set_and_clear_a_location_by_hand(client, uuid, auth_headers):

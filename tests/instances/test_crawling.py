@@ -258,3 +258,20 @@ def test_charted_line_fields_keep_one_value_per_instance_and_day(make_app, fleet
         chart = gather(db.session, field_settings(fields))["charts"][0]
         assert chart["values"] == [9.0]
         assert chart["type"] == "line"
+
+
+def test_crawl_headers_go_only_to_approved_instances(crawl_app, fleet):
+    with crawl_app.app_context():
+        waiting = add_instance(fleet.url("127.0.20.1"), approved=False)
+        approved = add_instance(fleet.url("127.0.20.2"))
+        fleet.seen.clear()
+        # Without CRAWL_REQUIRE_APPROVAL the unapproved one is crawled too.
+        counts = run_chunk(crawl_app, [waiting, approved])
+        assert counts.up + counts.down == 2
+        tokens = {
+            seen.address: seen.headers.get("Authorization")
+            for seen in fleet.seen
+            if seen.path == "/system-info"
+        }
+        assert tokens == {"127.0.20.1": None, "127.0.20.2": "Bearer crawl-secret"}
+        assert db.session.get(Instance, waiting).health == "up"

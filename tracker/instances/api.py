@@ -65,7 +65,7 @@ def register():
     """Register a new instance and answer its uuid."""
     instance = Instance(
         **parse_registration(_body()),
-        approved=not current_app.config["CRAWL_REQUIRE_APPROVAL"],
+        approved=False,  # an admin approves it: only then does it get crawl headers
     )
     db.session.add(instance)
     db.session.commit()
@@ -88,7 +88,7 @@ def update(uuid: str):
     """Change some of an instance's fields; null leaves a field as it is."""
     changes = parse_update(_body())
     instance = _instance_or_404(uuid)
-    update_instance(instance, changes, current_app.config["CRAWL_REQUIRE_APPROVAL"])
+    update_instance(instance, changes)
     db.session.commit()
     return jsonify(instance_summary(instance))
 

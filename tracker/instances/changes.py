@@ -12,13 +12,11 @@ from tracker.db_types import utcnow
 from tracker.instances.models import Instance
 
 
-def update_instance(
-    instance: Instance, changes: Mapping[str, Any], require_approval: bool
-) -> None:
+def update_instance(instance: Instance, changes: Mapping[str, Any]) -> None:
     """Apply validated field changes; a new URL needs approving again."""
     if "url" in changes and changes["url"] != instance.url:
         # Crawl headers may hold tokens: a new address needs approving again.
-        instance.approved = not require_approval
+        instance.approved = False
     for field, value in changes.items():
         setattr(instance, field, value)
     if changes:

@@ -81,6 +81,8 @@ class CrawlSettings:
 class Target:
     instance_id: int
     url: str
+    # Configured headers may hold tokens: only approved instances receive them.
+    send_headers: bool = True
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,8 @@ async def crawl_instance(
     wall_deadline = started + timedelta(seconds=settings.timeout)
     results = []
     for position, endpoint in enumerate(endpoints, 1):
-        headers = {**endpoint.headers, DEADLINE_HEADER: wall_deadline.isoformat()}
+        configured = endpoint.headers if target.send_headers else {}
+        headers = {**configured, DEADLINE_HEADER: wall_deadline.isoformat()}
         if position == len(endpoints):
             # Every instance is another host: a kept-alive connection would only
             # hold a file descriptor until the end of the run.

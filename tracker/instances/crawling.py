@@ -65,9 +65,9 @@ def crawl_chunk(
     # Likely-slow instances first (down last time, then the slowest): their
     # timeouts overlap the rest of the run instead of trailing it.
     targets = [
-        Target(row.id, row.url)
+        Target(row.id, row.url, send_headers=row.approved)
         for row in session.execute(
-            select(Instance.id, Instance.url)
+            select(Instance.id, Instance.url, Instance.approved)
             .where(Instance.id.in_(eligible))
             .order_by(
                 (Instance.health == HEALTH_DOWN).desc(),

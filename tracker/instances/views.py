@@ -128,7 +128,6 @@ def detail(uuid: str):
         form=InstanceForm(obj=instance),
         location_form=LocationForm(obj=instance),
         operation_id=request.args.get("operation", type=int),
-        require_approval=current_app.config["CRAWL_REQUIRE_APPROVAL"],
     )
 
 
@@ -141,7 +140,6 @@ def edit(uuid: str):
         update_instance(
             instance,
             {name: form[name].data for name in EDITABLE_FIELDS},
-            current_app.config["CRAWL_REQUIRE_APPROVAL"],
         )
         db.session.commit()
         flash(_("Saved."), "info")
@@ -159,7 +157,6 @@ def set_enabled(uuid: str):
     update_instance(
         instance,
         {"enabled": request.form.get("enabled") == "yes"},
-        current_app.config["CRAWL_REQUIRE_APPROVAL"],
     )
     db.session.commit()
     flash(_("Enabled.") if instance.enabled else _("Disabled."), "info")
@@ -182,7 +179,7 @@ def approve(uuid: str):
     instance = _instance_or_404(uuid)
     admin.approve(instance)
     db.session.commit()
-    flash(_("Approved: the instance will be crawled."), "info")
+    flash(_("Approved: crawls send it the configured headers."), "info")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
