@@ -59,6 +59,22 @@ def test_password_is_stored_hashed(app, user):
     assert stored.startswith(("scrypt:", "pbkdf2:"))
 
 
+def test_passwords_are_hashed_with_the_configured_method(app):
+    """scrypt unless PASSWORD_HASH_METHOD names another method."""
+    from tracker.auth.models import User
+    from tracker.settings import CORE_SETTINGS
+
+    default = {s.name: s.default for s in CORE_SETTINGS}["PASSWORD_HASH_METHOD"]
+    user = User(username="grace")
+    methods = ((default, "scrypt:"), ("pbkdf2:sha256:1", "pbkdf2:sha256:1$"))
+    with app.app_context():
+        for method, prefix in methods:
+            app.config["PASSWORD_HASH_METHOD"] = method
+            user.set_password("hopper")
+            assert user.password_hash.startswith(prefix)
+            assert user.check_password("hopper") and not user.check_password("grace")
+
+
 def test_sign_in_without_csrf_token_is_refused(client, user):
     response = client.post(
         "/login", data={"username": "ada", "password": "correct horse"}
