@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.chromium import launched_chromium
 from tests.services import start_postgres
+from tests.support import PASSWORD, USERNAME, Database, Login, serve
 from tracker import create_app
 from tracker.extensions import db as database
 
@@ -138,27 +137,46 @@ def runner(app):
 
 
 @pytest.fixture
-def user(app):
+def db(app):
+    """The app's database, each use in an app context of its own."""
+    return Database(app)
+
+
+@pytest.fixture
+def login(client):
+    """Sign ``client`` in and out through the sign-in form: ``login()``."""
+    return Login(client)
+
+
+@pytest.fixture
+def user(db):
     """A dashboard user ``ada`` with password ``correct horse``."""
     from tracker.auth.models import User
 
-    with app.app_context():
-        user = User(username="ada")
-        user.set_password("correct horse")
-        database.session.add(user)
-        database.session.commit()
+    with db.session() as session:
+        user = User(username=USERNAME)
+        user.set_password(PASSWORD)
+        session.add(user)
+        session.commit()
         return user.id
 
 
 @pytest.fixture
-def token(app, user):
+def signed_in(client, user, login):
+    """The test client, signed in as ``ada``."""
+    login()
+    return client
+
+
+@pytest.fixture
+def token(db, user):
     """A Bearer token for ``ada``."""
     from tracker.auth.models import User
     from tracker.auth.tokens import issue_token
 
-    with app.app_context():
-        value = issue_token(database.session, database.session.get(User, user), "tests")
-        database.session.commit()
+    with db.session() as session:
+        value = issue_token(session, session.get(User, user), "tests")
+        session.commit()
         return value
 
 
@@ -178,9 +196,5 @@ def browser():
 @pytest.fixture
 def live_server(app):
     """The app served by a real threaded HTTP server on loopback."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serve(app) as url:
+        yield url

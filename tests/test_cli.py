@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
+from tests.support import REGISTRATION
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -145,14 +147,14 @@ def test_drop_asks_and_keeps_the_tables_when_not_confirmed(manage, app, database
     assert "instances" in table_names(database_url)
 
 
-def test_recreate_yes_empties_the_database(manage, app, client, database_url):
-    from tests.instances.test_api import REGISTRATION, count_instances
+def test_recreate_yes_empties_the_database(manage, db, client, database_url):
+    from tracker.instances.models import Instance
 
     client.post("/api/instance/", json=REGISTRATION)
-    assert count_instances(app) == 1
+    assert db.count(Instance) == 1
     result = manage("db", "recreate", "--yes")
     assert result.returncode == 0, result.stderr
-    assert count_instances(app) == 0
+    assert db.count(Instance) == 0
     # Recreated tables are marked as migrated: upgrade has nothing to do.
     assert manage("db", "upgrade").returncode == 0
 

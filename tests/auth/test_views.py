@@ -9,27 +9,14 @@ import pytest
 from tracker.auth.views import safe_next
 
 
-def csrf_token(client, path="/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-
-
-def sign_in(client, password="correct horse", next_path=None):
-    token = csrf_token(client)
-    path = "/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(
-        path, data={"username": "ada", "password": password, "csrf_token": token}
-    )
-
-
 def test_pages_need_sign_in(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=/")
 
 
-def test_sign_in_and_out(client, user):
-    response = sign_in(client)
+def test_sign_in_and_out(client, user, login):
+    response = login()
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     home = client.get("/")
@@ -42,8 +29,8 @@ def test_sign_in_and_out(client, user):
     assert client.get("/").status_code == 302
 
 
-def test_wrong_password_is_refused(client, user):
-    response = sign_in(client, password="wrong")
+def test_wrong_password_is_refused(client, user, login):
+    response = login(password="wrong")
     assert response.status_code == 200
     assert "Wrong user name or password" in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
@@ -83,8 +70,8 @@ def test_sign_in_without_csrf_token_is_refused(client, user):
     assert client.get("/").status_code == 302
 
 
-def test_next_is_followed_when_local(client, user):
-    assert sign_in(client, next_path="/api/openapi.json").headers["Location"] == (
+def test_next_is_followed_when_local(client, user, login):
+    assert login(next_path="/api/openapi.json").headers["Location"] == (
         "/api/openapi.json"
     )
 
@@ -106,8 +93,8 @@ def test_unsafe_next_is_ignored(target):
     assert safe_next(target) is None
 
 
-def test_external_next_redirects_home(client, user):
-    assert sign_in(client, next_path="https://evil.example").headers["Location"] == "/"
+def test_external_next_redirects_home(client, user, login):
+    assert login(next_path="https://evil.example").headers["Location"] == "/"
 
 
 def test_bearer_token_never_leaves_a_signed_in_session(client, auth_headers):
