@@ -1,15 +1,13 @@
-"""Headless Chromium for page tests: the browser fixture's launch and screenshots."""
+"""Headless Chromium for page tests: the browser fixture's launch."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from tests.services import unavailable
 
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -36,8 +34,3 @@ def launched_chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
-
-
-def screenshot(tab, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -1,7 +1,8 @@
-"""Throwaway servers for the test suite: PostgreSQL (and, later, Redis) on loopback."""
+"""Throwaway servers for the test suite: PostgreSQL and Redis on loopback."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -9,12 +10,15 @@ import subprocess
 import tempfile
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
+# A memory-backed file system, where there is one: a throwaway cluster never
+# needs the disk, and cloning a database is then a copy in memory.
+MEMORY_DIRECTORY = Path("/dev/shm")
 
 
 def in_ci() -> bool:
@@ -34,6 +38,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def scratch_directory(prefix: str) -> Path:
+    """A fresh directory for a throwaway server's files, in memory if possible."""
+    in_memory = MEMORY_DIRECTORY.is_dir() and os.access(MEMORY_DIRECTORY, os.W_OK)
+    return Path(
+        tempfile.mkdtemp(prefix=prefix, dir=MEMORY_DIRECTORY if in_memory else None)
+    )
+
+
 def _pg_bin() -> Path | None:
     for candidate in (os.environ.get("PG_BIN"), *PG_BIN_CANDIDATES):
         if candidate and (Path(candidate) / "initdb").exists():
@@ -49,9 +61,19 @@ class PostgresServer:
     bin: Path
     run_as: list[str]
     options: str = ""  # the server's command-line options, to start it again
+    _names: itertools.count = field(default_factory=itertools.count)
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, template: str = "template1") -> str:
+        """Create a database as a copy of ``template``; return its name."""
+        name = f"tracker_test_{next(self._names)}"
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.admin(f"DROP DATABASE {name} WITH (FORCE)")
 
     def admin(self, sql: str) -> None:
         import psycopg
@@ -92,7 +114,7 @@ def start_postgres() -> PostgresServer:
     pg_bin = _pg_bin()
     if pg_bin is None:
         unavailable("PostgreSQL server binaries (initdb) not found")
-    directory = Path(tempfile.mkdtemp(prefix="tracker-pg-"))
+    directory = scratch_directory("tracker-pg-")
     run_as: list[str] = []
     if os.geteuid() == 0:
         # initdb refuses to run as root; the postgres system user owns the cluster.

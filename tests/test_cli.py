@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
+from tests.support import REGISTRATION
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def manage(database_url, tmp_path):
-    """Run ``python manage.py ...`` against the test database; return the result."""
+def manage_command(database_url: str, tmp_path: Path):
+    """Run ``python manage.py ...`` against ``database_url``; return the result."""
 
     def run(
         *args: str, env: dict | None = None, stdin: str = ""
@@ -43,6 +44,18 @@ def manage(database_url, tmp_path):
     return run
 
 
+@pytest.fixture
+def manage(database_url, tmp_path):
+    """``manage.py`` on the test database, which holds every table."""
+    return manage_command(database_url, tmp_path)
+
+
+@pytest.fixture
+def manage_empty(empty_database_url, tmp_path):
+    """``manage.py`` on an empty database."""
+    return manage_command(empty_database_url, tmp_path)
+
+
 def table_names(database_url: str) -> set[str]:
     engine = create_engine(database_url)
     try:
@@ -59,15 +72,17 @@ def assert_clean_failure(
     assert text in result.stderr
 
 
-def test_upgrade_on_an_empty_database_creates_every_table(manage, database_url):
-    result = manage("db", "upgrade")
+def test_upgrade_on_an_empty_database_creates_every_table(
+    manage_empty, empty_database_url
+):
+    result = manage_empty("db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert {"instances", "users", "api_tokens", "alembic_version"} <= table_names(
-        database_url
+        empty_database_url
     )
 
 
-def test_migrations_match_the_models(manage, database_url):
+def test_migrations_match_the_models(manage_empty, empty_database_url):
     """After upgrade, autogenerate finds nothing: no model lacks a migration."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -75,9 +90,9 @@ def test_migrations_match_the_models(manage, database_url):
     from tracker.extensions import db
     from tracker.models import import_all_models
 
-    assert manage("db", "upgrade").returncode == 0
+    assert manage_empty("db", "upgrade").returncode == 0
     import_all_models()
-    engine = create_engine(database_url)
+    engine = create_engine(empty_database_url)
     try:
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
@@ -120,8 +135,8 @@ def test_wrong_arguments_give_usage_not_a_traceback(manage, app, args, code, tex
     assert_clean_failure(manage(*args), code, text)
 
 
-def test_bad_settings_give_one_line(manage):
-    result = manage("db", "upgrade", env={"TRACKER_API_PAGE_SIZE": "lots"})
+def test_bad_settings_give_one_line(manage_empty):
+    result = manage_empty("db", "upgrade", env={"TRACKER_API_PAGE_SIZE": "lots"})
     assert_clean_failure(result, 1, "settings: API_PAGE_SIZE = 'lots' is invalid")
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -132,14 +147,14 @@ def test_drop_asks_and_keeps_the_tables_when_not_confirmed(manage, app, database
     assert "instances" in table_names(database_url)
 
 
-def test_recreate_yes_empties_the_database(manage, app, client, database_url):
-    from tests.instances.test_api import REGISTRATION, count_instances
+def test_recreate_yes_empties_the_database(manage, db, client, database_url):
+    from tracker.instances.models import Instance
 
     client.post("/api/instance/", json=REGISTRATION)
-    assert count_instances(app) == 1
+    assert db.count(Instance) == 1
     result = manage("db", "recreate", "--yes")
     assert result.returncode == 0, result.stderr
-    assert count_instances(app) == 0
+    assert db.count(Instance) == 0
     # Recreated tables are marked as migrated: upgrade has nothing to do.
     assert manage("db", "upgrade").returncode == 0
 
@@ -155,13 +170,15 @@ def test_create_token_prints_a_working_token(manage, app, client):
     assert response.status_code == 200
 
 
-def test_upgrading_an_older_database_keeps_its_instances(manage, database_url):
+def test_upgrading_an_older_database_keeps_its_instances(
+    manage_empty, empty_database_url
+):
     from sqlalchemy import text
 
     first = sorted((ROOT / "tracker/migrations/versions").glob("*.py"))[0]
     revision = first.name.split("_")[1]
-    assert manage("db", "upgrade", revision).returncode == 0
-    engine = create_engine(database_url)
+    assert manage_empty("db", "upgrade", revision).returncode == 0
+    engine = create_engine(empty_database_url)
     try:
         with engine.begin() as connection:
             connection.execute(
@@ -172,7 +189,7 @@ def test_upgrading_an_older_database_keeps_its_instances(manage, database_url):
                     " '2020-01-01 00:00:00', '2020-01-01 00:00:00')"
                 )
             )
-        result = manage("db", "upgrade")
+        result = manage_empty("db", "upgrade")
         assert result.returncode == 0, result.stderr
         with engine.connect() as connection:
             row = connection.execute(

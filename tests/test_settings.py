@@ -109,6 +109,7 @@ BAD_SETTINGS = [
     ("API_PAGE_SIZE", True, "an integer from 1 to 1000"),
     ("API_MAX_PAGE_SIZE", 0, "an integer from 1 to 10000"),
     ("DASHBOARD_PAGE_SIZE", "25", "an integer from 1 to 1000"),
+    ("PASSWORD_HASH_METHOD", "md5", "one of 'scrypt', 'pbkdf2'"),
     ("SECRET_KEY", 12345, "SECRET_KEY = <hidden> is invalid: must be a string"),
     ("CELERY_BROKER_URL", "http://broker", "CELERY_BROKER_URL = <hidden> is invalid"),
     ("CELERYBEAT_SCHEDULE", {"x": {"task": "t"}}, "entry 'x' lacks task or schedule"),

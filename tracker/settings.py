@@ -291,6 +291,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("API_PAGE_SIZE", 50, integer(1, 1000)),
     Setting("API_MAX_PAGE_SIZE", 500, integer(1, 10000)),
     Setting("DASHBOARD_PAGE_SIZE", 25, integer(1, 1000)),
+    Setting(
+        "PASSWORD_HASH_METHOD", "scrypt", one_of("scrypt", "pbkdf2", "pbkdf2:sha256:1")
+    ),
     Setting("CELERY_BROKER_URL", None, broker_url, secret=True),
     Setting("CELERYBEAT_SCHEDULE", None, beat_schedule),
     Setting("TRUSTED_PROXIES", 0, integer(0, 10)),

@@ -11,7 +11,6 @@ from tests.allocation.example import (
     eight_days_of_cpu,
     eight_days_of_disk,
 )
-from tests.instances.test_views import sign_in
 from tracker.extensions import db
 
 
@@ -28,35 +27,37 @@ def test_pages_need_sign_in(client):
     assert client.get("/allocation/").status_code == 302
 
 
-def test_ledger_highlights_pools_near_or_over_their_allocation(app, client, user):
+def test_ledger_highlights_pools_near_or_over_their_allocation(
+    app, client, user, login
+):
     ids = kep_with_usage(app)
-    sign_in(client)
+    login()
     page = client.get(f"/allocation/?period_id={ids['period']}").get_data(as_text=True)
     assert re.search(rf'<tr class="ledger-exceeded" data-pool="{ids["q1pd"]}"', page)
     assert re.search(rf'<tr class="ledger-ok" data-pool="{ids["q1pa"]}"', page)
     assert "700.00" in page and "600.00" in page
 
 
-def test_near_threshold_comes_from_the_settings(app, client, user):
+def test_near_threshold_comes_from_the_settings(app, client, user, login):
     ids = kep_with_usage(app)
     app.config["ALLOCATION_NEAR_PERCENT"] = 10
-    sign_in(client)
+    login()
     page = client.get("/allocation/").get_data(as_text=True)
     assert f'<tr class="ledger-near" data-pool="{ids["q1pa"]}"' in page
 
 
-def test_project_tree_shows_usage_and_allocation(app, client, user):
+def test_project_tree_shows_usage_and_allocation(app, client, user, login):
     kep_with_usage(app)
-    sign_in(client)
+    login()
     page = client.get("/allocation/tree").get_data(as_text=True)
     assert page.index("InstituteC") < page.index("ProjectC") < page.index("ProjectD")
     assert "CPU Hours: 700.00 / 60.00 CPU hours" in page
     assert "Disk Space: 100.00 / 600.00 KB" in page
 
 
-def test_usage_chart_uses_the_vendored_chart_js_only(app, client, user):
+def test_usage_chart_uses_the_vendored_chart_js_only(app, client, user, login):
     ids = kep_with_usage(app)
-    sign_in(client)
+    login()
     page = client.get(f"/allocation/pools/{ids['q1pd']}").get_data(as_text=True)
     assert "/static/vendor/chart.umd.min.js" in page
     assert "/allocation/static/allocation/usage-chart.js" in page

@@ -9,27 +9,14 @@ import pytest
 from tracker.auth.views import safe_next
 
 
-def csrf_token(client, path="/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-
-
-def sign_in(client, password="correct horse", next_path=None):
-    token = csrf_token(client)
-    path = "/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(
-        path, data={"username": "ada", "password": password, "csrf_token": token}
-    )
-
-
 def test_pages_need_sign_in(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=/")
 
 
-def test_sign_in_and_out(client, user):
-    response = sign_in(client)
+def test_sign_in_and_out(client, user, login):
+    response = login()
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     home = client.get("/")
@@ -42,8 +29,8 @@ def test_sign_in_and_out(client, user):
     assert client.get("/").status_code == 302
 
 
-def test_wrong_password_is_refused(client, user):
-    response = sign_in(client, password="wrong")
+def test_wrong_password_is_refused(client, user, login):
+    response = login(password="wrong")
     assert response.status_code == 200
     assert "Wrong user name or password" in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
@@ -59,6 +46,22 @@ def test_password_is_stored_hashed(app, user):
     assert stored.startswith(("scrypt:", "pbkdf2:"))
 
 
+def test_passwords_are_hashed_with_the_configured_method(app):
+    """scrypt unless PASSWORD_HASH_METHOD names another method."""
+    from tracker.auth.models import User
+    from tracker.settings import CORE_SETTINGS
+
+    default = {s.name: s.default for s in CORE_SETTINGS}["PASSWORD_HASH_METHOD"]
+    user = User(username="grace")
+    methods = ((default, "scrypt:"), ("pbkdf2:sha256:1", "pbkdf2:sha256:1$"))
+    with app.app_context():
+        for method, prefix in methods:
+            app.config["PASSWORD_HASH_METHOD"] = method
+            user.set_password("hopper")
+            assert user.password_hash.startswith(prefix)
+            assert user.check_password("hopper") and not user.check_password("grace")
+
+
 def test_sign_in_without_csrf_token_is_refused(client, user):
     response = client.post(
         "/login", data={"username": "ada", "password": "correct horse"}
@@ -67,8 +70,8 @@ def test_sign_in_without_csrf_token_is_refused(client, user):
     assert client.get("/").status_code == 302
 
 
-def test_next_is_followed_when_local(client, user):
-    assert sign_in(client, next_path="/api/openapi.json").headers["Location"] == (
+def test_next_is_followed_when_local(client, user, login):
+    assert login(next_path="/api/openapi.json").headers["Location"] == (
         "/api/openapi.json"
     )
 
@@ -90,8 +93,8 @@ def test_unsafe_next_is_ignored(target):
     assert safe_next(target) is None
 
 
-def test_external_next_redirects_home(client, user):
-    assert sign_in(client, next_path="https://evil.example").headers["Location"] == "/"
+def test_external_next_redirects_home(client, user, login):
+    assert login(next_path="https://evil.example").headers["Location"] == "/"
 
 
 def test_bearer_token_never_leaves_a_signed_in_session(client, auth_headers):
@@ -100,8 +103,8 @@ def test_bearer_token_never_leaves_a_signed_in_session(client, auth_headers):
     assert client.get("/").status_code == 302
 
 
-def test_a_session_cookie_never_signs_in_to_the_api(client, user):
-    sign_in(client)
+def test_a_session_cookie_never_signs_in_to_the_api(client, user, login):
+    login()
     assert client.get("/").status_code == 200
     response = client.get("/api/instances")
     assert response.status_code == 401

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.support import PASSWORD, USERNAME, serve, signed_in_tab
 from tracker.auth.models import User
 from tracker.extensions import db
 from tracker.instances.models import CrawlResult, DailyValue, Instance
@@ -85,8 +84,8 @@ def seed(count: int = 30) -> None:
                     data={**crawled, "users": 10 + index - day},
                 )
             )
-    user = User(username="ada")
-    user.set_password("correct horse")
+    user = User(username=USERNAME)
+    user.set_password(PASSWORD)
     db.session.add(user)
     db.session.commit()
 
@@ -96,35 +95,14 @@ def dashboard(make_app):
     """The app with configured charts and seeded instances, served on loopback."""
     app = make_app(CRAWLED_FIELDS_SETTINGS=FIELDS, DASHBOARD_PAGE_SIZE=10)
     with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
         seed()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serve(app) as base:
+        yield app, base
 
 
 @pytest.fixture
 def page(browser, dashboard):
     """A signed-in page that records every request it makes."""
     _app, base = dashboard
-    context = browser.new_context(
-        base_url=base, viewport={"width": 1366, "height": 900}
-    )
-    tab = context.new_page()
-    tab.requested = []
-    tab.on("request", lambda request: tab.requested.append(request.url))
-    tab.errors = []
-    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
-    tab.goto("/login")
-    tab.fill("#username", "ada")
-    tab.fill("#password", "correct horse")
-    tab.click("button[type=submit]")
-    tab.wait_for_url(base + "/")
-    yield tab
-    context.close()
+    with signed_in_tab(browser, base) as tab:
+        yield tab

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 
 from tests.celery_processes import celery_environment, start_worker
-from tests.chromium import screenshot
 from tests.fleet import JSON, Behaviour, Fleet
+from tests.support import USERNAME, screenshot, serve, signed_in_tab
 from tracker.auth.models import User
 from tracker.extensions import db
 from tracker.instances.models import Instance
@@ -30,10 +27,6 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
     }
     app = make_app(**settings)
     with Fleet(behaviours) as fleet, app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
         for address in addresses:
             db.session.add(
                 Instance(
@@ -44,7 +37,7 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
                     approved=True,
                 )
             )
-        user = User(username="ada")
+        user = User(username=USERNAME)
         user.set_password("pw")
         db.session.add(user)
         db.session.commit()
@@ -56,32 +49,22 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
             tmp_path / "instance",
         )
         worker = start_worker(env, tmp_path / "worker.log", concurrency=1)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}")
         try:
-            page = context.new_page()
-            page.goto("/login")
-            page.fill("#username", "ada")
-            page.fill("#password", "pw")
-            page.click("button[type=submit]")
-            page.click("text=Crawl all")
-            box = page.locator("#operation-progress")
-            box.wait_for()
-            page.wait_for_selector(
-                "#operation-progress[data-status=finished]", timeout=30000
-            )
-            assert box.get_attribute("data-result") == "successful"
-            assert (
-                page.locator("#operation-progress progress").get_attribute("value")
-                == "6"
-            )
-            screenshot(page, "crawl-all")
-            page.goto("/?health=up")
-            assert page.locator("#instances-listed").inner_text().startswith("6 listed")
+            with serve(app) as base, signed_in_tab(browser, base, "pw") as page:
+                page.click("text=Crawl all")
+                box = page.locator("#operation-progress")
+                box.wait_for()
+                page.wait_for_selector(
+                    "#operation-progress[data-status=finished]", timeout=30000
+                )
+                assert box.get_attribute("data-result") == "successful"
+                assert (
+                    page.locator("#operation-progress progress").get_attribute("value")
+                    == "6"
+                )
+                screenshot(page, "crawl-all")
+                page.goto("/?health=up")
+                listed = page.locator("#instances-listed").inner_text()
+                assert listed.startswith("6 listed")
         finally:
-            context.close()
-            server.shutdown()
-            thread.join()
             worker.stop()

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.chromium import screenshot
+from tests.support import screenshot
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.instances.test_api import REGISTRATION
+from tests.support import REGISTRATION
 
 
 @pytest.fixture

@@ -11,15 +11,10 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from tests.support import REGISTRATION
 from tracker.extensions import db
 from tracker.instances.models import Instance
 
-REGISTRATION = {
-    "url": "https://indico.example.org",
-    "contact": "Ada Lovelace",
-    "email": "ada@example.org",
-    "organisation": "Analytical Engines",
-}
 SUMMARY_KEYS = {
     "uuid",
     "enabled",

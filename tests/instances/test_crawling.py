@@ -45,13 +45,7 @@ def fleet():
 
 @pytest.fixture
 def crawl_app(make_app):
-    app = make_app(**CRAWL_SETTINGS)
-    with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
-    return app
+    return make_app(**CRAWL_SETTINGS)
 
 
 def add_instance(url: str, **fields) -> int:
@@ -226,10 +220,6 @@ def test_charted_line_fields_keep_one_value_per_instance_and_day(make_app, fleet
     }
     app = make_app(**CRAWL_SETTINGS, CRAWLED_FIELDS_SETTINGS=fields)
     with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
         instance_id = add_instance(fleet.url("127.0.20.1"))
         settings = CrawlSettings.from_config(app.config)
         for users in (7, 9):

@@ -43,11 +43,6 @@ def celery_setup(redis_server, database_url, tmp_path, make_app):
         "BATCH_HEARTBEAT_TIMEOUT": 4,
     }
     app = make_app(**settings)
-    with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
     env = celery_environment(settings, tmp_path / "instance")
     processes = []
     yield app, env, processes

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
+from tests.support import Login, csrf_token
 from tracker.extensions import db
 from tracker.instances.models import Instance
 
@@ -25,28 +25,6 @@ def add_instance(app, **fields) -> str:
         db.session.add(instance)
         db.session.commit()
         return instance.uuid
-
-
-def sign_in(client) -> None:
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    client.post(
-        "/login",
-        data={"username": "ada", "password": "correct horse", "csrf_token": token},
-    )
-
-
-def csrf(client, path) -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(
-        r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page
-    ).group(1)
-
-
-@pytest.fixture
-def signed_in(client, user):
-    sign_in(client)
-    return client
 
 
 @pytest.mark.parametrize(
@@ -69,7 +47,7 @@ def test_posts_without_csrf_token_are_refused(app, signed_in):
 
 def test_edit_validates_like_the_api(app, signed_in):
     uuid = add_instance(app)
-    token = csrf(signed_in, f"/instances/{uuid}")
+    token = csrf_token(signed_in, f"/instances/{uuid}")
     form = {
         "csrf_token": token,
         "url": "javascript:alert(1)",
@@ -88,7 +66,7 @@ def test_edit_validates_like_the_api(app, signed_in):
 
 def test_disable_set_location_and_delete(app, signed_in):
     uuid = add_instance(app)
-    token = csrf(signed_in, f"/instances/{uuid}")
+    token = csrf_token(signed_in, f"/instances/{uuid}")
     signed_in.post(
         f"/instances/{uuid}/enabled", data={"csrf_token": token, "enabled": "no"}
     )
@@ -132,7 +110,7 @@ def test_times_are_shown_in_the_configured_time_zone(make_app, user):
     app = make_app(BABEL_DEFAULT_TIMEZONE="Asia/Tokyo")
     uuid = add_instance(app, registered=datetime(2026, 1, 2, 20, 30, tzinfo=UTC))
     client = app.test_client()
-    sign_in(client)
+    Login(client)()
     page = client.get(f"/instances/{uuid}").get_data(as_text=True)
     assert "3 Jan 2026, 05:30:00" in page
 
@@ -141,7 +119,7 @@ def test_a_second_locale_translates_the_pages(make_app, user):
     app = make_app(BABEL_DEFAULT_LOCALE="fr")
     client = app.test_client()
     assert "Se connecter" in client.get("/login").get_data(as_text=True)
-    sign_in(client)
+    Login(client)()
     page = client.get("/").get_data(as_text=True)
     assert "Tout collecter" in page
     assert "Crawl all" not in page
@@ -170,10 +148,10 @@ def test_the_french_catalogue_is_complete():
 def test_a_new_url_from_the_dashboard_needs_approving_again(app, user, make_app):
     strict = make_app(CRAWL_REQUIRE_APPROVAL=True)
     client = strict.test_client()
-    sign_in(client)
+    Login(client)()
     uuid = add_instance(strict)
     form = {
-        "csrf_token": csrf(client, f"/instances/{uuid}"),
+        "csrf_token": csrf_token(client, f"/instances/{uuid}"),
         "url": "https://a.example.org",
         "contact": "New",
         "email": "c@example.org",

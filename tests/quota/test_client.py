@@ -27,8 +27,9 @@ SECRET = "field-secret"
 
 
 @pytest.fixture
-def field(database_url):
-    app = create_field_app(database_url, "clinic-1", SECRET)
+def field(empty_database_url):
+    """The field application on an empty database of its own."""
+    app = create_field_app(empty_database_url, "clinic-1", SECRET)
     yield app
     with app.app_context():
         field_db.drop_all()
@@ -119,13 +120,13 @@ def test_concurrent_threads_stop_exactly_at_the_ceiling(field):
         assert visits() == 20
 
 
-def test_concurrent_processes_stop_exactly_at_the_ceiling(field, database_url):
+def test_concurrent_processes_stop_exactly_at_the_ceiling(field, empty_database_url):
     with field.app_context():
         open_window(15)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.quota.insert_many", database_url, "10"],
+            [sys.executable, "-m", "tests.quota.insert_many", empty_database_url, "10"],
             stdout=subprocess.PIPE,
             text=True,
             env=env,

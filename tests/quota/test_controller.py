@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from quota.client import QuotaReachedError
 from quota.controller import HttpTransport, committed_total
@@ -15,6 +14,7 @@ from quota.models import ControllerQuota, QuotaClient, QuotaHistory
 from quota.pulls import run_pull
 from tests.quota.field_app import Quota, Visit, create_field_app, field_db
 from tests.services import free_port
+from tests.support import csrf_token, serve
 from tracker.batch.models import BatchOperation
 from tracker.db_types import utcnow
 from tracker.extensions import db
@@ -25,17 +25,14 @@ ADDRESSES = ("127.0.60.1", "127.0.60.2")
 @pytest.fixture
 def field_clients(tmp_path):
     """Two field applications, each on its own loopback address and database."""
-    servers, apps = [], {}
-    for index, address in enumerate(ADDRESSES):
-        name = f"clinic-{index + 1}"
-        app = create_field_app(f"sqlite:///{tmp_path / name}.sqlite", name, f"s-{name}")
-        server = make_server(address, 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        apps[name] = (app, f"http://{address}:{server.server_port}")
-    yield apps
-    for server in servers:
-        server.shutdown()
+    apps = {}
+    with ExitStack() as servers:
+        for index, address in enumerate(ADDRESSES):
+            name = f"clinic-{index + 1}"
+            url = f"sqlite:///{tmp_path / name}.sqlite"
+            app = create_field_app(url, name, f"s-{name}")
+            apps[name] = (app, servers.enter_context(serve(app, address)))
+        yield apps
     for app, _url in apps.values():
         with app.app_context():
             field_db.engine.dispose()
@@ -166,16 +163,14 @@ def test_supervisor_override_end_to_end(app, field_clients, quota):
 
 
 def test_quota_page_shows_progress_and_approves(
-    app, client, user, field_clients, quota
+    app, client, user, login, field_clients, quota
 ):
-    from tests.instances.test_views import csrf, sign_in
-
     pull(app, quota)
-    sign_in(client)
+    login()
     page = client.get("/quotas").get_data(as_text=True)
     assert "clinic-1" in page and "clinic-down" in page
     assert "0 created, 100 assigned, of 100" in page
-    token = csrf(client, "/quotas")
+    token = csrf_token(client, "/quotas")
     refused = client.post(
         f"/quotas/{quota}/approve",
         data={"csrf_token": token, "request_code": "nonsense", "extra": "3"},
@@ -231,10 +226,8 @@ def odd_client():
         status, body = answers["next"]
         return Response(body, status=status, content_type="application/json")
 
-    server = make_server("127.0.60.9", 0, odd, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield answers, f"http://127.0.60.9:{server.server_port}"
-    server.shutdown()
+    with serve(odd, "127.0.60.9") as url:
+        yield answers, url
 
 
 @pytest.mark.parametrize(

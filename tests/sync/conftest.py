@@ -6,19 +6,12 @@ import pytest
 
 from tests.sync.field_app import create_field_app, field_db
 from tests.sync.support import FIELD_MODELS, register
-from tracker.extensions import db
 
 
 @pytest.fixture
 def app(make_app):
     """The app with the field applications' models on the sync allow-list."""
-    app = make_app(SYNC_MODELS=FIELD_MODELS)
-    with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
-    return app
+    return make_app(SYNC_MODELS=FIELD_MODELS)
 
 
 @pytest.fixture

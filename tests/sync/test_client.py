@@ -38,8 +38,9 @@ PRODUCER = "tablet-7"
 
 
 @pytest.fixture
-def field(database_url):
-    app = create_field_app(database_url, PRODUCER)
+def field(empty_database_url):
+    """The field application on an empty database of its own."""
+    app = create_field_app(empty_database_url, PRODUCER)
     yield app
     with app.app_context():
         field_db.session.remove()
@@ -286,9 +287,9 @@ def test_encrypted_payloads_round_trip_and_refuse_tampering():
         decrypt_payload('{"a":1}', key)
 
 
-def test_a_producer_with_a_key_seals_its_payloads(database_url):
+def test_a_producer_with_a_key_seals_its_payloads(empty_database_url):
     key = new_device_key()
-    app = create_field_app(database_url, PRODUCER, key)
+    app = create_field_app(empty_database_url, PRODUCER, key)
     try:
         with app.app_context():
             add_household("HH-1", village="Mochudi")

@@ -171,11 +171,6 @@ def test_a_model_off_the_allow_list_is_quarantined_not_applied(
     make_app, make_field, tmp_path
 ):
     server = make_app(SYNC_MODELS=["Household"])
-    with server.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
     field = make_field(server, "laptop-3")
     add_households(field, ["H1"])
     reply = import_into(server, export_to(field, tmp_path / "f.jsonl.gz").path)

@@ -14,20 +14,13 @@ from sqlalchemy import func, select
 from sync.models import ImportedFile, SyncProducer, SyncRecord
 from sync.wire.bundles import make_bundle, write_bundle_file
 from sync.wire.signing import public_key_of
-from tests.chromium import screenshot
-from tests.instances.test_views import csrf, sign_in
+from tests.support import Login, csrf_token, screenshot, signed_in_tab
 from tests.sync.support import FIELD_MODELS, register, wire
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 
 DASH = "\N{EN DASH}"
 PARENT = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
-
-
-@pytest.fixture
-def signed_in(client, user):
-    sign_in(client)
-    return client
 
 
 def households(producer: str, first: int, count: int) -> list[dict]:
@@ -60,7 +53,10 @@ def bundle_bytes(transactions: list[dict], credential: str) -> bytes:
 
 def upload(client, content: bytes, name: str = "tablet-1-0001.jsonl.gz"):
     """Post a file through the page's form; return the page it leads to."""
-    form = {"csrf_token": csrf(client, "/sync"), "file": (io.BytesIO(content), name)}
+    form = {
+        "csrf_token": csrf_token(client, "/sync"),
+        "file": (io.BytesIO(content), name),
+    }
     response = client.post(
         "/sync/files",
         data=form,
@@ -103,7 +99,7 @@ def test_pages_need_sign_in(app, client):
         response = client.get(path)
         assert response.status_code == 302, path
         assert "/login" in response.headers["Location"]
-    token = csrf(client, "/login")
+    token = csrf_token(client, "/login")
     response = client.post(
         "/sync/producers", data={"csrf_token": token, "producer_id": "intruder"}
     )
@@ -173,7 +169,7 @@ def test_last_contact_is_shown_in_the_configured_time_zone(make_app, user):
         producer.last_contact = datetime(2026, 1, 2, 20, 30, tzinfo=UTC)
         db.session.commit()
     client = app.test_client()
-    sign_in(client)
+    Login(client)()
     page = client.get("/sync").get_data(as_text=True)
     assert producer_row(page, "tablet-1")["contact"] == "3 Jan 2026, 05:30:00"
 
@@ -246,7 +242,7 @@ def test_files_from_unknown_producers_or_not_bundles_are_refused(app, signed_in)
 
 
 def test_a_missing_or_oversized_file_is_explained(app, signed_in):
-    token = csrf(signed_in, "/sync")
+    token = csrf_token(signed_in, "/sync")
     page = signed_in.post(
         "/sync/files", data={"csrf_token": token}, follow_redirects=True
     ).get_data(as_text=True)
@@ -269,7 +265,7 @@ def test_a_missing_or_oversized_file_is_explained(app, signed_in):
 
 def test_registering_shows_the_credential_once(app, signed_in):
     form = {
-        "csrf_token": csrf(signed_in, "/sync"),
+        "csrf_token": csrf_token(signed_in, "/sync"),
         "producer_id": "tablet-7",
         "description": "Kanye clinic",
         "encrypt": "yes",
@@ -295,7 +291,7 @@ def test_registering_shows_the_credential_once(app, signed_in):
 def test_a_refused_registration_keeps_what_was_typed(app, signed_in):
     register(app, "tablet-1")
     form = {
-        "csrf_token": csrf(signed_in, "/sync"),
+        "csrf_token": csrf_token(signed_in, "/sync"),
         "producer_id": "tablet-1",
         "description": "second",
     }
@@ -315,7 +311,7 @@ def test_disabling_refuses_pushes_until_enabled(app, signed_in):
     path = "/sync/producers/tablet-1/active"
     assert signed_in.post(path, data={"active": "no"}).status_code == 400  # no CSRF
 
-    token = csrf(signed_in, "/sync/producers/tablet-1")
+    token = csrf_token(signed_in, "/sync/producers/tablet-1")
     response = signed_in.post(path, data={"csrf_token": token, "active": "no"})
     assert response.headers["Location"] == "/sync/producers/tablet-1"
     bundle = make_bundle(households("tablet-1", 1, 1), credential).as_json()
@@ -339,7 +335,7 @@ def test_the_page_is_translated(make_app, user):
     app = make_app(SYNC_MODELS=FIELD_MODELS, BABEL_DEFAULT_LOCALE="fr")
     register(app, "tablet-1")
     client = app.test_client()
-    sign_in(client)
+    Login(client)()
     page = client.get("/sync").get_data(as_text=True)
     assert "Importer un fichier" in page and "Import a file" not in page
     detail = client.get("/sync/producers/tablet-1").get_data(as_text=True)
@@ -358,53 +354,41 @@ def test_the_page_in_a_browser(app, user, live_server, browser, tmp_path):
     carried = tmp_path / "tablet-3-0501.jsonl.gz"
     carried.write_bytes(bundle_bytes(households("tablet-3", 501, 500), gapped))
 
-    context = browser.new_context(
-        base_url=live_server, viewport={"width": 1366, "height": 900}
-    )
-    tab = context.new_page()
-    requested, errors = [], []
-    tab.on("request", lambda request: requested.append(request.url))
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    tab.goto("/login")
-    tab.fill("#username", "ada")
-    tab.fill("#password", "correct horse")
-    tab.click("button[type=submit]")
-    tab.wait_for_url(live_server + "/")
-    tab.click("nav >> text=Sync")
-    tab.wait_for_url(live_server + "/sync")
+    with signed_in_tab(browser, live_server) as tab:
+        tab.click("nav >> text=Sync")
+        tab.wait_for_url(live_server + "/sync")
 
-    rows = tab.locator("#producers tbody tr")
-    assert rows.count() == 3
-    gap = tab.locator('tr[data-producer="tablet-3"]')
-    assert gap.locator("td[data-column=missing]").inner_text() == (
-        f"waiting for 501{DASH}1000"
-    )
-    screenshot(tab, "sync")
+        rows = tab.locator("#producers tbody tr")
+        assert rows.count() == 3
+        gap = tab.locator('tr[data-producer="tablet-3"]')
+        assert gap.locator("td[data-column=missing]").inner_text() == (
+            f"waiting for 501{DASH}1000"
+        )
+        screenshot(tab, "sync")
 
-    tab.set_input_files("#upload-form input[type=file]", str(carried))
-    tab.click("#upload-form button[type=submit]")
-    tab.wait_for_url(live_server + "/sync")
-    flashed = tab.locator(".flash").inner_text()
-    assert flashed.startswith("Imported tablet-3-0501.jsonl.gz from tablet-3,")
-    assert f"transactions 501{DASH}1000: 500 new" in flashed
-    assert gap.locator("td[data-column=applied]").inner_text() == "1002"
-    assert gap.locator("td[data-column=missing]").inner_text() == DASH
-    assert tab.locator("#imported-files tbody tr").count() == 1
-    screenshot(tab, "sync-imported")
+        tab.set_input_files("#upload-form input[type=file]", str(carried))
+        tab.click("#upload-form button[type=submit]")
+        tab.wait_for_url(live_server + "/sync")
+        flashed = tab.locator(".flash").inner_text()
+        assert flashed.startswith("Imported tablet-3-0501.jsonl.gz from tablet-3,")
+        assert f"transactions 501{DASH}1000: 500 new" in flashed
+        assert gap.locator("td[data-column=applied]").inner_text() == "1002"
+        assert gap.locator("td[data-column=missing]").inner_text() == DASH
+        assert tab.locator("#imported-files tbody tr").count() == 1
+        screenshot(tab, "sync-imported")
 
-    tab.fill("#register-form input[name=producer_id]", "tablet-4")
-    tab.fill("#register-form input[name=description]", "Kanye clinic")
-    tab.check("#register-form input[name=encrypt]")
-    tab.click("#register-form button[type=submit]")
-    assert len(tab.locator("#credential").inner_text()) > 40
-    assert len(tab.locator("#encryption-key").inner_text()) > 40
-    assert "tablet-4" not in tab.url
-    screenshot(tab, "sync-registered")
+        tab.fill("#register-form input[name=producer_id]", "tablet-4")
+        tab.fill("#register-form input[name=description]", "Kanye clinic")
+        tab.check("#register-form input[name=encrypt]")
+        tab.click("#register-form button[type=submit]")
+        assert len(tab.locator("#credential").inner_text()) > 40
+        assert len(tab.locator("#encryption-key").inner_text()) > 40
+        assert "tablet-4" not in tab.url
+        screenshot(tab, "sync-registered")
 
-    tab.click('a[href="/sync/producers/tablet-2"]')
-    assert tab.locator("#parked tbody tr").count() == 2
-    screenshot(tab, "sync-producer")
-    context.close()
-    assert errors == []
-    hosts = {urlsplit(url).hostname for url in requested}
+        tab.click('a[href="/sync/producers/tablet-2"]')
+        assert tab.locator("#parked tbody tr").count() == 2
+        screenshot(tab, "sync-producer")
+    assert tab.errors == []
+    hosts = {urlsplit(url).hostname for url in tab.requested}
     assert hosts == {"127.0.0.1"}, hosts

@@ -3,19 +3,17 @@ middleman, and the commands the device, the middleman and the server run."""
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 import requests
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from sync.client.relay import forward
 from sync.client.transfer import HttpTransport, push, push_url
 from sync.models import IncomingTransaction, SyncRecord
 from sync.wire.bundles import make_bundle
+from tests.support import serve
 from tests.sync.field_app import (
     Household,
     Member,
@@ -35,21 +33,9 @@ from tests.sync.support import (
 from tracker.extensions import db
 
 
-@contextmanager
-def serving(app, host):
-    server = make_server(host, 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-
-
 @pytest.fixture
 def server_url(server):
-    with serving(server, "127.0.0.1") as url:
+    with serve(server, "127.0.0.1") as url:
         yield url
 
 
@@ -107,7 +93,7 @@ def test_field_clients_push_over_http_directly(server, make_field, server_url):
 def test_field_clients_push_through_a_middleman(server, make_field, server_url, relay):
     field = make_field(server, "laptop-1")
     survey(field, "A")
-    with serving(relay, "127.0.70.1") as relay_url:
+    with serve(relay, "127.0.70.1") as relay_url:
         summary = push_over_http(field, relay_url)
         assert summary.sent == 62 and summary.last_reply["relayed"] is True
         # Pushed twice (say, the device missed the answer): kept once.

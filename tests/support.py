@@ -1,0 +1,131 @@
+"""What tests share: signing in through the real forms (test client and Chromium),
+the database seen from outside a request, the app served on loopback, sample data."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from tracker.extensions import db as database
+
+USERNAME = "ada"
+PASSWORD = "correct horse"
+# A registration as the registry's real clients send it.
+REGISTRATION = {
+    "url": "https://indico.example.org",
+    "contact": "Ada Lovelace",
+    "email": "ada@example.org",
+    "organisation": "Analytical Engines",
+}
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+CSRF_FIELD = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def csrf_token(client, path: str) -> str:
+    """The CSRF token of the first form on the page at ``path``."""
+    return CSRF_FIELD.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+class Login:
+    """Signs a test client in and out through the forms, CSRF token and all."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def __call__(
+        self,
+        username: str = USERNAME,
+        password: str = PASSWORD,
+        next_path: str | None = None,
+    ):
+        """Post the sign-in form; return the response."""
+        token = csrf_token(self.client, "/login")
+        path = "/login" + (f"?next={next_path}" if next_path else "")
+        return self.client.post(
+            path,
+            data={"username": username, "password": password, "csrf_token": token},
+        )
+
+    def logout(self):
+        """Post the sign-out form of the home page; return the response."""
+        token = csrf_token(self.client, "/")
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+class Database:
+    """The app's database from outside a request: every use opens an app context
+    of its own, as a request or a task does, so nothing stays cached between."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.app.app_context():
+            yield database.session
+
+    def scalar(self, statement) -> Any:
+        with self.session() as session:
+            return session.scalar(statement)
+
+    def count(self, model: type) -> int:
+        """How many rows ``model`` has."""
+        return self.scalar(select(func.count()).select_from(model))
+
+
+# How often a served app's loop looks for its shutdown: stopping waits this long.
+SHUTDOWN_POLL_SECONDS = 0.02
+
+
+@contextmanager
+def serve(app: Flask, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` with a real threaded HTTP server on a loopback address of
+    its own choosing; yield its URL."""
+    server = make_server(host, 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@contextmanager
+def signed_in_tab(browser, base_url: str, password: str = PASSWORD) -> Iterator:
+    """A Chromium tab signed in as ``ada`` through the sign-in page; its
+    ``requested`` and ``errors`` list every request made and every page error."""
+    context = browser.new_context(
+        base_url=base_url, viewport={"width": 1366, "height": 900}
+    )
+    try:
+        tab = context.new_page()
+        tab.requested = []
+        tab.on("request", lambda request: tab.requested.append(request.url))
+        tab.errors = []
+        tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+        tab.goto("/login")
+        tab.fill("#username", USERNAME)
+        tab.fill("#password", password)
+        tab.click("button[type=submit]")
+        tab.wait_for_url(base_url + "/")
+        yield tab
+    finally:
+        context.close()
+
+
+def screenshot(tab, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
