@@ -59,11 +59,25 @@ def cluster():
 
 
 @pytest.fixture
-def database_url(cluster):
-    """Runs here use PostgreSQL, as production does (overrides the suite's)."""
+def database_url(cluster, tmp_path):
+    """Runs here use PostgreSQL, as production does: a database holding every
+    table on this module's cluster (overrides the suite's fixture)."""
+    from tracker import create_app
+    from tracker.models import import_all_models
+
     name = f"run_faults_{next(_names)}"
     cluster.admin(f"CREATE DATABASE {name}")
-    yield cluster.url(name)
+    url = cluster.url(name)
+    schema_app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": url, "TESTING": True},
+        instance_path=tmp_path / "schema",
+        environ={},
+    )
+    with schema_app.app_context():
+        import_all_models()
+        db.create_all()
+        db.engine.dispose()
+    yield url
     cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
 
 
@@ -204,10 +218,6 @@ def run_setup(redis_server, database_url, tmp_path, make_app):
         fleets.append(fleet)
         crawlable, down = [], set()
         with app.app_context():
-            from tracker.models import import_all_models
-
-            import_all_models()
-            db.create_all()
             for n, address in enumerate(addresses, 1):
                 instance = Instance(
                     url=fleet.url(address),
@@ -329,16 +339,7 @@ def test_postgresql_stopped_and_started_mid_run(run_setup, cluster):
 
 @pytest.fixture
 def crawl_app(make_app):
-    def build(**overrides):
-        app = make_app(**{**RUN_SETTINGS, **overrides})
-        with app.app_context():
-            from tracker.models import import_all_models
-
-            import_all_models()
-            db.create_all()
-        return app
-
-    return build
+    return lambda **overrides: make_app(**{**RUN_SETTINGS, **overrides})
 
 
 def add_instances(app, urls, **fields) -> list[int]:
