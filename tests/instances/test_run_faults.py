@@ -134,6 +134,15 @@ class Run:
         self.processes.append(beat)
         return beat
 
+    def started_mid_run(self, processed: int = 40):
+        """Start two workers and beat, launch a run and wait until it is under
+        way; return the workers and the run's id."""
+        workers = self.worker("worker-a"), self.worker("worker-b")
+        self.beat()
+        operation_id = self.launch()
+        wait_until(lambda: self.processed(operation_id) >= processed)
+        return workers, operation_id
+
     def launch(self) -> int:
         from tracker.instances.crawling import SCOPE_ALL
         from tracker.instances.launch import launch_crawl
@@ -249,10 +258,7 @@ def run_setup(redis_server, database_url, tmp_path, make_app):
 
 def test_a_worker_group_killed_mid_run(run_setup):
     run = run_setup(50)
-    killed, survivor = run.worker("worker-a"), run.worker("worker-b")
-    run.beat()
-    operation_id = run.launch()
-    wait_until(lambda: run.processed(operation_id) >= 40)
+    (killed, survivor), operation_id = run.started_mid_run()
     killed.kill()  # SIGKILL to the main process and its pool: nothing acks
     run.assert_exact(operation_id)
     assert survivor.process.poll() is None
@@ -261,11 +267,7 @@ def test_a_worker_group_killed_mid_run(run_setup):
 def test_a_cold_shutdown_mid_run(run_setup):
     # No re-send by housekeeping: the broker itself hands the chunks on.
     run = run_setup(51, BATCH_MAX_RESUMES=0)
-    stopped = run.worker("worker-a")
-    run.worker("worker-b")
-    run.beat()
-    operation_id = run.launch()
-    wait_until(lambda: run.processed(operation_id) >= 40)
+    (stopped, _), operation_id = run.started_mid_run()
     stopped.signal(signal.SIGQUIT)  # tasks are cancelled, redelivered or lost
     stopped.process.wait(timeout=30)
     run.assert_exact(operation_id)
@@ -274,11 +276,7 @@ def test_a_cold_shutdown_mid_run(run_setup):
 def test_a_pool_process_killed_mid_run(run_setup):
     # No re-send by housekeeping: the rejected chunk goes back to the queue.
     run = run_setup(52, BATCH_MAX_RESUMES=0)
-    worker = run.worker("worker-a")
-    run.worker("worker-b")
-    run.beat()
-    operation_id = run.launch()
-    wait_until(lambda: run.processed(operation_id) >= 40)
+    (worker, _), operation_id = run.started_mid_run()
     victim = worker.pool_processes()[0]
     subprocess.run(["kill", "-KILL", str(victim)], check=True)
     operation = run.assert_exact(operation_id)
@@ -288,11 +286,7 @@ def test_a_pool_process_killed_mid_run(run_setup):
 
 def test_redis_restarted_mid_run_and_unsent_ticks_are_recorded(run_setup, redis_server):
     run = run_setup(53)
-    run.worker("worker-a")
-    run.worker("worker-b")
-    run.beat()
-    operation_id = run.launch()
-    wait_until(lambda: run.processed(operation_id) >= 40)
+    _, operation_id = run.started_mid_run()
     redis_server.process.terminate()
     redis_server.process.wait(timeout=10)
 
@@ -316,11 +310,7 @@ def test_redis_restarted_mid_run_and_unsent_ticks_are_recorded(run_setup, redis_
 
 def test_postgresql_stopped_and_started_mid_run(run_setup, cluster):
     run = run_setup(54)
-    run.worker("worker-a")
-    run.worker("worker-b")
-    run.beat()
-    operation_id = run.launch()
-    wait_until(lambda: run.processed(operation_id) >= 40)
+    _, operation_id = run.started_mid_run()
     cluster.pg_ctl("stop", "-m", "fast")
     try:
         # Long enough for every chunk in flight to meet the closed database
