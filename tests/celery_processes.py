@@ -46,6 +46,19 @@ class CeleryProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def signal(self, number: int) -> None:
+        """Send ``number`` to the main process only (SIGQUIT: cold shutdown)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, number)
+
+    def pool_processes(self) -> list[int]:
+        """The pids of the main process's children (a worker's pool)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
     def stop(self) -> None:
         if self.process.poll() is None:
             try:
@@ -86,3 +99,10 @@ def start_worker(
     worker = CeleryProcess(args, env, log)
     worker.wait_for("ready.")
     return worker
+
+
+def start_beat(env: dict[str, str], log: Path, schedule: Path) -> CeleryProcess:
+    """A ``celery beat`` of its own, so that killing a worker leaves it running."""
+    beat = CeleryProcess(["beat", "--loglevel=info", "-s", str(schedule)], env, log)
+    beat.wait_for("beat: Starting...")
+    return beat

@@ -130,6 +130,7 @@ BAD_SETTINGS = [
     ("CRAWL_MAX_KEYS", "many", "an integer from 1 to"),
     ("CRAWL_CONCURRENCY", 0, "an integer from 1 to 5000"),
     ("CRAWL_CHUNK_SIZE", -1, "an integer from 1 to"),
+    ("CRAWL_DATABASE_RETRIES", -1, "an integer from 0 to 1000"),
     ("CRAWL_ALLOW_NETWORKS", ["10.0.0.0/33"], "'10.0.0.0/33' is not one"),
     ("CRAWL_DENY_NETWORKS", "10.0.0.0/8", "a list of networks"),
     ("CRAWL_REQUIRE_APPROVAL", "yes", "True or False"),
@@ -138,6 +139,8 @@ BAD_SETTINGS = [
     ("GEOIP_DATABASE", "/no/such/file.mmdb", "the path of an existing file"),
     ("HOUSEKEEPING_INTERVAL", 0, "an integer from 1 to 86400"),
     ("BATCH_HEARTBEAT_TIMEOUT", 0, "an integer from 1 to"),
+    ("BATCH_MAX_RESUMES", -1, "an integer from 0 to 100"),
+    ("BATCH_ITEM_DAYS", "30", "an integer from 1 to 36500"),
 ]
 
 

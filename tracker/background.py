@@ -1,12 +1,34 @@
-"""Celery, integrated as the Flask documentation shows: tasks run in an app context."""
+"""Celery, integrated as the Flask documentation shows: tasks run in an app context.
+
+Beat runs :class:`RecordingScheduler`, which records a periodic job that the
+broker could not take as a failed batch operation naming the broker.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
+import celery
 from celery import Celery, Task
+from celery.beat import PersistentScheduler
 from flask import Flask
+from kombu.utils.url import maybe_sanitize_url
+
+from tracker.batch import operations
+from tracker.batch.models import RESULT_FAILED
+from tracker.extensions import db
+
+logger = logging.getLogger(__name__)
+SCHEDULER = "tracker.background:RecordingScheduler"
+PERIODIC_OPERATIONS_KEY = "tracker.periodic_operations"
+# The operation a periodic job records when no part named one.
+PERIODIC_OPERATION = "periodic"
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
+# Seconds between the Redis transport's sweeps for unacknowledged messages.
+RESTORE_SWEEP_SECONDS = 10
 
 
 def embedded_broker(instance_path: str) -> tuple[str, dict[str, Any]]:
@@ -44,6 +66,7 @@ def celery_config(app: Flask) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        "beat_scheduler": SCHEDULER,
     }
     if config["CELERY_BROKER_URL"]:
         settings["broker_url"] = config["CELERY_BROKER_URL"]
@@ -69,16 +92,91 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.conf.update(celery_config(app))
     celery_app.set_default()
+    # Beat's scheduler records what it could not send in this app's database.
+    celery_app.flask_app = app
     app.extensions["celery"] = celery_app
     return celery_app
 
 
-def add_periodic_task(app: Flask, name: str, task: str, seconds: float) -> None:
+def add_periodic_task(
+    app: Flask,
+    name: str,
+    task: str,
+    seconds: float,
+    operation: tuple[str, str] | None = None,
+) -> None:
     """Schedule a domain's periodic job, unless CELERYBEAT_SCHEDULE names it
-    (to change it, or to switch it off with None)."""
+    (to change it, or to switch it off with None). A tick the broker cannot
+    take is recorded as a failed ``operation`` (type, scope)."""
+    app.extensions.setdefault(PERIODIC_OPERATIONS_KEY, {})[name] = operation or (
+        PERIODIC_OPERATION,
+        name,
+    )
     if name in (app.config.get("CELERYBEAT_SCHEDULE") or {}):
         return
     app.extensions["celery"].conf.beat_schedule[name] = {
         "task": task,
         "schedule": seconds,
     }
+
+
+def broker_fault(exc: BaseException, celery_app: Celery | None = None) -> str:
+    """Name a broker failure and the broker (without its password)."""
+    url = (celery_app or celery.current_app).conf.broker_url or ""
+    return f"broker lost: {maybe_sanitize_url(url)} could not take the task: {exc}"
+
+
+def require_visibility_timeout(app: Flask, seconds: float) -> None:
+    """Make a Redis broker hand an unacknowledged task (its worker died) to
+    another worker after ``seconds``, unless CELERY_BROKER_TRANSPORT_OPTIONS
+    sets ``visibility_timeout`` itself. The longest requirement wins."""
+    conf = app.extensions["celery"].conf
+    if (conf.broker_url or "").split("://", 1)[0] not in REDIS_SCHEMES:
+        return
+    configured = app.config.get("CELERY_BROKER_TRANSPORT_OPTIONS") or {}
+    if "visibility_timeout" in configured:
+        return
+    options = dict(conf.broker_transport_options or {})
+    required = math.ceil(seconds)
+    options["visibility_timeout"] = max(options.get("visibility_timeout", 0), required)
+    # Sweep for such tasks every few seconds, not every tenth sweep.
+    options.setdefault("unacked_restore_throttle", 1)
+    options.setdefault(
+        "unacked_restore_interval", min(RESTORE_SWEEP_SECONDS, max(1, required // 4))
+    )
+    conf.broker_transport_options = options
+
+
+def record_unsent(flask_app: Flask, entry_name: str, fault: str) -> None:
+    """Record a periodic job the broker could not take as a failed operation."""
+    operation_type, scope = flask_app.extensions.get(PERIODIC_OPERATIONS_KEY, {}).get(
+        entry_name, (PERIODIC_OPERATION, entry_name)
+    )
+    with flask_app.app_context():
+        try:
+            operations.record_skipped(
+                db.session,
+                operation_type,
+                scope,
+                f"not started: the {entry_name!r} tick was not sent; {fault}",
+                result=RESULT_FAILED,
+            )
+            db.session.commit()
+        except Exception:  # the database may be down too: the log keeps it
+            db.session.rollback()
+            logger.exception("could not record the unsent tick of %s", entry_name)
+
+
+class RecordingScheduler(PersistentScheduler):
+    """Celery beat's scheduler, which also records ticks it could not send."""
+
+    def apply_entry(self, entry, producer=None):
+        logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+        try:
+            self.apply_async(entry, producer=producer, advance=False)
+        except Exception as exc:  # the broker could not take it
+            logger.error("Message Error: %s", exc, exc_info=True)
+            cause = exc.__cause__ or exc.__context__ or exc
+            flask_app = getattr(self.app, "flask_app", None)
+            if flask_app is not None:
+                record_unsent(flask_app, entry.name, broker_fault(cause, self.app))

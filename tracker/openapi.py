@@ -53,6 +53,8 @@ BATCH_OPERATION = {
         "heartbeat": {"type": ["string", "null"], "format": "date-time"},
         "output": {"type": "object"},
         "error": {"type": "string"},
+        "fault": {"type": "string"},
+        "notice": {"type": "string"},
     },
 }
 

@@ -89,14 +89,9 @@ def run_engine(plan: Plan, port: int, options: Options) -> dict[str, Any]:
     }
 
 
-def make_app(workdir: Path, options: Options) -> Any:
-    """The app on the SQLite database in ``workdir``, set to crawl the fleet."""
-    from tracker import create_app
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings_file = workdir / "settings.cfg"
-    settings_file.touch()
-    overrides = {
+def app_settings(workdir: Path, options: Options) -> dict[str, Any]:
+    """Settings of the app that crawls the fleet, on SQLite in ``workdir``."""
+    return {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.sqlite'}",
         "SECRET_KEY": "bench-crawl",
         "CRAWLING_ENDPOINTS": [{"url": path} for path in ENDPOINTS],
@@ -108,8 +103,17 @@ def make_app(workdir: Path, options: Options) -> Any:
         # One field drawn over time, so recording also writes daily values.
         "CRAWLED_FIELDS_SETTINGS": CHARTED_FIELDS,
     }
+
+
+def make_app(workdir: Path, options: Options, **overrides: Any) -> Any:
+    """The app set to crawl the fleet (``app_settings``, then ``overrides``)."""
+    from tracker import create_app
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings_file = workdir / "settings.cfg"
+    settings_file.touch()
     return create_app(
-        overrides,
+        {**app_settings(workdir, options), **overrides},
         instance_path=workdir / "instance",
         environ={"TRACKER_SETTINGS": str(settings_file)},
     )
@@ -132,39 +136,51 @@ def worker_options(config: Any) -> dict[str, Any]:
     return {"daily_fields": daily_fields(config)} if daily_fields else {}
 
 
+def insert_fleet(plan: Plan, port: int) -> list[int]:
+    """Create the tables and insert the fleet's instances; return their ids."""
+    from sqlalchemy import insert, select
+
+    from tracker.extensions import db
+    from tracker.instances.models import Instance
+
+    import_all_models()
+    db.create_all()
+    rows = [
+        {
+            "url": url,
+            "contact": "Bench",
+            "email": "bench@example.org",
+            "organisation": "Bench",
+            "approved": True,
+        }
+        for url in loopback_urls(plan, port)
+    ]
+    db.session.execute(insert(Instance), rows)
+    db.session.commit()
+    return list(db.session.scalars(select(Instance.id).order_by(Instance.id)))
+
+
 def prepare_database(
     workdir: Path, plan: Plan, port: int, options: Options
 ) -> tuple[list[int], int]:
     """Create the tables, insert the fleet, start a crawl operation; return ids, op."""
-    from sqlalchemy import insert, select
-
     from tracker.batch import operations
     from tracker.extensions import db
     from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL
-    from tracker.instances.models import Instance
 
     app = make_app(workdir, options)
     with app.app_context():
-        import_all_models()
-        db.create_all()
-        rows = [
-            {
-                "url": url,
-                "contact": "Bench",
-                "email": "bench@example.org",
-                "organisation": "Bench",
-                "approved": True,
-            }
-            for url in loopback_urls(plan, port)
-        ]
-        db.session.execute(insert(Instance), rows)
-        db.session.commit()
-        ids = list(db.session.scalars(select(Instance.id).order_by(Instance.id)))
+        ids = insert_fleet(plan, port)
         operation = operations.create_asynchronous(
             db.session, CRAWL_OPERATION, SCOPE_ALL
         )
         db.session.commit()
         operations.mark_running(db.session, operation.id, total=len(ids))
+        # Each instance is an item of the run, counted once (where the app
+        # has items).
+        add_items = getattr(operations, "add_items", None)
+        if add_items is not None:
+            add_items(db.session, operation.id, ids)
         db.session.commit()
         operation_id = operation.id
         db.engine.dispose()

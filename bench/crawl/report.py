@@ -34,11 +34,11 @@ def _cell(value: Any, width: int, first: bool) -> str:
     return text.ljust(width) if first else text.rjust(width)
 
 
-def table(rows: list[dict[str, Any]]) -> list[str]:
-    """The modes as aligned text rows."""
-    lines = [" ".join(_cell(h, w, i == 0) for i, (h, w, _) in enumerate(COLUMNS))]
+def table(rows: list[dict[str, Any]], columns=COLUMNS) -> list[str]:
+    """The rows as aligned text, one column per (heading, width, key)."""
+    lines = [" ".join(_cell(h, w, i == 0) for i, (h, w, _) in enumerate(columns))]
     for row in rows:
-        cells = [_cell(row.get(k), w, i == 0) for i, (_, w, k) in enumerate(COLUMNS)]
+        cells = [_cell(row.get(k), w, i == 0) for i, (_, w, k) in enumerate(columns)]
         lines.append(" ".join(cells))
     return lines
 
@@ -133,6 +133,67 @@ def emit(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
         f"{fleet['peak_rss_mib']:.1f} MiB per process; cpu s = CPU time of the "
         "crawling process(es) during the measured interval"
     )
+    for warning in results["warnings"]:
+        out(f"WARNING: {warning}")
+
+
+FAULT_COLUMNS = (
+    ("run", 40, "label"),
+    ("wall s", 8, "wall_s"),
+    ("inst/s", 8, "rate"),
+    ("result", 11, "result"),
+    ("total", 6, "total"),
+    ("up", 6, "up"),
+    ("down", 5, "down"),
+    ("skip", 5, "skipped"),
+    ("history", 8, "history_rows"),
+    ("left", 5, "pending"),
+)
+
+
+def fault_lines(results: dict[str, Any]) -> list[str]:
+    """The fault mode: both runs, what the fault cost, how it was recovered."""
+    runs = [
+        {**run, "rate": run["total"] / run["wall_s"] if run["wall_s"] else 0.0}
+        for run in results["runs"]
+    ]
+    settings = results["settings"]
+    lines = [
+        f"fault mode: {settings['workers']} workers x {settings['pool_processes']} "
+        f"pool processes on Redis and PostgreSQL, chunks of "
+        f"{settings['chunk_size']}; housekeeping every "
+        f"{settings['housekeeping_interval_s']} s re-sends a run silent for "
+        f"{settings['heartbeat_timeout_s']} s; Redis visibility timeout "
+        f"{settings['visibility_timeout_s']:g} s",
+        "",
+        *table(runs, FAULT_COLUMNS),
+    ]
+    clean, faulty = runs
+    if clean["wall_s"] > 0:
+        lines.append(
+            f"the killed worker cost {faulty['wall_s'] - clean['wall_s']:+.2f} s "
+            f"({faulty['wall_s'] / clean['wall_s']:.2f}x the fault-free run); "
+            f"killed at {faulty['killed_at']} of {faulty['total']} processed"
+        )
+    lines.append(f"last fault of the run that lost a worker: {faulty['fault'] or '-'}")
+    exact = all(
+        run["up"] + run["down"] + run["skipped"] == run["total"] == run["history_rows"]
+        for run in runs
+    )
+    lines.append(
+        "counts exact: done + failed + skipped == total == history rows, in both "
+        f"runs: {'yes' if exact else 'NO'}"
+    )
+    return lines
+
+
+def emit_faults(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
+    """Print the fault mode's figures after the run."""
+    for line in header(results["config"], results["fleet"]):
+        out(line)
+    out("")
+    for line in fault_lines(results):
+        out(line)
     for warning in results["warnings"]:
         out(f"WARNING: {warning}")
 

@@ -7,6 +7,12 @@ alone, (b) crawl_chunk into SQLite as one worker does, (c) the same split over
 several worker processes at once, and a naive sequential requests.get baseline on
 a sample without hanging hosts, extrapolated to N (hanging hosts added as
 timeout x endpoints each). Results also go to bench/results/crawl.json.
+
+With --fault: crawl runs on Celery as in production (PostgreSQL, Redis, two
+workers and a beat of their own), N = 10,000 by default: one run without a
+fault, then one whose first worker is killed with SIGKILL a third of the way
+through; their wall times side by side, and their counts, which must be exact.
+Results go to bench/results/crawl-fault.json.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.common import bounded_int
-from bench.crawl import modes, report
+from bench.crawl import faults, modes, report
 from bench.crawl.children import ChildError, make_barrier, run_children
 from bench.crawl.fleet import FleetError, FleetProcesses, start_fleet
 from bench.crawl.plan import (
@@ -40,6 +46,9 @@ from bench.crawl.plan import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "crawl.json"
+FAULT_RESULTS_PATH = REPO_ROOT / "bench" / "results" / "crawl-fault.json"
+DEFAULT_INSTANCES = 2000
+DEFAULT_FAULT_INSTANCES = 10_000
 CONNECT_TIMEOUT = 2.0
 DEFAULT_CONCURRENCY = 200
 SETUP_SECONDS = 300.0
@@ -70,8 +79,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--instances",
         type=bounded_int(1, MAX_INSTANCES),
-        default=2000,
-        help="fake instances in the fleet (default: 2000)",
+        default=None,
+        help=f"fake instances in the fleet (default: {DEFAULT_INSTANCES}; "
+        f"{DEFAULT_FAULT_INSTANCES} with --fault)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="store_true",
+        help="the fault mode: Celery runs on PostgreSQL and Redis, without a "
+        "fault and with a worker killed mid-run (needs --workers 2 or more)",
     )
     parser.add_argument(
         "--hanging",
@@ -110,10 +126,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output",
         type=Path,
-        default=RESULTS_PATH,
-        help="JSON results file (default: bench/results/crawl.json)",
+        default=None,
+        help="JSON results file (default: bench/results/crawl.json, or "
+        "crawl-fault.json with --fault)",
     )
     args = parser.parse_args(argv)
+    if args.instances is None:
+        args.instances = DEFAULT_FAULT_INSTANCES if args.fault else DEFAULT_INSTANCES
+    if args.output is None:
+        args.output = FAULT_RESULTS_PATH if args.fault else RESULTS_PATH
+    if args.fault and args.workers < 2:
+        parser.error("--fault needs --workers 2 or more (one is killed)")
     if args.hanging > args.instances:
         parser.error("--hanging cannot exceed --instances")
     args.naive_sample = min(args.naive_sample, args.instances - args.hanging)
@@ -323,6 +346,29 @@ def measure(
     return {"modes": rows, "naive": naive, "warnings": warnings}
 
 
+def measure_faults(
+    args: argparse.Namespace, plan: Plan, fleet: FleetProcesses, workdir: Path
+) -> dict[str, Any]:
+    """The fault mode: a clean run and one losing a worker; check both."""
+    options = modes.Options(args.timeout, CONNECT_TIMEOUT, args.concurrency)
+    progress(
+        f"fault mode: PostgreSQL, Redis, {args.workers} workers and beat; a run "
+        "without a fault, then one with a worker killed mid-run"
+    )
+    measured = faults.run_fault_mode(
+        workdir / "fault",
+        plan,
+        fleet.port,
+        options,
+        args.workers,
+        crawl_bound(plan.instances),
+    )
+    warnings: list[str] = []
+    for run in measured["runs"]:
+        faults.check_fault_counts(run, plan, warnings)
+    return {**measured, "warnings": warnings}
+
+
 def configuration(args: argparse.Namespace, open_files: int) -> dict[str, Any]:
     """The run's settings and machine, for the report."""
     return {
@@ -332,6 +378,7 @@ def configuration(args: argparse.Namespace, open_files: int) -> dict[str, Any]:
         "connect_timeout": CONNECT_TIMEOUT,
         "concurrency": args.concurrency,
         "workers": args.workers,
+        "fault": args.fault,
         "naive_sample": args.naive_sample,
         "seed": args.seed,
         "endpoints": list(ENDPOINTS),
@@ -351,7 +398,10 @@ def benchmark(args: argparse.Namespace, open_files: int, workdir: Path) -> None:
     fleet = start_fleet(plan, fleet_shard_size(plan.instances, open_files))
     try:
         results: dict[str, Any] = {"config": config}
-        results.update(measure(args, plan, fleet, workdir))
+        if args.fault:
+            results.update(measure_faults(args, plan, fleet, workdir))
+        else:
+            results.update(measure(args, plan, fleet, workdir))
         usage = fleet.usage()
         processes = len(fleet.shards)
     finally:
@@ -371,7 +421,7 @@ def benchmark(args: argparse.Namespace, open_files: int, workdir: Path) -> None:
         "processes": processes,
         **usage,
     }
-    report.emit(results)
+    (report.emit_faults if args.fault else report.emit)(results)
     report.write_json(results, args.output)
     print(f"results written to {args.output}")
 
@@ -393,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("bench.crawl: interrupted", file=sys.stderr)
         sys.exit(130)
-    except (FleetError, ChildError) as exc:
+    except (FleetError, ChildError, faults.ServiceError) as exc:
         fail(str(exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -131,3 +131,123 @@ def test_an_operation_whose_heart_beat_meanwhile_is_not_failed(session):
         session, operation.id, result="failed", stale_before=long_ago
     )
     assert session.get(BatchOperation, operation.id, populate_existing=True).is_active
+
+
+def test_items_count_once_however_often_they_are_reported(session):
+    operation = operations.create_asynchronous(session, "crawl", "all")
+    session.commit()
+    assert operations.mark_running(session, operation.id, total=4)
+    operations.add_items(session, operation.id, [1, 2, 3, 4])
+    session.commit()
+    assert operations.claim_items(session, operation.id, [1, 2, 9]) == {1, 2}
+    operations.settle_items(
+        session, operation.id, {1: ("done", ""), 2: ("failed", "HTTP 500")}
+    )
+    session.commit()
+    # A redelivery reports 2 again, and 3: only 3 is new.
+    assert operations.claim_items(session, operation.id, [2, 3]) == {3}
+    operations.settle_items(session, operation.id, {3: ("skipped", "disabled")})
+    session.commit()
+    assert operations.pending_items(session, operation.id) == [4]
+    assert operations.pending_items(session, operation.id, among=[1, 4]) == [4]
+    row = session.get(BatchOperation, operation.id, populate_existing=True)
+    assert (row.done, row.failed, row.skipped, row.total) == (1, 1, 1, 4)
+    assert not operations.finish_if_complete(session, operation.id)
+    assert operations.claim_items(session, operation.id, [4]) == {4}
+    operations.settle_items(session, operation.id, {4: ("done", "")})
+    assert operations.finish_if_complete(session, operation.id, "successful")
+    session.commit()
+    row = session.get(BatchOperation, operation.id, populate_existing=True)
+    assert (row.status, row.result, row.processed) == ("finished", "successful", 4)
+    assert operations.item_errors(session, operation.id) == {
+        "HTTP 500": 1,
+        "disabled": 1,
+    }
+
+
+def test_a_claim_waits_for_the_other_and_gets_nothing(app):
+    """Two deliveries of the same work at once: each item goes to one of them."""
+    with app.app_context():
+        operation = operations.create_synchronous(db.session, "crawl", "all")
+        operations.add_items(db.session, operation.id, list(range(1, 101)))
+        db.session.commit()
+        operation_id = operation.id
+    got: list[set[int]] = []
+    barrier = threading.Barrier(4)
+
+    def claim() -> None:
+        with app.app_context():
+            barrier.wait()
+            claimed = operations.claim_items(
+                db.session, operation_id, list(range(1, 101))
+            )
+            operations.settle_items(
+                db.session, operation_id, {i: ("done", "") for i in claimed}
+            )
+            db.session.commit()
+            got.append(claimed)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(claimed) for claimed in got) == [0, 0, 0, 100]
+    with app.app_context():
+        assert db.session.get(BatchOperation, operation_id).done == 100
+
+
+def test_a_resume_is_taken_once_and_progress_clears_the_count(session):
+    operation = operations.create_synchronous(session, "crawl", "all")
+    operation.heartbeat = utcnow() - timedelta(seconds=120)
+    session.commit()
+    cutoff = utcnow() - timedelta(seconds=60)
+    assert operations.resume(session, operation.id, "worker lost", cutoff)
+    # Its heart beat with the resume: a second housekeeper finds nothing stale.
+    assert not operations.resume(session, operation.id, "worker lost", cutoff)
+    session.commit()
+    row = session.get(BatchOperation, operation.id, populate_existing=True)
+    assert (row.resumed, row.fault) == (1, "worker lost")
+    operations.add_progress(session, operation.id)  # a heartbeat alone
+    session.commit()
+    assert session.get(BatchOperation, operation.id, populate_existing=True).resumed
+    operations.add_progress(session, operation.id, done=1)
+    session.commit()
+    row = session.get(BatchOperation, operation.id, populate_existing=True)
+    assert row.resumed == 0
+
+
+@pytest.mark.parametrize(("done", "result"), [(0, "failed"), (2, "partial")])
+def test_an_operation_that_cannot_finish_is_closed_naming_the_fault(
+    session, done, result
+):
+    operation = operations.create_synchronous(session, "crawl", "all")
+    operations.set_total(session, operation.id, 5)
+    operations.add_progress(session, operation.id, done=done)
+    session.commit()
+    assert operations.close_unfinished(
+        session, operation.id, "worker lost: gone", utcnow() + timedelta(seconds=1)
+    )
+    session.commit()
+    row = session.get(BatchOperation, operation.id, populate_existing=True)
+    assert (row.status, row.result, row.error) == (
+        "finished",
+        result,
+        "worker lost: gone",
+    )
+
+
+def test_items_of_old_operations_are_pruned(session):
+    old = operations.create_synchronous(session, "crawl", "all")
+    recent = operations.create_synchronous(session, "crawl", "instance:1")
+    operations.add_items(session, old.id, [1, 2])
+    operations.add_items(session, recent.id, [1])
+    operations.finish(session, old.id)
+    operations.finish(session, recent.id)
+    session.commit()
+    old.finished = utcnow() - timedelta(days=40)
+    session.commit()
+    assert operations.prune_items(session, keep_days=30) == 2
+    session.commit()
+    assert operations.pending_items(session, recent.id) == [1]
+    assert operations.pending_items(session, old.id) == []

@@ -4,13 +4,20 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the batch-operation API and pages."""
+    """Register the batch-operation API, its description and pages."""
     from flask_babel import lazy_gettext as _l
 
     from tracker.batch.api import bp as api_bp
+    from tracker.batch.items import outcome_labels
+    from tracker.batch.openapi import batch_paths
     from tracker.batch.views import bp as views_bp
+    from tracker.openapi import add_paths
     from tracker.templating import BACKGROUND_JOBS, add_navigation
 
     app.register_blueprint(api_bp)
     app.register_blueprint(views_bp)
+    add_paths(app, batch_paths())
     add_navigation(app, "batch.index", _l("Background jobs"), BACKGROUND_JOBS)
+    app.jinja_env.globals["outcome_labels"] = lambda operation_type: outcome_labels(
+        app, operation_type
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db_types import UTCDateTime, utcnow
@@ -57,6 +57,11 @@ class BatchOperation(db.Model):
     input_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     output_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
+    # The last fault the job met, survived or not (worker lost, broker lost,
+    # database unreachable), and how often housekeeping re-sent its work since
+    # it last made progress.
+    fault: Mapped[str] = mapped_column(Text, default="", server_default="")
+    resumed: Mapped[int] = mapped_column(default=0, server_default="0")
     active_key: Mapped[str | None] = mapped_column(String(200), unique=True)
 
     @property
@@ -66,3 +71,35 @@ class BatchOperation(db.Model):
     @property
     def is_active(self) -> bool:
         return self.status != STATUS_FINISHED
+
+    @property
+    def notice(self) -> str:
+        """What the job wants its reader to know beside its counts."""
+        return str(self.output_data.get(NOTICE_KEY) or "")
+
+
+# An item's outcome: pending (None) until settled as one of these.
+ITEM_DONE = "done"
+ITEM_FAILED = "failed"
+ITEM_SKIPPED = "skipped"
+ITEM_OUTCOMES = (ITEM_DONE, ITEM_FAILED, ITEM_SKIPPED)
+# Held only inside the transaction that claims an item and settles it.
+ITEM_CLAIMED = "claimed"
+NOTICE_KEY = "notice"
+
+
+class BatchItem(db.Model):
+    """One unit of work of an operation (say, one instance of a crawl run).
+
+    The primary key makes each item count once per operation, however often a
+    redelivered task reports it: progress comes from the items actually settled.
+    """
+
+    __tablename__ = "batch_items"
+
+    batch_operation_id: Mapped[int] = mapped_column(
+        ForeignKey("batch_operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(Text, default="")

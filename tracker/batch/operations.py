@@ -6,14 +6,20 @@ number of workers can report on one operation without lost updates.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracker.batch.models import (
+    ITEM_CLAIMED,
+    ITEM_DONE,
+    ITEM_FAILED,
+    ITEM_SKIPPED,
     RESULT_FAILED,
     RESULT_PARTIAL,
     RESULT_SKIPPED,
@@ -21,6 +27,7 @@ from tracker.batch.models import (
     STATUS_FINISHED,
     STATUS_RUNNING,
     STATUS_UNPROCESSED,
+    BatchItem,
     BatchOperation,
 )
 from tracker.db_types import utcnow
@@ -120,15 +127,20 @@ def create_synchronous(
 
 
 def record_skipped(
-    session: Session, operation_type: str, scope: str, reason: str
+    session: Session,
+    operation_type: str,
+    scope: str,
+    reason: str,
+    result: str = RESULT_SKIPPED,
 ) -> BatchOperation:
-    """Record a run that did not start (say, because another is active)."""
+    """Record a run that did not start (say, because another is active, or
+    because the broker could not take it: then ``result`` is failed)."""
     now = utcnow()
     operation = BatchOperation(
         operation_type=operation_type,
         scope=scope,
         status=STATUS_FINISHED,
-        result=RESULT_SKIPPED,
+        result=result,
         created=now,
         started=now,
         finished=now,
@@ -167,18 +179,24 @@ def add_progress(
     failed: int = 0,
     skipped: int = 0,
 ) -> bool:
-    """Add to the counts and beat the heart; False once the operation stopped."""
+    """Add to the counts and beat the heart; False once the operation stopped.
+
+    Progress clears the count of re-sends without progress (see ``resume``).
+    """
+    values: dict[str, Any] = {
+        "done": BatchOperation.done + done,
+        "failed": BatchOperation.failed + failed,
+        "skipped": BatchOperation.skipped + skipped,
+        "heartbeat": utcnow(),
+    }
+    if done or failed or skipped:
+        values["resumed"] = 0
     result = session.execute(
         update(BatchOperation)
         .where(
             BatchOperation.id == operation_id, BatchOperation.status == STATUS_RUNNING
         )
-        .values(
-            done=BatchOperation.done + done,
-            failed=BatchOperation.failed + failed,
-            skipped=BatchOperation.skipped + skipped,
-            heartbeat=utcnow(),
-        )
+        .values(**values)
     )
     return result.rowcount == 1
 
@@ -224,8 +242,14 @@ def finish(
     return changed.rowcount == 1
 
 
-def finish_if_complete(session: Session, operation_id: int) -> bool:
-    """Finish the operation once every item is processed; exactly one caller wins."""
+def finish_if_complete(
+    session: Session, operation_id: int, result: str | None = None
+) -> bool:
+    """Finish the operation once every item is processed; exactly one caller wins.
+
+    The result follows from the counts unless given (a crawl run that attempted
+    every instance is successful, however many were down).
+    """
     processed = BatchOperation.done + BatchOperation.failed + BatchOperation.skipped
     claimed = session.execute(
         update(BatchOperation)
@@ -239,31 +263,220 @@ def finish_if_complete(session: Session, operation_id: int) -> bool:
     if claimed.rowcount != 1:
         return False
     operation = session.get(BatchOperation, operation_id, populate_existing=True)
-    operation.result = result_from_counts(operation.done, operation.failed)
+    operation.result = result or result_from_counts(operation.done, operation.failed)
     return True
 
 
-def fail_stale(
-    session: Session, heartbeat_timeout: timedelta, now: datetime | None = None
+def stale_operations(
+    session: Session,
+    heartbeat_timeout: timedelta,
+    now: datetime | None = None,
+    types: Iterable[str] | None = None,
 ) -> list[int]:
-    """Mark active operations whose heartbeat stopped as failed; return their ids."""
+    """Ids of the active operations (of ``types``, or any) whose heart stopped."""
     cutoff = (now or utcnow()) - heartbeat_timeout
-    stale = session.scalars(
-        select(BatchOperation.id).where(
-            BatchOperation.status != STATUS_FINISHED,
-            BatchOperation.heartbeat < cutoff,
-        )
-    ).all()
+    statement = select(BatchOperation.id).where(
+        BatchOperation.status != STATUS_FINISHED, BatchOperation.heartbeat < cutoff
+    )
+    if types is not None:
+        statement = statement.where(BatchOperation.operation_type.in_(list(types)))
+    return list(session.scalars(statement.order_by(BatchOperation.id)))
+
+
+def close_unfinished(
+    session: Session, operation_id: int, error: str, stale_before: datetime
+) -> bool:
+    """Close an operation that cannot finish: partial if it processed some of
+    its items, failed if none. False if its heart beat since ``stale_before``."""
+    operation = session.get(BatchOperation, operation_id, populate_existing=True)
+    if operation is None:
+        return False
+    result = RESULT_PARTIAL if operation.processed else RESULT_FAILED
+    return finish(
+        session, operation_id, result=result, error=error, stale_before=stale_before
+    )
+
+
+def fail_stale(
+    session: Session,
+    heartbeat_timeout: timedelta,
+    now: datetime | None = None,
+    keep: Iterable[str] = (),
+) -> list[int]:
+    """Mark active operations whose heartbeat stopped as failed (those of the
+    types in ``keep`` excepted); return their ids."""
+    now = now or utcnow()
+    cutoff = now - heartbeat_timeout
+    keep = set(keep)
     failed = []
-    for operation_id in stale:
-        operation = session.get(BatchOperation, operation_id, populate_existing=True)
-        result = RESULT_PARTIAL if operation.done else RESULT_FAILED
-        if finish(
+    for operation_id in stale_operations(session, heartbeat_timeout, now):
+        operation = session.get(BatchOperation, operation_id)
+        if operation.operation_type in keep:
+            continue
+        if close_unfinished(
             session,
             operation_id,
-            result=result,
-            error="no heartbeat: the worker running it stopped",
-            stale_before=cutoff,
+            "worker lost: no heartbeat, the worker running it stopped",
+            cutoff,
         ):
             failed.append(operation_id)
     return failed
+
+
+def resume(
+    session: Session, operation_id: int, fault: str, stale_before: datetime
+) -> bool:
+    """Take a stale operation's turn to be re-sent: note ``fault``, count the
+    re-send and beat the heart. False if its heart beat since ``stale_before``
+    or it finished (someone else is on it)."""
+    changed = session.execute(
+        update(BatchOperation)
+        .where(
+            BatchOperation.id == operation_id,
+            BatchOperation.status != STATUS_FINISHED,
+            BatchOperation.heartbeat < stale_before,
+        )
+        .values(resumed=BatchOperation.resumed + 1, heartbeat=utcnow(), fault=fault)
+    )
+    return changed.rowcount == 1
+
+
+def note_fault(session: Session, operation_id: int, fault: str) -> None:
+    """Keep ``fault`` as the last fault the operation met."""
+    session.execute(
+        update(BatchOperation)
+        .where(BatchOperation.id == operation_id)
+        .values(fault=fault)
+    )
+
+
+# --- items: each unit of work counted once per operation ---
+
+# Items per statement: far below any database's limit of bound parameters.
+ITEMS_PER_STATEMENT = 500
+
+
+def _slices(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), ITEMS_PER_STATEMENT):
+        yield list(ids[start : start + ITEMS_PER_STATEMENT])
+
+
+def add_items(session: Session, operation_id: int, item_ids: Sequence[int]) -> None:
+    """Add the operation's items, pending until settled."""
+    if item_ids:
+        session.execute(
+            insert(BatchItem),
+            [{"batch_operation_id": operation_id, "item_id": i} for i in item_ids],
+        )
+
+
+def pending_items(
+    session: Session, operation_id: int, among: Sequence[int] | None = None
+) -> list[int]:
+    """Ids of the operation's items not settled yet (of ``among``), in order."""
+    pending = (
+        select(BatchItem.item_id)
+        .where(
+            BatchItem.batch_operation_id == operation_id, BatchItem.outcome.is_(None)
+        )
+        .order_by(BatchItem.item_id)
+    )
+    if among is None:
+        return list(session.scalars(pending))
+    found: list[int] = []
+    for ids in _slices(among):
+        found.extend(session.scalars(pending.where(BatchItem.item_id.in_(ids))))
+    return sorted(found)
+
+
+def claim_items(
+    session: Session, operation_id: int, item_ids: Sequence[int]
+) -> set[int]:
+    """Claim the pending items among ``item_ids``; return those this caller got.
+
+    A conditional UPDATE: of two deliveries of the same work, the second waits
+    for the first to commit and then gets none of its items. Settle what you
+    claim in the same transaction.
+    """
+    claimed: set[int] = set()
+    for ids in _slices(item_ids):
+        claimed.update(
+            session.scalars(
+                update(BatchItem)
+                .where(
+                    BatchItem.batch_operation_id == operation_id,
+                    BatchItem.item_id.in_(ids),
+                    BatchItem.outcome.is_(None),
+                )
+                .values(outcome=ITEM_CLAIMED)
+                .returning(BatchItem.item_id)
+            )
+        )
+    return claimed
+
+
+ITEM_ERROR_MAX = 1000
+
+
+def settle_items(
+    session: Session,
+    operation_id: int,
+    outcomes: Mapping[int, tuple[str, str]],
+) -> bool:
+    """Settle claimed items as {item id: (done | failed | skipped, error)} and
+    add them to the operation's counts; False once the operation stopped."""
+    if outcomes:
+        table = BatchItem.__table__
+        session.execute(
+            update(table)
+            .where(
+                table.c.batch_operation_id == operation_id,
+                table.c.item_id == bindparam("settled_id"),
+                table.c.outcome == ITEM_CLAIMED,
+            )
+            .values(outcome=bindparam("settled"), error=bindparam("settled_error")),
+            [
+                {
+                    "settled_id": item_id,
+                    "settled": outcome,
+                    "settled_error": error[:ITEM_ERROR_MAX],
+                }
+                for item_id, (outcome, error) in outcomes.items()
+            ],
+        )
+    counts = Counter(outcome for outcome, _ in outcomes.values())
+    return add_progress(
+        session,
+        operation_id,
+        done=counts[ITEM_DONE],
+        failed=counts[ITEM_FAILED],
+        skipped=counts[ITEM_SKIPPED],
+    )
+
+
+def item_errors(session: Session, operation_id: int) -> Counter[str]:
+    """How many of the operation's failed or skipped items gave each error."""
+    return Counter(
+        dict(
+            session.execute(
+                select(BatchItem.error, func.count())
+                .where(
+                    BatchItem.batch_operation_id == operation_id,
+                    BatchItem.outcome.in_((ITEM_FAILED, ITEM_SKIPPED)),
+                )
+                .group_by(BatchItem.error)
+            ).all()
+        )
+    )
+
+
+def prune_items(session: Session, keep_days: int) -> int:
+    """Delete the items of operations finished more than ``keep_days`` ago."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    old = select(BatchOperation.id).where(
+        BatchOperation.status == STATUS_FINISHED, BatchOperation.finished < cutoff
+    )
+    result = session.execute(
+        delete(BatchItem).where(BatchItem.batch_operation_id.in_(old))
+    )
+    return result.rowcount or 0

@@ -31,4 +31,6 @@ def batch_operation_summary(operation: BatchOperation) -> dict:
         "heartbeat": _iso(operation.heartbeat),
         "output": operation.output_data,
         "error": operation.error,
+        "fault": operation.fault,
+        "notice": operation.notice,
     }

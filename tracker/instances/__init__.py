@@ -5,15 +5,22 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the registry's blueprints, API description, command, periodic
-    crawl, housekeeping step, navigation and template globals."""
+    crawl, housekeeping step and resumer of stale runs, what a run's items are,
+    navigation and template globals."""
     from flask_babel import lazy_gettext as _l
 
-    from tracker.background import add_periodic_task
-    from tracker.housekeeping import add_housekeeping_step
-    from tracker.instances import launch, tasks  # noqa: F401 - registers the tasks
+    from tracker.background import add_periodic_task, require_visibility_timeout
+    from tracker.batch.items import add_item_describer
+    from tracker.housekeeping import add_housekeeping_step, add_resumer
+    from tracker.instances import launch, tasks
     from tracker.instances.api import bp as api_bp
     from tracker.instances.cli import crawl
-    from tracker.instances.crawling import prune_history
+    from tracker.instances.crawling import (
+        CRAWL_OPERATION,
+        SCOPE_ALL,
+        describe_instances,
+        prune_history,
+    )
     from tracker.instances.geo import ATTRIBUTION
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
@@ -30,6 +37,16 @@ def init_app(app: Flask) -> None:
         CRAWL_SCHEDULE_ENTRY,
         launch.SCHEDULED_CRAWL_TASK,
         app.config["CRAWL_INTERVAL"],
+        operation=(CRAWL_OPERATION, SCOPE_ALL),
+    )
+    # A chunk whose worker died goes to another once it cannot still be running.
+    require_visibility_timeout(app, tasks.visibility_timeout(app.config))
+    add_resumer(app, CRAWL_OPERATION, tasks.resume_run)
+    add_item_describer(
+        app,
+        CRAWL_OPERATION,
+        describe_instances,
+        {"done": _l("up"), "failed": _l("down"), "skipped": _l("skipped")},
     )
     add_housekeeping_step(
         app,

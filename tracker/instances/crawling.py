@@ -2,29 +2,52 @@
 
 Plain functions over a session. ``commit`` is handed in by the task or command
 that owns the transaction, so progress becomes visible while a run goes on.
+
+Each instance of a run is a batch item: a chunk claims the instances it
+crawled and settles them (up: done, down: failed, skipped) in the transaction
+that records them, so a redelivered chunk neither crawls an instance of its run
+again nor counts it twice.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
+from flask import url_for
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tracker.batch import operations
+from tracker.batch.items import ItemDescription
+from tracker.batch.models import (
+    ITEM_DONE,
+    ITEM_FAILED,
+    ITEM_SKIPPED,
+    BatchOperation,
+)
 from tracker.db_types import utcnow
-from tracker.instances.crawlability import crawlable
+from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawlable
 from tracker.instances.crawler import CrawlOutcome, CrawlSettings, Target, crawl
 from tracker.instances.geo import Locator
-from tracker.instances.models import HEALTH_DOWN, CrawlResult, DailyValue, Instance
+from tracker.instances.models import (
+    HEALTH_DOWN,
+    HEALTH_UP,
+    CrawlResult,
+    DailyValue,
+    Instance,
+)
 from tracker.instances.recording import Counts, record_outcomes
 
 CRAWL_OPERATION = "crawl"
 SCOPE_ALL = "all"
 FLUSH_EVERY = 250
 FLUSH_SECONDS = 1.0
+DELETED = "deleted"
+# Why an instance of a run was not crawled although the network policy had no say.
+NOT_CRAWLABLE = (DISABLED, AWAITS_APPROVAL, DELETED)
 
 
 def instance_scope(instance_id: int) -> str:
@@ -58,9 +81,14 @@ def crawl_chunk(
 ) -> Counts:
     """Crawl some instances of one run, committing progress as outcomes arrive.
 
-    Instances no longer crawlable count as skipped. Stops early, keeping what it
-    stored, when the operation stops running (say, housekeeping failed it).
+    Instances this run already attempted are left out; instances no longer
+    crawlable count as skipped. Stops early, keeping what it stored, when the
+    operation stops running (say, housekeeping closed it).
     """
+    if operation_id is not None:
+        instance_ids = operations.pending_items(session, operation_id, instance_ids)
+        if not instance_ids:
+            return Counts()  # a redelivery of a chunk already done
     eligible = crawlable_ids(session, require_approval, instance_ids)
     # Likely-slow instances first (down last time, then the slowest): their
     # timeouts overlap the rest of the run instead of trailing it.
@@ -76,9 +104,18 @@ def crawl_chunk(
             )
         )
     ]
-    totals = Counts(skipped=len(instance_ids) - len(targets))
-    if operation_id is not None and totals.skipped:
-        operations.add_progress(session, operation_id, skipped=totals.skipped)
+    crawled = {target.instance_id for target in targets}
+    refused = [i for i in instance_ids if i not in crawled]
+    totals = Counts(skipped=len(refused))
+    if operation_id is not None and refused:
+        claimed = operations.claim_items(session, operation_id, refused)
+        reasons = refusals(session, claimed, require_approval)
+        operations.settle_items(
+            session,
+            operation_id,
+            {i: (ITEM_SKIPPED, reasons[i]) for i in claimed},
+        )
+        totals.skipped = len(claimed)
     commit()
 
     pending: list[CrawlOutcome] = []
@@ -86,18 +123,22 @@ def crawl_chunk(
 
     def flush() -> bool:
         nonlocal last_flush
-        counts = record_outcomes(
-            session, pending, settings.endpoints, locator, operation_id, daily_fields
-        )
+        batch = list(pending)
         pending.clear()
+        if operation_id is not None:
+            claimed = operations.claim_items(
+                session, operation_id, [o.instance_id for o in batch]
+            )
+            batch = [o for o in batch if o.instance_id in claimed]
+        counts = record_outcomes(
+            session, batch, settings.endpoints, locator, operation_id, daily_fields
+        )
         running = True
         if operation_id is not None:
-            running = operations.add_progress(
+            running = operations.settle_items(
                 session,
                 operation_id,
-                done=counts.up,
-                failed=counts.down,
-                skipped=counts.skipped,
+                settled_outcomes(session, operation_id, batch, counts),
             )
         commit()
         totals.add(counts)
@@ -114,6 +155,123 @@ def crawl_chunk(
             return totals
     flush()
     return totals
+
+
+def refusals(
+    session: Session, instance_ids: Sequence[int] | set[int], require_approval: bool
+) -> dict[int, str]:
+    """Why each of ``instance_ids`` was not crawled: disabled, awaits approval
+    or deleted."""
+    reasons = dict.fromkeys(instance_ids, DELETED)
+    for row in session.execute(
+        select(Instance.id, Instance.enabled).where(Instance.id.in_(list(instance_ids)))
+    ):
+        reasons[row.id] = DISABLED if not row.enabled else AWAITS_APPROVAL
+    return reasons
+
+
+def item_outcome(outcome: CrawlOutcome) -> tuple[str, str]:
+    """A crawl outcome as a batch item's (outcome, error)."""
+    if outcome.skipped:
+        return ITEM_SKIPPED, outcome.error
+    if outcome.health == HEALTH_UP:
+        return ITEM_DONE, ""
+    return ITEM_FAILED, outcome.error
+
+
+def settled_outcomes(
+    session: Session,
+    operation_id: int,
+    outcomes: Sequence[CrawlOutcome],
+    counts: Counts,
+) -> dict[int, tuple[str, str]]:
+    """Each recorded outcome as its item's (outcome, error).
+
+    Recording may turn an outcome into its instance's error (down) or find the
+    instance deleted (skipped); then the counts differ from the outcomes, and
+    the history rows the run wrote say what was stored.
+    """
+    settled = {o.instance_id: item_outcome(o) for o in outcomes}
+    expected = Counter(outcome for outcome, _ in settled.values())
+    if (expected[ITEM_DONE], expected[ITEM_FAILED], expected[ITEM_SKIPPED]) == (
+        counts.up,
+        counts.down,
+        counts.skipped,
+    ):
+        return settled
+    stored = {
+        row.instance_id: row
+        for row in session.execute(
+            select(
+                CrawlResult.instance_id, CrawlResult.health, CrawlResult.error
+            ).where(
+                CrawlResult.batch_operation_id == operation_id,
+                CrawlResult.instance_id.in_(list(settled)),
+            )
+        )
+    }
+    for outcome in outcomes:
+        row = stored.get(outcome.instance_id)
+        if row is None:
+            settled[outcome.instance_id] = (
+                ITEM_SKIPPED,
+                outcome.error if outcome.skipped else DELETED,
+            )
+        elif row.health == HEALTH_UP:
+            settled[outcome.instance_id] = (ITEM_DONE, "")
+        else:
+            settled[outcome.instance_id] = (ITEM_FAILED, row.error)
+    return settled
+
+
+def run_notice(
+    session: Session, operation: BatchOperation, endpoints_configured: bool
+) -> str:
+    """Why a finished run fetched nothing, or "" if it fetched something."""
+    notes = []
+    if not endpoints_configured:
+        notes.append(
+            "no endpoints configured (CRAWLING_ENDPOINTS is empty): instances were "
+            "only checked to answer, nothing was fetched"
+        )
+    if operation.total and not operation.done:
+        errors = operations.item_errors(session, operation.id)
+        refused = {e: n for e, n in errors.items() if e not in NOT_CRAWLABLE}
+        if not operation.failed and sum(refused.values()) == operation.skipped:
+            example = max(refused, key=refused.get)
+            notes.append(
+                "nothing was fetched: the network policy refused every address "
+                f"(CRAWL_ALLOW_NETWORKS, CRAWL_DENY_NETWORKS), e.g. {example}"
+            )
+        elif endpoints_configured:
+            policy = operation.skipped - sum(
+                errors[e] for e in NOT_CRAWLABLE if e in errors
+            )
+            notes.append(
+                f"nothing was fetched: {operation.failed} down, {policy} refused "
+                f"by the network policy, {operation.skipped - policy} no longer "
+                "crawlable"
+            )
+    return "; ".join(notes)
+
+
+def describe_instances(
+    session: Session, instance_ids: Sequence[int]
+) -> dict[int, ItemDescription]:
+    """The items of a crawl run as instances: url, uuid and page (called by the
+    background-job pages and API, inside a request)."""
+    return {
+        row.id: ItemDescription(
+            row.url,
+            url_for("instances.detail", uuid=row.uuid),
+            {"instance": {"uuid": row.uuid, "url": row.url}},
+        )
+        for row in session.execute(
+            select(Instance.id, Instance.uuid, Instance.url).where(
+                Instance.id.in_(list(instance_ids))
+            )
+        )
+    }
 
 
 def prune_history(session: Session, keep_days: int) -> int:

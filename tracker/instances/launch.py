@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from celery import shared_task
+from celery import Task, shared_task
+from sqlalchemy.exc import DBAPIError
 
+from tracker.background import broker_fault
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, BatchOperation
 from tracker.extensions import db
 from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL
-from tracker.instances.tasks import start_crawl
+from tracker.instances.tasks import (
+    is_disconnect,
+    retry_while_database_down,
+    start_crawl,
+)
 
 SCHEDULED_CRAWL_TASK = "tracker.instances.tasks.scheduled_crawl"
 
@@ -55,19 +61,23 @@ def launch_crawl(
     try:
         start_crawl.delay(operation.id)
     except Exception as exc:  # the broker is down: do not leave the run active
-        operations.finish(
-            db.session, operation.id, result=RESULT_FAILED, error=str(exc)
-        )
+        fault = broker_fault(exc)
+        operations.finish(db.session, operation.id, result=RESULT_FAILED, error=fault)
         db.session.commit()
         raise QueueUnavailable(str(exc)) from exc
     return operation
 
 
-@shared_task(name=SCHEDULED_CRAWL_TASK, ignore_result=True)
-def scheduled_crawl() -> None:
-    """Start a crawl of every instance, or record a skip while one is running."""
+@shared_task(name=SCHEDULED_CRAWL_TASK, bind=True, ignore_result=True)
+def scheduled_crawl(self: Task, fault: str = "") -> None:
+    """Start a crawl of every instance, or record a skip while one is running;
+    retry while the database is unreachable."""
     try:
         launch_crawl(SCOPE_ALL)
+    except DBAPIError as exc:
+        if not is_disconnect(exc):
+            raise
+        raise retry_while_database_down(self, exc) from exc
     except operations.AlreadyActive as exc:
         existing = exc.existing.id if exc.existing else "?"
         operations.record_skipped(

@@ -88,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CRAWL_MAX_KEYS", 1000, integer(1, 1_000_000)),
     Setting("CRAWL_CONCURRENCY", 200, integer(1, 5000)),
     Setting("CRAWL_CHUNK_SIZE", 1000, integer(1, 100000)),
+    Setting("CRAWL_DATABASE_RETRIES", 20, integer(0, 1000)),
     Setting("CRAWL_ALLOW_NETWORKS", ["0.0.0.0/0", "::/0"], networks),
     Setting("CRAWL_DENY_NETWORKS", DEFAULT_DENIED_NETWORKS, networks),
     Setting("CRAWL_REQUIRE_APPROVAL", False, boolean),
