@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Tests run on every core: each worker starts its own servers on free ports.
+PYTEST_ARGS ?= -n auto --dist worksteal
 
 .PHONY: run test setup services lint clean assets translations
 
