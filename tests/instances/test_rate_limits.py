@@ -5,25 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.services import start_redis
-from tracker.extensions import db
+from tests.support import REGISTRATION
 
-REGISTRATION = {
-    "url": "https://a.example.org",
-    "contact": "C",
-    "email": "c@example.org",
-    "organisation": "O",
-}
 SPELLINGS = ("/api/instance/", "/api/instance", "/instance/", "/instance")
 
 
 def limited_app(make_app, **settings):
-    app = make_app(API_REGISTRATION_RATE_LIMIT="3/minute", **settings)
-    with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
-    return app
+    """An app on the test database (schema in place) allowing 3 a minute."""
+    return make_app(API_REGISTRATION_RATE_LIMIT="3/minute", **settings)
 
 
 def test_past_the_limit_registration_answers_429_with_retry_after(make_app):
@@ -41,13 +30,7 @@ def test_past_the_limit_registration_answers_429_with_retry_after(make_app):
 
 @pytest.mark.parametrize("off", [None, "off"])
 def test_no_limit_when_switched_off(make_app, off):
-    app = make_app(API_REGISTRATION_RATE_LIMIT=off)
-    with app.app_context():
-        from tracker.models import import_all_models
-
-        import_all_models()
-        db.create_all()
-    client = app.test_client()
+    client = make_app(API_REGISTRATION_RATE_LIMIT=off).test_client()
     statuses = {
         client.post("/api/instance/", json=REGISTRATION).status_code for _ in range(40)
     }
