@@ -155,3 +155,33 @@ def test_a_write_the_database_refuses_costs_only_its_instance(crawl_app, fleet):
         assert sorted(recorded) == sorted([first, *others])
         history = db.session.scalars(select(CrawlResult.instance_id)).all()
         assert sorted(history) == sorted([first, refused, *others])
+
+
+def test_a_large_answer_keeps_only_the_configured_fields_in_history(make_app):
+    """One instance cannot add more than CRAWL_HISTORY_MAX_BYTES of history per
+    crawl; its latest values are still kept whole."""
+    from tracker.instances.crawling import SCOPE_ALL
+    from tracker.instances.launch import launch_crawl
+    from tracker.instances.tasks import crawl_now
+
+    big = {"users": 7, "blob": "x" * 50_000}
+    behaviours = {
+        "127.0.21.30": Behaviour(JSON, data=big),
+        "127.0.21.31": Behaviour(JSON, data={"users": 3, "note": "small"}),
+    }
+    with Fleet(behaviours) as fleet:
+        app = make_app(**SETTINGS, CRAWL_HISTORY_MAX_BYTES=4096)
+        with app.app_context():
+            large = add_instance(fleet.url("127.0.21.30"))
+            small = add_instance(fleet.url("127.0.21.31"))
+            launch_crawl(SCOPE_ALL, run=crawl_now)
+            db.session.expire_all()
+            rows = {
+                row.instance_id: row for row in db.session.scalars(select(CrawlResult))
+            }
+            assert (rows[large].data, rows[large].data_trimmed) == ({"users": 7}, True)
+            assert (rows[small].data, rows[small].data_trimmed) == (
+                {"users": 3, "note": "small"},
+                False,
+            )
+            assert db.session.get(Instance, large).crawled == big

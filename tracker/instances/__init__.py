@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         prune_history,
     )
     from tracker.instances.geo import ATTRIBUTION
+    from tracker.instances.idempotency import prune_keys
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.views import bp as views_bp
@@ -52,6 +53,9 @@ def init_app(app: Flask) -> None:
         app,
         "pruned_crawl_results",
         lambda session, config: prune_history(session, config["CRAWL_HISTORY_DAYS"]),
+    )
+    add_housekeeping_step(
+        app, "pruned_registration_keys", lambda session, config: prune_keys(session)
     )
     add_navigation(app, "instances.index", _l("Instances"), FIRST)
     add_navigation(app, "instances.statistics", _l("Statistics"), FIRST)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db, limiter
-from tracker.instances import admin
-from tracker.instances.changes import update_instance
+from tracker.instances import admin, idempotency
+from tracker.instances.changes import admin_update_instance, update_instance
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
 from tracker.instances.launch import QueueUnavailable, launch_crawl
@@ -62,13 +63,33 @@ def _registration_unlimited() -> bool:
     _registration_limit, "registration", exempt_when=_registration_unlimited
 )
 def register():
-    """Register a new instance and answer its uuid."""
-    instance = Instance(
-        **parse_registration(_body()),
-        approved=False,  # an admin approves it: only then does it get crawl headers
-    )
+    """Register a new instance and answer its uuid; a retry carrying the same
+    ``Idempotency-Key`` answers the same instance."""
+    key = idempotency.key_digest(request.headers.get(idempotency.HEADER))
+    values = parse_registration(_body())
+    content = idempotency.fingerprint(values)
+    earlier = key and idempotency.earlier_registration(db.session, key, content)
+    if earlier:
+        return _registered(earlier)
+    # An admin approves it: only then does it get crawl headers.
+    instance = Instance(**values, approved=False)
     db.session.add(instance)
-    db.session.commit()
+    try:
+        if key:
+            db.session.flush()
+            idempotency.remember(db.session, key, content, instance)
+        db.session.commit()
+    except IntegrityError:
+        # The same key, sent again while the first request was being stored.
+        db.session.rollback()
+        earlier = key and idempotency.earlier_registration(db.session, key, content)
+        if not earlier:
+            raise
+        instance = earlier
+    return _registered(instance)
+
+
+def _registered(instance: Instance):
     return created(
         {"uuid": instance.uuid, **instance_summary(instance)},
         url_for("instances_api.show", uuid=instance.uuid),
@@ -125,6 +146,25 @@ def list_instances():
             config["API_MAX_PAGE_SIZE"],
         )
     )
+
+
+@bp.get("/api/instances/<uuid>")
+@login_required
+def show_instance(uuid: str):
+    """Answer an instance's detail: the summary, crawl state, who disabled it."""
+    return jsonify(instance_detail(_instance_or_404(uuid)))
+
+
+@bp.patch("/api/instances/<uuid>")
+@login_required
+def admin_update(uuid: str):
+    """Change an instance as an admin; an admin's disable outlasts its client's
+    ``{"enabled": true}``."""
+    changes = parse_update(_body())
+    instance = _instance_or_404(uuid)
+    admin_update_instance(instance, changes)
+    db.session.commit()
+    return jsonify(instance_detail(instance))
 
 
 @bp.delete("/api/instances/<uuid>")

@@ -91,6 +91,7 @@ class EndpointResult:
     data: dict[str, Any] | None
     status: int | None
     error: str
+    size: int = 0  # bytes of the answer's body
 
     @property
     def ok(self) -> bool:
@@ -178,8 +179,9 @@ async def _fetch(
     deadline: float,
     settings: CrawlSettings,
     want_json: bool,
-) -> tuple[dict[str, Any], int]:
-    """GET ``url``, following same-origin redirects only; return (object, status)."""
+) -> tuple[dict[str, Any], int, int]:
+    """GET ``url``, following same-origin redirects only; return (object,
+    status, size of the body)."""
     current = URL(url)
     origin = current.origin()
     for _ in range(MAX_REDIRECTS + 1):
@@ -206,10 +208,9 @@ async def _fetch(
                 raise FetchError(f"HTTP {status}", status)
             body = await _read_capped(response, settings.max_bytes)
             if not want_json:
-                return {}, status
-            return _parse_object(
-                body, status, settings.max_depth, settings.max_keys
-            ), status
+                return {}, status, len(body)
+            data = _parse_object(body, status, settings.max_depth, settings.max_keys)
+            return data, status, len(body)
     raise FetchError(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -285,7 +286,7 @@ async def crawl_instance(
             # hold a file descriptor until the end of the run.
             headers["Connection"] = "close"
         try:
-            data, status = await _fetch(
+            data, status, size = await _fetch(
                 session,
                 target.url + endpoint.path,
                 headers,
@@ -293,7 +294,7 @@ async def crawl_instance(
                 settings,
                 want_json,
             )
-            results.append(EndpointResult(endpoint.path, data, status, ""))
+            results.append(EndpointResult(endpoint.path, data, status, "", size))
         except Exception as exc:
             message, refused = _describe(exc, settings)
             if refused:

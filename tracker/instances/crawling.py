@@ -39,7 +39,12 @@ from tracker.instances.models import (
     DailyValue,
     Instance,
 )
-from tracker.instances.recording import Counts, record_outcomes
+from tracker.instances.recording import (
+    UNLIMITED,
+    Counts,
+    HistoryLimit,
+    record_outcomes,
+)
 
 CRAWL_OPERATION = "crawl"
 SCOPE_ALL = "all"
@@ -78,6 +83,7 @@ def crawl_chunk(
     commit: Callable[[], None],
     on_progress: Callable[[Counts], None] | None = None,
     daily_fields: Mapping[str, str | None] | None = None,
+    history_limit: HistoryLimit = UNLIMITED,
 ) -> Counts:
     """Crawl some instances of one run, committing progress as outcomes arrive.
 
@@ -131,7 +137,13 @@ def crawl_chunk(
             )
             batch = [o for o in batch if o.instance_id in claimed]
         counts = record_outcomes(
-            session, batch, settings.endpoints, locator, operation_id, daily_fields
+            session,
+            batch,
+            settings.endpoints,
+            locator,
+            operation_id,
+            daily_fields,
+            history_limit,
         )
         running = True
         if operation_id is not None:

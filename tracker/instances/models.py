@@ -6,7 +6,7 @@ import uuid as uuid_module
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db_types import UTCDateTime, utcnow
@@ -33,7 +33,13 @@ class Instance(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    # Whether the instance is tracked: its client has not switched tracking off
+    # and no admin has disabled it. Kept in step by tracker.instances.changes.
     enabled: Mapped[bool] = mapped_column(default=True, index=True)
+    # What the client last said about itself ("enabled" in its PATCH)...
+    client_enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # ...and an admin's disable, which no client request lifts.
+    admin_disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     url: Mapped[str] = mapped_column(String(URL_MAX))
     contact: Mapped[str] = mapped_column(String(TEXT_MAX))
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
@@ -89,6 +95,8 @@ class CrawlResult(db.Model):
     duration_ms: Mapped[int]
     error: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The answer exceeded CRAWL_HISTORY_MAX_BYTES: only the configured fields kept.
+    data_trimmed: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class DailyValue(db.Model):
@@ -107,3 +115,17 @@ class DailyValue(db.Model):
         ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
     )
     value: Mapped[float | None] = mapped_column(Float)
+
+
+class RegistrationKey(db.Model):
+    """An ``Idempotency-Key`` a client sent with a registration, kept for a day,
+    so that a retried POST answers the instance the first one created."""
+
+    __tablename__ = "registration_keys"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # a digest
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the registration
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -44,6 +44,27 @@ INSTANCE_SUMMARY = {
     },
 }
 
+INSTANCE_DETAIL = {
+    "type": "object",
+    "required": [*INSTANCE_SUMMARY["required"], "client_enabled", "admin_disabled"],
+    "properties": {
+        **INSTANCE_SUMMARY["properties"],
+        "enabled": {
+            "type": "boolean",
+            "description": "tracked: its client has it on and no admin disabled it",
+        },
+        "client_enabled": {"type": "boolean"},
+        "admin_disabled": {"type": "boolean"},
+        "approved": {"type": "boolean"},
+        "health": {"type": "string", "enum": ["up", "down", "unknown"]},
+        "last_attempt": {"type": ["string", "null"], "format": "date-time"},
+        "last_success": {"type": ["string", "null"], "format": "date-time"},
+        "last_error": {"type": "string"},
+        "crawled": {"type": "object"},
+        "location": {"type": "object"},
+    },
+}
+
 
 def registry_schemas() -> dict[str, Any]:
     """The registry's schemas, referred to by name from its paths."""
@@ -51,7 +72,8 @@ def registry_schemas() -> dict[str, Any]:
         "InstanceRegistration": REGISTRATION.json_schema(),
         "InstanceUpdate": UPDATE.json_schema(),
         "InstanceSummary": INSTANCE_SUMMARY,
-        "InstancePage": page_of(ref("InstanceSummary")),
+        "InstanceDetail": INSTANCE_DETAIL,
+        "InstancePage": page_of(ref("InstanceDetail")),
     }
 
 
@@ -155,6 +177,22 @@ def registry_paths() -> dict[str, Any]:
         },
         "/api/instances/{uuid}": {
             "parameters": [UUID_PARAMETER],
+            "get": _admin_operation(
+                "Read an instance's detail (admin)",
+                {"200": json_response("The detail", ref("InstanceDetail"))},
+            ),
+            "patch": {
+                **_admin_operation(
+                    "Update an instance as an admin: enabled false disables it "
+                    "until an admin enables it again, whatever its client sends",
+                    {
+                        "200": json_response("The detail", ref("InstanceDetail")),
+                        "400": error_response("Unexpected data or an invalid value"),
+                        "413": error_response("The body is too large"),
+                    },
+                ),
+                "requestBody": json_body(ref("InstanceUpdate")),
+            },
             "delete": _admin_operation(
                 "Delete an instance (admin)", {"204": {"description": "Deleted"}}
             ),

@@ -7,6 +7,8 @@ and one bulk INSERT per batch of outcomes, whatever its size.
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -111,8 +113,45 @@ def daily_rows(
     return rows
 
 
-def history_row(outcome: CrawlOutcome, batch_operation_id: int | None) -> dict:
-    """The crawl-history row of one attempt: what each good endpoint answered."""
+@dataclass(frozen=True)
+class HistoryLimit:
+    """How much of an attempt's answers its history row keeps: all of it up to
+    ``max_bytes`` of answers, else only the ``kept_fields`` (the configured ones),
+    and nothing if even those are larger."""
+
+    max_bytes: int
+    kept_fields: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> HistoryLimit:
+        return cls(
+            int(config["CRAWL_HISTORY_MAX_BYTES"]),
+            frozenset(config["CRAWLED_FIELDS_SETTINGS"]),
+        )
+
+    def keep(self, outcome: CrawlOutcome) -> tuple[dict, bool]:
+        """Return (the values kept, whether some were left out)."""
+        good = [r for r in outcome.results if r.ok]
+        data = {k: v for r in good for k, v in r.data.items()}
+        if sum(r.size for r in good) <= self.max_bytes:
+            return data, False
+        kept = {k: v for k, v in data.items() if k in self.kept_fields}
+        if len(json.dumps(kept)) > self.max_bytes:
+            kept = {}
+        return kept, True
+
+
+UNLIMITED = HistoryLimit(max_bytes=sys.maxsize)
+
+
+def history_row(
+    outcome: CrawlOutcome,
+    batch_operation_id: int | None,
+    limit: HistoryLimit = UNLIMITED,
+) -> dict:
+    """The crawl-history row of one attempt: what each good endpoint answered,
+    within ``limit``."""
+    data, trimmed = limit.keep(outcome)
     return {
         "instance_id": outcome.instance_id,
         "batch_operation_id": batch_operation_id,
@@ -121,7 +160,8 @@ def history_row(outcome: CrawlOutcome, batch_operation_id: int | None) -> dict:
         "status": outcome.status,
         "duration_ms": outcome.duration_ms,
         "error": outcome.error,
-        "data": {k: v for r in outcome.results if r.ok for k, v in r.data.items()},
+        "data": data,
+        "data_trimmed": trimmed,
     }
 
 
@@ -176,6 +216,7 @@ def build_rows(
     locator: Locator,
     batch_operation_id: int | None,
     daily_fields: Mapping[str, str | None],
+    history_limit: HistoryLimit = UNLIMITED,
 ) -> Rows:
     """Turn outcomes and the instances' current columns into rows to write."""
     rows = Rows()
@@ -201,7 +242,7 @@ def build_rows(
                 )
             else:
                 rows.counts.down += 1
-            rows.history.append(history_row(outcome, batch_operation_id))
+            rows.history.append(history_row(outcome, batch_operation_id, history_limit))
         if outcome.address and not row.location_manual:
             rows.locations.append(location_row(outcome, locator))
     return rows
@@ -271,6 +312,7 @@ def record_outcomes(
     locator: Locator,
     batch_operation_id: int | None = None,
     daily_fields: Mapping[str, str | None] | None = None,
+    history_limit: HistoryLimit = UNLIMITED,
 ) -> Counts:
     """Store a batch of outcomes; return how many were up, down and skipped.
 
@@ -302,6 +344,7 @@ def record_outcomes(
                 locator,
                 batch_operation_id,
                 daily_fields or {},
+                history_limit,
             )
             write_rows(session, rows)
         return rows.counts

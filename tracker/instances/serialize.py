@@ -24,6 +24,9 @@ def instance_detail(instance: Instance) -> dict:
     """What the admin API lists: the summary plus crawl state and location."""
     return {
         **instance_summary(instance),
+        # "enabled" above is the effective state; these say who switched it off.
+        "client_enabled": instance.client_enabled,
+        "admin_disabled": instance.admin_disabled,
         "updated": instance.updated.isoformat(),
         "approved": instance.approved,
         "health": instance.health,

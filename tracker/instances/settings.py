@@ -93,6 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CRAWL_DENY_NETWORKS", DEFAULT_DENIED_NETWORKS, networks),
     Setting("CRAWL_REQUIRE_APPROVAL", False, boolean),
     Setting("CRAWL_HISTORY_DAYS", 90, integer(1, 36500)),
+    Setting("CRAWL_HISTORY_MAX_BYTES", 16 * 1024, integer(0, 64 * 1024 * 1024)),
     Setting("CRAWL_USER_AGENT", "InstanceTracker/1 (crawler)", string(200)),
     Setting("GEOIP_DATABASE", None, existing_file),
     Setting("API_REGISTRATION_RATE_LIMIT", "30/minute;1000/day", rate_limit),

@@ -40,7 +40,7 @@ from tracker.instances.crawling import (
     run_notice,
 )
 from tracker.instances.geo import Locator
-from tracker.instances.recording import Counts
+from tracker.instances.recording import Counts, HistoryLimit
 
 START_TASK = "tracker.instances.tasks.start_crawl"
 CHUNK_TASK = "tracker.instances.tasks.crawl_instances_chunk"
@@ -253,6 +253,7 @@ def _crawl(
         commit=db.session.commit,
         on_progress=on_progress,
         daily_fields=daily_fields_from_config(config),
+        history_limit=HistoryLimit.from_config(config),
     )
     finish_run(db.session, operation_id, config)
     db.session.commit()

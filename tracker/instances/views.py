@@ -20,7 +20,7 @@ from tracker.batch import operations
 from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
-from tracker.instances.changes import update_instance
+from tracker.instances.changes import admin_update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
@@ -137,7 +137,7 @@ def edit(uuid: str):
     instance = _instance_or_404(uuid)
     form = InstanceForm()
     if form.validate_on_submit():
-        update_instance(
+        admin_update_instance(
             instance,
             {name: form[name].data for name in EDITABLE_FIELDS},
         )
@@ -154,12 +154,17 @@ def edit(uuid: str):
 def set_enabled(uuid: str):
     """Enable or disable tracking of an instance."""
     instance = _instance_or_404(uuid)
-    update_instance(
+    admin_update_instance(
         instance,
         {"enabled": request.form.get("enabled") == "yes"},
     )
     db.session.commit()
-    flash(_("Enabled.") if instance.enabled else _("Disabled."), "info")
+    if instance.enabled:
+        flash(_("Enabled."), "info")
+    elif instance.admin_disabled:
+        flash(_("Disabled: its client cannot enable it again."), "info")
+    else:
+        flash(_("Enabled by you, but its client has switched tracking off."), "info")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
