@@ -102,9 +102,12 @@ def spooled_body(
         yield spool.name
 
 
-def json_object_body(max_bytes: int) -> dict[str, Any]:
-    """Return the request's JSON object or raise a 4xx ApiError naming ``body``."""
+def json_object_body(max_bytes: int, empty_is_object: bool = False) -> dict[str, Any]:
+    """Return the request's JSON object or raise a 4xx ApiError naming ``body``;
+    with ``empty_is_object``, no body at all is an empty object."""
     raw = capped_body(max_bytes)
+    if empty_is_object and not raw.strip():
+        return {}
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):

@@ -138,6 +138,19 @@ def email(max_length: int = EMAIL_MAX) -> Rule:
     )
 
 
+def whole_number(minimum: int, maximum: int) -> Rule:
+    """Rule for an integer from ``minimum`` to ``maximum`` (true is not 1)."""
+
+    def check(field: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(field, "must be a whole number")
+        if not minimum <= value <= maximum:
+            raise FieldError(field, f"must be from {minimum} to {maximum}")
+        return value
+
+    return Rule(check, {"type": "integer", "minimum": minimum, "maximum": maximum})
+
+
 def object_schema(
     properties: Mapping[str, Any],
     required: Iterable[str] = (),

@@ -14,13 +14,15 @@ def init_app(app: Flask) -> None:
     from tracker.housekeeping import add_housekeeping_step, add_resumer
     from tracker.instances import launch, tasks
     from tracker.instances.api import bp as api_bp
-    from tracker.instances.cli import crawl
+    from tracker.instances.cli import crawl, inventory
+    from tracker.instances.contact import prune_contacts
     from tracker.instances.crawling import (
         CRAWL_OPERATION,
         SCOPE_ALL,
         describe_instances,
         prune_history,
     )
+    from tracker.instances.fleet_api import bp as fleet_api_bp
     from tracker.instances.geo import ATTRIBUTION
     from tracker.instances.idempotency import prune_keys
     from tracker.instances.openapi import registry_paths, registry_schemas
@@ -30,8 +32,10 @@ def init_app(app: Flask) -> None:
     from tracker.templating import FIRST, add_navigation
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(fleet_api_bp)
     app.register_blueprint(views_bp)
     app.cli.add_command(crawl)
+    app.cli.add_command(inventory)
     add_paths(app, registry_paths(), registry_schemas())
     add_periodic_task(
         app,
@@ -53,6 +57,11 @@ def init_app(app: Flask) -> None:
         app,
         "pruned_crawl_results",
         lambda session, config: prune_history(session, config["CRAWL_HISTORY_DAYS"]),
+    )
+    add_housekeeping_step(
+        app,
+        "pruned_contact_events",
+        lambda session, config: prune_contacts(session, config["CRAWL_HISTORY_DAYS"]),
     )
     add_housekeeping_step(
         app, "pruned_registration_keys", lambda session, config: prune_keys(session)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
 from tracker.instances.geo import UNKNOWN
-from tracker.instances.models import Instance
+from tracker.instances.models import Instance, InstanceTag
 from tracker.instances.recording import LOCATION_FIELDS
 
 
@@ -28,3 +31,9 @@ def clear_manual_location(instance: Instance) -> None:
         setattr(instance, name, getattr(UNKNOWN, name))
     instance.location_manual = False
     instance.address = None
+
+
+def set_tags(session: Session, instance: Instance, tags: list[str]) -> None:
+    """Replace an instance's tags."""
+    session.execute(delete(InstanceTag).where(InstanceTag.instance_id == instance.id))
+    session.add_all(InstanceTag(instance_id=instance.id, tag=tag) for tag in tags)

@@ -10,15 +10,22 @@ from sqlalchemy.exc import IntegrityError
 from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
+from tracker.db_types import utcnow
 from tracker.extensions import csrf, db, limiter
 from tracker.instances import admin, idempotency
 from tracker.instances.changes import admin_update_instance, update_instance
+from tracker.instances.charts import daily_fields, field_settings
+from tracker.instances.contact import note_contact, record_heartbeat
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
+from tracker.instances.crawled_values import document_problem
+from tracker.instances.crawler import CrawlSettings
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
 from tracker.instances.launch import QueueUnavailable, launch_crawl
-from tracker.instances.models import Instance
+from tracker.instances.models import VIA_REGISTRATION, VIA_UPDATE, Instance
 from tracker.instances.serialize import instance_detail, instance_summary
+from tracker.instances.states import expectations
 from tracker.instances.validation import (
+    parse_admin_update,
     parse_location,
     parse_registration,
     parse_update,
@@ -39,6 +46,11 @@ def _instance_or_404(uuid: str) -> Instance:
         select(Instance).filter_by(uuid=uuid),
         description="no instance with this uuid; register again",
     )
+
+
+def _detail(instance: Instance) -> dict:
+    expected = expectations(db.session, current_app.config, [instance.id])
+    return instance_detail(instance, expected, utcnow())
 
 
 def _body() -> dict:
@@ -75,8 +87,9 @@ def register():
     instance = Instance(**values, approved=False)
     db.session.add(instance)
     try:
+        db.session.flush()
+        note_contact(db.session, instance, VIA_REGISTRATION)
         if key:
-            db.session.flush()
             idempotency.remember(db.session, key, content, instance)
         db.session.commit()
     except IntegrityError:
@@ -110,8 +123,52 @@ def update(uuid: str):
     changes = parse_update(_body())
     instance = _instance_or_404(uuid)
     update_instance(instance, changes)
+    # Even a PATCH that changes nothing (a client's routine sync) is contact.
+    note_contact(db.session, instance, VIA_UPDATE)
     db.session.commit()
     return jsonify(instance_summary(instance))
+
+
+def _heartbeat_limit() -> str:
+    return current_app.config["API_HEARTBEAT_RATE_LIMIT"] or ""
+
+
+def _heartbeat_unlimited() -> bool:
+    return current_app.config["API_HEARTBEAT_RATE_LIMIT"] is None
+
+
+def _heartbeat_key() -> str:
+    return "heartbeat:" + request.view_args["uuid"]
+
+
+@bp.post("/api/instance/<uuid>/heartbeat")
+@limiter.limit(
+    _heartbeat_limit, key_func=_heartbeat_key, exempt_when=_heartbeat_unlimited
+)
+def heartbeat(uuid: str):
+    """Check in, optionally with values that join the crawled ones."""
+    config = current_app.config
+    values = json_object_body(config["API_MAX_BODY_BYTES"], empty_is_object=True)
+    problem = document_problem(
+        values, config["CRAWL_MAX_DEPTH"], config["CRAWL_MAX_KEYS"]
+    )
+    if problem is not None:
+        raise ApiError(400, "Invalid value", f"body: {problem}", field="body")
+    instance = _instance_or_404(uuid)
+    record_heartbeat(
+        db.session,
+        instance,
+        values,
+        CrawlSettings.from_config(config).endpoints,
+        daily_fields(field_settings(config["CRAWLED_FIELDS_SETTINGS"])),
+    )
+    db.session.commit()
+    return jsonify(
+        {
+            **instance_summary(instance),
+            "last_contact": instance.last_contact.isoformat(),
+        }
+    )
 
 
 @bp.get("/api/instances")
@@ -138,10 +195,11 @@ def list_instances():
             )
         )
     config = current_app.config
+    expected, now = expectations(db.session, config), utcnow()
     return jsonify(
         paginated(
             statement,
-            instance_detail,
+            lambda instance: instance_detail(instance, expected, now),
             config["API_PAGE_SIZE"],
             config["API_MAX_PAGE_SIZE"],
         )
@@ -152,7 +210,7 @@ def list_instances():
 @login_required
 def show_instance(uuid: str):
     """Answer an instance's detail: the summary, crawl state, who disabled it."""
-    return jsonify(instance_detail(_instance_or_404(uuid)))
+    return jsonify(_detail(_instance_or_404(uuid)))
 
 
 @bp.patch("/api/instances/<uuid>")
@@ -160,11 +218,13 @@ def show_instance(uuid: str):
 def admin_update(uuid: str):
     """Change an instance as an admin; an admin's disable outlasts its client's
     ``{"enabled": true}``."""
-    changes = parse_update(_body())
+    changes, tags = parse_admin_update(_body())
     instance = _instance_or_404(uuid)
     admin_update_instance(instance, changes)
+    if tags is not None:
+        admin.set_tags(db.session, instance, tags)
     db.session.commit()
-    return jsonify(instance_detail(instance))
+    return jsonify(_detail(instance))
 
 
 @bp.delete("/api/instances/<uuid>")
@@ -225,7 +285,7 @@ def approve_instance(uuid: str):
     instance = _instance_or_404(uuid)
     admin.approve(instance)
     db.session.commit()
-    return jsonify(instance_detail(instance))
+    return jsonify(_detail(instance))
 
 
 @bp.put("/api/instances/<uuid>/location")
@@ -236,7 +296,7 @@ def set_location(uuid: str):
     instance = _instance_or_404(uuid)
     admin.set_manual_location(instance, location)
     db.session.commit()
-    return jsonify(instance_detail(instance))
+    return jsonify(_detail(instance))
 
 
 @bp.delete("/api/instances/<uuid>/location")
@@ -246,4 +306,4 @@ def clear_location(uuid: str):
     instance = _instance_or_404(uuid)
     admin.clear_manual_location(instance)
     db.session.commit()
-    return jsonify(instance_detail(instance))
+    return jsonify(_detail(instance))

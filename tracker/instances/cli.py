@@ -1,7 +1,9 @@
-"""``manage.py crawl``: crawl now, in this process, with a progress bar."""
+"""``manage.py crawl`` (crawl now, in this process, with a progress bar) and
+``manage.py inventory`` (the fleet as an Ansible dynamic inventory)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -11,9 +13,11 @@ from sqlalchemy import select
 
 from tracker.batch import operations
 from tracker.batch.models import BatchOperation
+from tracker.db_types import utcnow
 from tracker.extensions import db
 from tracker.instances.crawlability import crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, crawlable_ids, instance_scope
+from tracker.instances.discovery import ansible_inventory
 from tracker.instances.launch import launch_crawl
 from tracker.instances.models import Instance
 from tracker.instances.tasks import crawl_now
@@ -51,3 +55,18 @@ def crawl(uuid: str | None) -> None:
         f"Crawled {run.total} instances: {run.done} up, {run.failed} down, "
         f"{run.skipped} skipped (batch operation #{run.id})."
     )
+
+
+@click.command("inventory")
+@click.option("--list", "list_all", is_flag=True, help="Print the whole inventory.")
+@click.option("--host", help="Print one host's variables (all are in --list).")
+@with_appcontext
+def inventory(list_all: bool, host: str | None) -> None:
+    """An Ansible dynamic inventory of the tracked instances, as JSON."""
+    if not list_all and host is None:
+        raise click.UsageError("give --list or --host HOST")
+    whole = ansible_inventory(db.session, current_app.config, utcnow())
+    if list_all:
+        click.echo(json.dumps(whole, indent=2, sort_keys=True))
+    else:
+        click.echo(json.dumps(whole["_meta"]["hostvars"].get(host, {}), indent=2))

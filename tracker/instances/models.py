@@ -6,7 +6,18 @@ import uuid as uuid_module
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, Text, false, true
+from sqlalchemy import (
+    JSON,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db_types import UTCDateTime, utcnow
@@ -20,6 +31,14 @@ HEALTH_UP = "up"
 HEALTH_DOWN = "down"
 HEALTH_UNKNOWN = "unknown"
 HEALTHS = (HEALTH_UP, HEALTH_DOWN, HEALTH_UNKNOWN)
+
+# The channels contact comes through (Instance.last_contact_via).
+VIA_REGISTRATION = "registration"
+VIA_UPDATE = "update"
+VIA_HEARTBEAT = "heartbeat"
+VIA_CRAWL = "crawl"
+VIA_QUOTA = "quota"
+VIA_SYNC = "sync"
 
 
 def new_uuid() -> str:
@@ -62,6 +81,8 @@ class Instance(db.Model):
     # Latest values merged over the endpoints, and each endpoint's own latest values.
     crawled: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     crawled_sources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the instance last sent in a heartbeat; merged under the endpoints' values.
+    heartbeat_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     # Location: from GeoIP, or set by hand (then crawls leave it alone).
     address: Mapped[str | None] = mapped_column(String(45))
@@ -72,6 +93,16 @@ class Instance(db.Model):
     longitude: Mapped[float | None] = mapped_column(Float)
     accuracy_km: Mapped[int | None]
     location_manual: Mapped[bool] = mapped_column(default=False)
+
+    # Contact from any channel (tracker.instances.contact) and what is expected
+    # of it (tracker.instances.states): check in every contact_every seconds,
+    # late for contact_grace more; unset, the organisation's default applies.
+    last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_contact_via: Mapped[str | None] = mapped_column(String(16))
+    # The first failed attempt after the last success.
+    down_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    contact_every: Mapped[int | None]
+    contact_grace: Mapped[int | None]
 
 
 class CrawlResult(db.Model):
@@ -129,3 +160,62 @@ class RegistrationKey(db.Model):
         ForeignKey("instances.id", ondelete="CASCADE"), index=True
     )
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ContactEvent(db.Model):
+    """One contact from an instance other than a crawl (those are its crawl
+    history): a registration, a client's PATCH, a heartbeat, a linked device's
+    quota or sync exchange. Kept for CRAWL_HISTORY_DAYS, for the uptime."""
+
+    __tablename__ = "contact_events"
+    __table_args__ = (Index("ix_contact_events_instance_time", "instance_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE")
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    via: Mapped[str] = mapped_column(String(16))
+
+
+class InstanceTag(db.Model):
+    """An admin's label on an instance: for filters, discovery and routing."""
+
+    __tablename__ = "instance_tags"
+
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class OrganisationDefault(db.Model):
+    """The contact expected of an organisation's instances that set none."""
+
+    __tablename__ = "organisation_defaults"
+
+    organisation: Mapped[str] = mapped_column(String(TEXT_MAX), primary_key=True)
+    contact_every: Mapped[int | None]
+    contact_grace: Mapped[int | None]
+
+
+PAUSE_INSTANCE = "instance"
+PAUSE_TAG = "tag"
+PAUSE_ORGANISATION = "organisation"
+PAUSE_KINDS = (PAUSE_INSTANCE, PAUSE_TAG, PAUSE_ORGANISATION)
+
+
+class Pause(db.Model):
+    """Maintenance: an instance, a tag or an organisation paused until a time;
+    paused instances raise no alerts and are shown as paused."""
+
+    __tablename__ = "pauses"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # The instance's uuid, the tag or the organisation.
+    value: Mapped[str] = mapped_column(String(TEXT_MAX))
+    until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    note: Mapped[str] = mapped_column(String(TEXT_MAX), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +25,7 @@ from tracker.instances.geo import Locator
 from tracker.instances.models import (
     HEALTH_DOWN,
     HEALTH_UP,
+    VIA_CRAWL,
     CrawlResult,
     DailyValue,
     Instance,
@@ -47,6 +48,7 @@ CRAWL_FIELDS = (
     "crawled",
     "crawled_sources",
     "last_success",
+    "down_since",
 )
 
 
@@ -71,10 +73,20 @@ def merge_sources(
     for result in outcome.results:
         if result.ok:
             sources[result.path] = result.data
+    return sources, merged_sources(sources, endpoints)
+
+
+def with_heartbeat(heartbeat_values: dict | None, merged: dict) -> dict:
+    """What the instance sent in a heartbeat lies under what its endpoints answer."""
+    return {**(heartbeat_values or {}), **merged}
+
+
+def merged_sources(sources: dict, endpoints: Sequence[Endpoint]) -> dict:
+    """The endpoints' latest good answers merged in configured order."""
     merged: dict = {}
     for endpoint in endpoints:
         merged.update(sources.get(endpoint.path, {}))
-    return sources, merged
+    return merged
 
 
 def upsert_daily_values(session: Session, rows: list[dict]) -> None:
@@ -178,13 +190,18 @@ def state_row(outcome: CrawlOutcome, current: Row, endpoints: Sequence[Endpoint]
         "crawled": current.crawled,
         "crawled_sources": current.crawled_sources,
         "last_success": current.last_success,
+        "down_since": current.down_since,
     }
     if outcome.skipped:
         return values, None
     sources, merged = merge_sources(current.crawled_sources or {}, outcome, endpoints)
+    merged = with_heartbeat(current.heartbeat_values, merged)
     values.update(crawled=merged, crawled_sources=sources)
     if outcome.health == HEALTH_UP:
         values["last_success"] = outcome.started
+        values["down_since"] = None
+    elif current.health != HEALTH_DOWN or current.down_since is None:
+        values["down_since"] = outcome.started
     return values, merged
 
 
@@ -203,6 +220,7 @@ class Rows:
     """What a batch of outcomes writes, statement by statement."""
 
     states: list[dict] = dataclasses.field(default_factory=list)
+    contacts: list[dict] = dataclasses.field(default_factory=list)
     locations: list[dict] = dataclasses.field(default_factory=list)
     history: list[dict] = dataclasses.field(default_factory=list)
     daily: list[dict] = dataclasses.field(default_factory=list)
@@ -232,6 +250,9 @@ def build_rows(
         else:
             if outcome.health == HEALTH_UP:
                 rows.counts.up += 1
+                rows.contacts.append(
+                    {"row_id": outcome.instance_id, "at": outcome.started}
+                )
                 rows.daily.extend(
                     daily_rows(
                         outcome.instance_id,
@@ -260,6 +281,20 @@ def write_rows(session: Session, rows: Rows) -> None:
             .where(table.c.id == bindparam("row_id"))
             .values({name: bindparam(name) for name in CRAWL_FIELDS}),
             rows.states,
+        )
+    if rows.contacts:
+        # A successful crawl is contact, unless a newer one came another way.
+        session.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("row_id"),
+                or_(
+                    table.c.last_contact.is_(None),
+                    table.c.last_contact <= bindparam("at"),
+                ),
+            )
+            .values(last_contact=bindparam("at"), last_contact_via=VIA_CRAWL),
+            rows.contacts,
         )
     if rows.locations:
         session.execute(
@@ -331,6 +366,9 @@ def record_outcomes(
                 Instance.crawled_sources,
                 Instance.last_success,
                 Instance.location_manual,
+                Instance.heartbeat_values,
+                Instance.health,
+                Instance.down_since,
             ).where(Instance.id.in_([o.instance_id for o in outcomes]))
         )
     }

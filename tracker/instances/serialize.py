@@ -1,6 +1,9 @@
 """JSON shapes of instances."""
 
+from datetime import datetime
+
 from tracker.instances.models import Instance
+from tracker.instances.states import Expectations, State, instance_state
 
 
 def instance_summary(instance: Instance) -> dict:
@@ -20,9 +23,21 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
-def instance_detail(instance: Instance) -> dict:
-    """What the admin API lists: the summary plus crawl state and location."""
+def state_detail(state: State) -> dict:
+    return {"name": state.name, "since": _iso(state.since), "reason": state.reason}
+
+
+def instance_detail(instance: Instance, expected: Expectations, now: datetime) -> dict:
+    """What the admin API lists: the summary plus its state, contact, crawl
+    state and location."""
     return {
+        "state": state_detail(instance_state(instance, expected, now)),
+        "last_contact": _iso(instance.last_contact),
+        "last_contact_via": instance.last_contact_via,
+        "down_since": _iso(instance.down_since),
+        "contact_every": instance.contact_every,
+        "contact_grace": instance.contact_grace,
+        "tags": sorted(expected.tags.get(instance.id, ())),
         **instance_summary(instance),
         # "enabled" above is the effective state; these say who switched it off.
         "client_enabled": instance.client_enabled,

@@ -15,6 +15,7 @@ from tracker.settings import (
     networks,
     number,
     one_of,
+    optional,
     rate_limit,
     schedule_seconds,
     string,
@@ -97,6 +98,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CRAWL_USER_AGENT", "InstanceTracker/1 (crawler)", string(200)),
     Setting("GEOIP_DATABASE", None, existing_file),
     Setting("API_REGISTRATION_RATE_LIMIT", "30/minute;1000/day", rate_limit),
+    Setting("API_HEARTBEAT_RATE_LIMIT", "12/minute", rate_limit),
+    # Expected contact of instances and organisations that set none: None means
+    # "a server, reached by every crawl"; seconds mean "offline by design".
+    Setting("CONTACT_EVERY", None, optional(integer(60, 366 * 86400))),
+    Setting("CONTACT_GRACE", 3600, integer(0, 366 * 86400)),
 )
 
 

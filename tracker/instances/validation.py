@@ -7,12 +7,23 @@ documents it.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pycountry
 
 from tracker.api import refuse_unknown_keys
-from tracker.fields import FieldError, Fields, Rule, email, text, text_value, url
+from tracker.fields import (
+    FieldError,
+    Fields,
+    Rule,
+    email,
+    text,
+    text_value,
+    url,
+    whole_number,
+)
 from tracker.instances.models import EMAIL_MAX, TEXT_MAX, URL_MAX
 
 
@@ -78,6 +89,60 @@ LOCATION = Fields(
 )
 
 UPDATABLE_FIELDS = tuple(UPDATE.rules)
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+TAGS_MAX = 20
+YEAR = 366 * 86400
+
+
+def _tags(field: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > TAGS_MAX:
+        raise FieldError(field, f"must be a list of at most {TAGS_MAX} tags")
+    for tag in value:
+        if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+            raise FieldError(
+                field,
+                "each tag must be 1 to 64 letters, digits or _ . : - "
+                "starting with a letter or digit",
+            )
+    return sorted(set(value))
+
+
+SCHEDULE = Fields(
+    {
+        "contact_every": whole_number(0, YEAR),
+        "contact_grace": whole_number(0, YEAR),
+    },
+    nullable=True,
+    closed=True,
+    description=(
+        "Seconds between expected contacts, and of grace before late becomes "
+        "overdue; 0 goes back to the default, null leaves it as it is."
+    ),
+)
+ADMIN_UPDATE = Fields(
+    {
+        **UPDATE.rules,
+        **SCHEDULE.rules,
+        "tags": Rule(
+            _tags,
+            {"type": "array", "maxItems": TAGS_MAX, "items": {"type": "string"}},
+        ),
+    },
+    nullable=True,
+    closed=True,
+    description="null leaves a field as it is; tags replace the instance's tags.",
+)
+PAUSE = Fields(
+    {
+        "until": Rule(
+            lambda field, value: _future_time(field, value),
+            {"type": "string", "format": "date-time"},
+        ),
+        "note": text(TEXT_MAX),
+    },
+    required=("until",),
+    closed=True,
+)
 ORGANISATION_SPELLINGS = ("organisation", "organization")
 
 
@@ -115,6 +180,57 @@ def parse_update(data: dict[str, Any]) -> dict[str, Any]:
     if organisation is not None:
         changes["organisation"] = organisation
     return changes
+
+
+def _future_time(field: str, value: Any) -> datetime:
+    text_value(field, value, 40)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise FieldError(field, "must be an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        raise FieldError(field, "must give its time zone (say, Z for UTC)")
+    moment = moment.astimezone(UTC)
+    if moment <= datetime.now(UTC):
+        raise FieldError(field, "must be in the future")
+    return moment
+
+
+def parse_schedule(data: dict[str, Any]) -> dict[str, Any]:
+    """An expected contact: 0 means "the default", null "as it is"."""
+    refuse_unknown_keys(data, tuple(SCHEDULE.rules), "schedule")
+    return {
+        name: SCHEDULE.check(data, name) or None
+        for name in SCHEDULE.rules
+        if data.get(name) is not None
+    }
+
+
+def parse_admin_update(data: dict[str, Any]) -> tuple[dict[str, Any], list | None]:
+    """An admin's changes: the client's fields, the expected contact and tags.
+    Return (field changes, the new tags or None to leave them)."""
+    refuse_unknown_keys(data, tuple(ADMIN_UPDATE.rules), "instance")
+    client_fields = {k: v for k, v in data.items() if k in UPDATABLE_FIELDS}
+    changes = parse_update(client_fields)
+    schedule = {k: v for k, v in data.items() if k in SCHEDULE.rules}
+    changes.update(parse_schedule(schedule))
+    tags = data.get("tags")
+    return changes, None if tags is None else ADMIN_UPDATE.clean("tags", tags)
+
+
+def organisation_name(value: str) -> str:
+    """An organisation named in a path."""
+    return REGISTRATION.clean("organisation", value)
+
+
+def parse_pause(data: dict[str, Any]) -> dict[str, Any]:
+    """A maintenance pause: until when (in the future), and why."""
+    refuse_unknown_keys(data, tuple(PAUSE.rules), "pause")
+    note = data.get("note")
+    return {
+        "until": PAUSE.check(data, "until"),
+        "note": PAUSE.clean("note", note) if note is not None else "",
+    }
 
 
 def parse_location(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""The admin API of fleet health: maintenance pauses, organisations' expected
+contact, and the fleet as a source of targets for Prometheus."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, url_for
+from flask_login import login_required
+from sqlalchemy import select
+
+from tracker.api import ApiError, created, json_object_body
+from tracker.db_types import utcnow
+from tracker.extensions import csrf, db
+from tracker.instances.discovery import prometheus_targets
+from tracker.instances.models import (
+    PAUSE_INSTANCE,
+    PAUSE_KINDS,
+    Instance,
+    OrganisationDefault,
+    Pause,
+)
+from tracker.instances.validation import organisation_name, parse_pause, parse_schedule
+
+bp = Blueprint("fleet_api", __name__)
+csrf.exempt(bp)
+
+
+def _body() -> dict:
+    return json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+
+
+def pause_summary(pause: Pause) -> dict:
+    return {
+        "id": pause.id,
+        "kind": pause.kind,
+        "value": pause.value,
+        "until": pause.until.isoformat(),
+        "note": pause.note,
+    }
+
+
+def _pause_target(kind: str, value: str) -> str:
+    if kind not in PAUSE_KINDS:
+        raise ApiError(
+            404, "Not found", f"kind: must be one of {', '.join(PAUSE_KINDS)}"
+        )
+    if kind == PAUSE_INSTANCE:
+        db.one_or_404(
+            select(Instance.id).filter_by(uuid=value), description="no such instance"
+        )
+    return value
+
+
+@bp.get("/api/pauses")
+@login_required
+def list_pauses():
+    """The maintenance pauses still in force."""
+    pauses = db.session.scalars(
+        select(Pause).where(Pause.until > utcnow()).order_by(Pause.until)
+    )
+    return jsonify({"items": [pause_summary(p) for p in pauses]})
+
+
+@bp.put("/api/pauses/<kind>/<path:value>")
+@login_required
+def pause(kind: str, value: str):
+    """Pause an instance (by uuid), a tag or an organisation until a time."""
+    fields = parse_pause(_body())
+    value = _pause_target(kind, value)
+    existing = db.session.scalar(select(Pause).filter_by(kind=kind, value=value))
+    if existing is None:
+        existing = Pause(kind=kind, value=value)
+        db.session.add(existing)
+    existing.until, existing.note = fields["until"], fields["note"]
+    db.session.commit()
+    return created(
+        pause_summary(existing),
+        url_for("fleet_api.pause", kind=kind, value=value),
+        status=200,
+    )
+
+
+@bp.delete("/api/pauses/<kind>/<path:value>")
+@login_required
+def resume(kind: str, value: str):
+    """End a pause now."""
+    existing = db.one_or_404(
+        select(Pause).filter_by(kind=kind, value=value), description="not paused"
+    )
+    db.session.delete(existing)
+    db.session.commit()
+    return "", 204
+
+
+def _default_summary(organisation: str, default: OrganisationDefault | None) -> dict:
+    return {
+        "organisation": organisation,
+        "contact_every": default.contact_every if default else None,
+        "contact_grace": default.contact_grace if default else None,
+    }
+
+
+@bp.get("/api/organisations/<path:organisation>/schedule")
+@login_required
+def organisation_schedule(organisation: str):
+    """The contact expected of an organisation's instances that set none."""
+    organisation = organisation_name(organisation)
+    return jsonify(
+        _default_summary(
+            organisation, db.session.get(OrganisationDefault, organisation)
+        )
+    )
+
+
+@bp.put("/api/organisations/<path:organisation>/schedule")
+@login_required
+def set_organisation_schedule(organisation: str):
+    """Set the contact expected of an organisation's instances; 0 or null
+    clears a value back to the settings' default."""
+    organisation = organisation_name(organisation)
+    schedule = parse_schedule(_body())
+    default = db.session.get(OrganisationDefault, organisation)
+    if default is None:
+        default = OrganisationDefault(organisation=organisation)
+        db.session.add(default)
+    default.contact_every = schedule.get("contact_every")
+    default.contact_grace = schedule.get("contact_grace")
+    db.session.commit()
+    return jsonify(_default_summary(organisation, default))
+
+
+@bp.get("/api/sd/prometheus")
+@login_required
+def prometheus_sd():
+    """Prometheus HTTP service discovery: one target group per instance."""
+    return jsonify(prometheus_targets(db.session, current_app.config, utcnow()))
