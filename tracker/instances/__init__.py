@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
         prune_history,
     )
     from tracker.instances.fleet_api import bp as fleet_api_bp
+    from tracker.instances.fleet_views import bp as fleet_views_bp
     from tracker.instances.geo import ATTRIBUTION
     from tracker.instances.idempotency import prune_keys
     from tracker.instances.openapi import registry_paths, registry_schemas
@@ -33,6 +34,7 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(api_bp)
     app.register_blueprint(fleet_api_bp)
+    app.register_blueprint(fleet_views_bp)
     app.register_blueprint(views_bp)
     app.cli.add_command(crawl)
     app.cli.add_command(inventory)

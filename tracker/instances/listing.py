@@ -6,14 +6,15 @@ Plain functions: ``ListQuery.from_args`` reads what a page's query string asks f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, Text, and_, cast, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from tracker.instances.json_sql import json_number, json_text
-from tracker.instances.models import HEALTHS, Instance
+from tracker.instances.models import HEALTHS, Instance, InstanceTag
+from tracker.instances.states import STATES
 
 MAIN_SORTS = {
     "url": Instance.url,
@@ -47,6 +48,11 @@ class ListQuery:
     country: str | None = None
     organisation: str | None = None
     text: str = ""
+    state: str | None = None
+    tag: str | None = None
+    # A crawled field and the value it must have (as text: "3.3", "true").
+    field: str | None = None
+    value: str | None = None
     sort: str = "registered"
     descending: bool = True
 
@@ -64,7 +70,12 @@ class ListQuery:
             and sort[len(CRAWLED_PREFIX) :] in crawled_fields
         ):
             sort = "registered"
+        field = args.get("field") if args.get("field") in crawled_fields else None
         return cls(
+            state=args.get("state") if args.get("state") in STATES else None,
+            tag=(args.get("tag") or "").strip()[:64] or None,
+            field=field,
+            value=(args.get("value") or "")[:200] if field else None,
             enabled=enabled,
             health=health,
             country=country or None,
@@ -83,6 +94,10 @@ class ListQuery:
             "country": self.country or "",
             "organisation": self.organisation or "",
             "q": self.text,
+            "state": self.state or "",
+            "tag": self.tag or "",
+            "field": self.field or "",
+            "value": self.value or "",
             "sort": self.sort,
             "dir": "desc" if self.descending else "asc",
         }
@@ -98,10 +113,25 @@ def crawled_sort_keys(field: str, dialect: str) -> tuple[ColumnElement, ColumnEl
     )
 
 
-def list_statement(query: ListQuery, dialect: str) -> Select:
-    """The SELECT for one listing: filters, then sort, then a stable tie-breaker."""
+def list_statement(
+    query: ListQuery, dialect: str, in_state: Sequence[int] | None = None
+) -> Select:
+    """The SELECT for one listing: filters, then sort, then a stable tie-breaker.
+    ``in_state``: the ids of the instances in the state the query asks for."""
     statement = select(Instance)
     conditions = []
+    if query.state is not None:
+        conditions.append(Instance.id.in_(list(in_state or ())))
+    if query.tag:
+        conditions.append(
+            Instance.id.in_(
+                select(InstanceTag.instance_id).where(InstanceTag.tag == query.tag)
+            )
+        )
+    if query.field:
+        # As text on both databases, so that 3.3 matches a number as a string.
+        text_value = cast(json_text(Instance.crawled, query.field), Text)
+        conditions.append(text_value == query.value)
     if query.enabled is not None:
         conditions.append(Instance.enabled.is_(query.enabled))
     if query.health:

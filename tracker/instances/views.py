@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from tracker.auth import login_required_blueprint
 from tracker.batch import operations
+from tracker.db_types import utcnow
 from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
@@ -24,11 +25,15 @@ from tracker.instances.changes import admin_update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
+from tracker.instances.fleet import fleet_states
 from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
-from tracker.instances.models import CrawlResult, Instance
+from tracker.instances.models import PAUSE_INSTANCE, CrawlResult, Instance, Pause
+from tracker.instances.state_names import CHANNEL_NAMES, STATE_NAMES
+from tracker.instances.states import expectations, instance_state
 from tracker.instances.statistics import gather
+from tracker.instances.uptime import instance_uptime
 from tracker.instances.validation import parse_location
 
 bp = Blueprint("instances", __name__)
@@ -71,7 +76,10 @@ def index():
     """List instances with filters, sorting, crawled columns and pagination."""
     columns = _columns()
     query = ListQuery.from_args(request.args, {name for name, _label in columns})
-    statement = list_statement(query, db.engine.dialect.name)
+    fleet = fleet_states(db.session, current_app.config, utcnow())
+    statement = list_statement(
+        query, db.engine.dialect.name, fleet.ids_in(query.state or "")
+    )
     pagination = db.paginate(
         statement,
         per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
@@ -95,6 +103,8 @@ def index():
         active=active,
         countries=countries,
         operation_id=request.args.get("operation", type=int),
+        fleet=fleet,
+        state_names=STATE_NAMES,
     )
 
 
@@ -120,9 +130,25 @@ def detail(uuid: str):
         .order_by(CrawlResult.crawled_at.desc())
         .limit(HISTORY_ROWS)
     ).all()
+    expected = expectations(db.session, current_app.config, [instance.id])
+    now = utcnow()
+    schedule = expected.schedule(instance)
     return render_template(
         "instances/detail.html",
         instance=instance,
+        state=instance_state(instance, expected, now),
+        state_names=STATE_NAMES,
+        channel_names=CHANNEL_NAMES,
+        now=now,
+        schedule=schedule,
+        organisation_default=expected.defaults.get(instance.organisation),
+        tags=sorted(expected.tags.get(instance.id, ())),
+        pause=db.session.scalar(
+            select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
+        ),
+        uptime=instance_uptime(
+            db.session, instance.id, instance.registered, schedule, now
+        ),
         crawled=crawled,
         history=history,
         form=InstanceForm(obj=instance),

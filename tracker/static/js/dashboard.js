@@ -17,6 +17,7 @@
           bar.value = processed;
           counts.textContent = processed + " / " + progress.total;
           box.dataset.status = operation.status;
+          document.dispatchEvent(new CustomEvent("crawl-progress"));
           if (operation.status === "finished") {
             box.dataset.result = operation.result;
             label.textContent = box.dataset.doneLabel || operation.result;

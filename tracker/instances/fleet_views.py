@@ -1,0 +1,208 @@
+"""Dashboard actions of fleet health: an instance's expected contact, tags and
+maintenance pause, an organisation's expected contact; the list's live rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from tracker.auth import login_required_blueprint
+from tracker.db_types import utcnow
+from tracker.extensions import db
+from tracker.fields import FieldError
+from tracker.instances import admin
+from tracker.instances.changes import admin_update_instance
+from tracker.instances.fleet import fleet_states
+from tracker.instances.models import (
+    PAUSE_INSTANCE,
+    Instance,
+    OrganisationDefault,
+    Pause,
+)
+from tracker.instances.state_names import STATE_NAMES
+from tracker.instances.validation import ADMIN_UPDATE, parse_pause, parse_schedule
+
+bp = Blueprint("fleet", __name__)
+login_required_blueprint(bp)
+HOUR = 3600
+
+
+def _instance_or_404(uuid: str) -> Instance:
+    return db.one_or_404(
+        select(Instance).filter_by(uuid=uuid),
+        description=_("No instance with this id."),
+    )
+
+
+def _back(instance: Instance):
+    return redirect(url_for("instances.detail", uuid=instance.uuid) + "#health")
+
+
+def _hours_field(name: str) -> int | None:
+    """Hours typed in a form, as whole seconds; empty is "the default" (0)."""
+    raw = (request.form.get(name) or "").strip().replace(",", ".")
+    if not raw:
+        return 0
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise FieldError(name, _("must be a number of hours")) from None
+    if not 0 <= hours <= 366 * 24:
+        raise FieldError(name, _("must be from 0 to 8784 hours"))
+    return round(hours * HOUR)
+
+
+def _schedule_from_form() -> dict:
+    return parse_schedule(
+        {name: _hours_field(name) for name in ("contact_every", "contact_grace")}
+    )
+
+
+@bp.post("/instances/<uuid>/schedule")
+def set_schedule(uuid: str):
+    """Set (or clear) the contact expected of one instance."""
+    instance = _instance_or_404(uuid)
+    try:
+        schedule = _schedule_from_form()
+    except FieldError as exc:
+        flash(str(exc), "error")
+        return _back(instance)
+    admin_update_instance(
+        instance,
+        {name: schedule.get(name) for name in ("contact_every", "contact_grace")},
+    )
+    db.session.commit()
+    flash(_("Expected contact saved."), "info")
+    return _back(instance)
+
+
+@bp.post("/instances/<uuid>/organisation-schedule")
+def set_organisation_schedule(uuid: str):
+    """Set the contact expected of the instance's organisation."""
+    instance = _instance_or_404(uuid)
+    try:
+        schedule = _schedule_from_form()
+    except FieldError as exc:
+        flash(str(exc), "error")
+        return _back(instance)
+    default = db.session.get(OrganisationDefault, instance.organisation)
+    if default is None:
+        default = OrganisationDefault(organisation=instance.organisation)
+        db.session.add(default)
+    default.contact_every = schedule.get("contact_every")
+    default.contact_grace = schedule.get("contact_grace")
+    db.session.commit()
+    flash(
+        _(
+            "Expected contact saved for %(organisation)s.",
+            organisation=instance.organisation,
+        ),
+        "info",
+    )
+    return _back(instance)
+
+
+@bp.post("/instances/<uuid>/tags")
+def set_tags(uuid: str):
+    """Replace an instance's tags (separated by commas or spaces)."""
+    instance = _instance_or_404(uuid)
+    typed = (request.form.get("tags") or "").replace(",", " ").split()
+    try:
+        tags = ADMIN_UPDATE.clean("tags", typed)
+    except FieldError as exc:
+        flash(str(exc), "error")
+        return _back(instance)
+    admin.set_tags(db.session, instance, tags)
+    db.session.commit()
+    flash(_("Tags saved."), "info")
+    return _back(instance)
+
+
+def _pause_from_form() -> dict:
+    """The form's pause; a time typed without a zone is in the configured one."""
+    until = (request.form.get("until") or "").strip()
+    if until and until[-1] != "Z" and "+" not in until:
+        try:
+            local = datetime.fromisoformat(until)
+        except ValueError:
+            raise FieldError("until", _("must be a date and time")) from None
+        zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+        until = local.replace(tzinfo=zone).isoformat()
+    return parse_pause(
+        {"until": until or None, "note": request.form.get("note") or None}
+    )
+
+
+@bp.post("/instances/<uuid>/pause")
+def pause(uuid: str):
+    """Pause an instance until a time: no alerts, shown as paused."""
+    instance = _instance_or_404(uuid)
+    try:
+        fields = _pause_from_form()
+    except FieldError as exc:
+        flash(str(exc), "error")
+        return _back(instance)
+    existing = db.session.scalar(
+        select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
+    )
+    if existing is None:
+        existing = Pause(kind=PAUSE_INSTANCE, value=instance.uuid)
+        db.session.add(existing)
+    existing.until, existing.note = fields["until"], fields["note"]
+    db.session.commit()
+    flash(_("Paused until %(until)s.", until=format_datetime(fields["until"])), "info")
+    return _back(instance)
+
+
+@bp.post("/instances/<uuid>/resume")
+def resume(uuid: str):
+    """End an instance's pause now."""
+    instance = _instance_or_404(uuid)
+    existing = db.session.scalar(
+        select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
+    )
+    if existing is not None:
+        db.session.delete(existing)
+        db.session.commit()
+    flash(_("Pause ended."), "info")
+    return _back(instance)
+
+
+@bp.get("/instances/states.json")
+def live_states():
+    """The states of the instances with the given uuids, for a page to refresh."""
+    wanted = set(request.args.getlist("uuid")[:500])
+    fleet = fleet_states(db.session, current_app.config, utcnow())
+    rows = {}
+    for instance_id, state in fleet.states.items():
+        instance = fleet.instances[instance_id]
+        if instance.uuid in wanted:
+            rows[instance.uuid] = {
+                "state": state.name,
+                "label": str(STATE_NAMES[state.name]),
+                "since": format_datetime(state.since) if state.since else "",
+                "reason": state.reason,
+                "health": instance.health,
+            }
+    return jsonify(
+        {
+            "rows": rows,
+            "counts": [
+                {"state": name, "label": str(STATE_NAMES[name]), "count": count}
+                for name, count in fleet.counts()
+            ],
+        }
+    )
