@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.instances.validation import LOCATION, REGISTRATION, UPDATE
+from tracker.instances.states import STATES
+from tracker.instances.validation import (
+    ADMIN_UPDATE,
+    LOCATION,
+    PAUSE,
+    REGISTRATION,
+    SCHEDULE,
+    UPDATE,
+)
 from tracker.openapi import (
     BEARER,
     PAGE_PARAMETERS,
@@ -55,6 +63,23 @@ INSTANCE_DETAIL = {
         },
         "client_enabled": {"type": "boolean"},
         "admin_disabled": {"type": "boolean"},
+        "state": {
+            "type": "object",
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "enum": list(STATES),
+                },
+                "since": {"type": ["string", "null"], "format": "date-time"},
+                "reason": {"type": "string"},
+            },
+        },
+        "last_contact": {"type": ["string", "null"], "format": "date-time"},
+        "last_contact_via": {"type": ["string", "null"]},
+        "down_since": {"type": ["string", "null"], "format": "date-time"},
+        "contact_every": {"type": ["integer", "null"]},
+        "contact_grace": {"type": ["integer", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
         "approved": {"type": "boolean"},
         "health": {"type": "string", "enum": ["up", "down", "unknown"]},
         "last_attempt": {"type": ["string", "null"], "format": "date-time"},
@@ -71,6 +96,9 @@ def registry_schemas() -> dict[str, Any]:
     return {
         "InstanceRegistration": REGISTRATION.json_schema(),
         "InstanceUpdate": UPDATE.json_schema(),
+        "InstanceAdminUpdate": ADMIN_UPDATE.json_schema(),
+        "Schedule": SCHEDULE.json_schema(),
+        "Pause": PAUSE.json_schema(),
         "InstanceSummary": INSTANCE_SUMMARY,
         "InstanceDetail": INSTANCE_DETAIL,
         "InstancePage": page_of(ref("InstanceDetail")),
@@ -154,6 +182,83 @@ def registry_paths() -> dict[str, Any]:
         "/instance": registration,
         "/api/instance/{uuid}": _instance_item_operations(),
         "/instance/{uuid}": _instance_item_operations(),
+        "/api/instance/{uuid}/heartbeat": {
+            "parameters": [UUID_PARAMETER],
+            "post": {
+                "summary": "Check in, optionally with values that join the "
+                "crawled ones (authenticated by the uuid, as PATCH is)",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "200": json_response("Contact recorded", ref("InstanceSummary")),
+                    "400": error_response("Not a JSON object, or a value refused"),
+                    "404": error_response("Unknown uuid: register again"),
+                    "413": error_response("The body is too large"),
+                    "429": error_response("Too many heartbeats; see Retry-After"),
+                },
+            },
+        },
+        "/api/pauses": {
+            "get": _admin_operation(
+                "The maintenance pauses in force",
+                {"200": {"description": "The pauses"}},
+            )
+        },
+        "/api/pauses/{kind}/{value}": {
+            "parameters": [
+                path_parameter(
+                    "kind",
+                    {"type": "string", "enum": ["instance", "tag", "organisation"]},
+                ),
+                path_parameter(
+                    "value",
+                    {"type": "string", "description": "uuid, tag or organisation"},
+                ),
+            ],
+            "put": {
+                **_admin_operation(
+                    "Pause until a time: no alerts, shown as paused",
+                    {
+                        "200": {"description": "The pause"},
+                        "400": error_response("A field is invalid"),
+                    },
+                ),
+                "requestBody": json_body(ref("Pause")),
+            },
+            "delete": _admin_operation(
+                "End a pause now", {"204": {"description": "Ended"}}
+            ),
+        },
+        "/api/organisations/{organisation}/schedule": {
+            "parameters": [path_parameter("organisation", {"type": "string"})],
+            "get": _admin_operation(
+                "The contact expected of the organisation's instances",
+                {"200": {"description": "The schedule"}},
+            ),
+            "put": {
+                **_admin_operation(
+                    "Set the contact expected of the organisation's instances",
+                    {
+                        "200": {"description": "The schedule"},
+                        "400": error_response("A field is invalid"),
+                    },
+                ),
+                "requestBody": json_body(ref("Schedule")),
+            },
+        },
+        "/api/sd/prometheus": {
+            "get": {
+                "summary": "Prometheus HTTP service discovery: one target group "
+                "per tracked instance",
+                "security": BEARER,
+                "responses": {
+                    "200": {"description": "A list of target groups"},
+                    "401": error_response("No or bad token"),
+                },
+            }
+        },
         "/api/instances": {
             "get": {
                 "summary": "List instances (admin)",
@@ -191,7 +296,7 @@ def registry_paths() -> dict[str, Any]:
                         "413": error_response("The body is too large"),
                     },
                 ),
-                "requestBody": json_body(ref("InstanceUpdate")),
+                "requestBody": json_body(ref("InstanceAdminUpdate")),
             },
             "delete": _admin_operation(
                 "Delete an instance (admin)", {"204": {"description": "Deleted"}}
