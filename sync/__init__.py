@@ -15,8 +15,10 @@ def init_app(app: Flask) -> None:
     from sync.api import bp as api_bp
     from sync.cli import group
     from sync.openapi import sync_paths
+    from sync.producers import linked_producers
     from sync.views import bp as views_bp
     from tracker.background import add_periodic_task
+    from tracker.devices import add_device_describer
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
@@ -25,6 +27,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(group)
     add_paths(app, sync_paths())
     add_navigation(app, "sync.index", _l("Sync"))
+    add_device_describer(app, linked_producers)
     add_periodic_task(
         app, "sync-apply", tasks.APPLY_TASK, app.config["SYNC_APPLY_INTERVAL"]
     )

@@ -9,9 +9,15 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from sync.deliveries import AlreadyImported, DeliverySettings, apply_all, import_file
-from sync.producers import ProducerRefused, all_producer_summaries, register_producer
+from sync.producers import (
+    ProducerRefused,
+    all_producer_summaries,
+    link_producer,
+    register_producer,
+)
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
+from tracker.devices import instance_id_of
 from tracker.extensions import db
 
 group = AppGroup("sync", help="Records sent by field devices: producers and files.")
@@ -131,3 +137,28 @@ def status() -> None:
         )
         for first, last in row["missing"]:
             click.echo(f"  missing {first}-{last}")
+
+
+@group.command("link")
+@click.argument("producer_id")
+@click.argument("instance_uuid", required=False)
+@click.option("--unlink", is_flag=True, help="Undo the link.")
+@with_appcontext
+def link(producer_id: str, instance_uuid: str | None, unlink: bool) -> None:
+    """Link PRODUCER_ID to the registry's instance INSTANCE_UUID: one device,
+    one identity, and its deliveries count as the instance's contact."""
+    if unlink == (instance_uuid is not None):
+        raise click.UsageError("give INSTANCE_UUID, or --unlink alone")
+    instance_id = None
+    if instance_uuid is not None:
+        instance_id = instance_id_of(db.session, instance_uuid)
+        if instance_id is None:
+            raise click.BadParameter(
+                "no instance with this uuid", param_hint="INSTANCE_UUID"
+            )
+    try:
+        link_producer(db.session, producer_id, instance_id)
+    except ProducerRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"Linked {producer_id}." if instance_id else f"Unlinked {producer_id}.")

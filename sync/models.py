@@ -47,6 +47,10 @@ class SyncProducer(db.Model):
     applied_through: Mapped[int] = mapped_column(BigInteger, default=0)
     last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The registry's instance that is this device, if an admin linked them.
+    instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("instances.id", ondelete="SET NULL"), index=True
+    )
 
 
 class IncomingTransaction(db.Model):

@@ -19,6 +19,7 @@ from sync.models import (
 )
 from sync.wire.crypto import new_device_key
 from sync.wire.signing import check_public_key, new_credential, public_key_of
+from tracker.devices import LinkedDevice
 from tracker.fields import FieldError, Fields, Rule
 
 PRODUCER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -241,3 +242,37 @@ def producer_detail(session: Session, producer: SyncProducer) -> dict[str, Any]:
         "quarantined_transactions": listed[QUARANTINED],
         "rejected_transactions": listed["rejected"],
     }
+
+
+def linked_producers(session: Session, instance_id: int) -> list[LinkedDevice]:
+    """The producers linked to a registry instance, as its page shows them."""
+    counts = _status_counts(session)
+    devices = []
+    for producer in session.scalars(
+        select(SyncProducer).where(SyncProducer.instance_id == instance_id)
+    ):
+        summary = producer_summary(session, producer, counts.get(producer.id, {}))
+        devices.append(
+            LinkedDevice(
+                kind="sync producer",
+                name=producer.producer_id,
+                status=(
+                    f"received through {summary['received_through']}, "
+                    f"applied through {summary['applied_through']}, "
+                    f"{summary['quarantined']} quarantined"
+                ),
+                last_contact=producer.last_contact,
+            )
+        )
+    return devices
+
+
+def link_producer(
+    session: Session, producer_id: str, instance_id: int | None
+) -> SyncProducer:
+    """Link a producer to a registry instance (None unlinks it); callers commit."""
+    producer = session.scalar(select(SyncProducer).filter_by(producer_id=producer_id))
+    if producer is None:
+        raise ProducerRefused(f"no producer {producer_id!r} is registered")
+    producer.instance_id = instance_id
+    return producer

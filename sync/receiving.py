@@ -29,6 +29,9 @@ from sync.verifying import VerifiedBundle
 from sync.wire.crypto import InvalidPayload
 from sync.wire.payloads import canonical_json, open_transaction
 from tracker.db_types import utcnow
+from tracker.devices import note_device_contact
+
+VIA_SYNC = "sync"  # the channel of contact, for the registry
 
 
 @dataclass
@@ -208,6 +211,7 @@ def advance_received(
     producer.received_through = through
     producer.highest_received = max(producer.highest_received, highest)
     producer.last_contact = now
+    note_device_contact(session, producer.instance_id, VIA_SYNC, now)
 
 
 __all__ = ["Receipt", "receive"]

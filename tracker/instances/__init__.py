@@ -11,11 +11,12 @@ def init_app(app: Flask) -> None:
 
     from tracker.background import add_periodic_task, require_visibility_timeout
     from tracker.batch.items import add_item_describer
+    from tracker.devices import add_contact_listener
     from tracker.housekeeping import add_housekeeping_step, add_resumer
     from tracker.instances import launch, tasks
     from tracker.instances.api import bp as api_bp
     from tracker.instances.cli import crawl, inventory
-    from tracker.instances.contact import prune_contacts
+    from tracker.instances.contact import note_contact_of, prune_contacts
     from tracker.instances.crawling import (
         CRAWL_OPERATION,
         SCOPE_ALL,
@@ -68,6 +69,7 @@ def init_app(app: Flask) -> None:
     add_housekeeping_step(
         app, "pruned_registration_keys", lambda session, config: prune_keys(session)
     )
+    add_contact_listener(app, note_contact_of)
     add_navigation(app, "instances.index", _l("Instances"), FIRST)
     add_navigation(app, "instances.statistics", _l("Statistics"), FIRST)
     app.jinja_env.globals["geoip_attribution"] = ATTRIBUTION

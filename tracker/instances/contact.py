@@ -68,3 +68,12 @@ def record_heartbeat(
     upsert_daily_values(
         session, daily_rows(instance.id, now.date(), merged, daily_fields)
     )
+
+
+def note_contact_of(
+    session: Session, instance_id: int, via: str, at: datetime | None = None
+) -> None:
+    """Contact of a device linked to the instance ``instance_id``, if it exists."""
+    instance = session.get(Instance, instance_id)
+    if instance is not None:
+        note_contact(session, instance, via, at)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from tracker.auth import login_required_blueprint
 from tracker.batch import operations
 from tracker.db_types import utcnow
+from tracker.devices import linked_devices
 from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
@@ -146,6 +147,7 @@ def detail(uuid: str):
         pause=db.session.scalar(
             select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
         ),
+        linked=linked_devices(db.session, instance.id),
         uptime=instance_uptime(
             db.session, instance.id, instance.registered, schedule, now
         ),
