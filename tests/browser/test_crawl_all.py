@@ -51,6 +51,9 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
         worker = start_worker(env, tmp_path / "worker.log", concurrency=1)
         try:
             with serve(app) as base, signed_in_tab(browser, base, "pw") as page:
+                states = page.locator("td.state .badge")
+                assert states.count() == 6
+                assert all("state-unknown" in c for c in _classes(states))
                 page.click("text=Crawl all")
                 box = page.locator("#operation-progress")
                 box.wait_for()
@@ -62,9 +65,20 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
                     page.locator("#operation-progress progress").get_attribute("value")
                     == "6"
                 )
+                # The rows' states follow the run without a reload.
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('td.state')].every("
+                    "cell => cell.dataset.live"
+                    " && cell.querySelector('.badge.state-up'))",
+                    timeout=15000,
+                )
                 screenshot(page, "crawl-all")
                 page.goto("/?health=up")
                 listed = page.locator("#instances-listed").inner_text()
                 assert listed.startswith("6 listed")
         finally:
             worker.stop()
+
+
+def _classes(locator) -> list[str]:
+    return [locator.nth(n).get_attribute("class") for n in range(locator.count())]

@@ -17,6 +17,7 @@
 
   function updateRow(cell, row) {
     cell.textContent = "";
+    cell.setAttribute("data-live", "1");
     cell.appendChild(badge(row.state, row.label));
     if (row.since) {
       var since = document.createElement("span");
