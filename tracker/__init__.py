@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from tracker.extensions import babel, csrf, db, limiter, migrate
+from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
 from tracker.settings import (
     CORE_SETTINGS,
     REGISTRY,
@@ -44,7 +45,7 @@ def create_app(
     layers = SettingsLayers.read(environ, overrides)
     # The registry is always on; the other domains as DOMAINS says.
     parts = [importlib.import_module(name) for name in (REGISTRY, *layers.domains())]
-    specs: list[Setting] = [*CORE_SETTINGS]
+    specs: list[Setting] = [*CORE_SETTINGS, *NOTIFICATION_SETTINGS]
     checks: list[CrossCheck] = []
     for part in parts:
         part_settings = importlib.import_module(f"{part.__name__}.settings")
@@ -66,7 +67,15 @@ def create_app(
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from tracker import auth, batch, errors, housekeeping, openapi, templating
+    from tracker import (
+        auth,
+        batch,
+        errors,
+        housekeeping,
+        notifications,
+        openapi,
+        templating,
+    )
     from tracker.background import celery_init_app
 
     celery_init_app(app)
@@ -76,6 +85,7 @@ def create_app(
     batch.init_app(app)
     housekeeping.init_app(app)
     openapi.init_app(app)
+    notifications.init_app(app)
     for part in parts:
         part.init_app(app)
     return app

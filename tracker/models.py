@@ -5,7 +5,11 @@ import importlib.util
 
 from tracker.settings import KNOWN_DOMAINS, REGISTRY
 
-CORE_MODEL_MODULES = ("tracker.auth.models", "tracker.batch.models")
+CORE_MODEL_MODULES = (
+    "tracker.auth.models",
+    "tracker.batch.models",
+    "tracker.notifications.models",
+)
 
 
 def import_all_models() -> None:

@@ -13,7 +13,7 @@ def init_app(app: Flask) -> None:
     from tracker.batch.items import add_item_describer
     from tracker.devices import add_contact_listener
     from tracker.housekeeping import add_housekeeping_step, add_resumer
-    from tracker.instances import launch, tasks
+    from tracker.instances import alerts, launch, tasks
     from tracker.instances.api import bp as api_bp
     from tracker.instances.cli import crawl, inventory
     from tracker.instances.contact import note_contact_of, prune_contacts
@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.views import bp as views_bp
+    from tracker.notifications.events import add_alert_source, add_event_source
     from tracker.openapi import add_paths
     from tracker.templating import FIRST, add_navigation
 
@@ -70,6 +71,8 @@ def init_app(app: Flask) -> None:
         app, "pruned_registration_keys", lambda session, config: prune_keys(session)
     )
     add_contact_listener(app, note_contact_of)
+    add_alert_source(app, alerts.PREFIX, alerts.instance_alerts)
+    add_event_source(app, "registrations", alerts.registration_events)
     add_navigation(app, "instances.index", _l("Instances"), FIRST)
     add_navigation(app, "instances.statistics", _l("Statistics"), FIRST)
     app.jinja_env.globals["geoip_attribution"] = ATTRIBUTION

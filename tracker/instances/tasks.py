@@ -41,6 +41,7 @@ from tracker.instances.crawling import (
 )
 from tracker.instances.geo import Locator
 from tracker.instances.recording import Counts, HistoryLimit
+from tracker.notifications.tasks import evaluate_soon
 
 START_TASK = "tracker.instances.tasks.start_crawl"
 CHUNK_TASK = "tracker.instances.tasks.crawl_instances_chunk"
@@ -255,5 +256,8 @@ def _crawl(
         daily_fields=daily_fields_from_config(config),
         history_limit=HistoryLimit.from_config(config),
     )
-    finish_run(db.session, operation_id, config)
+    finished = finish_run(db.session, operation_id, config)
     db.session.commit()
+    if finished:
+        # The run's changes of state go out as one digest, from another task.
+        evaluate_soon()
