@@ -138,11 +138,8 @@ def instance_state(instance: Instance, expected: Expectations, now: datetime) ->
     if pause is not None:
         return State(PAUSED, pause.until, pause.note)
     last = instance.last_contact
-    if last is None:
-        return State(UNKNOWN, reason="no contact yet")
     schedule = expected.schedule(instance)
-    age = now - last
-    on_time = age <= timedelta(seconds=schedule.every)
+    on_time = last is not None and now - last <= timedelta(seconds=schedule.every)
     failing = instance.health == HEALTH_DOWN
     if (
         not schedule.by_design
@@ -151,6 +148,9 @@ def instance_state(instance: Instance, expected: Expectations, now: datetime) ->
     ):
         # A server that should answer every crawl, and made no contact since.
         return State(DOWN, instance.down_since, instance.last_error)
+    if last is None:
+        return State(UNKNOWN, reason="no contact yet")
+    age = now - last
     if on_time:
         if instance.health == HEALTH_UP:
             return State(UP)
