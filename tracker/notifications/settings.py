@@ -75,5 +75,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NOTIFICATION_ROUTES", [], notification_routes),
     Setting("NOTIFICATION_EVALUATE_INTERVAL", 300, integer(10, 86400)),
     Setting("NOTIFICATION_RETRIES", 5, integer(0, 50)),
+    Setting("NOTIFICATION_BACKOFF_SECONDS", 30, integer(1, 86400)),
     Setting("NOTIFICATION_DAYS", 90, integer(1, 36500)),
 )

@@ -37,7 +37,8 @@ def send_notifications(self) -> None:
     sent = send_pending(db.session, config, db.session.commit)
     db.session.commit()
     if sent.failed and self.request.retries < config["NOTIFICATION_RETRIES"]:
-        countdown = min(10 * 2**self.request.retries, BACKOFF_MAX_SECONDS)
+        first = config["NOTIFICATION_BACKOFF_SECONDS"]
+        countdown = min(first * 2**self.request.retries, BACKOFF_MAX_SECONDS)
         raise self.retry(countdown=countdown)
 
 
