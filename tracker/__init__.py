@@ -120,6 +120,9 @@ def _apply_embedded_defaults(app: Flask) -> None:
         "RATELIMIT_STORAGE_URI",
         broker if broker.startswith(("redis://", "rediss://")) else "memory://",
     )
+    # With Redis away, limits are counted in memory rather than failing requests.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
 
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")

@@ -104,7 +104,16 @@ def handle_rate_limited(exc: RateLimitExceeded):
     return response
 
 
+def refuse_nul_in_query() -> None:
+    """No database stores a NUL character: a query argument holding one is the
+    client's mistake, answered 400 naming it, before any view reads it."""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in value or "\x00" in name:
+            raise invalid(name.replace("\x00", ""), "must not contain a NUL character")
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.before_request(refuse_nul_in_query)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(RateLimitExceeded, handle_rate_limited)
     app.register_error_handler(OperationalError, handle_database_unavailable)

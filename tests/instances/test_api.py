@@ -345,3 +345,29 @@ def test_ids_beyond_what_the_database_holds_are_404(client, auth_headers):
     response = client.get("/api/batch-operations/99999999999999", headers=auth_headers)
     assert response.status_code == 404
     assert response.is_json
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/instances?q=a%00b", "q"),
+        ("/api/instances?organisation=%00", "organisation"),
+        ("/?q=%00", "q"),
+    ],
+)
+def test_a_nul_character_in_a_query_argument_is_400_naming_it(
+    client, signed_in, auth_headers, path, field
+):
+    response = client.get(path, headers=auth_headers if "api" in path else None)
+    assert response.status_code == 400
+    if response.is_json:
+        assert response.get_json()["field"] == field
+    else:
+        assert field in response.get_data(as_text=True)
+
+
+def test_an_upper_case_uuid_finds_the_instance(client):
+    uuid = register(client).get_json()["uuid"]
+    response = client.get(f"/api/instance/{uuid.upper()}")
+    assert response.status_code == 200
+    assert response.get_json()["uuid"] == uuid

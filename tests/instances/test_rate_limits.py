@@ -75,6 +75,20 @@ def test_web_processes_count_together_through_redis(make_app):
         redis.stop()
 
 
+def test_with_redis_gone_registration_still_works_counted_in_memory(make_app):
+    redis = start_redis()
+    app = limited_app(make_app, CELERY_BROKER_URL=redis.url)
+    client = app.test_client()
+    assert client.post("/api/instance/", json=REGISTRATION).status_code == 201
+    redis.stop()
+    statuses = [
+        client.post("/api/instance/", json=REGISTRATION).status_code for _ in range(4)
+    ]
+    # Still registering, and still limited (in this process's memory): no 500.
+    assert statuses[0] == 201
+    assert set(statuses) == {201, 429}
+
+
 @pytest.mark.parametrize("value", ["lots", "30 per fortnight", 30])
 def test_a_malformed_limit_is_refused_at_start_up(make_app, value):
     from tracker.settings import SettingsError

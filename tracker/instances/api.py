@@ -21,6 +21,7 @@ from tracker.instances.crawled_values import document_problem
 from tracker.instances.crawler import CrawlSettings
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
 from tracker.instances.launch import QueueUnavailable, launch_crawl
+from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import VIA_REGISTRATION, VIA_UPDATE, Instance
 from tracker.instances.serialize import instance_detail, instance_summary
 from tracker.instances.states import expectations
@@ -42,10 +43,7 @@ csrf.exempt(bp)
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    return db.one_or_404(
-        select(Instance).filter_by(uuid=uuid),
-        description="no instance with this uuid; register again",
-    )
+    return instance_or_404(uuid, "no instance with this uuid; register again")
 
 
 def _detail(instance: Instance) -> dict:

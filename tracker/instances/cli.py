@@ -20,7 +20,7 @@ from tracker.instances.crawling import SCOPE_ALL, crawlable_ids, instance_scope
 from tracker.instances.discovery import ansible_inventory
 from tracker.instances.launch import launch_crawl
 from tracker.instances.models import Instance
-from tracker.instances.tasks import crawl_now
+from tracker.instances.tasks import NOTICE_KEY, crawl_now
 
 
 @click.command("crawl")
@@ -55,6 +55,9 @@ def crawl(uuid: str | None) -> None:
         f"Crawled {run.total} instances: {run.done} up, {run.failed} down, "
         f"{run.skipped} skipped (batch operation #{run.id})."
     )
+    notice = (run.output_data or {}).get(NOTICE_KEY)
+    if notice:
+        click.echo(f"Note: {notice}")
 
 
 @click.command("inventory")

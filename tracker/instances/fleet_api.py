@@ -11,10 +11,10 @@ from tracker.api import ApiError, created, json_object_body
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
 from tracker.instances.discovery import prometheus_targets
+from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
     PAUSE_KINDS,
-    Instance,
     OrganisationDefault,
     Pause,
 )
@@ -44,9 +44,7 @@ def _pause_target(kind: str, value: str) -> str:
             404, "Not found", f"kind: must be one of {', '.join(PAUSE_KINDS)}"
         )
     if kind == PAUSE_INSTANCE:
-        db.one_or_404(
-            select(Instance.id).filter_by(uuid=value), description="no such instance"
-        )
+        value = instance_or_404(value, "no instance with this uuid").uuid
     return value
 
 
@@ -83,6 +81,7 @@ def pause(kind: str, value: str):
 @login_required
 def resume(kind: str, value: str):
     """End a pause now."""
+    value = value.lower() if kind == PAUSE_INSTANCE else value
     existing = db.one_or_404(
         select(Pause).filter_by(kind=kind, value=value), description="not paused"
     )

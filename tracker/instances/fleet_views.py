@@ -26,6 +26,7 @@ from tracker.fields import FieldError
 from tracker.instances import admin
 from tracker.instances.changes import admin_update_instance
 from tracker.instances.fleet import fleet_states
+from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
     Instance,
@@ -41,10 +42,7 @@ HOUR = 3600
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    return db.one_or_404(
-        select(Instance).filter_by(uuid=uuid),
-        description=_("No instance with this id."),
-    )
+    return instance_or_404(uuid, _("No instance with this id."))
 
 
 def _back(instance: Instance):

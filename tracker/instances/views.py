@@ -30,6 +30,7 @@ from tracker.instances.fleet import fleet_states
 from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
+from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import PAUSE_INSTANCE, CrawlResult, Instance, Pause
 from tracker.instances.state_names import CHANNEL_NAMES, STATE_NAMES
 from tracker.instances.states import expectations, instance_state
@@ -52,10 +53,7 @@ def _columns() -> list[tuple[str, str]]:
 
 
 def _instance_or_404(uuid: str) -> Instance:
-    return db.one_or_404(
-        select(Instance).filter_by(uuid=uuid),
-        description=_("No instance with this id."),
-    )
+    return instance_or_404(uuid, _("No instance with this id."))
 
 
 def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
