@@ -36,4 +36,5 @@ def clear_manual_location(instance: Instance) -> None:
 def set_tags(session: Session, instance: Instance, tags: list[str]) -> None:
     """Replace an instance's tags."""
     session.execute(delete(InstanceTag).where(InstanceTag.instance_id == instance.id))
+    instance.state = None  # a tag may be paused
     session.add_all(InstanceTag(instance_id=instance.id, tag=tag) for tag in tags)

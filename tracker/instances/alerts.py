@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.instances.fleet import fleet_states
+from tracker.instances.fleet import fleet_states, store_states
 from tracker.instances.models import Instance
 from tracker.instances.states import DOWN, OVERDUE, PAUSED
 from tracker.notifications.events import AlertReport, Event
@@ -22,6 +22,8 @@ REGISTRATIONS_LOOK_BACK = timedelta(days=1)
 def instance_alerts(session: Session, config: Mapping, now: datetime) -> AlertReport:
     """Instances down or overdue now; paused and disabled ones are held."""
     fleet = fleet_states(session, config, now)
+    # Judged in full here: what the pages read back until something changes.
+    store_states(session, fleet, now)
     report = AlertReport()
     report.held.update(
         f"{PREFIX}{instance_id}:"

@@ -25,6 +25,7 @@ def _apply(instance: Instance, changes: Mapping[str, Any]) -> None:
     instance.enabled = instance.client_enabled and not instance.admin_disabled
     if changes:
         instance.updated = utcnow()
+        instance.state = None  # to be judged again
 
 
 def update_instance(instance: Instance, changes: Mapping[str, Any]) -> None:

@@ -34,6 +34,7 @@ def note_contact(
     if instance.last_contact is None or instance.last_contact <= at:
         instance.last_contact = at
         instance.last_contact_via = via
+        instance.state = None  # to be judged again
     session.add(ContactEvent(instance_id=instance.id, at=at, via=via))
 
 

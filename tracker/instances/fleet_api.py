@@ -11,10 +11,15 @@ from tracker.api import ApiError, created, json_object_body
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
 from tracker.instances.discovery import prometheus_targets
+from tracker.instances.fleet import forget_states
 from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
     PAUSE_KINDS,
+    PAUSE_ORGANISATION,
+    PAUSE_TAG,
+    Instance,
+    InstanceTag,
     OrganisationDefault,
     Pause,
 )
@@ -48,6 +53,20 @@ def _pause_target(kind: str, value: str) -> str:
     return value
 
 
+def _forget_paused(kind: str, value: str) -> None:
+    """The states a pause starting or ending changes are judged again."""
+    forget_states(
+        db.session,
+        {
+            PAUSE_INSTANCE: Instance.uuid == value,
+            PAUSE_TAG: Instance.id.in_(
+                select(InstanceTag.instance_id).where(InstanceTag.tag == value)
+            ),
+            PAUSE_ORGANISATION: Instance.organisation == value,
+        }[kind],
+    )
+
+
 @bp.get("/api/pauses")
 @login_required
 def list_pauses():
@@ -69,6 +88,7 @@ def pause(kind: str, value: str):
         existing = Pause(kind=kind, value=value)
         db.session.add(existing)
     existing.until, existing.note = fields["until"], fields["note"]
+    _forget_paused(kind, value)
     db.session.commit()
     return created(
         pause_summary(existing),
@@ -86,6 +106,7 @@ def resume(kind: str, value: str):
         select(Pause).filter_by(kind=kind, value=value), description="not paused"
     )
     db.session.delete(existing)
+    _forget_paused(kind, value)
     db.session.commit()
     return "", 204
 
@@ -123,6 +144,7 @@ def set_organisation_schedule(organisation: str):
         db.session.add(default)
     default.contact_every = schedule.get("contact_every")
     default.contact_grace = schedule.get("contact_grace")
+    forget_states(db.session, Instance.organisation == organisation)
     db.session.commit()
     return jsonify(_default_summary(organisation, default))
 

@@ -25,7 +25,7 @@ from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
 from tracker.instances.changes import admin_update_instance
-from tracker.instances.fleet import fleet_states
+from tracker.instances.fleet import fleet_view, forget_states, page_states
 from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
@@ -102,6 +102,7 @@ def set_organisation_schedule(uuid: str):
         db.session.add(default)
     default.contact_every = schedule.get("contact_every")
     default.contact_grace = schedule.get("contact_grace")
+    forget_states(db.session, Instance.organisation == instance.organisation)
     db.session.commit()
     flash(
         _(
@@ -160,6 +161,7 @@ def pause(uuid: str):
         existing = Pause(kind=PAUSE_INSTANCE, value=instance.uuid)
         db.session.add(existing)
     existing.until, existing.note = fields["until"], fields["note"]
+    instance.state = None  # to be judged again
     db.session.commit()
     flash(_("Paused until %(until)s.", until=format_datetime(fields["until"])), "info")
     return _back(instance)
@@ -174,6 +176,7 @@ def resume(uuid: str):
     )
     if existing is not None:
         db.session.delete(existing)
+        instance.state = None  # to be judged again
         db.session.commit()
     flash(_("Pause ended."), "info")
     return _back(instance)
@@ -181,26 +184,33 @@ def resume(uuid: str):
 
 @bp.get("/instances/states.json")
 def live_states():
-    """The states of the instances with the given uuids, for a page to refresh."""
-    wanted = set(request.args.getlist("uuid")[:500])
-    fleet = fleet_states(db.session, current_app.config, utcnow())
-    rows = {}
-    for instance_id, state in fleet.states.items():
-        instance = fleet.instances[instance_id]
-        if instance.uuid in wanted:
-            rows[instance.uuid] = {
-                "state": state.name,
-                "label": str(STATE_NAMES[state.name]),
-                "since": format_datetime(state.since) if state.since else "",
-                "reason": state.reason,
-                "health": instance.health,
-            }
+    """The states of the instances with the given uuids, for a page to refresh,
+    and the fleet's counts by state."""
+    wanted = request.args.getlist("uuid")[:500]
+    config, now = current_app.config, utcnow()
+    instances = db.session.scalars(
+        select(Instance).where(Instance.uuid.in_(wanted))
+    ).all()
+    states = page_states(db.session, config, instances, now)
+    rows = {
+        instance.uuid: {
+            "state": states[instance.id].name,
+            "label": str(STATE_NAMES[states[instance.id].name]),
+            "since": format_datetime(states[instance.id].since)
+            if states[instance.id].since
+            else "",
+            "reason": states[instance.id].reason,
+            "health": instance.health,
+        }
+        for instance in instances
+    }
+    counts = fleet_view(db.session, config, now).counts()
     return jsonify(
         {
             "rows": rows,
             "counts": [
                 {"state": name, "label": str(STATE_NAMES[name]), "count": count}
-                for name, count in fleet.counts()
+                for name, count in counts
             ],
         }
     )

@@ -6,7 +6,7 @@ Plain functions: ``ListQuery.from_args`` reads what a page's query string asks f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Select, Text, and_, cast, or_, select
@@ -114,14 +114,14 @@ def crawled_sort_keys(field: str, dialect: str) -> tuple[ColumnElement, ColumnEl
 
 
 def list_statement(
-    query: ListQuery, dialect: str, in_state: Sequence[int] | None = None
+    query: ListQuery, dialect: str, in_state: ColumnElement[bool] | None = None
 ) -> Select:
     """The SELECT for one listing: filters, then sort, then a stable tie-breaker.
-    ``in_state``: the ids of the instances in the state the query asks for."""
+    ``in_state``: SQL for "in the state the query asks for"."""
     statement = select(Instance)
     conditions = []
-    if query.state is not None:
-        conditions.append(Instance.id.in_(list(in_state or ())))
+    if in_state is not None:
+        conditions.append(in_state)
     if query.tag:
         conditions.append(
             Instance.id.in_(

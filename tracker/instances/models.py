@@ -103,6 +103,12 @@ class Instance(db.Model):
     down_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     contact_every: Mapped[int | None]
     contact_grace: Mapped[int | None]
+    # The state last judged (tracker.instances.fleet), valid until state_until;
+    # NULL once anything it depends on changes, until it is judged again.
+    state: Mapped[str | None] = mapped_column(String(16), index=True)
+    state_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    state_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    state_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class CrawlResult(db.Model):

@@ -49,6 +49,7 @@ CRAWL_FIELDS = (
     "crawled_sources",
     "last_success",
     "down_since",
+    "state",
 )
 
 
@@ -191,6 +192,7 @@ def state_row(outcome: CrawlOutcome, current: Row, endpoints: Sequence[Endpoint]
         "crawled_sources": current.crawled_sources,
         "last_success": current.last_success,
         "down_since": current.down_since,
+        "state": None,  # to be judged again
     }
     if outcome.skipped:
         return values, None

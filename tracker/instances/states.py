@@ -63,6 +63,9 @@ class State:
     name: str
     since: datetime | None = None
     reason: str = ""
+    # When time alone changes it (checking in becomes late...); None: only an
+    # event does (a contact, a crawl, a change of schedule or pause).
+    until: datetime | None = None
 
     @property
     def is_problem(self) -> bool:
@@ -136,7 +139,7 @@ def instance_state(instance: Instance, expected: Expectations, now: datetime) ->
     """The state of one instance at ``now``."""
     pause = expected.pause(instance, now)
     if pause is not None:
-        return State(PAUSED, pause.until, pause.note)
+        return State(PAUSED, pause.until, pause.note, until=pause.until)
     last = instance.last_contact
     schedule = expected.schedule(instance)
     on_time = last is not None and now - last <= timedelta(seconds=schedule.every)
@@ -150,15 +153,15 @@ def instance_state(instance: Instance, expected: Expectations, now: datetime) ->
         return State(DOWN, instance.down_since, instance.last_error)
     if last is None:
         return State(UNKNOWN, reason="no contact yet")
-    age = now - last
+    due = last + timedelta(seconds=schedule.every)
     if on_time:
         if instance.health == HEALTH_UP:
-            return State(UP)
-        return State(CHECKING_IN, last, f"last contact by {instance.last_contact_via}")
-    if age <= schedule.allowed:
+            return State(UP, until=due)
         return State(
-            LATE, last + timedelta(seconds=schedule.every), _expected(schedule)
+            CHECKING_IN, last, f"last contact by {instance.last_contact_via}", due
         )
+    if now - last <= schedule.allowed:
+        return State(LATE, due, _expected(schedule), until=last + schedule.allowed)
     return State(OVERDUE, last + schedule.allowed, _expected(schedule))
 
 

@@ -26,7 +26,7 @@ from tracker.instances.changes import admin_update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
-from tracker.instances.fleet import fleet_states
+from tracker.instances.fleet import fleet_view, page_states
 from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
@@ -75,9 +75,12 @@ def index():
     """List instances with filters, sorting, crawled columns and pagination."""
     columns = _columns()
     query = ListQuery.from_args(request.args, {name for name, _label in columns})
-    fleet = fleet_states(db.session, current_app.config, utcnow())
+    now = utcnow()
+    fleet = fleet_view(db.session, current_app.config, now)
     statement = list_statement(
-        query, db.engine.dialect.name, fleet.ids_in(query.state or "")
+        query,
+        db.engine.dialect.name,
+        fleet.condition(query.state, now) if query.state else None,
     )
     pagination = db.paginate(
         statement,
@@ -103,6 +106,7 @@ def index():
         countries=countries,
         operation_id=request.args.get("operation", type=int),
         fleet=fleet,
+        row_states=page_states(db.session, current_app.config, pagination.items, now),
         state_names=STATE_NAMES,
     )
 
