@@ -89,6 +89,9 @@ def register():
         note_contact(db.session, instance, VIA_REGISTRATION)
         if key:
             idempotency.remember(db.session, key, content, instance)
+        # The answer is built before the commit expires the instance: no
+        # second SELECT to reload what was just written.
+        answer = _registered(instance)
         db.session.commit()
     except IntegrityError:
         # The same key, sent again while the first request was being stored.
@@ -96,8 +99,8 @@ def register():
         earlier = key and idempotency.earlier_registration(db.session, key, content)
         if not earlier:
             raise
-        instance = earlier
-    return _registered(instance)
+        answer = _registered(earlier)
+    return answer
 
 
 def _registered(instance: Instance):
