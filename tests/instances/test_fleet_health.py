@@ -235,3 +235,24 @@ def test_bad_admin_schedule_or_tags_name_the_field(
 def test_the_list_answers_each_instances_state(client, uuid, auth_headers):
     items = client.get("/api/instances", headers=auth_headers).get_json()["items"]
     assert items[0]["state"]["name"] == states.CHECKING_IN
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("put", "/api/pauses/tag/not%20a%20tag", 400),
+        ("put", "/api/pauses/tag/a%00b", 400),
+        ("put", "/api/pauses/instance/a%00b", 404),
+        ("put", "/api/pauses/organisation/%00", 400),
+        ("delete", "/api/pauses/instance/a%00b", 404),
+        ("get", "/api/instance/a%00b", 404),
+        ("post", "/api/instance/a%00b/heartbeat", 404),
+    ],
+)
+def test_nul_and_junk_in_paths_are_4xx(client, auth_headers, method, path, status):
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    response = getattr(client, method)(
+        path, json={"until": until}, headers=auth_headers
+    )
+    assert response.status_code == status
+    assert response.is_json

@@ -23,7 +23,12 @@ from tracker.instances.models import (
     OrganisationDefault,
     Pause,
 )
-from tracker.instances.validation import organisation_name, parse_pause, parse_schedule
+from tracker.instances.validation import (
+    ADMIN_UPDATE,
+    organisation_name,
+    parse_pause,
+    parse_schedule,
+)
 
 bp = Blueprint("fleet_api", __name__)
 csrf.exempt(bp)
@@ -49,8 +54,10 @@ def _pause_target(kind: str, value: str) -> str:
             404, "Not found", f"kind: must be one of {', '.join(PAUSE_KINDS)}"
         )
     if kind == PAUSE_INSTANCE:
-        value = instance_or_404(value, "no instance with this uuid").uuid
-    return value
+        return instance_or_404(value, "no instance with this uuid").uuid
+    if kind == PAUSE_TAG:
+        return ADMIN_UPDATE.clean("tags", [value])[0]
+    return organisation_name(value)
 
 
 def _forget_paused(kind: str, value: str) -> None:
@@ -101,7 +108,7 @@ def pause(kind: str, value: str):
 @login_required
 def resume(kind: str, value: str):
     """End a pause now."""
-    value = value.lower() if kind == PAUSE_INSTANCE else value
+    value = _pause_target(kind, value)
     existing = db.one_or_404(
         select(Pause).filter_by(kind=kind, value=value), description="not paused"
     )
