@@ -102,7 +102,7 @@ def test_migrations_match_the_models(manage_empty, empty_database_url):
 
 
 def test_create_user_then_sign_in_with_it(manage, app, client):
-    result = manage("create_usr", "grace", "hopper-pass")
+    result = manage("create_usr", "grace", "grace-hopper-pass")
     assert result.returncode == 0, result.stderr
     assert "Created user grace" in result.stdout
     from tracker.auth.models import User
@@ -110,12 +110,14 @@ def test_create_user_then_sign_in_with_it(manage, app, client):
 
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == "grace"))
-        assert user.check_password("hopper-pass")
+        assert user.check_password("grace-hopper-pass")
 
 
 def test_create_user_spelling_and_duplicates(manage, app):
-    assert manage("create_user", "linus", "pw").returncode == 0
-    assert_clean_failure(manage("create_usr", "linus", "pw"), 1, "already exists")
+    assert manage("create_user", "linus", "torvalds-pass").returncode == 0
+    assert_clean_failure(
+        manage("create_usr", "linus", "torvalds-pass"), 1, "already exists"
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,7 @@ def test_create_user_spelling_and_duplicates(manage, app):
         (("no-such-command",), 2, "No such command"),
         (("create_usr",), 2, "Missing argument"),
         (("create_usr", "bad name!", "pw"), 2, "USERNAME"),
-        (("create_usr", "nopass"), 2, "no terminal"),
+        (("create_usr", "nopass"), 2, "PASSWORD missing"),
         (("create_usr", "a", "b", "c"), 2, "unexpected extra argument"),
         (("create-token", "nobody"), 1, "no user 'nobody'"),
         (("run", "--port", "0"), 2, "--port"),
@@ -160,7 +162,7 @@ def test_recreate_yes_empties_the_database(manage, db, client, database_url):
 
 
 def test_create_token_prints_a_working_token(manage, app, client):
-    assert manage("create_usr", "ops", "pw").returncode == 0
+    assert manage("create_usr", "ops", "operations-pass").returncode == 0
     result = manage("create-token", "ops", "--name", "ci")
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()

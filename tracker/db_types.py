@@ -2,8 +2,11 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from flask import current_app
+from sqlalchemy import DateTime, Text
 from sqlalchemy.types import TypeDecorator
+
+from tracker.crypto import decrypt, encrypt, keyring
 
 
 def utcnow() -> datetime:
@@ -31,3 +34,21 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class EncryptedText(TypeDecorator):
+    """A text kept encrypted at rest with a key derived from SECRET_KEY (see
+    :mod:`tracker.crypto`); reads and writes need an application context."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return encrypt(keyring(current_app.config), value)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return decrypt(keyring(current_app.config), value)
