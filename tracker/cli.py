@@ -416,17 +416,14 @@ def _beat_schedule_file() -> str:
     return str(Path(current_app.instance_path) / "celerybeat-schedule")
 
 
-def _queue_list(ctx, param, value: str | None) -> list[str] | None:
-    if value is None:
-        return None
+def _queue_list(value: str) -> list[str]:
     from tracker.background import queue_names
 
     known = queue_names(current_app.extensions["celery"])
     names = [name.strip() for name in value.split(",")]
-    unknown = [name for name in names if name not in known]
-    if not all(names) or unknown:
+    if not all(name in known for name in names):
         raise click.BadParameter(
-            f"a comma-separated list of {', '.join(known)}", ctx, param
+            f"a comma-separated list of {', '.join(known)}", param_hint="--queues"
         )
     return names
 
@@ -436,7 +433,6 @@ def _queue_list(ctx, param, value: str | None) -> list[str] | None:
 @click.option(
     "--queues",
     metavar="Q,...",
-    callback=_queue_list,
     help="Consume only these queues (default: all): celery (periodic and "
     "short jobs), crawl (crawl chunks).",
 )
@@ -446,7 +442,7 @@ def _queue_list(ctx, param, value: str | None) -> list[str] | None:
     help="The worker's node name (N@host unless N names the host).",
 )
 @with_appcontext
-def runworker(concurrency: int | None, queues: list[str] | None, name: str | None):
+def runworker(concurrency: int | None, queues: str | None, name: str | None):
     """Run a Celery worker with CONCURRENCY processes (default: one per core).
 
     SIGTERM stops it safely: it finishes the tasks it runs, then exits.
@@ -454,8 +450,8 @@ def runworker(concurrency: int | None, queues: list[str] | None, name: str | Non
     args = ["worker", "--loglevel=info", "--without-gossip", "--without-mingle"]
     if concurrency:
         args.append(f"--concurrency={concurrency}")
-    if queues:
-        args.append(f"--queues={','.join(queues)}")
+    if queues is not None:
+        args.append(f"--queues={','.join(_queue_list(queues))}")
     if name:
         if not re.fullmatch(r"[A-Za-z0-9_.%@-]{1,100}", name):
             raise click.BadParameter(
