@@ -47,6 +47,28 @@ def keyring(config: Mapping[str, Any]) -> MultiFernet:
     return _keyring((config["SECRET_KEY"], *fallbacks))
 
 
+_outside_flask: list[MultiFernet] = []
+
+
+def use_keyring(keys: MultiFernet) -> None:
+    """The keys for encrypted columns used with no application context (code
+    on a plain SQLAlchemy session); inside one, the app's settings decide."""
+    _outside_flask[:] = [keys]
+
+
+def current_keyring() -> MultiFernet:
+    """The current application's keys, or those given to :func:`use_keyring`."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return keyring(current_app.config)
+    if not _outside_flask:
+        raise UndecryptableValue(
+            "an encrypted column needs an application context or use_keyring()"
+        )
+    return _outside_flask[0]
+
+
 def encrypt(keys: MultiFernet, plaintext: str) -> str:
     return PREFIX + keys.encrypt(plaintext.encode("utf-8")).decode("ascii")
 

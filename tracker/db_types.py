@@ -2,11 +2,10 @@
 
 from datetime import UTC, datetime
 
-from flask import current_app
 from sqlalchemy import DateTime, Text
 from sqlalchemy.types import TypeDecorator
 
-from tracker.crypto import decrypt, encrypt, keyring
+from tracker.crypto import current_keyring, decrypt, encrypt
 
 
 def utcnow() -> datetime:
@@ -38,7 +37,8 @@ class UTCDateTime(TypeDecorator):
 
 class EncryptedText(TypeDecorator):
     """A text kept encrypted at rest with a key derived from SECRET_KEY (see
-    :mod:`tracker.crypto`); reads and writes need an application context."""
+    :mod:`tracker.crypto`): the current app's key, or the one given to
+    ``tracker.crypto.use_keyring`` for use without an app."""
 
     impl = Text
     cache_ok = True
@@ -46,9 +46,9 @@ class EncryptedText(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        return encrypt(keyring(current_app.config), value)
+        return encrypt(current_keyring(), value)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return decrypt(keyring(current_app.config), value)
+        return decrypt(current_keyring(), value)
