@@ -183,3 +183,22 @@ def test_a_refused_password_change_changes_nothing(
 def test_the_account_page_needs_sign_in(client):
     assert client.get("/account").status_code == 302
     assert client.post("/account/password").status_code in (302, 400)
+
+
+def test_web_processes_count_failures_together_through_redis(make_app, user):
+    from tests.services import start_redis
+
+    redis = start_redis()
+    try:
+        settings = {"CELERY_BROKER_URL": redis.url, "LOGIN_RATE_LIMIT": "3/minute"}
+        first = make_app(**settings).test_client()
+        assert [sign_in(first, password="wrong").status_code for _ in range(2)] == [
+            200,
+            200,
+        ]
+        # Another web process: a second app on the same Redis.
+        second = make_app(**settings).test_client()
+        assert sign_in(second, password="wrong").status_code == 200
+        assert sign_in(second).status_code == 429
+    finally:
+        redis.stop()
