@@ -1,6 +1,7 @@
 # One command to run the app, one to test it. Both set up what they need first.
 #   make run    sets up a virtualenv and serves the app on embedded defaults
 #   make test   sets up test services and the virtualenv, then runs the checks and tests
+#   make dist   builds the wheel (assets and translations included) into dist/
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ PORT ?= 5000
 # Tests run on every core: each worker starts its own servers on free ports.
 PYTEST_ARGS ?= -n auto --dist worksteal
 
-.PHONY: run test setup services lint clean assets translations
+.PHONY: run test setup services lint clean assets translations dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ translations: $(VENV)/.installed
 	$(BIN)/pybabel compile -d tracker/translations
 
 setup: $(VENV)/.installed assets translations
+
+# A wheel with the built front-end libraries and compiled translations in it.
+dist: setup
+	$(BIN)/pip wheel --no-deps --quiet -w dist .
 
 run: setup
 	$(BIN)/python manage.py run --host $(HOST) --port $(PORT)

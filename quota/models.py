@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tracker.db_types import UTCDateTime, utcnow
+from tracker.db_types import EncryptedText, UTCDateTime, utcnow
 from tracker.extensions import db
 
 
@@ -49,7 +49,8 @@ class QuotaClient(db.Model):
     )
     name: Mapped[str] = mapped_column(String(100))
     endpoint: Mapped[str] = mapped_column(String(2000))
-    secret: Mapped[str] = mapped_column(String(200))
+    # Kept encrypted at rest (tracker.crypto); at most 200 characters in clear.
+    secret: Mapped[str] = mapped_column(EncryptedText)
     acknowledged: Mapped[int] = mapped_column(default=0)
     pending: Mapped[int | None]
     count: Mapped[int] = mapped_column(default=0)

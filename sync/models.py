@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tracker.db_types import UTCDateTime, utcnow
+from tracker.db_types import EncryptedText, UTCDateTime, utcnow
 from tracker.extensions import db
 
 RECEIVED = "received"
@@ -40,7 +40,8 @@ class SyncProducer(db.Model):
     producer_id: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(200), default="")
     public_key: Mapped[str] = mapped_column(String(64))
-    encryption_key: Mapped[str | None] = mapped_column(String(64))
+    # Kept encrypted at rest (tracker.crypto); the clear key is 64 hex digits.
+    encryption_key: Mapped[str | None] = mapped_column(EncryptedText)
     active: Mapped[bool] = mapped_column(default=True)
     received_through: Mapped[int] = mapped_column(BigInteger, default=0)
     highest_received: Mapped[int] = mapped_column(BigInteger, default=0)

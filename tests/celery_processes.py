@@ -16,11 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 class CeleryProcess:
     """A ``celery -A tracker.worker ...`` process in its own process group."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        command: list[str] | None = None,
+    ) -> None:
+        """Run celery with ``args``, or ``command`` (manage.py runworker) instead."""
         self.log = log
         self._log_file = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tracker.worker", *args],
+            command or [sys.executable, "-m", "celery", "-A", "tracker.worker", *args],
             env=env,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

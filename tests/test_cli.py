@@ -102,7 +102,7 @@ def test_migrations_match_the_models(manage_empty, empty_database_url):
 
 
 def test_create_user_then_sign_in_with_it(manage, app, client):
-    result = manage("create_usr", "grace", "hopper-pass")
+    result = manage("create_usr", "grace", "grace-hopper-pass")
     assert result.returncode == 0, result.stderr
     assert "Created user grace" in result.stdout
     from tracker.auth.models import User
@@ -110,12 +110,14 @@ def test_create_user_then_sign_in_with_it(manage, app, client):
 
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == "grace"))
-        assert user.check_password("hopper-pass")
+        assert user.check_password("grace-hopper-pass")
 
 
 def test_create_user_spelling_and_duplicates(manage, app):
-    assert manage("create_user", "linus", "pw").returncode == 0
-    assert_clean_failure(manage("create_usr", "linus", "pw"), 1, "already exists")
+    assert manage("create_user", "linus", "torvalds-pass").returncode == 0
+    assert_clean_failure(
+        manage("create_usr", "linus", "torvalds-pass"), 1, "already exists"
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,7 @@ def test_create_user_spelling_and_duplicates(manage, app):
         (("no-such-command",), 2, "No such command"),
         (("create_usr",), 2, "Missing argument"),
         (("create_usr", "bad name!", "pw"), 2, "USERNAME"),
-        (("create_usr", "nopass"), 2, "no terminal"),
+        (("create_usr", "nopass"), 2, "PASSWORD missing"),
         (("create_usr", "a", "b", "c"), 2, "unexpected extra argument"),
         (("create-token", "nobody"), 1, "no user 'nobody'"),
         (("run", "--port", "0"), 2, "--port"),
@@ -160,7 +162,7 @@ def test_recreate_yes_empties_the_database(manage, db, client, database_url):
 
 
 def test_create_token_prints_a_working_token(manage, app, client):
-    assert manage("create_usr", "ops", "pw").returncode == 0
+    assert manage("create_usr", "ops", "operations-pass").returncode == 0
     result = manage("create-token", "ops", "--name", "ci")
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
@@ -278,3 +280,118 @@ def test_the_request_log_of_run_masks_instance_uuids(app, caplog):
     assert "/instance/<uuid>" in logged
     assert uuid not in logged
     assert "%62" not in logged
+
+
+def test_help_shows_only_the_products_commands_and_options(manage):
+    result = manage("--help")
+    assert result.returncode == 0, result.stderr
+    for foreign in ("--env-file", "--app", "--debug", "limiter"):
+        assert foreign not in result.stdout
+    for command in ("create_usr", "set-password", "users", "tokens", "runworker"):
+        assert command in result.stdout
+
+
+def test_create_user_reads_a_piped_password(manage, app):
+    from tracker.auth.models import User
+    from tracker.extensions import db
+
+    result = manage("create_usr", "grace", stdin="grace-hopper-pass\n")
+    assert result.returncode == 0, result.stderr
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "grace"))
+        assert user.check_password("grace-hopper-pass")
+
+
+@pytest.mark.parametrize("piped", [False, True])
+def test_a_too_short_password_is_refused_in_one_line(manage, app, piped):
+    from tracker.auth.models import User
+    from tracker.extensions import db
+
+    args = ("create_usr", "grace") if piped else ("create_usr", "grace", "short-pw")
+    result = manage(*args, stdin="short-pw\n" if piped else "")
+    assert_clean_failure(result, 1, "at least 12 characters")
+    assert len(result.stderr.strip().splitlines()) == 1
+    with app.app_context():
+        assert db.session.scalar(select(User)) is None
+
+
+def test_set_password_changes_it_and_ends_the_users_sessions(
+    manage, app, client, user, login
+):
+    from tracker.auth.models import User
+    from tracker.extensions import db
+
+    login()
+    assert client.get("/").status_code == 200
+    assert_clean_failure(manage("set-password", "ada", stdin="too-short\n"), 1, "12")
+    result = manage("set-password", "ada", stdin="a brand new passphrase\n")
+    assert result.returncode == 0, result.stderr
+    assert "ended 1 session" in result.stdout
+    assert client.get("/").status_code == 302
+    with app.app_context():
+        assert db.session.get(User, user).check_password("a brand new passphrase")
+    assert_clean_failure(manage("set-password", "nobody", stdin="x" * 20), 1, "no user")
+
+
+def test_users_lists_every_user(manage, app, user, token):
+    assert manage("create_usr", "grace", "grace-hopper-pass").returncode == 0
+    result = manage("users")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["USER", "ACTIVE", "CREATED", "TOKENS"]
+    assert [line.split()[0] for line in lines[1:]] == ["ada", "grace"]
+    assert lines[1].split()[-1] == "1" and lines[2].split()[-1] == "0"
+
+
+def test_tokens_expire_list_and_revoke(manage, app, client, user):
+    from datetime import timedelta
+
+    from tracker.auth.models import ApiToken
+    from tracker.db_types import utcnow
+    from tracker.extensions import db
+
+    result = manage("create-token", "ada", "--expires-in", "7", "--name", "ci")
+    assert result.returncode == 0, result.stderr
+    headers = {"Authorization": f"Bearer {result.stdout.strip()}"}
+    with app.app_context():
+        row = db.session.scalar(select(ApiToken))
+        assert timedelta(days=6) < row.expires - utcnow() <= timedelta(days=7)
+    assert client.get("/api/instances", headers=headers).status_code == 200
+    listed = manage("tokens", "list").stdout.splitlines()
+    assert listed[0].split()[:3] == ["ID", "USER", "NAME"]
+    assert listed[1].split()[:3] == [str(row.id), "ada", "ci"]
+    assert listed[1].split()[-1] == "active"
+    assert "never" not in listed[1]  # its last use is shown
+    assert manage("tokens", "revoke", str(row.id)).returncode == 0
+    assert manage("tokens", "list", "--user", "ada").stdout.split()[-1] == "revoked"
+    response = client.get("/api/instances", headers=headers)
+    assert response.status_code == 401
+    assert response.is_json
+    assert_clean_failure(manage("tokens", "revoke", "999"), 1, "no token 999")
+    assert_clean_failure(
+        manage("create-token", "ada", "--expires-in", "0"), 2, "--expires-in"
+    )
+
+
+def test_downgrade_then_upgrade_again(manage_empty, empty_database_url):
+    assert manage_empty("db", "upgrade").returncode == 0
+    result = manage_empty("db", "downgrade", "d721e51ea460", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "user_sessions" not in table_names(empty_database_url)
+    assert manage_empty("db", "downgrade", stdin="n\n").returncode == 1
+    assert manage_empty("db", "downgrade", "base", "--yes").returncode == 0
+    assert table_names(empty_database_url) <= {"alembic_version"}
+    assert manage_empty("db", "upgrade").returncode == 0
+    assert "user_sessions" in table_names(empty_database_url)
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("--queues", "celery,nope"), "a comma-separated list of celery, crawl"),
+        (("--queues", ""), "a comma-separated list"),
+        (("--name", "bad name"), "--name"),
+    ],
+)
+def test_runworker_refuses_unknown_queues_and_names(manage, args, text):
+    assert_clean_failure(manage("runworker", *args), 2, text)

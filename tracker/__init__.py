@@ -21,6 +21,7 @@ from tracker.settings import (
     CrossCheck,
     Setting,
     SettingsLayers,
+    keep_private,
     persistent_secret_key,
     validate,
 )
@@ -40,7 +41,8 @@ def create_app(
         __name__,
         instance_path=str(Path(instance_path).resolve()) if instance_path else None,
     )
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
+    keep_private(Path(app.instance_path), 0o700)
 
     layers = SettingsLayers.read(environ, overrides)
     # The registry is always on; the other domains as DOMAINS says.
@@ -52,6 +54,7 @@ def create_app(
         specs.extend(part_settings.SETTINGS)
         checks.extend(getattr(part_settings, "CHECKS", ()))
     app.config.update(validate(layers.merged(specs), specs, checks))
+    layers.check_secret_key(app.config["SECRET_KEY"])
     _apply_embedded_defaults(app)
 
     # Ids in URLs above what the database holds are a 404, not an overflow.
@@ -128,6 +131,18 @@ def _apply_embedded_defaults(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 
 
+def _sqlite_pragmas(database_file: Path | None):
+    def set_pragmas(dbapi_connection, record) -> None:
+        if database_file is not None:
+            # The file holds password hashes and encrypted secrets: owner only
+            # (its -wal and -shm files take the same permissions).
+            for suffix in ("", "-wal", "-shm"):
+                keep_private(Path(f"{database_file}{suffix}"), 0o600)
+        _set_sqlite_pragmas(dbapi_connection, record)
+
+    return set_pragmas
+
+
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers work while one writer commits; the busy timeout makes
     # concurrent writers (web threads, workers) wait instead of failing.
@@ -141,4 +156,10 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 def _tune_sqlite(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", _set_sqlite_pragmas)
+            name = db.engine.url.database
+            database_file = (
+                Path(name)
+                if name and name != ":memory:" and "mode=memory" not in name
+                else None
+            )
+            event.listen(db.engine, "connect", _sqlite_pragmas(database_file))

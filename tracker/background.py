@@ -15,6 +15,7 @@ import celery
 from celery import Celery, Task
 from celery.beat import PersistentScheduler
 from flask import Flask
+from kombu import Queue
 from kombu.utils.url import maybe_sanitize_url
 
 from tracker.batch import operations
@@ -29,6 +30,9 @@ PERIODIC_OPERATION = "periodic"
 REDIS_SCHEMES = ("redis", "rediss", "redis+socket")
 # Seconds between the Redis transport's sweeps for unacknowledged messages.
 RESTORE_SWEEP_SECONDS = 10
+# Periodic and short jobs; long work a part routes to a queue of its own
+# (route_task) so that they never wait behind it.
+DEFAULT_QUEUE = "celery"
 
 
 def embedded_broker(instance_path: str) -> tuple[str, dict[str, Any]]:
@@ -67,6 +71,9 @@ def celery_config(app: Flask) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "beat_scheduler": SCHEDULER,
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_queues": (Queue(DEFAULT_QUEUE),),
+        "task_routes": {},
     }
     if config["CELERY_BROKER_URL"]:
         settings["broker_url"] = config["CELERY_BROKER_URL"]
@@ -118,6 +125,24 @@ def add_periodic_task(
         "task": task,
         "schedule": seconds,
     }
+
+
+def route_task(app: Flask, task: str, queue: str) -> None:
+    """Send ``task`` to ``queue``, which every worker consumes unless started
+    with ``--queues`` (unless CELERY_TASK_ROUTES routes it already)."""
+    conf = app.extensions["celery"].conf
+    routes = dict(conf.task_routes or {})
+    routes.setdefault(task, {"queue": queue})
+    conf.task_routes = routes
+    if queue not in queue_names(app.extensions["celery"]):
+        conf.task_queues = (*conf.task_queues, Queue(queue))
+
+
+def queue_names(celery_app: Celery) -> list[str]:
+    """The queues a worker consumes by default: all of them."""
+    return [queue.name for queue in celery_app.conf.task_queues or ()] or [
+        DEFAULT_QUEUE
+    ]
 
 
 def broker_fault(exc: BaseException, celery_app: Celery | None = None) -> str:

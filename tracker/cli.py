@@ -33,7 +33,22 @@ def _create_app_or_exit():
         raise click.ClickException(f"settings: {exc}") from None
 
 
-cli = FlaskGroup(
+class ProductGroup(FlaskGroup):
+    """Flask's command group showing only this product's commands and options:
+    not Flask's -e/-A/--debug, nor commands that installed extensions plug in
+    (Flask-Limiter's ``limiter``)."""
+
+    FLASK_OPTIONS = ("env_file", "app", "debug")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.params = [p for p in self.params if p.name not in self.FLASK_OPTIONS]
+
+    def _load_plugin_commands(self) -> None:
+        """Load no ``flask.commands`` entry points."""
+
+
+cli = ProductGroup(
     create_app=_create_app_or_exit,
     add_default_commands=False,
     add_version_option=False,
@@ -109,6 +124,25 @@ def db_upgrade(revision: str) -> None:
     click.echo("The database is up to date.")
 
 
+@db.command("downgrade")
+@click.argument("revision", default="-1")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Undo migrations down to REVISION (default: the last one applied; "base"
+    undoes them all). What the undone migrations added is lost (asks first)."""
+    from flask_migrate import downgrade
+
+    if not yes:
+        click.confirm(
+            f"Downgrade the database to {revision} and lose what later "
+            "migrations added?",
+            abort=True,
+        )
+    downgrade(directory=current_app.extensions["migrate"].directory, revision=revision)
+    click.echo(f"The database is at {revision}.")
+
+
 @db.command("revision")
 @click.option("-m", "--message", required=True, help="What the migration does.")
 @with_appcontext
@@ -127,6 +161,36 @@ def db_revision(message: str) -> None:
 # --- users and tokens ---
 
 
+def _check_new_password(password: str) -> None:
+    from tracker.auth.accounts import password_problem
+
+    problem = password_problem(password, current_app.config["PASSWORD_MIN_LENGTH"])
+    if problem is not None:
+        raise click.ClickException(f"password {problem} (PASSWORD_MIN_LENGTH)")
+
+
+def _read_new_password() -> str:
+    """Ask twice on a terminal; otherwise read one line from standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.UsageError(
+            "PASSWORD missing: give it, type it on a terminal, or pipe it on stdin"
+        )
+    return password
+
+
+def _user_named(username: str):
+    from tracker.auth.models import User
+    from tracker.extensions import db as database
+
+    user = database.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    return user
+
+
 def _add_user(username: str, password: str):
     from tracker.auth.models import User
     from tracker.extensions import db as database
@@ -135,8 +199,7 @@ def _add_user(username: str, password: str):
         raise click.BadParameter(
             "use 1 to 80 letters, digits or . _ @ -", param_hint="USERNAME"
         )
-    if not password:
-        raise click.BadParameter("must not be empty", param_hint="PASSWORD")
+    _check_new_password(password)
     exists = database.session.scalar(select(User.id).where(User.username == username))
     if exists is not None:
         raise click.ClickException(f"user {username!r} already exists")
@@ -152,12 +215,9 @@ def _add_user(username: str, password: str):
 @click.argument("password", required=False)
 @with_appcontext
 def create_user(username: str, password: str | None) -> None:
-    """Create a dashboard user; prompts for PASSWORD when it is left out."""
-    if password is None:
-        if not sys.stdin.isatty():
-            raise click.UsageError("PASSWORD missing and no terminal to ask for it")
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _add_user(username, password)
+    """Create a dashboard user; without PASSWORD, asks for it (or reads it
+    from standard input)."""
+    _add_user(username, _read_new_password() if password is None else password)
     click.echo(f"Created user {username}.")
 
 
@@ -166,22 +226,149 @@ cli.add_command(create_user, "create_usr")
 cli.add_command(create_user, "create_user")
 
 
+@cli.command("set-password")
+@click.argument("username")
+@with_appcontext
+def set_password(username: str) -> None:
+    """Set USERNAME's password (asks for it, or reads it from standard input);
+    the user's signed-in sessions end."""
+    from tracker.auth.accounts import end_sessions
+    from tracker.extensions import db as database
+
+    user = _user_named(username)
+    password = _read_new_password()
+    _check_new_password(password)
+    user.set_password(password)
+    ended = end_sessions(database.session, user)
+    database.session.commit()
+    click.echo(f"Changed the password of {username}; ended {ended} session(s).")
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+@cli.command("users")
+@with_appcontext
+def list_users() -> None:
+    """List the dashboard users."""
+    from tracker.auth.models import ApiToken, User
+    from tracker.db_types import utcnow
+    from tracker.extensions import db as database
+
+    now = utcnow()
+    live_tokens = (
+        select(func.count(ApiToken.id))
+        .where(
+            ApiToken.user_id == User.id,
+            ApiToken.revoked.is_(None),
+            ApiToken.expires > now,
+        )
+        .scalar_subquery()
+    )
+    rows = database.session.execute(
+        select(User, live_tokens).order_by(User.username)
+    ).all()
+    click.echo(f"{'USER':<24} {'ACTIVE':<6} {'CREATED':<20} TOKENS")
+    for user, tokens in rows:
+        active = "yes" if user.active else "no"
+        click.echo(
+            f"{user.username:<24} {active:<6} {_when(user.created):<20} {tokens}"
+        )
+
+
 @cli.command("create-token")
 @click.argument("username")
 @click.option("--name", default="", help="A note saying what the token is for.")
+@click.option(
+    "--expires-in",
+    "days",
+    default=365,
+    show_default=True,
+    type=click.IntRange(1, 36500),
+    metavar="DAYS",
+    help="Days until the token expires.",
+)
 @with_appcontext
-def create_token(username: str, name: str) -> None:
+def create_token(username: str, name: str, days: int) -> None:
     """Issue an API token for USERNAME and print it once."""
-    from tracker.auth.models import User
     from tracker.auth.tokens import issue_token
     from tracker.extensions import db as database
 
-    user = database.session.scalar(select(User).where(User.username == username))
-    if user is None:
-        raise click.ClickException(f"no user {username!r}")
-    token = issue_token(database.session, user, name)
+    if len(name) > 80:
+        raise click.BadParameter("at most 80 characters", param_hint="--name")
+    token = issue_token(database.session, _user_named(username), name, days)
     database.session.commit()
     click.echo(token)
+
+
+@cli.group()
+def tokens() -> None:
+    """List and revoke API tokens."""
+
+
+@tokens.command("list")
+@click.option("--user", "username", help="Only the tokens of this user.")
+@with_appcontext
+def tokens_list(username: str | None) -> None:
+    """List API tokens: their id, user, name, expiry, last use and status."""
+    from tracker.auth.models import ApiToken, User
+    from tracker.auth.tokens import token_status
+    from tracker.extensions import db as database
+
+    statement = select(ApiToken, User.username).join(User).order_by(ApiToken.id)
+    if username is not None:
+        statement = statement.where(User.id == _user_named(username).id)
+    click.echo(
+        f"{'ID':>5} {'USER':<16} {'NAME':<20} {'EXPIRES':<20} {'LAST USED':<20} STATUS"
+    )
+    for token, owner in database.session.execute(statement):
+        click.echo(
+            f"{token.id:>5} {owner:<16} {token.name:<20} {_when(token.expires):<20} "
+            f"{_when(token.last_used):<20} {token_status(token)}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id", metavar="ID", type=click.IntRange(1, 2**31 - 1))
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    """Revoke the API token ID (as ``tokens list`` shows it)."""
+    from tracker.auth.models import ApiToken
+    from tracker.auth.tokens import revoke_token
+    from tracker.extensions import db as database
+
+    token = database.session.get(ApiToken, token_id)
+    if token is None:
+        raise click.ClickException(f"no token {token_id}")
+    revoke_token(token)
+    database.session.commit()
+    click.echo(f"Revoked token {token_id}.")
+
+
+# --- secrets at rest ---
+
+
+@cli.command("rotate-secrets")
+@with_appcontext
+def rotate_secrets() -> None:
+    """Re-encrypt the secrets stored in the database under SECRET_KEY.
+
+    Rotate the key: set the new SECRET_KEY with the old one in
+    SECRET_KEY_FALLBACKS, run this, then drop the fallback.
+    """
+    from tracker.crypto import UndecryptableValue, keyring, rotate_encrypted_columns
+    from tracker.extensions import db as database
+
+    import_all_models()
+    try:
+        with database.engine.begin() as connection:
+            count = rotate_encrypted_columns(
+                connection, database.metadata, keyring(current_app.config)
+            )
+    except UndecryptableValue as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Re-encrypted {count} stored secret(s) under SECRET_KEY.")
 
 
 # --- serving ---
@@ -205,7 +392,8 @@ def _ensure_first_user() -> None:
     password = secrets.token_urlsafe(12)
     _add_user("admin", password)
     click.echo(
-        f"Created the first user: admin / {password}  (change it after signing in)"
+        f"Created the first user: admin / {password}  "
+        "(change it on the Account page after signing in)"
     )
 
 
@@ -228,14 +416,48 @@ def _beat_schedule_file() -> str:
     return str(Path(current_app.instance_path) / "celerybeat-schedule")
 
 
+def _queue_list(value: str) -> list[str]:
+    from tracker.background import queue_names
+
+    known = queue_names(current_app.extensions["celery"])
+    names = [name.strip() for name in value.split(",")]
+    if not all(name in known for name in names):
+        raise click.BadParameter(
+            f"a comma-separated list of {', '.join(known)}", param_hint="--queues"
+        )
+    return names
+
+
 @cli.command("runworker")
 @click.argument("concurrency", required=False, type=click.IntRange(1, 256))
+@click.option(
+    "--queues",
+    metavar="Q,...",
+    help="Consume only these queues (default: all): celery (periodic and "
+    "short jobs), crawl (crawl chunks).",
+)
+@click.option(
+    "--name",
+    metavar="N",
+    help="The worker's node name (N@host unless N names the host).",
+)
 @with_appcontext
-def runworker(concurrency: int | None) -> None:
-    """Run a Celery worker with CONCURRENCY processes (default: one per core)."""
+def runworker(concurrency: int | None, queues: str | None, name: str | None):
+    """Run a Celery worker with CONCURRENCY processes (default: one per core).
+
+    SIGTERM stops it safely: it finishes the tasks it runs, then exits.
+    """
     args = ["worker", "--loglevel=info", "--without-gossip", "--without-mingle"]
     if concurrency:
         args.append(f"--concurrency={concurrency}")
+    if queues is not None:
+        args.append(f"--queues={','.join(_queue_list(queues))}")
+    if name:
+        if not re.fullmatch(r"[A-Za-z0-9_.%@-]{1,100}", name):
+            raise click.BadParameter(
+                "1 to 100 letters, digits or . _ - @ %", param_hint="--name"
+            )
+        args.append(f"--hostname={name if '@' in name else name + '@%h'}")
     os.execve(sys.executable, _celery_command(*args), _celery_environment())
 
 

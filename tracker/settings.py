@@ -27,6 +27,7 @@ ENV_PREFIX = "TRACKER_"
 SETTINGS_FILE_ENV = "TRACKER_SETTINGS"
 DEFAULT_SETTINGS_FILE = "settings.cfg"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
+SECRET_KEY_MIN_BYTES = 32
 # The instance registry is always on; DOMAINS chooses among the others.
 REGISTRY = "tracker.instances"
 KNOWN_DOMAINS = ("quota", "sync", "allocation")
@@ -297,6 +298,9 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("CELERY_BROKER_URL", None, broker_url, secret=True),
     Setting("CELERYBEAT_SCHEDULE", None, beat_schedule),
     Setting("TRUSTED_PROXIES", 0, integer(0, 10)),
+    Setting("LOGIN_RATE_LIMIT", "10 per 15 minutes", rate_limit),
+    Setting("PASSWORD_MIN_LENGTH", 12, integer(8, 200)),
+    Setting("LOGIN_SESSION_DAYS", 14, integer(1, 366)),
     Setting("HOUSEKEEPING_INTERVAL", 300, integer(1, 86400)),
     Setting("BATCH_HEARTBEAT_TIMEOUT", 600, integer(1, 7 * 86400)),
     Setting("BATCH_MAX_RESUMES", 3, integer(0, 100)),
@@ -425,6 +429,23 @@ class SettingsLayers:
             **self.overrides,
         }
 
+    def check_secret_key(self, value: str | None) -> None:
+        """Refuse a SECRET_KEY of fewer than 32 bytes set by the settings file
+        or the environment (the generated one has 64 hex digits)."""
+        if value is None or "SECRET_KEY" in self.overrides:
+            return
+        if len(value.encode("utf-8")) < SECRET_KEY_MIN_BYTES:
+            source = (
+                f"{ENV_PREFIX}SECRET_KEY"
+                if f"{ENV_PREFIX}SECRET_KEY" in self.environ
+                else "SECRET_KEY"
+            )
+            raise SettingsError(
+                f"{source} is too short: use at least {SECRET_KEY_MIN_BYTES} random "
+                "bytes, e.g. the output of: python -c "
+                "'import secrets; print(secrets.token_hex(32))'"
+            )
+
     def domains(self) -> list[str]:
         """The DOMAINS setting alone, checked, so their own settings can be known."""
         spec = next(s for s in CORE_SETTINGS if s.name == "DOMAINS")
@@ -435,6 +456,7 @@ class SettingsLayers:
 def persistent_secret_key(instance_path: Path) -> str:
     """Return the key kept in the instance folder, generating it on first use."""
     path = instance_path / SECRET_KEY_FILE
+    keep_private(path, 0o600)
     key = secrets.token_hex(32)
     # O_EXCL: when web, worker and beat start at once, exactly one writes the key;
     # the others wait until it is on disk.
@@ -452,3 +474,14 @@ def persistent_secret_key(instance_path: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(key)
     return key
+
+
+def keep_private(path: Path, mode: int) -> None:
+    """Take group and other permissions off ``path`` (if it is ours): the
+    instance folder, the database and the key hold secrets."""
+    try:
+        status = path.stat()
+        if status.st_uid == os.geteuid() and status.st_mode & 0o077:
+            path.chmod(mode)
+    except OSError:
+        pass  # missing, or not ours to change: nothing to tighten

@@ -93,7 +93,7 @@ def app_settings(workdir: Path, options: Options) -> dict[str, Any]:
     """Settings of the app that crawls the fleet, on SQLite in ``workdir``."""
     return {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.sqlite'}",
-        "SECRET_KEY": "bench-crawl",
+        "SECRET_KEY": "bench-crawl-secret-key-of-32-bytes-or-more",
         "CRAWLING_ENDPOINTS": [{"url": path} for path in ENDPOINTS],
         "CRAWL_TIMEOUT": options.timeout,
         "CRAWL_CONNECT_TIMEOUT": options.connect_timeout,

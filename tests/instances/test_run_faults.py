@@ -35,7 +35,7 @@ INSTANCES = 250
 DOWN_EVERY = 10  # every tenth instance answers 500: down, an outcome
 DISABLED = 3  # registered, disabled: not part of any run
 RUN_SETTINGS = {
-    "SECRET_KEY": "tests-secret",
+    "SECRET_KEY": "tests-secret-of-at-least-thirty-two-bytes",
     "CRAWLING_ENDPOINTS": [{"url": "/system-info"}],
     "CRAWL_DENY_NETWORKS": [],
     "CRAWL_TIMEOUT": 2.0,

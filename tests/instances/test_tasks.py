@@ -33,7 +33,7 @@ def celery_setup(redis_server, database_url, tmp_path, make_app):
     settings = {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "CELERY_BROKER_URL": redis_server_url,
-        "SECRET_KEY": "tests-secret",
+        "SECRET_KEY": "tests-secret-of-at-least-thirty-two-bytes",
         "CRAWLING_ENDPOINTS": [{"url": "/system-info"}],
         "CRAWL_DENY_NETWORKS": [],
         "CRAWL_TIMEOUT": 2.0,

@@ -256,7 +256,11 @@ SETTINGS = settings(max_examples=150, stateful_step_count=40, deadline=None)
 
 
 def test_quota_schedules(tmp_path):
+    from tracker.crypto import keyring, use_keyring
+
     import_all_models()
+    # The controller's session has no app: its client secrets need a key.
+    use_keyring(keyring({"SECRET_KEY": "invariant-tests-secret-of-32-bytes"}))
     engine = create_engine(
         "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
     )

@@ -2,26 +2,43 @@
 
 Dashboard pages know a user by the session cookie or by a Bearer token; the
 API, exempt from CSRF, only by a Bearer token: a cookie never signs an API
-request in. Views require a user with ``login_required`` (API) or
+request in. A session cookie counts only while the server still holds its
+session (see :mod:`tracker.auth.accounts`): signing out ends it for good.
+Views require a user with ``login_required`` (API) or
 ``login_required_blueprint`` (every page of a dashboard blueprint).
 """
 
-from flask import Blueprint, Flask, redirect, request, url_for
+from datetime import timedelta
+
+from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
 from flask_login import login_required
 
 from tracker.api import ApiError
 from tracker.errors import wants_json
 from tracker.extensions import db, login_manager
 
+# The key, in the signed session cookie, of the server-side session.
+SESSION_KEY = "tracker_session"
+
+
+def session_lifetime(config) -> timedelta:
+    return timedelta(days=config["LOGIN_SESSION_DAYS"])
+
 
 def load_user(user_id: str):
     """Flask-Login's session loader: the signed-in user of a dashboard page."""
-    from tracker.auth.models import User
+    from tracker.auth.accounts import session_user
 
     if wants_json():
         return None  # the API is exempt from CSRF: cookies must not sign it in
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+    if not user_id.isdigit() or int(user_id) > 2**31 - 1:
+        return None
+    return session_user(
+        db.session,
+        int(user_id),
+        session.get(SESSION_KEY),
+        session_lifetime(current_app.config),
+    )
 
 
 def unauthorized():
@@ -30,7 +47,7 @@ def unauthorized():
 
         if bearer_token() is None:
             raise ApiError(401, "Unauthorized", "send Authorization: Bearer <token>")
-        raise ApiError(401, "Unauthorized", "the token is unknown or revoked")
+        raise ApiError(401, "Unauthorized", "the token is unknown, expired or revoked")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -45,12 +62,24 @@ def login_required_blueprint(bp: Blueprint) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Wire Flask-Login and register the sign-in pages."""
+    """Wire Flask-Login, register the sign-in and account pages, and prune
+    ended sessions in housekeeping."""
+    from flask_babel import lazy_gettext as _l
+
+    from tracker.auth.accounts import prune_sessions
     from tracker.auth.tokens import load_user_from_request
     from tracker.auth.views import bp
+    from tracker.housekeeping import add_housekeeping_step
+    from tracker.templating import add_navigation
 
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     login_manager.request_loader(load_user_from_request)
     login_manager.unauthorized_handler(unauthorized)
     app.register_blueprint(bp)
+    add_navigation(app, "auth.account", _l("Account"), 1000)
+    add_housekeeping_step(
+        app,
+        "pruned_sessions",
+        lambda db_session, config: prune_sessions(db_session, session_lifetime(config)),
+    )

@@ -26,6 +26,9 @@ class User(UserMixin, db.Model):
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+    sessions: Mapped[list[UserSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
 
     @property
     def is_active(self) -> bool:
@@ -40,8 +43,26 @@ class User(UserMixin, db.Model):
         return check_password_hash(self.password_hash, password)
 
 
+class UserSession(db.Model):
+    """A signed-in browser session, known to the server by the SHA-256 digest
+    of the id its cookie carries: signing out deletes the row, and a copy of
+    the cookie signs nobody in."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
 class ApiToken(db.Model):
-    """A Bearer token; only its SHA-256 digest is stored."""
+    """A Bearer token; only its SHA-256 digest is stored. It expires, and it
+    can be revoked; ``last_used`` is kept to the minute."""
 
     __tablename__ = "api_tokens"
 
@@ -50,6 +71,8 @@ class ApiToken(db.Model):
     name: Mapped[str] = mapped_column(String(80), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")

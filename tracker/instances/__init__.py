@@ -9,7 +9,11 @@ def init_app(app: Flask) -> None:
     navigation and template globals."""
     from flask_babel import lazy_gettext as _l
 
-    from tracker.background import add_periodic_task, require_visibility_timeout
+    from tracker.background import (
+        add_periodic_task,
+        require_visibility_timeout,
+        route_task,
+    )
     from tracker.batch.items import add_item_describer
     from tracker.devices import add_contact_listener
     from tracker.housekeeping import add_housekeeping_step, add_resumer
@@ -50,6 +54,8 @@ def init_app(app: Flask) -> None:
     )
     # A chunk whose worker died goes to another once it cannot still be running.
     require_visibility_timeout(app, tasks.visibility_timeout(app.config))
+    # Chunks go to a queue of their own: periodic jobs never wait behind them.
+    route_task(app, tasks.CHUNK_TASK, tasks.CRAWL_QUEUE)
     add_resumer(app, CRAWL_OPERATION, tasks.resume_run)
     add_item_describer(
         app,

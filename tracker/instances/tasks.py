@@ -45,6 +45,7 @@ from tracker.notifications.tasks import evaluate_soon
 
 START_TASK = "tracker.instances.tasks.start_crawl"
 CHUNK_TASK = "tracker.instances.tasks.crawl_instances_chunk"
+CRAWL_QUEUE = "crawl"
 # Longest wait between two tries while the database is unreachable; a retried
 # task waits unacknowledged, so this stays well inside the visibility timeout.
 RETRY_DELAY_MAX = 30

@@ -1,0 +1,98 @@
+"""The schema migrations build is the schema ``db create`` builds: columns,
+types, nullability, server defaults, keys and indexes, on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from tests.test_cli import manage_command
+
+
+def schema_of(database_url: str) -> dict:
+    """Every table's columns and constraints, as the database reports them."""
+    engine = create_engine(database_url)
+    try:
+        inspector = inspect(engine)
+        schema = {}
+        for table in sorted(inspector.get_table_names()):
+            columns = {
+                column["name"]: (
+                    str(column["type"]),
+                    column["nullable"],
+                    column.get("default"),
+                )
+                for column in inspector.get_columns(table)
+            }
+            schema[table] = {
+                "columns": columns,
+                "primary key": tuple(
+                    inspector.get_pk_constraint(table)["constrained_columns"]
+                ),
+                "foreign keys": sorted(
+                    (
+                        fk["name"],
+                        tuple(fk["constrained_columns"]),
+                        fk["referred_table"],
+                        tuple(fk["referred_columns"]),
+                        (fk.get("options") or {}).get("ondelete"),
+                    )
+                    for fk in inspector.get_foreign_keys(table)
+                ),
+                "unique": sorted(
+                    (u["name"], tuple(u["column_names"]))
+                    for u in inspector.get_unique_constraints(table)
+                ),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                    for i in inspector.get_indexes(table)
+                ),
+                "checks": sorted(
+                    (c["name"], c["sqltext"])
+                    for c in inspector.get_check_constraints(table)
+                ),
+            }
+        return schema
+    finally:
+        engine.dispose()
+
+
+def flattened(schema: dict) -> dict:
+    """(table, part[, column]) -> what the database says: a difference names
+    the very column."""
+    flat = {}
+    for table, parts in schema.items():
+        for part, value in parts.items():
+            if part == "columns":
+                flat.update({(table, column): v for column, v in value.items()})
+            else:
+                flat[(table, part)] = value
+    return flat
+
+
+@pytest.fixture
+def two_postgres_databases(postgres, tmp_path):
+    names = [postgres.create_database(), postgres.create_database()]
+    yield [postgres.url(name) for name in names]
+    for name in names:
+        postgres.drop_database(name)
+
+
+def test_migrated_postgresql_schema_equals_the_created_one(
+    two_postgres_databases, tmp_path
+):
+    migrated_url, created_url = two_postgres_databases
+    for name in ("migrated", "created"):
+        (tmp_path / name).mkdir()
+    migrated = manage_command(migrated_url, tmp_path / "migrated")("db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    created = manage_command(created_url, tmp_path / "created")("db", "create")
+    assert created.returncode == 0, created.stderr
+    migrated_schema = flattened(schema_of(migrated_url))
+    created_schema = flattened(schema_of(created_url))
+    differences = {
+        key: (migrated_schema.get(key), created_schema.get(key))
+        for key in migrated_schema.keys() | created_schema.keys()
+        if migrated_schema.get(key) != created_schema.get(key)
+    }
+    assert differences == {}
