@@ -144,6 +144,16 @@ BAD_SETTINGS = [
     ("BATCH_HEARTBEAT_TIMEOUT", 0, "an integer from 1 to"),
     ("BATCH_MAX_RESUMES", -1, "an integer from 0 to 100"),
     ("BATCH_ITEM_DAYS", "30", "an integer from 1 to 36500"),
+    ("CRAWL_HISTORY_MAX_BYTES", -1, "an integer from 0 to"),
+    ("API_HEARTBEAT_RATE_LIMIT", "often", "a rate limit such as"),
+    ("CONTACT_EVERY", 5, "an integer from 60 to"),
+    ("CONTACT_GRACE", "1h", "an integer from 0 to"),
+    ("NOTIFICATION_URLS", ["nonsense://x"], "not a URL Apprise supports"),
+    ("NOTIFICATION_ROUTES", [{"events": ["registration"]}], "a list of"),
+    ("NOTIFICATION_EVALUATE_INTERVAL", 1, "an integer from 10 to"),
+    ("NOTIFICATION_RETRIES", -1, "an integer from 0 to 50"),
+    ("NOTIFICATION_BACKOFF_SECONDS", 0, "an integer from 1 to"),
+    ("NOTIFICATION_DAYS", 0, "an integer from 1 to"),
 ]
 
 
@@ -159,10 +169,12 @@ def test_bad_setting_stops_start_up_with_one_line(tmp_path, key, value, expected
 
 def test_every_core_setting_has_a_failing_case():
     from tracker.instances.settings import SETTINGS as REGISTRY_SETTINGS
+    from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
     from tracker.settings import CORE_SETTINGS
 
     tested = {key for key, _, _ in BAD_SETTINGS}
-    assert {s.name for s in (*CORE_SETTINGS, *REGISTRY_SETTINGS)} <= tested
+    every = (*CORE_SETTINGS, *REGISTRY_SETTINGS, *NOTIFICATION_SETTINGS)
+    assert {s.name for s in every} <= tested
 
 
 def test_a_crawl_timeout_longer_than_the_interval_is_refused(tmp_path):
@@ -192,7 +204,7 @@ def test_beat_schedule_merges_with_the_built_in_jobs(tmp_path):
     }
     app = build(tmp_path, {"CELERYBEAT_SCHEDULE": schedule})
     beat = app.extensions["celery"].conf.beat_schedule
-    assert set(beat) == {"crawl-instances", "quota-pull", "sync-apply"}
+    assert set(beat) == {"crawl-instances", "notifications", "quota-pull", "sync-apply"}
     assert beat["crawl-instances"]["schedule"] == timedelta(minutes=30)
 
 
