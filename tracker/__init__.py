@@ -66,7 +66,16 @@ def create_app(
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from tracker import auth, batch, errors, housekeeping, openapi, templating
+    from tracker import (
+        auth,
+        batch,
+        errors,
+        housekeeping,
+        monitoring,
+        openapi,
+        security,
+        templating,
+    )
     from tracker.background import celery_init_app
 
     celery_init_app(app)
@@ -76,6 +85,8 @@ def create_app(
     batch.init_app(app)
     housekeeping.init_app(app)
     openapi.init_app(app)
+    monitoring.init_app(app)
+    security.init_app(app)
     for part in parts:
         part.init_app(app)
     return app
@@ -110,9 +121,6 @@ def _apply_embedded_defaults(app: Flask) -> None:
         "RATELIMIT_STORAGE_URI",
         broker if broker.startswith(("redis://", "rediss://")) else "memory://",
     )
-
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:

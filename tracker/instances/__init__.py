@@ -22,13 +22,16 @@ def init_app(app: Flask) -> None:
         prune_history,
     )
     from tracker.instances.geo import ATTRIBUTION
+    from tracker.instances.metrics import registry_metrics
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.views import bp as views_bp
+    from tracker.monitoring import add_metrics
     from tracker.openapi import add_paths
     from tracker.templating import FIRST, add_navigation
 
     app.register_blueprint(api_bp)
+    add_metrics(app, registry_metrics)
     app.register_blueprint(views_bp)
     app.cli.add_command(crawl)
     add_paths(app, registry_paths(), registry_schemas())
