@@ -8,6 +8,9 @@ shields the threads below from clients that send slowly.
 """
 
 import multiprocessing
+import os
+import shutil
+import tempfile
 
 wsgi_app = "tracker:create_app()"
 bind = ["127.0.0.1:8000"]
@@ -43,3 +46,31 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(f)s" "%(a)s"'
 # The X-Forwarded-* headers are believed only from these addresses (the reverse
 # proxy); set TRUSTED_PROXIES in settings.cfg to the number of proxies in front.
 forwarded_allow_ips = "127.0.0.1,::1"
+
+
+# Prometheus: each worker process counts its requests into files of one folder,
+# and /metrics, whichever worker answers it, adds them all up.
+METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
+made_folders = []
+
+
+def on_starting(server):
+    if not os.environ.get(METRICS_FOLDER):
+        os.environ[METRICS_FOLDER] = tempfile.mkdtemp(prefix="tracker-metrics-")
+        made_folders.append(os.environ[METRICS_FOLDER])
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for folder in made_folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# No control socket (it would be shared by every gunicorn of this user): stop
+# with SIGTERM, reload the workers with SIGHUP.
+control_socket_disable = True
