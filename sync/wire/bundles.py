@@ -22,7 +22,7 @@ import hashlib
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -385,11 +385,18 @@ def _file_item(number: int, line: bytes) -> Any:
         raise BundleError("file", f"line {number} is not JSON: {exc.message}") from None
 
 
-def read_bundle_file(stream: IO[bytes], max_bytes: int = 1024**3) -> Bundle:
+def read_bundle_file(
+    stream: IO[bytes],
+    max_bytes: int = 1024**3,
+    check_head: Callable[[dict[str, Any], Any], None] | None = None,
+) -> Bundle:
     """Read and check a bundle file; raise BundleError with a one-line reason.
 
     Each line is checked as it is read, and no more transactions are taken
-    than the manifest announces, so a bad file stops at its first bad line."""
+    than the manifest announces, so a bad file stops at its first bad line.
+    ``check_head(manifest, signature)`` may refuse the file (by raising) on
+    its first line, before any transaction is read: the server checks the
+    signature there, so only a producer's own count is ever read."""
     head: Any = None
     transactions = []
     for number, line in _file_lines(stream, max_bytes):
@@ -399,6 +406,11 @@ def read_bundle_file(stream: IO[bytes], max_bytes: int = 1024**3) -> Bundle:
                 raise BundleError("file", "has no manifest: it is not a sync export")
             head = item
             manifest = _check_manifest(head.get("manifest"))
+            signature = head.get("signature")
+            if not isinstance(signature, str) or not signature:
+                raise BundleError("signature", "is missing")
+            if check_head is not None:
+                check_head(manifest, signature)
             continue
         if len(transactions) >= MAX_FILE_TRANSACTIONS:
             raise BundleTooLarge(
@@ -418,9 +430,13 @@ def read_bundle_file(stream: IO[bytes], max_bytes: int = 1024**3) -> Bundle:
     )
 
 
-def read_bundle_path(path: str | Path, max_bytes: int = 1024**3) -> Bundle:
+def read_bundle_path(
+    path: str | Path,
+    max_bytes: int = 1024**3,
+    check_head: Callable[[dict[str, Any], Any], None] | None = None,
+) -> Bundle:
     with open(path, "rb") as stream:
-        return read_bundle_file(stream, max_bytes)
+        return read_bundle_file(stream, max_bytes, check_head)
 
 
 def file_digest(path: str | Path) -> str:
