@@ -8,6 +8,7 @@ deeper than ``max_depth``, more than ``max_values`` values, or an array at a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -26,9 +27,10 @@ class JsonRefused(ValueError):
 
 
 def _field(prefix: str, root: str) -> str:
-    # ijson's prefixes say "transactions.item.model": show "transactions[].model".
-    path = prefix.replace(".item", "[]")
-    return path or root
+    # ijson's prefixes say "transactions.item.model": show "transactions[].model",
+    # and name an array of arrays by the field that holds it.
+    path = re.sub(r"(\[\])+$", "", ("." + prefix).replace(".item", "[]"))
+    return path.removeprefix(".") or root
 
 
 def load_bounded(
