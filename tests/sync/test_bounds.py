@@ -157,7 +157,7 @@ def test_a_forged_manifest_is_refused_on_the_first_line(
     server, credential, auth_headers
 ):
     other = register(server, "tablet-2")[0]
-    head, *lines = gzip.decompress(file_of(other, household(1))).split(b"\n")
+    head, *_lines = gzip.decompress(file_of(other, household(1))).split(b"\n")
     forged = json.loads(head)
     forged["manifest"]["producer"] = "tablet-1"  # signed by tablet-2's key
     # A line that could not be read: the file is refused before it.
