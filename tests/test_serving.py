@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.services import start_gunicorn
-from tests.support import REGISTRATION
+from tests.support import REGISTRATION, chunked_request, raw_status
 
 UUID = "0b5e4f0e-3c1a-4c39-9b1e-6c2b0e6a5d11"
 SLOW_CLIENTS = 16
@@ -110,3 +110,10 @@ def test_request_lines_and_headers_past_the_limits_are_refused(gunicorn):
     many = {f"X-Header-{n}": "x" for n in range(120)}
     refused = requests.get(f"{gunicorn.url}/login", headers=many, timeout=10)
     assert refused.status_code == 431
+
+
+@pytest.mark.parametrize("size", [b"zz", b"-5", b"1" * 40])
+def test_a_malformed_chunk_size_is_4xx_under_gunicorn(gunicorn, size):
+    for path in ("/api/instance/", "/api/sync/push"):
+        status = raw_status(gunicorn.url, chunked_request(path, size))
+        assert 400 <= status < 500, (path, status)

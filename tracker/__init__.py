@@ -13,6 +13,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from tracker.api import refuse_unbounded_page_args
 from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.settings import (
     CORE_SETTINGS,
@@ -80,6 +81,7 @@ def create_app(
 
     celery_init_app(app)
     errors.register_error_handlers(app)
+    app.before_request(refuse_unbounded_page_args)
     templating.init_app(app)
     auth.init_app(app)
     batch.init_app(app)

@@ -217,6 +217,19 @@ def positive_int_arg(name: str, default: int, maximum: int | None = None) -> int
     return value
 
 
+PAGE_ARGS = ("page", "per_page")
+
+
+def refuse_unbounded_page_args() -> None:
+    """Refuse a ``page`` or ``per_page`` query argument past 10^9 on every
+    request: the dashboard's pagination would send it to the database as an
+    offset no column type holds."""
+    for name in PAGE_ARGS:
+        raw = request.args.get(name)
+        if raw and raw.isascii() and raw.isdigit() and len(raw) > 9:
+            raise invalid(name, "must be a positive integer below 10^9")
+
+
 def boolean_arg(name: str) -> bool | None:
     """Read an optional true/false query argument."""
     raw = request.args.get(name)
