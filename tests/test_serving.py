@@ -117,3 +117,19 @@ def test_a_malformed_chunk_size_is_4xx_under_gunicorn(gunicorn, size):
     for path in ("/api/instance/", "/api/sync/push"):
         status = raw_status(gunicorn.url, chunked_request(path, size))
         assert 400 <= status < 500, (path, status)
+
+
+def test_metrics_add_up_every_worker(gunicorn):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(12):
+        assert requests.get(f"{gunicorn.url}/login", timeout=10).status_code == 200
+    text = requests.get(f"{gunicorn.url}/metrics", timeout=10).text
+    counted = {
+        sample.labels["route"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "tracker_http_requests_total"
+    }
+    assert counted["/login"] == 12
+    assert "tracker_instances" in text  # the database's figures too
