@@ -176,3 +176,30 @@ def test_more_lines_than_the_manifest_announces_stop_the_read(
     reply = upload(server, auth_headers, data)
     assert reply.status_code == 400
     assert "more than the 1 transactions" in reply.json["message"]
+
+
+@pytest.fixture
+def relay(tmp_path):
+    from tests.sync.field_app import create_relay_app, field_db
+
+    app = create_relay_app(f"sqlite:///{tmp_path / 'relay.sqlite'}")
+    yield app
+    with app.app_context():
+        field_db.session.remove()
+        field_db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (b'{"transactions": [{"natural_key": ' + b"[" * 5000, 400, None),
+        (b'{"transactions": [' + b",".join([b"{}"] * 20000) + b"]}", 413, None),
+        (b"x" * (33 * 1024 * 1024), 413, "body"),
+    ],
+    ids=["deep", "batch", "size"],
+)
+def test_a_middleman_reads_pushes_within_the_same_bounds(relay, body, status, field):
+    reply = relay.test_client().post(PUSH, data=body, content_type="application/json")
+    assert reply.status_code == status
+    if field is not None:
+        assert reply.json["field"] == field
