@@ -127,6 +127,7 @@ BAD_SETTINGS = [
     ("CRAWL_MAX_DEPTH", 0, "an integer from 1 to 200"),
     ("API_REGISTRATION_RATE_LIMIT", "lots", "a rate limit such as"),
     ("TRUSTED_PROXIES", -1, "an integer from 0 to 10"),
+    ("METRICS_ALLOW_NETWORKS", ["10.0.0.0/8", "office"], "a list of networks"),
     ("CRAWL_MAX_KEYS", "many", "an integer from 1 to"),
     ("CRAWL_CONCURRENCY", 0, "an integer from 1 to 5000"),
     ("CRAWL_CHUNK_SIZE", -1, "an integer from 1 to"),
