@@ -26,11 +26,11 @@ from allocation.usage_jobs import (
 )
 from tracker.api import (
     ApiError,
-    capped_body,
     created,
     invalid,
     json_object_body,
     paginated,
+    text_lines_body,
 )
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
@@ -241,32 +241,29 @@ def list_changes():
     )
 
 
-def _uploaded_lines() -> list[str]:
-    """Read the upload (a raw text body or a multipart ``file``) as lines."""
-    multipart = request.mimetype == "multipart/form-data"
-    raw = capped_body(
-        current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"],
-        part="file" if multipart else None,
-    )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise invalid("body", "must be UTF-8 text") from None
-    return text.splitlines()
+# The longest line an upload may have: far above any real sacct or snapshot line.
+MAX_UPLOAD_LINE_BYTES = 64 * 1024
 
 
 def _upload(kind: str):
-    lines = _uploaded_lines()
+    # The upload (a raw text body or a multipart ``file``) is spooled to disk
+    # and read a line at a time: memory does not grow with its size.
+    multipart = request.mimetype == "multipart/form-data"
     settings = UsageImportSettings.from_config(current_app.config)
     try:
-        operation, _report = run_usage_import(
-            db.session,
-            kind,
-            lines,
-            settings,
-            started_by_id=current_user.id,
-            commit=db.session.commit,
-        )
+        with text_lines_body(
+            current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"],
+            MAX_UPLOAD_LINE_BYTES,
+            part="file" if multipart else None,
+        ) as lines:
+            operation, _report = run_usage_import(
+                db.session,
+                kind,
+                lines,
+                settings,
+                started_by_id=current_user.id,
+                commit=db.session.commit,
+            )
     except ImportRefused as exc:
         raise ApiError(
             exc.status, exc.title, str(exc), field=exc.field, **exc.extra

@@ -102,6 +102,9 @@ def serialize(record: Any) -> dict[str, Any]:
     return values
 
 
+MAX_ID = 2**31 - 1
+
+
 def _value(session: Session, spec: Field, value: Any) -> Any:
     name = spec.name
     if value is None:
@@ -118,6 +121,8 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
             raise FieldError(name, f"must be at most {spec.max_length} characters")
         if any(ord(c) < 32 for c in value):
             raise FieldError(name, "must not contain control characters")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            raise FieldError(name, "must be valid Unicode text (a lone surrogate)")
         return value
     if spec.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -142,7 +147,8 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError(name, "must be an integer id")
-    if session.get(spec.model, value) is None:
+    # Ids are 32-bit: a larger one names no record (and overflows the query).
+    if not 0 < value <= MAX_ID or session.get(spec.model, value) is None:
         raise FieldError(name, f"no {spec.model.__name__} with id {value}")
     return value
 

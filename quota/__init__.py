@@ -13,11 +13,14 @@ def init_app(app: Flask) -> None:
 
     from quota import tasks
     from quota.cli import cli
+    from quota.metrics import quota_metrics
     from quota.views import bp
     from tracker.background import add_periodic_task
+    from tracker.monitoring import add_metrics
     from tracker.templating import add_navigation
 
     app.register_blueprint(bp)
+    add_metrics(app, quota_metrics)
     app.cli.add_command(cli)
     add_navigation(app, "quota.index", _l("Quotas"))
     add_periodic_task(

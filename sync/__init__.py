@@ -14,15 +14,18 @@ def init_app(app: Flask) -> None:
     from sync import tasks
     from sync.api import bp as api_bp
     from sync.cli import group
+    from sync.metrics import sync_metrics
     from sync.openapi import sync_paths
     from sync.producers import linked_producers
     from sync.views import bp as views_bp
     from tracker.background import add_periodic_task
     from tracker.devices import add_device_describer
+    from tracker.monitoring import add_metrics
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
     app.register_blueprint(api_bp)
+    add_metrics(app, sync_metrics)
     app.register_blueprint(views_bp)
     app.cli.add_command(group)
     add_paths(app, sync_paths())

@@ -19,9 +19,16 @@ from sync.producers import (
     register_producer,
 )
 from sync.verifying import UnknownProducer
-from sync.wire.bundles import BundleError, bundle_from_json
+from sync.wire.bounded import JsonRefused
+from sync.wire.bundles import (
+    BundleError,
+    BundleTooLarge,
+    bundle_from_json,
+    load_pushed_bundle,
+)
 from tracker.api import (
     ApiError,
+    CappedStream,
     boolean_arg,
     created,
     json_object_body,
@@ -45,24 +52,36 @@ def _as_json(standing: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bundle_error(exc: BundleError) -> ApiError:
+    if isinstance(exc, BundleTooLarge):
+        return ApiError(413, "Too large", str(exc), field=exc.field)
     if exc.field == "signature":
         return ApiError(403, "Forbidden", str(exc), field="signature")
     return ApiError(400, "Invalid value", str(exc), field=exc.field)
 
 
+def _pushed_body() -> Any:
+    """The pushed bundle, parsed as a stream within the body and batch caps."""
+    limit = current_app.config["SYNC_MAX_BATCH"]
+    stream = CappedStream(current_app.config["SYNC_MAX_BODY_BYTES"])
+    try:
+        return load_pushed_bundle(stream, limit)
+    except JsonRefused as exc:
+        if exc.field == "transactions" and exc.too_large:
+            raise ApiError(
+                413,
+                "Batch too large",
+                f"transactions: at most {limit} per bundle",
+                field="transactions",
+            ) from None
+        if exc.too_large:
+            raise ApiError(413, "Body too large", str(exc), field=exc.field) from None
+        raise ApiError(400, "Invalid JSON", str(exc), field=exc.field) from None
+
+
 @bp.post("/push")
 def push():
     """Take a producer's signed bundle; the signature is the credential."""
-    body = json_object_body(current_app.config["SYNC_MAX_BODY_BYTES"])
-    limit = current_app.config["SYNC_MAX_BATCH"]
-    transactions = body.get("transactions")
-    if isinstance(transactions, list) and len(transactions) > limit:
-        raise ApiError(
-            413,
-            "Batch too large",
-            f"transactions: at most {limit} per bundle",
-            field="transactions",
-        )
+    body = _pushed_body()
     try:
         bundle = bundle_from_json(body)
         reply = accept_push(db.session, bundle, _settings(), db.session.commit)

@@ -215,7 +215,14 @@ def import_file(
     )
     commit()
     try:
-        verified = verify_bundle(session, read_bundle_path(path, max_bytes))
+        bundle = read_bundle_path(
+            path,
+            max_bytes,
+            check_head=lambda manifest, signature: verify_bundle(
+                session, Bundle(manifest, signature, [])
+            ),
+        )
+        verified = verify_bundle(session, bundle)
         operations.set_total(session, operation_id, len(verified.bundle.transactions))
         return _receive_and_apply(
             session,

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import closing
@@ -215,3 +216,79 @@ def start_redis() -> RedisServer:
     process.kill()
     unavailable("redis-server did not start")
     raise AssertionError("unreachable")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONFIG = REPO_ROOT / "gunicorn.conf.py"
+
+
+@dataclass
+class GunicornServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM the arbiter (a graceful stop), SIGKILL its group if it lingers."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(timeout=10)
+
+
+def start_gunicorn(
+    database_url: str, directory: Path, *args: str, ready_path: str = "/healthz"
+) -> GunicornServer:
+    """Serve the app with real gunicorn and the shipped ``gunicorn.conf.py`` on a
+    free loopback port (``args`` are extra command-line flags)."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environment.update(
+        PYTHONPATH=str(REPO_ROOT),
+        TRACKER_SQLALCHEMY_DATABASE_URI=database_url,
+        TRACKER_SECRET_KEY="gunicorn-test-secret-key-shared-by-every-worker",
+        TRACKER_INSTANCE_PATH=str(directory / "instance"),
+        TRACKER_PASSWORD_HASH_METHOD="pbkdf2:sha256:1",
+    )
+    log = directory / "gunicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(GUNICORN_CONFIG),
+                "--bind",
+                f"127.0.0.1:{port}",
+                *args,
+            ],
+            cwd=directory,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = GunicornServer(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {server.log_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(f"GET {ready_path} HTTP/1.0\r\n\r\n".encode())
+                if sock.recv(64).split(b"\r\n")[0].endswith(b" 200 OK"):
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"gunicorn not ready: {server.log_text()[-3000:]}")

@@ -129,3 +129,34 @@ def signed_in_tab(browser, base_url: str, password: str = PASSWORD) -> Iterator:
 def screenshot(tab, name: str) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def raw_status(base_url: str, request_bytes: bytes, timeout: float = 20) -> int:
+    """Send ``request_bytes`` as they are to the server at ``base_url``; return
+    the status code of its answer (0 if it closed without one)."""
+    import socket
+
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request_bytes)
+        sock.shutdown(socket.SHUT_WR)  # all is sent: a short body ends here
+        answer = b""
+        while b"\r\n" not in answer:
+            block = sock.recv(4096)
+            if not block:
+                break
+            answer += block
+    status_line = answer.split(b"\r\n", 1)[0].split()
+    return int(status_line[1]) if len(status_line) > 1 else 0
+
+
+def chunked_request(path: str, chunk_size_line: bytes) -> bytes:
+    """A POST whose chunked body has ``chunk_size_line`` as its first size."""
+    return (
+        (
+            f"POST {path} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        + chunk_size_line
+        + b"\r\n{}\r\n0\r\n\r\n"
+    )

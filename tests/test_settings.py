@@ -130,6 +130,7 @@ BAD_SETTINGS = [
     ("LOGIN_RATE_LIMIT", "ten a day", "a rate limit such as"),
     ("PASSWORD_MIN_LENGTH", 4, "an integer from 8 to 200"),
     ("LOGIN_SESSION_DAYS", 0, "an integer from 1 to 366"),
+    ("METRICS_ALLOW_NETWORKS", ["10.0.0.0/8", "office"], "a list of networks"),
     ("CRAWL_MAX_KEYS", "many", "an integer from 1 to"),
     ("CRAWL_CONCURRENCY", 0, "an integer from 1 to 5000"),
     ("CRAWL_CHUNK_SIZE", -1, "an integer from 1 to"),

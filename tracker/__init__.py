@@ -13,6 +13,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from tracker.api import refuse_unbounded_page_args
 from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
 from tracker.settings import (
@@ -75,19 +76,24 @@ def create_app(
         batch,
         errors,
         housekeeping,
+        monitoring,
         notifications,
         openapi,
+        security,
         templating,
     )
     from tracker.background import celery_init_app
 
     celery_init_app(app)
     errors.register_error_handlers(app)
+    app.before_request(refuse_unbounded_page_args)
     templating.init_app(app)
     auth.init_app(app)
     batch.init_app(app)
     housekeeping.init_app(app)
     openapi.init_app(app)
+    monitoring.init_app(app)
+    security.init_app(app)
     notifications.init_app(app)
     for part in parts:
         part.init_app(app)
@@ -126,9 +132,6 @@ def _apply_embedded_defaults(app: Flask) -> None:
     # With Redis away, limits are counted in memory rather than failing requests.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 
 
 def _sqlite_pragmas(database_file: Path | None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import tempfile
@@ -56,30 +57,72 @@ def refuse_unknown_keys(body: dict, known: Sequence[str], label: str) -> None:
 BLOCK_BYTES = 1 << 20
 
 
+def body_too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        413, "Body too large", f"body: at most {max_bytes} bytes", field="body"
+    )
+
+
+class CappedStream:
+    """The request body (or a multipart file) as a stream that answers 413 once
+    more than ``max_bytes`` were read, and 400 when the body cannot be read (a
+    malformed chunk size, a client gone)."""
+
+    def __init__(self, max_bytes: int, part: str | None = None) -> None:
+        if request.content_length is not None and request.content_length > max_bytes:
+            raise body_too_large(max_bytes)
+        self.max_bytes = max_bytes
+        self.read_bytes = 0
+        if part is None:
+            self.stream = request.stream
+        else:
+            upload = _uploaded_part(part)
+            self.stream = upload.stream
+
+    def read(self, size: int = BLOCK_BYTES) -> bytes:
+        """At most ``size`` bytes; chunked bodies carry no length, so one byte
+        past the cap is read to tell."""
+        if size is None or size < 0:
+            size = BLOCK_BYTES
+        size = min(size, self.max_bytes + 1 - self.read_bytes)
+        try:
+            block = self.stream.read(size) if size > 0 else b""
+        except ApiError:
+            raise
+        except Exception:  # a server's own chunk decoder refused the body
+            raise ApiError(
+                400,
+                "Invalid body",
+                "body: the request body could not be read (malformed chunked"
+                " transfer encoding or a connection cut short)",
+                field="body",
+            ) from None
+        self.read_bytes += len(block)
+        if self.read_bytes > self.max_bytes:
+            raise body_too_large(self.max_bytes)
+        return block
+
+
+def _uploaded_part(part: str):
+    try:
+        upload = request.files.get(part)
+    except ApiError:
+        raise
+    except Exception:  # a multipart body the parser cannot read
+        raise invalid(part, "the multipart body could not be read") from None
+    if upload is None:
+        raise invalid(part, f"send the file as the multipart field {part!r}")
+    return upload
+
+
 def _copy_body(target: IO[bytes], max_bytes: int, part: str | None) -> None:
     """Copy the request body, or its multipart file ``part``, into ``target``.
 
     Raises a 413 ApiError naming ``body`` past ``max_bytes``, before reading
     anything when the request declares its length.
     """
-    too_large = ApiError(
-        413, "Body too large", f"body: at most {max_bytes} bytes", field="body"
-    )
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise too_large
-    if part is None:
-        stream = request.stream
-    else:
-        upload = request.files.get(part)
-        if upload is None:
-            raise invalid(part, f"send the file as the multipart field {part!r}")
-        stream = upload.stream
-    copied = 0
-    # Chunked bodies carry no length: read one byte past the limit to tell.
-    while block := stream.read(min(BLOCK_BYTES, max_bytes + 1 - copied)):
-        copied += len(block)
-        if copied > max_bytes:
-            raise too_large
+    stream = CappedStream(max_bytes, part)
+    while block := stream.read(BLOCK_BYTES):
         target.write(block)
 
 
@@ -100,6 +143,42 @@ def spooled_body(
         _copy_body(spool, max_bytes, part)
         spool.flush()
         yield spool.name
+
+
+def _check_text_file(path: str, max_line_bytes: int, field: str) -> None:
+    """Refuse a spooled upload that is not UTF-8 or has an over-long line."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    number = 0
+    with open(path, "rb") as spool:
+        # A line, its line end, and one byte more to tell an over-long line.
+        while line := spool.readline(max_line_bytes + 3):
+            number += 1
+            if len(line.rstrip(b"\r\n")) > max_line_bytes:
+                raise invalid(
+                    field, f"line {number} is longer than {max_line_bytes} bytes"
+                )
+            try:
+                decoder.decode(line, final=False)
+            except UnicodeDecodeError:
+                raise invalid(field, f"line {number} is not UTF-8 text") from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise invalid(field, "must be UTF-8 text") from None
+
+
+@contextmanager
+def text_lines_body(
+    max_bytes: int, max_line_bytes: int, part: str | None = None
+) -> Iterator[Iterator[str]]:
+    """Spool an uploaded UTF-8 text (the body or its multipart file ``part``)
+    and yield its lines, read one at a time; 413 past ``max_bytes``, 400 for a
+    text that is not UTF-8 or has a line over ``max_line_bytes``."""
+    field = part or "body"
+    with spooled_body(max_bytes, suffix=".txt", part=part) as path:
+        _check_text_file(path, max_line_bytes, field)
+        with open(path, encoding="utf-8-sig", newline=None) as text:
+            yield (line.rstrip("\n") for line in text)
 
 
 def json_object_body(max_bytes: int, empty_is_object: bool = False) -> dict[str, Any]:
@@ -139,6 +218,19 @@ def positive_int_arg(name: str, default: int, maximum: int | None = None) -> int
     if maximum is not None and value > maximum:
         raise invalid(name, f"must be at most {maximum}")
     return value
+
+
+PAGE_ARGS = ("page", "per_page")
+
+
+def refuse_unbounded_page_args() -> None:
+    """Refuse a ``page`` or ``per_page`` query argument past 10^9 on every
+    request: the dashboard's pagination would send it to the database as an
+    offset no column type holds."""
+    for name in PAGE_ARGS:
+        raw = request.args.get(name)
+        if raw and raw.isascii() and raw.isdigit() and len(raw) > 9:
+            raise invalid(name, "must be a positive integer below 10^9")
 
 
 def boolean_arg(name: str) -> bool | None:

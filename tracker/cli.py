@@ -18,10 +18,10 @@ from sqlalchemy import func, select, text
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from tracker.models import import_all_models
+from tracker.redaction import mask_uuids
 from tracker.settings import SettingsError
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
-UUID_IN_PATH = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}")
 
 
 def _create_app_or_exit():
@@ -380,7 +380,7 @@ class RedactingRequestHandler(WSGIRequestHandler):
     def log(self, type: str, message: str, *args: object) -> None:
         # Every line (requests and errors) passes here, its path already decoded.
         text = message % args if args else message
-        super().log(type, "%s", UUID_IN_PATH.sub("<uuid>", text))
+        super().log(type, "%s", mask_uuids(text))
 
 
 def _ensure_first_user() -> None:

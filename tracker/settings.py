@@ -31,6 +31,15 @@ SECRET_KEY_MIN_BYTES = 32
 # The instance registry is always on; DOMAINS chooses among the others.
 REGISTRY = "tracker.instances"
 KNOWN_DOMAINS = ("quota", "sync", "allocation")
+# Who may read /metrics: loopback and the private ranges a Prometheus runs in.
+DEFAULT_METRICS_NETWORKS = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+]
 
 # Keys owned by Flask or its extensions pass through unvalidated by us.
 PASSTHROUGH_PREFIXES = (
@@ -305,6 +314,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_HEARTBEAT_TIMEOUT", 600, integer(1, 7 * 86400)),
     Setting("BATCH_MAX_RESUMES", 3, integer(0, 100)),
     Setting("BATCH_ITEM_DAYS", 30, integer(1, 36500)),
+    Setting("METRICS_ALLOW_NETWORKS", DEFAULT_METRICS_NETWORKS, networks),
 )
 
 # A check of several settings together: raises SettingsError naming the first.

@@ -24,14 +24,35 @@ from quota.client.operations import (
     set_ceiling,
 )
 
+# What the client's columns hold: a 32-bit ceiling, 64-bit Unix times.
+MAX_CEILING = 2**31 - 1
+MAX_TIME = 2**63 - 1
 
-def _integer(data: dict, field: str) -> int:
+
+def _integer(data: dict, field: str, maximum: int = MAX_TIME) -> int:
     value = data.get(field)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= maximum
+    ):
         abort(
-            _error(400, "Invalid value", f"{field}: must be a whole number >= 0", field)
+            _error(
+                400,
+                "Invalid value",
+                f"{field}: must be a whole number from 0 to {maximum}",
+                field,
+            )
         )
     return value
+
+
+def _json_body() -> object:
+    """The request's JSON, or None when it is not JSON (or nests too deep)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
 
 
 def _error(status: int, error: str, message: str, field: str | None = None, **extra):
@@ -80,10 +101,10 @@ def make_blueprint(
     def change(kind: str):
         """Set the ceiling and window of one record kind."""
         authorised()
-        data = request.get_json(silent=True)
+        data = _json_body()
         if not isinstance(data, dict):
             return _error(400, "Invalid JSON", "body: must be a JSON object", "body")
-        ceiling = _integer(data, "ceiling")
+        ceiling = _integer(data, "ceiling", MAX_CEILING)
         start, expires = (
             _integer(data, "window_start"),
             _integer(data, "window_expires"),

@@ -26,7 +26,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sync.client.models import UTCDateTime, utc_now
 from sync.client.transfer import HttpTransport, Retry, Transport, send_bundle
-from sync.wire.bundles import Bundle, BundleError, bundle_from_json, read_bundle_path
+from sync.wire.bounded import JsonRefused
+from sync.wire.bundles import (
+    Bundle,
+    BundleError,
+    bundle_from_json,
+    load_pushed_bundle,
+    read_bundle_path,
+)
 from sync.wire.payloads import canonical_json
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -94,15 +101,18 @@ def make_relay_blueprint(
     def push():
         if (request.content_length or 0) > max_body_bytes:
             return _refusal(413, "body", f"at most {max_body_bytes} bytes")
-        raw = request.get_data(cache=False)
+        try:
+            # One byte past the cap tells a chunked body (no length) too large.
+            raw = request.stream.read(max_body_bytes + 1)
+        except Exception:  # a malformed chunked body
+            return _refusal(400, "body", "the request body could not be read")
         if len(raw) > max_body_bytes:
             return _refusal(413, "body", f"at most {max_body_bytes} bytes")
         try:
-            data = json.loads(raw)
-            if isinstance(data, dict) and len(data.get("transactions") or []) > (
-                max_batch
-            ):
-                return _refusal(413, "transactions", f"at most {max_batch}")
+            data = load_pushed_bundle(raw, max_batch)
+        except JsonRefused as exc:
+            return _refusal(413 if exc.too_large else 400, exc.field, str(exc))
+        try:
             bundle = bundle_from_json(data)
         except ValueError as exc:
             field = exc.field if isinstance(exc, BundleError) else "body"

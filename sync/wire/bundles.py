@@ -22,13 +22,14 @@ import hashlib
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from sync.wire import signing
+from sync.wire.bounded import JsonRefused, load_bounded
 from sync.wire.payloads import canonical_json, transaction_hash
 
 FORMAT = "instance-tracker-sync/1"
@@ -38,6 +39,14 @@ MAX_KEY_LENGTH = 500
 MAX_MODEL_LENGTH = 100
 MAX_SCHEMA_VERSION = 2**31 - 1
 HASH_LENGTH = 64
+# Bounds of what a bundle's JSON may build: a wire transaction is a flat object
+# whose natural key (at most 500 characters) holds at most 250 values.
+MAX_NESTING = 16
+VALUES_PER_TRANSACTION = 300
+MANIFEST_VALUES = 10_000
+MAX_LINE_BYTES = 16 * 1024 * 1024
+# A file holds at most what one export writes (sync.client's export limit).
+MAX_FILE_TRANSACTIONS = 100_000
 # Each field of a wire transaction as JSON Schema: check_transaction enforces
 # it, and the server's OpenAPI document publishes it.
 TRANSACTION_FIELDS: dict[str, dict[str, Any]] = {
@@ -79,6 +88,21 @@ class BundleError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class BundleTooLarge(BundleError):
+    """A bundle or file goes past a size bound (the API answers 413)."""
+
+
+def load_pushed_bundle(stream: IO[bytes] | bytes, max_batch: int) -> Any:
+    """Parse a pushed bundle's JSON as a stream: at most ``max_batch``
+    transactions, nesting and values bounded. Raises JsonRefused."""
+    return load_bounded(
+        stream,
+        max_depth=MAX_NESTING,
+        max_values=VALUES_PER_TRANSACTION * max_batch + MANIFEST_VALUES,
+        limits={"transactions": max_batch},
+    )
 
 
 @dataclass(frozen=True)
@@ -314,16 +338,29 @@ def write_bundle_file(bundle: Bundle, stream: IO[bytes]) -> None:
 
 
 def _file_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """The file's lines, inflated as a stream: no line longer than
+    MAX_LINE_BYTES, and no more than ``max_bytes`` in all, is ever inflated."""
     read = 0
+    number = 0
     try:
         with gzip.GzipFile(fileobj=stream, mode="rb") as compressed:
-            for number, line in enumerate(compressed, start=1):
+            while True:
+                allowed = min(MAX_LINE_BYTES, max_bytes - read) + 1
+                line = compressed.readline(allowed)
+                if not line:
+                    return
+                number += 1
                 read += len(line)
                 if read > max_bytes:
-                    raise BundleError(
+                    raise BundleTooLarge(
                         "file", f"holds more than {max_bytes} bytes uncompressed"
                     )
                 if not line.endswith(b"\n"):
+                    if len(line) == allowed:
+                        raise BundleTooLarge(
+                            "file",
+                            f"line {number} is longer than {MAX_LINE_BYTES} bytes",
+                        )
                     raise BundleError("file", f"line {number} is cut short")
                 yield number, line
     except EOFError:
@@ -336,19 +373,56 @@ def _file_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes]
         ) from None
 
 
-def read_bundle_file(stream: IO[bytes], max_bytes: int = 1024**3) -> Bundle:
-    """Read and check a bundle file; raise BundleError with a one-line reason."""
+def _file_item(number: int, line: bytes) -> Any:
+    try:
+        return load_bounded(
+            line,
+            max_depth=MAX_NESTING,
+            max_values=MANIFEST_VALUES if number == 1 else VALUES_PER_TRANSACTION,
+            root=f"line {number}",
+        )
+    except JsonRefused as exc:
+        raise BundleError("file", f"line {number} is not JSON: {exc.message}") from None
+
+
+def read_bundle_file(
+    stream: IO[bytes],
+    max_bytes: int = 1024**3,
+    check_head: Callable[[dict[str, Any], Any], None] | None = None,
+) -> Bundle:
+    """Read and check a bundle file; raise BundleError with a one-line reason.
+
+    Each line is checked as it is read, and no more transactions are taken
+    than the manifest announces, so a bad file stops at its first bad line.
+    ``check_head(manifest, signature)`` may refuse the file (by raising) on
+    its first line, before any transaction is read: the server checks the
+    signature there, so only a producer's own count is ever read."""
     head: Any = None
     transactions = []
     for number, line in _file_lines(stream, max_bytes):
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise BundleError("file", f"line {number} is not JSON") from None
+        item = _file_item(number, line)
         if head is None:
+            if not isinstance(item, dict):
+                raise BundleError("file", "has no manifest: it is not a sync export")
             head = item
-        else:
-            transactions.append(item)
+            manifest = _check_manifest(head.get("manifest"))
+            signature = head.get("signature")
+            if not isinstance(signature, str) or not signature:
+                raise BundleError("signature", "is missing")
+            if check_head is not None:
+                check_head(manifest, signature)
+            continue
+        if len(transactions) >= MAX_FILE_TRANSACTIONS:
+            raise BundleTooLarge(
+                "transactions", f"a file holds at most {MAX_FILE_TRANSACTIONS}"
+            )
+        if len(transactions) >= manifest["count"]:
+            raise BundleError(
+                "transactions",
+                f"holds more than the {manifest['count']} transactions the"
+                " manifest announces: the bundle is incomplete or altered",
+            )
+        transactions.append(check_transaction(len(transactions), item))
     if not isinstance(head, dict):
         raise BundleError("file", "has no manifest: it is empty or not a sync export")
     return check_bundle(
@@ -356,9 +430,13 @@ def read_bundle_file(stream: IO[bytes], max_bytes: int = 1024**3) -> Bundle:
     )
 
 
-def read_bundle_path(path: str | Path, max_bytes: int = 1024**3) -> Bundle:
+def read_bundle_path(
+    path: str | Path,
+    max_bytes: int = 1024**3,
+    check_head: Callable[[dict[str, Any], Any], None] | None = None,
+) -> Bundle:
     with open(path, "rb") as stream:
-        return read_bundle_file(stream, max_bytes)
+        return read_bundle_file(stream, max_bytes, check_head)
 
 
 def file_digest(path: str | Path) -> str:

@@ -78,6 +78,8 @@ def open_transaction(
         payload = json.loads(text)
     except ValueError:
         raise InvalidPayload("the payload is not JSON") from None
+    except RecursionError:
+        raise InvalidPayload("the payload nests too deep") from None
     expected = transaction_hash(
         transaction["producer"],
         transaction["sequence"],

@@ -167,12 +167,26 @@ def test_blueprint_reports_and_sets_ceilings(field):
         ({"ceiling": "5", "window_start": 0, "window_expires": 9}, "ceiling"),
         ({"ceiling": 5, "window_start": 10, "window_expires": 9}, "window_expires"),
         ({"ceiling": 5, "window_expires": 9}, "window_start"),
+        ({"ceiling": 2**70, "window_start": 0, "window_expires": 9}, "ceiling"),
+        ({"ceiling": 2**31, "window_start": 0, "window_expires": 9}, "ceiling"),
+        ({"ceiling": 5, "window_start": 0, "window_expires": 2**70}, "window_expires"),
     ],
 )
 def test_blueprint_rejects_bad_bodies(field, body, field_name):
     response = field.test_client().put("/quota/visit", json=body, headers=auth())
     assert response.status_code == 400
     assert response.get_json()["field"] == field_name
+
+
+def test_blueprint_refuses_deeply_nested_json(field):
+    body = '{"ceiling": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = field.test_client().put(
+        "/quota/visit",
+        data=body,
+        headers={**auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "body"
 
 
 def test_blueprint_refuses_a_record_kind_no_model_counts(field):

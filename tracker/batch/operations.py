@@ -6,6 +6,7 @@ number of workers can report on one operation without lost updates.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,30 @@ from tracker.batch.models import (
     BatchOperation,
 )
 from tracker.db_types import utcnow
+
+log = logging.getLogger(__name__)
+ENDED_BADLY = (RESULT_FAILED, RESULT_PARTIAL)
+
+
+def log_if_ended_badly(
+    operation: BatchOperation, result: str, error: str | None = None
+) -> None:
+    """One log line for an operation that ended failed or partial."""
+    if result not in ENDED_BADLY:
+        return
+    error = operation.error if error is None else error
+    log.warning(
+        "batch operation #%s %s (%s) ended %s: %s done, %s failed, %s skipped of %s%s",
+        operation.id,
+        operation.operation_type,
+        operation.scope or "-",
+        result,
+        operation.done,
+        operation.failed,
+        operation.skipped,
+        operation.total,
+        f"; {error}" if error else "",
+    )
 
 
 class AlreadyActive(Exception):
@@ -147,6 +172,9 @@ def record_skipped(
         error=reason,
     )
     session.add(operation)
+    if result in ENDED_BADLY:
+        session.flush()  # the log line names the operation's id
+        log_if_ended_badly(operation, result)
     return operation
 
 
@@ -239,7 +267,10 @@ def finish(
     changed = session.execute(
         update(BatchOperation).where(*conditions).values(**values)
     )
-    return changed.rowcount == 1
+    if changed.rowcount != 1:
+        return False
+    log_if_ended_badly(operation, values["result"], error)
+    return True
 
 
 def finish_if_complete(
@@ -264,6 +295,7 @@ def finish_if_complete(
         return False
     operation = session.get(BatchOperation, operation_id, populate_existing=True)
     operation.result = result or result_from_counts(operation.done, operation.failed)
+    log_if_ended_badly(operation, operation.result)
     return True
 
 

@@ -31,9 +31,11 @@ def init_app(app: Flask) -> None:
     from tracker.instances.fleet_views import bp as fleet_views_bp
     from tracker.instances.geo import ATTRIBUTION
     from tracker.instances.idempotency import prune_keys
+    from tracker.instances.metrics import registry_metrics
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.views import bp as views_bp
+    from tracker.monitoring import add_metrics
     from tracker.notifications.events import add_alert_source, add_event_source
     from tracker.openapi import add_paths
     from tracker.templating import FIRST, add_navigation
@@ -41,6 +43,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(fleet_api_bp)
     app.register_blueprint(fleet_views_bp)
+    add_metrics(app, registry_metrics)
     app.register_blueprint(views_bp)
     app.cli.add_command(crawl)
     app.cli.add_command(inventory)

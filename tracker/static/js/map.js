@@ -32,6 +32,14 @@
     return "rgb(" + mix.join(",") + ")";
   }
 
+  function textOnly(text) {
+    // Leaflet puts a string tooltip in as HTML: hand it an element holding
+    // the text instead, so a city typed as markup is shown, never run.
+    var element = document.createElement("span");
+    element.textContent = text;
+    return element;
+  }
+
   function ready(elementId, entry) {
     state[elementId] = entry;
     document.getElementById(elementId).dataset.ready = "true";
@@ -55,7 +63,7 @@
         fillOpacity: 0.7,
         className: "instance-point",
       });
-      marker.bindTooltip((point.city || "") + " (" + point.count + ")");
+      marker.bindTooltip(textOnly((point.city || "") + " (" + point.count + ")"));
       return marker.addTo(map);
     });
     loadCountries(data.topology).then(function (geo) {
@@ -75,7 +83,7 @@
           var country = byId[feature.id];
           var text = feature.properties.name;
           if (country) { text += ": " + country.count + " (" + country.percent + " %)"; }
-          featureLayer.bindTooltip(text);
+          featureLayer.bindTooltip(textOnly(text));
         },
       }).addTo(map);
       layer.bringToBack();
@@ -102,4 +110,10 @@
   }
 
   window.trackerMap = {world: world, instance: instance, state: state};
+
+  // An instance's page carries its map's data in a JSON block.
+  var instanceData = document.getElementById("map-data");
+  if (instanceData && document.getElementById("instance-map")) {
+    instance("instance-map", JSON.parse(instanceData.textContent));
+  }
 })();

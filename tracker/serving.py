@@ -1,0 +1,53 @@
+"""What ``gunicorn.conf.py`` plugs into gunicorn: an access and error log that
+never shows an instance's uuid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from tracker.redaction import mask_uri
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger with instance uuids masked in every logged value."""
+
+    def atoms(self, resp, req, environ, request_time) -> dict[str, Any]:
+        """The access log's values, uuids masked (paths decoded first)."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key, value in atoms.items():
+            if isinstance(value, str):
+                atoms[key] = mask_uri(value)
+        return atoms
+
+    def log(self, lvl, msg, *args, **kwargs) -> None:
+        # Every error-log level passes here or below: "Invalid request from
+        # ..." and tracebacks may quote a request line.
+        super().log(lvl, _masked(msg, args), **kwargs)
+
+    def critical(self, msg, *args, **kwargs) -> None:
+        super().critical(_masked(msg, args), **kwargs)
+
+    def error(self, msg, *args, **kwargs) -> None:
+        super().error(_masked(msg, args), **kwargs)
+
+    def warning(self, msg, *args, **kwargs) -> None:
+        super().warning(_masked(msg, args), **kwargs)
+
+    def info(self, msg, *args, **kwargs) -> None:
+        super().info(_masked(msg, args), **kwargs)
+
+    def debug(self, msg, *args, **kwargs) -> None:
+        super().debug(_masked(msg, args), **kwargs)
+
+    def exception(self, msg, *args, **kwargs) -> None:
+        super().exception(_masked(msg, args), **kwargs)
+
+
+def _masked(msg: Any, args: tuple) -> str:
+    try:
+        text = str(msg) % args if args else str(msg)
+    except (TypeError, ValueError):
+        text = " ".join(map(str, (msg, *args)))
+    return mask_uri(text)
