@@ -6,8 +6,9 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
-from flask_babel import get_locale
+from flask import Flask, send_from_directory
+from flask_babel import format_decimal, get_locale, gettext
+from markupsafe import Markup, escape
 
 NAVIGATION_KEY = "tracker.navigation"
 # Where a page sits in the top navigation: the registry's pages first, then the
@@ -37,6 +38,49 @@ def crawled_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+# How deep lists and mappings are laid out before the rest is shown as JSON.
+VALUE_DEPTH = 3
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, int | float):
+        return format_decimal(value)
+    return crawled_text(value)
+
+
+def crawled_summary(value: Any, depth: int = 0) -> str:
+    """A crawled value on one line: a list as its elements separated by commas,
+    a mapping as ``key: value`` pairs, numbers in the locale's format."""
+    if isinstance(value, list) and depth < VALUE_DEPTH:
+        return ", ".join(crawled_summary(item, depth + 1) for item in value)
+    if isinstance(value, dict) and depth < VALUE_DEPTH:
+        inner = "; ".join(
+            f"{key}: {crawled_summary(item, depth + 1)}"
+            for key, item in sorted(value.items())
+        )
+        return f"({inner})" if depth else inner
+    return _scalar_text(value)
+
+
+def crawled_html(value: Any, depth: int = 0) -> Markup:
+    """A crawled value laid out: a list as a list, a mapping as a definition
+    list, nested up to ``VALUE_DEPTH``; every text escaped."""
+    if isinstance(value, list) and value and depth < VALUE_DEPTH:
+        items = Markup("").join(
+            Markup("<li>%s</li>") % crawled_html(item, depth + 1) for item in value
+        )
+        return Markup('<ul class="value-list">%s</ul>') % items
+    if isinstance(value, dict) and value and depth < VALUE_DEPTH:
+        pairs = Markup("").join(
+            Markup("<dt>%s</dt><dd>%s</dd>") % (key, crawled_html(item, depth + 1))
+            for key, item in sorted(value.items())
+        )
+        return Markup('<dl class="value-map">%s</dl>') % pairs
+    return escape(_scalar_text(value))
+
+
 def add_navigation(
     app: Flask, endpoint: str, label: str, position: int = DOMAIN
 ) -> None:
@@ -48,7 +92,21 @@ def add_navigation(
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(get_locale=get_locale)
-    app.jinja_env.filters.update(safe_href=safe_href, crawled_text=crawled_text)
+
+    # Browsers ask for /favicon.ico whatever the page says: answer it.
+    @app.get("/favicon.ico")
+    def favicon():
+        """The app's icon."""
+        return send_from_directory(
+            app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon"
+        )
+
+    app.jinja_env.filters.update(
+        safe_href=safe_href,
+        crawled_text=crawled_text,
+        crawled_summary=crawled_summary,
+        crawled_html=crawled_html,
+    )
 
     @app.context_processor
     def navigation() -> dict:
