@@ -13,6 +13,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from tracker.db_types import VERSION_KEY_FUNCTION, version_key
 from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.settings import (
     CORE_SETTINGS,
@@ -123,6 +124,10 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Sorting version-like values as versions needs a function SQLite lacks.
+    dbapi_connection.create_function(
+        VERSION_KEY_FUNCTION, 1, version_key, deterministic=True
+    )
 
 
 def _tune_sqlite(app: Flask) -> None:

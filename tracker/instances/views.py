@@ -66,18 +66,30 @@ def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
     return operation.id
 
 
+def _page_within(statement):
+    """The asked-for page of ``statement``, or its last page when asked past it."""
+    size = current_app.config["DASHBOARD_PAGE_SIZE"]
+    pagination = db.paginate(
+        statement, per_page=size, max_per_page=size, error_out=False
+    )
+    if pagination.pages and pagination.page > pagination.pages:
+        pagination = db.paginate(
+            statement,
+            page=pagination.pages,
+            per_page=size,
+            max_per_page=size,
+            error_out=False,
+        )
+    return pagination
+
+
 @bp.get("/")
 def index():
     """List instances with filters, sorting, crawled columns and pagination."""
     columns = _columns()
     query = ListQuery.from_args(request.args, {name for name, _label in columns})
     statement = list_statement(query, db.engine.dialect.name)
-    pagination = db.paginate(
-        statement,
-        per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
-        max_per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
-        error_out=False,
-    )
+    pagination = _page_within(statement)
     active = db.session.scalar(
         select(func.count(Instance.id)).where(Instance.enabled.is_(True))
     )
