@@ -81,7 +81,7 @@ def pull(quota_id: int):
                 reached=summary.reached,
                 unreachable=summary.unreachable,
             ),
-            "info",
+            "warning" if summary.unreachable else "success",
         )
     return redirect(url_for("quota.index"))
 

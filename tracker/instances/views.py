@@ -62,7 +62,7 @@ def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
     except QueueUnavailable:
         flash(_("The task queue cannot be reached; try again later."), "error")
         return None
-    flash(_("Crawl started."), "info")
+    flash(_("Crawl started."), "success")
     return operation.id
 
 
@@ -154,7 +154,7 @@ def edit(uuid: str):
             {name: form[name].data for name in EDITABLE_FIELDS},
         )
         db.session.commit()
-        flash(_("Saved."), "info")
+        flash(_("Saved."), "success")
     else:
         for field, errors in form.errors.items():
             label = getattr(form, field).label.text if hasattr(form, field) else field
@@ -171,7 +171,7 @@ def set_enabled(uuid: str):
         {"enabled": request.form.get("enabled") == "yes"},
     )
     db.session.commit()
-    flash(_("Enabled.") if instance.enabled else _("Disabled."), "info")
+    flash(_("Enabled.") if instance.enabled else _("Disabled."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
@@ -181,7 +181,7 @@ def delete(uuid: str):
     instance = _instance_or_404(uuid)
     db.session.delete(instance)
     db.session.commit()
-    flash(_("Deleted %(url)s.", url=instance.url), "info")
+    flash(_("Deleted %(url)s.", url=instance.url), "success")
     return redirect(url_for("instances.index"))
 
 
@@ -191,7 +191,7 @@ def approve(uuid: str):
     instance = _instance_or_404(uuid)
     admin.approve(instance)
     db.session.commit()
-    flash(_("Approved: crawls send it the configured headers."), "info")
+    flash(_("Approved: crawls send it the configured headers."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
@@ -217,7 +217,7 @@ def set_location(uuid: str):
         return redirect(url_for("instances.detail", uuid=uuid))
     admin.set_manual_location(instance, location)
     db.session.commit()
-    flash(_("Location saved."), "info")
+    flash(_("Location saved."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
@@ -227,7 +227,7 @@ def clear_location(uuid: str):
     instance = _instance_or_404(uuid)
     admin.clear_manual_location(instance)
     db.session.commit()
-    flash(_("The location will come from GeoIP again."), "info")
+    flash(_("The location will come from GeoIP again."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
