@@ -141,6 +141,7 @@ BAD_SETTINGS = [
     ("BATCH_HEARTBEAT_TIMEOUT", 0, "an integer from 1 to"),
     ("BATCH_MAX_RESUMES", -1, "an integer from 0 to 100"),
     ("BATCH_ITEM_DAYS", "30", "an integer from 1 to 36500"),
+    ("BATCH_OPERATION_DAYS", 0, "an integer from 1 to 36500"),
 ]
 
 

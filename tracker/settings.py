@@ -301,6 +301,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_HEARTBEAT_TIMEOUT", 600, integer(1, 7 * 86400)),
     Setting("BATCH_MAX_RESUMES", 3, integer(0, 100)),
     Setting("BATCH_ITEM_DAYS", 30, integer(1, 36500)),
+    Setting("BATCH_OPERATION_DAYS", 180, integer(1, 36500)),
 )
 
 # A check of several settings together: raises SettingsError naming the first.

@@ -38,8 +38,10 @@ def crawled_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-# How deep lists and mappings are laid out before the rest is shown as JSON.
+# How deep lists and mappings are laid out before the rest is shown as JSON,
+# and how many elements of a list are laid out before the rest is counted.
 VALUE_DEPTH = 3
+VALUE_ITEMS = 50
 
 
 def _scalar_text(value: Any) -> str:
@@ -69,8 +71,14 @@ def crawled_html(value: Any, depth: int = 0) -> Markup:
     list, nested up to ``VALUE_DEPTH``; every text escaped."""
     if isinstance(value, list) and value and depth < VALUE_DEPTH:
         items = Markup("").join(
-            Markup("<li>%s</li>") % crawled_html(item, depth + 1) for item in value
+            Markup("<li>%s</li>") % crawled_html(item, depth + 1)
+            for item in value[:VALUE_ITEMS]
         )
+        if len(value) > VALUE_ITEMS:
+            more = gettext(
+                "… and %(num)s more", num=format_decimal(len(value) - VALUE_ITEMS)
+            )
+            items += Markup('<li class="muted">%s</li>') % more
         return Markup('<ul class="value-list">%s</ul>') % items
     if isinstance(value, dict) and value and depth < VALUE_DEPTH:
         pairs = Markup("").join(

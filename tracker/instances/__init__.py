@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
 
     from tracker.background import add_periodic_task, require_visibility_timeout
     from tracker.batch.items import add_item_describer
+    from tracker.batch.retries import add_retrier
     from tracker.housekeeping import add_housekeeping_step, add_resumer
     from tracker.instances import launch, tasks
     from tracker.instances.api import bp as api_bp
@@ -42,6 +43,7 @@ def init_app(app: Flask) -> None:
     # A chunk whose worker died goes to another once it cannot still be running.
     require_visibility_timeout(app, tasks.visibility_timeout(app.config))
     add_resumer(app, CRAWL_OPERATION, tasks.resume_run)
+    add_retrier(app, CRAWL_OPERATION, launch.retry_crawl)
     add_item_describer(
         app,
         CRAWL_OPERATION,

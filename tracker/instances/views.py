@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from tracker.api import page_within
 from tracker.auth import login_required_blueprint
 from tracker.batch import operations
 from tracker.extensions import db
@@ -66,30 +67,13 @@ def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
     return operation.id
 
 
-def _page_within(statement):
-    """The asked-for page of ``statement``, or its last page when asked past it."""
-    size = current_app.config["DASHBOARD_PAGE_SIZE"]
-    pagination = db.paginate(
-        statement, per_page=size, max_per_page=size, error_out=False
-    )
-    if pagination.pages and pagination.page > pagination.pages:
-        pagination = db.paginate(
-            statement,
-            page=pagination.pages,
-            per_page=size,
-            max_per_page=size,
-            error_out=False,
-        )
-    return pagination
-
-
 @bp.get("/")
 def index():
     """List instances with filters, sorting, crawled columns and pagination."""
     columns = _columns()
     query = ListQuery.from_args(request.args, {name for name, _label in columns})
     statement = list_statement(query, db.engine.dialect.name)
-    pagination = _page_within(statement)
+    pagination = page_within(statement, current_app.config["DASHBOARD_PAGE_SIZE"])
     active = db.session.scalar(
         select(func.count(Instance.id)).where(Instance.enabled.is_(True))
     )
