@@ -104,7 +104,11 @@ def crawl_all():
 @bp.get("/instances/<uuid>")
 def detail(uuid: str):
     """Show one instance: fields, crawled values, history, map."""
-    instance = _instance_or_404(uuid)
+    return _render_detail(_instance_or_404(uuid))
+
+
+def _render_detail(instance: Instance, form=None, location_form=None):
+    """The detail page; a refused form is shown again as it was typed."""
     fields = _fields()
     crawled = [
         (fields[name].label if name in fields else default_label(name), value)
@@ -121,8 +125,8 @@ def detail(uuid: str):
         instance=instance,
         crawled=crawled,
         history=history,
-        form=InstanceForm(obj=instance),
-        location_form=LocationForm(obj=instance),
+        form=form or InstanceForm(obj=instance),
+        location_form=location_form or LocationForm(obj=instance),
         operation_id=request.args.get("operation", type=int),
     )
 
@@ -139,11 +143,11 @@ def edit(uuid: str):
         )
         db.session.commit()
         flash(_("Saved."), "success")
-    else:
-        for field, errors in form.errors.items():
-            label = getattr(form, field).label.text if hasattr(form, field) else field
-            flash(f"{label}: {'; '.join(errors)}", "error")
-    return redirect(url_for("instances.detail", uuid=uuid))
+        return redirect(url_for("instances.detail", uuid=uuid))
+    for field, errors in form.errors.items():
+        label = getattr(form, field).label.text if hasattr(form, field) else field
+        flash(f"{label}: {'; '.join(errors)}", "error")
+    return _render_detail(instance, form=form), 400
 
 
 @bp.post("/instances/<uuid>/enabled")
@@ -186,7 +190,7 @@ def set_location(uuid: str):
     form = LocationForm()
     if not form.validate_on_submit():
         flash(_("Location not saved: check the coordinates."), "error")
-        return redirect(url_for("instances.detail", uuid=uuid))
+        return _render_detail(instance, location_form=form), 400
     try:
         location = parse_location(
             {
@@ -198,7 +202,7 @@ def set_location(uuid: str):
         )
     except FieldError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("instances.detail", uuid=uuid))
+        return _render_detail(instance, location_form=form), 400
     admin.set_manual_location(instance, location)
     db.session.commit()
     flash(_("Location saved."), "success")
