@@ -25,6 +25,7 @@ from tracker.instances.changes import update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
+from tracker.instances.first_steps import first_steps
 from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
@@ -91,6 +92,8 @@ def index():
         active=active,
         countries=countries,
         operation_id=request.args.get("operation", type=int),
+        steps=first_steps(db.session, current_app.config),
+        filtered=bool(query.as_args(sort="", dir="")),
     )
 
 
