@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
@@ -129,3 +129,39 @@ def signed_in_tab(browser, base_url: str, password: str = PASSWORD) -> Iterator:
 def screenshot(tab, name: str) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+# Pages that only a signed-out visitor sees.
+SIGNED_OUT_ENDPOINTS = {"auth.login"}
+
+
+def page_paths(app, ids: dict) -> dict[str, str]:
+    """endpoint -> path of every GET route that may render a page (the API and
+    static files left out), with the seeded ids in its arguments."""
+    paths = {}
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            blueprint = rule.endpoint.rpartition(".")[0]
+            if (
+                "GET" not in rule.methods
+                or blueprint.endswith("_api")
+                or rule.endpoint == "static"
+                or rule.endpoint.endswith(".static")
+                or rule.rule.startswith("/api/")
+            ):
+                continue
+            unknown = set(rule.arguments) - set(ids)
+            assert not unknown, (
+                f"{rule.rule} takes {unknown}: seed data for it in seed_domains()"
+            )
+            paths[rule.endpoint] = url_for(
+                rule.endpoint, **{name: ids[name] for name in rule.arguments}
+            )
+    return paths
+
+
+def visit(tab, path: str) -> bool:
+    """Open ``path``; True if it answered a page (not JSON, not a redirect)."""
+    response = tab.goto(path)
+    assert response.status < 400, (path, response.status)
+    return response.headers.get("content-type", "").startswith("text/html")

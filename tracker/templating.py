@@ -89,6 +89,28 @@ def crawled_html(value: Any, depth: int = 0) -> Markup:
     return escape(_scalar_text(value))
 
 
+def country_label(code: str | None, name: str | None = None) -> str:
+    """A country's name in the page's language (Babel's CLDR data), from its
+    ISO 3166 alpha-2 code; the stored name if Babel has none; else Unknown."""
+    locale = get_locale()
+    if code and locale is not None:
+        localized = locale.territories.get(code.upper())
+        if localized:
+            return localized
+    return name or code or gettext("Unknown")
+
+
+def country_names() -> dict[str, str]:
+    """Every country's name in the page's language by ISO 3166 numeric id,
+    as the world map keys its shapes."""
+    import pycountry
+
+    return {
+        country.numeric: country_label(country.alpha_2, country.name)
+        for country in pycountry.countries
+    }
+
+
 def add_navigation(
     app: Flask, endpoint: str, label: str, position: int = DOMAIN
 ) -> None:
@@ -114,7 +136,9 @@ def init_app(app: Flask) -> None:
         crawled_text=crawled_text,
         crawled_summary=crawled_summary,
         crawled_html=crawled_html,
+        country=country_label,
     )
+    app.jinja_env.globals.update(country_names=country_names)
 
     @app.context_processor
     def navigation() -> dict:

@@ -195,13 +195,24 @@ def seed_domains() -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def every_page(make_app):
+def served_with_every_page(make_app, **settings):
     """The app with every domain's pages holding data, served on loopback;
     yields (app, base URL, the ids that the pages' URLs take)."""
-    app = make_app(CRAWLED_FIELDS_SETTINGS=FIELDS, DASHBOARD_PAGE_SIZE=10)
+    app = make_app(CRAWLED_FIELDS_SETTINGS=FIELDS, DASHBOARD_PAGE_SIZE=10, **settings)
     with app.app_context():
         seed()
         ids = seed_domains()
     with serve(app) as base:
         yield app, base, ids
+
+
+@pytest.fixture
+def every_page(make_app):
+    """Every page holding data, in English."""
+    yield from served_with_every_page(make_app)
+
+
+@pytest.fixture
+def every_page_in_french(make_app):
+    """Every page holding data, with French as the dashboard's language."""
+    yield from served_with_every_page(make_app, BABEL_DEFAULT_LOCALE="fr")

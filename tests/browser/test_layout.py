@@ -7,41 +7,18 @@ import re
 
 import pytest
 
-from tests.support import screenshot, signed_in_tab
+from tests.support import (
+    SIGNED_OUT_ENDPOINTS,
+    page_paths,
+    screenshot,
+    signed_in_tab,
+    visit,
+)
 
 pytestmark = pytest.mark.slow
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
-# Pages that only a signed-out visitor sees.
-SIGNED_OUT_ENDPOINTS = {"auth.login"}
-
-
-def page_paths(app, ids: dict) -> dict[str, str]:
-    """endpoint -> path of every GET route that may render a page (the API and
-    static files left out), with the seeded ids in its arguments."""
-    paths = {}
-    with app.test_request_context():
-        from flask import url_for
-
-        for rule in app.url_map.iter_rules():
-            blueprint = rule.endpoint.rpartition(".")[0]
-            if (
-                "GET" not in rule.methods
-                or blueprint.endswith("_api")
-                or rule.endpoint == "static"
-                or rule.endpoint.endswith(".static")
-                or rule.rule.startswith("/api/")
-            ):
-                continue
-            unknown = set(rule.arguments) - set(ids)
-            assert not unknown, (
-                f"{rule.rule} takes {unknown}: seed data for it in seed_domains()"
-            )
-            paths[rule.endpoint] = url_for(
-                rule.endpoint, **{name: ids[name] for name in rule.arguments}
-            )
-    return paths
 
 
 def slug(path: str) -> str:
@@ -86,13 +63,6 @@ def check_navigation(tab, narrow: bool) -> None:
         toggle.click()
         assert toggle.get_attribute("aria-expanded") == "false"
         assert not entries.first.is_visible()
-
-
-def visit(tab, path: str) -> bool:
-    """Open ``path``; True if it answered a page (not JSON, not a redirect)."""
-    response = tab.goto(path)
-    assert response.status < 400, (path, response.status)
-    return response.headers.get("content-type", "").startswith("text/html")
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])

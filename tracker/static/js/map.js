@@ -208,7 +208,7 @@
         },
         onEachFeature: function (feature, featureLayer) {
           var country = byId[feature.id];
-          var text = feature.properties.name;
+          var text = (data.names && data.names[feature.id]) || feature.properties.name;
           if (country) { text += ": " + country.count + " (" + country.percent + " %)"; }
           featureLayer.bindTooltip(text);
         },
