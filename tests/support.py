@@ -165,3 +165,29 @@ def visit(tab, path: str) -> bool:
     response = tab.goto(path)
     assert response.status < 400, (path, response.status)
     return response.headers.get("content-type", "").startswith("text/html")
+
+
+# axe-core, pinned in package.json and installed by scripts/build-assets.
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+# The WCAG 2 A and AA rules; what a page must not break at all.
+AXE_RUN = """() => axe.run(document, {
+  runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+}).then((results) => results.violations
+  .filter((v) => v.impact === "serious" || v.impact === "critical")
+  .map((v) => ({id: v.id, impact: v.impact,
+                nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))})))"""
+
+
+def with_axe(context) -> None:
+    """Load axe-core into every page the browser context opens (as an init
+    script: the page's own Content-Security-Policy does not apply to it)."""
+    from tests.services import unavailable
+
+    if not AXE.exists():
+        unavailable("axe-core not installed: run scripts/build-assets")
+    context.add_init_script(path=str(AXE))
+
+
+def serious_violations(tab) -> list[dict]:
+    """The page's serious and critical accessibility violations, by axe-core."""
+    return tab.evaluate(AXE_RUN)

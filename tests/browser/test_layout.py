@@ -11,8 +11,10 @@ from tests.support import (
     SIGNED_OUT_ENDPOINTS,
     page_paths,
     screenshot,
+    serious_violations,
     signed_in_tab,
     visit,
+    with_axe,
 )
 
 pytestmark = pytest.mark.slow
@@ -72,7 +74,9 @@ def test_every_page_fits_and_every_entry_is_reachable(browser, every_page, viewp
     narrow = viewport["width"] < 760
     size = f"{viewport['width']}x{viewport['height']}"
     seen = []
+    violations = {}
     with signed_in_tab(browser, base) as tab:
+        with_axe(tab.context)
         tab.set_viewport_size(viewport)
         for endpoint, path in sorted(paths.items()):
             if endpoint in SIGNED_OUT_ENDPOINTS or not visit(tab, path):
@@ -81,6 +85,7 @@ def test_every_page_fits_and_every_entry_is_reachable(browser, every_page, viewp
             seen.append(endpoint)
             screenshot(tab, f"layout-{size}-{slug(path)}")
             assert page_overflow(tab) <= 0, (path, page_overflow(tab))
+            violations[path] = serious_violations(tab)
             check_navigation(tab, narrow)
         assert tab.errors == []
     # The registry's pages, background jobs and every domain's pages.
@@ -99,17 +104,21 @@ def test_every_page_fits_and_every_entry_is_reachable(browser, every_page, viewp
     } <= set(seen)
 
     context = browser.new_context(base_url=base, viewport=viewport)
+    with_axe(context)
     try:
         tab = context.new_page()
         for endpoint in sorted(SIGNED_OUT_ENDPOINTS & set(paths)):
             assert visit(tab, paths[endpoint])
             screenshot(tab, f"layout-{size}-{slug(paths[endpoint])}")
             assert page_overflow(tab) <= 0, paths[endpoint]
+            violations[paths[endpoint]] = serious_violations(tab)
         tab.goto("/no/such/page")
         screenshot(tab, f"layout-{size}-not-found")
         assert page_overflow(tab) <= 0
+        violations["404"] = serious_violations(tab)
     finally:
         context.close()
+    assert {path: found for path, found in violations.items() if found} == {}
 
 
 def test_url_cells_stay_on_one_line_with_the_full_url_on_hover(page, dashboard):
@@ -148,3 +157,17 @@ def test_favicon_is_served(page):
     assert response.body()[:4] == b"\x00\x00\x01\x00"
     icon = page.locator("link[rel=icon]").get_attribute("href")
     assert page.request.get(icon).status == 200
+
+
+def test_dark_mode_follows_the_system_and_stays_readable(browser, every_page):
+    app, base, ids = every_page
+    paths = page_paths(app, ids)
+    with signed_in_tab(browser, base) as tab:
+        with_axe(tab.context)
+        tab.emulate_media(color_scheme="dark")
+        for endpoint in ("instances.index", "batch.detail", "sync.index"):
+            tab.goto(paths[endpoint])
+            background = tab.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == "rgb(18, 21, 27)", background
+            screenshot(tab, f"dark-{endpoint}")
+            assert serious_violations(tab) == [], endpoint
