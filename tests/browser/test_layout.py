@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.support import (
+    SCREENSHOTS,
     SIGNED_OUT_ENDPOINTS,
     page_paths,
     screenshot,
@@ -41,7 +42,7 @@ def inside_window(tab, locator) -> bool:
     return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
 
 
-def check_navigation(tab, narrow: bool) -> None:
+def check_navigation(tab, narrow: bool, shot: str | None = None) -> None:
     """Every navigation entry and the sign-out button are on screen, at once
     on a wide screen, after opening the menu on a narrow one."""
     toggle = tab.locator(".topbar .menu-toggle")
@@ -61,6 +62,8 @@ def check_navigation(tab, narrow: bool) -> None:
         assert inside_window(tab, entry), entry.inner_text()
     sign_out = tab.locator(".signout button")
     assert sign_out.is_visible() and inside_window(tab, sign_out)
+    if shot:
+        tab.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
     if narrow:
         toggle.click()
         assert toggle.get_attribute("aria-expanded") == "false"
@@ -86,7 +89,8 @@ def test_every_page_fits_and_every_entry_is_reachable(browser, every_page, viewp
             screenshot(tab, f"layout-{size}-{slug(path)}")
             assert page_overflow(tab) <= 0, (path, page_overflow(tab))
             violations[path] = serious_violations(tab)
-            check_navigation(tab, narrow)
+            menu = f"layout-{size}-menu" if endpoint == "instances.index" else None
+            check_navigation(tab, narrow, menu)
         assert tab.errors == []
     # The registry's pages, background jobs and every domain's pages.
     assert {

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    Response,
+    abort,
     current_app,
     flash,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -21,6 +25,7 @@ from tracker.batch import operations
 from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
+from tracker.instances.bulk import ACTIONS, apply_bulk, csv_rows
 from tracker.instances.changes import update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
@@ -95,6 +100,56 @@ def index():
         steps=first_steps(db.session, current_app.config),
         filtered=bool(query.as_args(sort="", dir="")),
     )
+
+
+@bp.get("/instances.csv")
+def export_csv():
+    """The filtered list, every page of it, as CSV."""
+    columns = _columns()
+    query = ListQuery.from_args(request.args, {name for name, _label in columns})
+    statement = list_statement(query, db.engine.dialect.name)
+    rows = csv_rows(db.session, statement, [name for name, _label in columns])
+    return Response(
+        stream_with_context(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="instances.csv"'},
+    )
+
+
+BULK_DONE = {
+    "enable": lambda count: ngettext(
+        "Enabled %(num)d instance.", "Enabled %(num)d instances.", count
+    ),
+    "disable": lambda count: ngettext(
+        "Disabled %(num)d instance.", "Disabled %(num)d instances.", count
+    ),
+    "approve": lambda count: ngettext(
+        "Approved %(num)d instance.", "Approved %(num)d instances.", count
+    ),
+    "delete": lambda count: ngettext(
+        "Deleted %(num)d instance.", "Deleted %(num)d instances.", count
+    ),
+}
+
+
+@bp.post("/instances/bulk")
+def bulk():
+    """Enable, disable, approve or delete the instances ticked in the list."""
+    action = request.form.get("action", "")
+    if action not in ACTIONS:
+        abort(400, description=_("Unknown action."))
+    columns = {name for name, _label in _columns()}
+    back = url_for(
+        "instances.index", **ListQuery.from_args(request.form, columns).as_args()
+    )
+    uuids = request.form.getlist("uuid")
+    if not uuids:
+        flash(_("Tick the instances to act on first."), "warning")
+        return redirect(back)
+    count = apply_bulk(db.session, action, uuids)
+    db.session.commit()
+    flash(BULK_DONE[action](count), "success")
+    return redirect(back)
 
 
 @bp.post("/instances/crawl")

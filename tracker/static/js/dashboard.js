@@ -54,6 +54,23 @@
       if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
     });
   });
+  // Bulk actions: a header box ticks every row; deleting asks first.
+  document.querySelectorAll("input.select-all").forEach(function (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll("input[name=uuid][form=bulk-form]").forEach(function (box) {
+        box.checked = all.checked;
+      });
+    });
+  });
+  var bulk = document.getElementById("bulk-form");
+  if (bulk) {
+    bulk.addEventListener("submit", function (event) {
+      if (bulk.elements.action.value === "delete" &&
+          !window.confirm(bulk.dataset.confirmDelete)) {
+        event.preventDefault();
+      }
+    });
+  }
   var progress = document.getElementById("operation-progress");
   if (progress) { followProgress(progress); }
   columnToggles();
