@@ -19,7 +19,8 @@
           box.dataset.status = operation.status;
           if (operation.status === "finished") {
             box.dataset.result = operation.result;
-            label.textContent = box.dataset.doneLabel || operation.result;
+            var labels = JSON.parse(box.dataset.resultLabels || "{}");
+            label.textContent = labels[operation.result] || operation.result;
             return;
           }
           window.setTimeout(poll, 1000);
