@@ -36,7 +36,7 @@ def index():
     return _render_index()
 
 
-def _render_index(approval: str | None = None):
+def _render_index(approval: str | None = None, entered: dict | None = None):
     quotas = db.session.scalars(
         select(ControllerQuota).order_by(ControllerQuota.id)
     ).all()
@@ -61,6 +61,7 @@ def _render_index(approval: str | None = None):
         "quota/index.html",
         rows=rows,
         approval=approval,
+        entered=entered or {},
     )
 
 
@@ -81,7 +82,7 @@ def pull(quota_id: int):
                 reached=summary.reached,
                 unreachable=summary.unreachable,
             ),
-            "info",
+            "warning" if summary.unreachable else "success",
         )
     return redirect(url_for("quota.index"))
 
@@ -91,9 +92,15 @@ def approve_override(quota_id: int):
     """Turn a client's request code into an approval code."""
     quota = db.get_or_404(ControllerQuota, quota_id)
     extra = request.form.get("extra", type=int)
+    # A refused request is shown again as it was typed.
+    entered = {
+        "quota_id": quota.id,
+        "request_code": request.form.get("request_code", "")[:500],
+        "extra": request.form.get("extra", "")[:20],
+    }
     if extra is None or extra < 1:
         flash(_("Extra records: a whole number above zero."), "error")
-        return redirect(url_for("quota.index"))
+        return _render_index(entered=entered), 400
     hours = current_app.config["QUOTA_OVERRIDE_HOURS"]
     try:
         code = approve(
@@ -108,7 +115,7 @@ def approve_override(quota_id: int):
     except OverrideRefused as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return redirect(url_for("quota.index"))
+        return _render_index(entered=entered), 400
     db.session.commit()
     # Rendered, not redirected: the code is a credential and stays out of URLs.
     return _render_index(approval=code)

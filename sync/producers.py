@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sync.models import (
+    APPLIED,
     PARKED,
     QUARANTINED,
     RECEIVED,
@@ -159,7 +160,7 @@ def _status_counts(session: Session) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
     for producer_id, status, count in session.execute(
         select(table.c.producer_id, table.c.status, func.count())
-        .where(table.c.status.in_((RECEIVED, PARKED, QUARANTINED)))
+        .where(table.c.status.in_((RECEIVED, APPLIED, PARKED, QUARANTINED)))
         .group_by(table.c.producer_id, table.c.status)
     ):
         counts.setdefault(producer_id, {})[status] = count
@@ -183,6 +184,7 @@ def producer_summary(
         "highest_received": producer.highest_received,
         "applied_through": producer.applied_through,
         "lag": producer.highest_received - producer.applied_through,
+        "applied": counts.get(APPLIED, 0),
         "pending": counts.get(RECEIVED, 0),
         "parked": counts.get(PARKED, 0),
         "quarantined": counts.get(QUARANTINED, 0),

@@ -152,14 +152,14 @@ def set_active(producer_id: str):
     producer.active = request.form.get("active") == "yes"
     db.session.commit()
     if producer.active:
-        flash(_("%(producer)s is enabled.", producer=producer.producer_id), "info")
+        flash(_("%(producer)s is enabled.", producer=producer.producer_id), "success")
     else:
         flash(
             _(
                 "%(producer)s is disabled: its pushes and files are refused.",
                 producer=producer.producer_id,
             ),
-            "info",
+            "success",
         )
     if request.form.get("back") == "index":
         return redirect(url_for("sync.index"))
@@ -225,7 +225,7 @@ def upload():
             flash(_("%(name)s was refused: %(reason)s", name=name, reason=exc), "error")
         else:
             problems = reply["quarantined"] or reply["rejected"]
-            flash(_imported(name, reply), "error" if problems else "info")
+            flash(_imported(name, reply), "warning" if problems else "success")
     return redirect(url_for("sync.index"))
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
@@ -160,3 +160,66 @@ def chunked_request(path: str, chunk_size_line: bytes) -> bytes:
         + chunk_size_line
         + b"\r\n{}\r\n0\r\n\r\n"
     )
+
+
+# Pages that only a signed-out visitor sees.
+SIGNED_OUT_ENDPOINTS = {"auth.login"}
+
+
+def page_paths(app, ids: dict) -> dict[str, str]:
+    """endpoint -> path of every GET route that may render a page (the API and
+    static files left out), with the seeded ids in its arguments."""
+    paths = {}
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            blueprint = rule.endpoint.rpartition(".")[0]
+            if (
+                "GET" not in rule.methods
+                or blueprint.endswith("_api")
+                or rule.endpoint == "static"
+                or rule.endpoint.endswith(".static")
+                or rule.rule.startswith("/api/")
+                or rule.rule.endswith(".csv")  # a download, not a page
+            ):
+                continue
+            unknown = set(rule.arguments) - set(ids)
+            assert not unknown, (
+                f"{rule.rule} takes {unknown}: seed data for it in seed_domains()"
+            )
+            paths[rule.endpoint] = url_for(
+                rule.endpoint, **{name: ids[name] for name in rule.arguments}
+            )
+    return paths
+
+
+def visit(tab, path: str) -> bool:
+    """Open ``path``; True if it answered a page (not JSON, not a redirect)."""
+    response = tab.goto(path)
+    assert response.status < 400, (path, response.status)
+    return response.headers.get("content-type", "").startswith("text/html")
+
+
+# axe-core, pinned in package.json and installed by scripts/build-assets.
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+# The WCAG 2 A and AA rules; what a page must not break at all.
+AXE_RUN = """() => axe.run(document, {
+  runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+}).then((results) => results.violations
+  .filter((v) => v.impact === "serious" || v.impact === "critical")
+  .map((v) => ({id: v.id, impact: v.impact,
+                nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))})))"""
+
+
+def with_axe(context) -> None:
+    """Load axe-core into every page the browser context opens (as an init
+    script: the page's own Content-Security-Policy does not apply to it)."""
+    from tests.services import unavailable
+
+    if not AXE.exists():
+        unavailable("axe-core not installed: run scripts/build-assets")
+    context.add_init_script(path=str(AXE))
+
+
+def serious_violations(tab) -> list[dict]:
+    """The page's serious and critical accessibility violations, by axe-core."""
+    return tab.evaluate(AXE_RUN)

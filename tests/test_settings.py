@@ -155,6 +155,7 @@ BAD_SETTINGS = [
     ("NOTIFICATION_RETRIES", -1, "an integer from 0 to 50"),
     ("NOTIFICATION_BACKOFF_SECONDS", 0, "an integer from 1 to"),
     ("NOTIFICATION_DAYS", 0, "an integer from 1 to"),
+    ("BATCH_OPERATION_DAYS", 0, "an integer from 1 to 36500"),
 ]
 
 

@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from tracker.api import refuse_unbounded_page_args
+from tracker.db_types import VERSION_KEY_FUNCTION, version_key
 from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
 from tracker.settings import (
@@ -154,6 +155,10 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Sorting version-like values as versions needs a function SQLite lacks.
+    dbapi_connection.create_function(
+        VERSION_KEY_FUNCTION, 1, version_key, deterministic=True
+    )
 
 
 def _tune_sqlite(app: Flask) -> None:

@@ -246,6 +246,23 @@ def boolean_arg(name: str) -> bool | None:
     raise invalid(name, "must be true or false")
 
 
+def page_within(statement: Select, per_page: int):
+    """The page of ``statement`` that the ``page`` argument asks for, for a
+    dashboard page: past the last page, the last page (never "page 99 of 3")."""
+    pagination = db.paginate(
+        statement, per_page=per_page, max_per_page=per_page, error_out=False
+    )
+    if pagination.pages and pagination.page > pagination.pages:
+        pagination = db.paginate(
+            statement,
+            page=pagination.pages,
+            per_page=per_page,
+            max_per_page=per_page,
+            error_out=False,
+        )
+    return pagination
+
+
 def paginated(
     statement: Select, serialize: Callable[[Any], dict], page_size: int, max_size: int
 ) -> dict[str, Any]:

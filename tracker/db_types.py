@@ -1,5 +1,6 @@
 """Column types shared by every domain."""
 
+import re
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Text
@@ -52,3 +53,21 @@ class EncryptedText(TypeDecorator):
         if value is None:
             return None
         return decrypt(current_keyring(), value)
+
+
+# The leading numbers of a version-like text: "3.12.1rc1" -> 3, 12, 1.
+VERSION_PATTERN = r"^[0-9]{1,9}(?:\.[0-9]{1,9}){0,15}"
+VERSION_PREFIX = re.compile(VERSION_PATTERN)
+VERSION_KEY_FUNCTION = "tracker_version_key"
+
+
+def version_key(text: object) -> str | None:
+    """A text that sorts version-like strings as versions ("3.9" before
+    "3.12"): each number zero-padded; None for text that starts otherwise.
+    SQLite calls it as ``tracker_version_key``; PostgreSQL sorts integer arrays."""
+    if not isinstance(text, str):
+        return None
+    match = VERSION_PREFIX.match(text)
+    if match is None:
+        return None
+    return ".".join(f"{int(part):09d}" for part in match.group(0).split("."))

@@ -113,6 +113,9 @@ def housekeeping() -> None:
         "pruned_batch_items": operations.prune_items(
             db.session, config["BATCH_ITEM_DAYS"]
         ),
+        "pruned_batch_operations": operations.prune_operations(
+            db.session, config["BATCH_OPERATION_DAYS"]
+        ),
     }
     for name, step in current_app.extensions.get(STEPS_KEY, {}).items():
         output[name] = step(db.session, config)

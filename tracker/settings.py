@@ -315,6 +315,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_MAX_RESUMES", 3, integer(0, 100)),
     Setting("BATCH_ITEM_DAYS", 30, integer(1, 36500)),
     Setting("METRICS_ALLOW_NETWORKS", DEFAULT_METRICS_NETWORKS, networks),
+    Setting("BATCH_OPERATION_DAYS", 180, integer(1, 36500)),
 )
 
 # A check of several settings together: raises SettingsError naming the first.

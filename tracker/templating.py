@@ -6,8 +6,9 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
-from flask_babel import get_locale
+from flask import Flask, send_from_directory
+from flask_babel import format_decimal, get_locale, gettext
+from markupsafe import Markup, escape
 
 NAVIGATION_KEY = "tracker.navigation"
 # Where a page sits in the top navigation: the registry's pages first, then the
@@ -37,6 +38,79 @@ def crawled_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+# How deep lists and mappings are laid out before the rest is shown as JSON,
+# and how many elements of a list are laid out before the rest is counted.
+VALUE_DEPTH = 3
+VALUE_ITEMS = 50
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, int | float):
+        return format_decimal(value)
+    return crawled_text(value)
+
+
+def crawled_summary(value: Any, depth: int = 0) -> str:
+    """A crawled value on one line: a list as its elements separated by commas,
+    a mapping as ``key: value`` pairs, numbers in the locale's format."""
+    if isinstance(value, list) and depth < VALUE_DEPTH:
+        return ", ".join(crawled_summary(item, depth + 1) for item in value)
+    if isinstance(value, dict) and depth < VALUE_DEPTH:
+        inner = "; ".join(
+            f"{key}: {crawled_summary(item, depth + 1)}"
+            for key, item in sorted(value.items())
+        )
+        return f"({inner})" if depth else inner
+    return _scalar_text(value)
+
+
+def crawled_html(value: Any, depth: int = 0) -> Markup:
+    """A crawled value laid out: a list as a list, a mapping as a definition
+    list, nested up to ``VALUE_DEPTH``; every text escaped."""
+    if isinstance(value, list) and value and depth < VALUE_DEPTH:
+        items = Markup("").join(
+            Markup("<li>%s</li>") % crawled_html(item, depth + 1)
+            for item in value[:VALUE_ITEMS]
+        )
+        if len(value) > VALUE_ITEMS:
+            more = gettext(
+                "… and %(num)s more", num=format_decimal(len(value) - VALUE_ITEMS)
+            )
+            items += Markup('<li class="muted">%s</li>') % more
+        return Markup('<ul class="value-list">%s</ul>') % items
+    if isinstance(value, dict) and value and depth < VALUE_DEPTH:
+        pairs = Markup("").join(
+            Markup("<dt>%s</dt><dd>%s</dd>") % (key, crawled_html(item, depth + 1))
+            for key, item in sorted(value.items())
+        )
+        return Markup('<dl class="value-map">%s</dl>') % pairs
+    return escape(_scalar_text(value))
+
+
+def country_label(code: str | None, name: str | None = None) -> str:
+    """A country's name in the page's language (Babel's CLDR data), from its
+    ISO 3166 alpha-2 code; the stored name if Babel has none; else Unknown."""
+    locale = get_locale()
+    if code and locale is not None:
+        localized = locale.territories.get(code.upper())
+        if localized:
+            return localized
+    return name or code or gettext("Unknown")
+
+
+def country_names() -> dict[str, str]:
+    """Every country's name in the page's language by ISO 3166 numeric id,
+    as the world map keys its shapes."""
+    import pycountry
+
+    return {
+        country.numeric: country_label(country.alpha_2, country.name)
+        for country in pycountry.countries
+    }
+
+
 def add_navigation(
     app: Flask, endpoint: str, label: str, position: int = DOMAIN
 ) -> None:
@@ -48,7 +122,23 @@ def add_navigation(
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(get_locale=get_locale)
-    app.jinja_env.filters.update(safe_href=safe_href, crawled_text=crawled_text)
+
+    # Browsers ask for /favicon.ico whatever the page says: answer it.
+    @app.get("/favicon.ico")
+    def favicon():
+        """The app's icon."""
+        return send_from_directory(
+            app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon"
+        )
+
+    app.jinja_env.filters.update(
+        safe_href=safe_href,
+        crawled_text=crawled_text,
+        crawled_summary=crawled_summary,
+        crawled_html=crawled_html,
+        country=country_label,
+    )
+    app.jinja_env.globals.update(country_names=country_names)
 
     @app.context_processor
     def navigation() -> dict:

@@ -6,9 +6,10 @@ import threading
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from tracker.batch import operations
-from tracker.batch.models import BatchOperation
+from tracker.batch.models import BatchItem, BatchOperation
 from tracker.db_types import utcnow
 from tracker.extensions import db
 
@@ -251,3 +252,47 @@ def test_items_of_old_operations_are_pruned(session):
     session.commit()
     assert operations.pending_items(session, recent.id) == [1]
     assert operations.pending_items(session, old.id) == []
+
+
+def test_old_operations_are_pruned_with_their_items(session):
+    old = operations.create_synchronous(session, "crawl", "all")
+    running = operations.create_synchronous(session, "crawl", "instance:2")
+    recent = operations.create_synchronous(session, "crawl", "instance:1")
+    operations.add_items(session, old.id, [1, 2])
+    operations.finish(session, old.id)
+    operations.finish(session, recent.id)
+    session.commit()
+    old.finished = utcnow() - timedelta(days=200)
+    running.created = utcnow() - timedelta(days=200)
+    session.commit()
+    old_id = old.id
+    assert operations.prune_operations(session, keep_days=180) == 1
+    session.commit()
+    remaining = set(session.scalars(select(BatchOperation.id)))
+    assert remaining == {running.id, recent.id}
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(BatchItem)
+            .where(BatchItem.batch_operation_id == old_id)
+        )
+        == 0
+    )
+
+
+def test_only_an_operation_not_yet_started_can_be_cancelled(session):
+    waiting = operations.create_asynchronous(session, "crawl", "all")
+    started = operations.create_asynchronous(session, "crawl", "instance:1")
+    session.commit()
+    assert operations.mark_running(session, started.id, total=1)
+    assert operations.cancel_unstarted(session, waiting.id, "ada")
+    assert not operations.cancel_unstarted(session, started.id, "ada")
+    session.commit()
+    cancelled = session.get(BatchOperation, waiting.id, populate_existing=True)
+    assert (cancelled.status, cancelled.result) == ("finished", "cancelled")
+    assert cancelled.error == "cancelled before it started (by ada)"
+    assert cancelled.active_key is None
+    # A worker that gets it afterwards does not run it.
+    assert not operations.mark_running(session, waiting.id, total=1)
+    # The scope is free again.
+    operations.create_asynchronous(session, "crawl", "all")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from tests.support import PASSWORD, USERNAME, serve, signed_in_tab
 from tracker.auth.models import User
@@ -106,3 +107,112 @@ def page(browser, dashboard):
     _app, base = dashboard
     with signed_in_tab(browser, base) as tab:
         yield tab
+
+
+LONG_ERROR = (
+    "HTTPSConnectionPool(host='site03.example.org', port=443): Max retries exceeded "
+    "with url: /api/instance-info (Caused by ConnectTimeoutError)"
+)
+
+
+def seed_domains() -> dict[str, object]:
+    """A crawl run with failures, a quota with clients, sync producers and
+    KEP 5's allocation site beside the seeded instances; return the ids pages
+    take in their URLs."""
+    from quota.models import ControllerQuota, QuotaClient, QuotaHistory
+    from sync.producers import register_producer
+    from tests.allocation.example import build_kep_site
+    from tracker.batch.models import BatchItem, BatchOperation
+
+    now = datetime.now(UTC)
+    instances = db.session.scalars(select(Instance).order_by(Instance.id)).all()
+    run = BatchOperation(
+        operation_type="crawl",
+        scope="all",
+        status="finished",
+        result="partial",
+        created=now - timedelta(minutes=5),
+        started=now - timedelta(minutes=5),
+        finished=now - timedelta(minutes=4),
+        total=len(instances),
+        done=len(instances) - 4,
+        failed=4,
+    )
+    db.session.add(run)
+    db.session.flush()
+    for index, instance in enumerate(instances):
+        failed = index < 4
+        db.session.add(
+            BatchItem(
+                batch_operation_id=run.id,
+                item_id=instance.id,
+                outcome="failed" if failed else "done",
+                error=LONG_ERROR if failed else "",
+            )
+        )
+    quota = ControllerQuota(
+        record_kind="household-visit",
+        target=1000,
+        window_start=now - timedelta(days=10),
+        window_expires=now + timedelta(days=80),
+    )
+    db.session.add(quota)
+    db.session.flush()
+    for index in range(6):
+        client = QuotaClient(
+            quota_id=quota.id,
+            name=f"clinic-laptop-{index:02d}",
+            endpoint=f"https://clinic{index:02d}.example.org/quota",
+            secret="s" * 32,
+            acknowledged=150,
+            count=20 * index,
+            last_contact=now - timedelta(hours=index),
+            last_error=LONG_ERROR if index == 5 else "",
+        )
+        db.session.add(client)
+        db.session.flush()
+        db.session.add(
+            QuotaHistory(
+                quota_id=quota.id,
+                client_id=client.id,
+                event="pulled",
+                count=20 * index,
+                ceiling=150,
+                detail="",
+            )
+        )
+    producer, _credential, _key = register_producer(
+        db.session, "tablet-kisumu-0001", "Field tablet, Kisumu district team"
+    )
+    register_producer(db.session, "laptop-manaus-02", "Clinic laptop", encrypt=True)
+    ids = build_kep_site()
+    db.session.commit()
+    return {
+        "uuid": instances[0].uuid,
+        "operation_id": run.id,
+        "producer_id": producer.producer_id,
+        "pool_id": ids["q1pd"],
+    }
+
+
+def served_with_every_page(make_app, **settings):
+    """The app with every domain's pages holding data, served on loopback;
+    yields (app, base URL, the ids that the pages' URLs take)."""
+    app = make_app(CRAWLED_FIELDS_SETTINGS=FIELDS, DASHBOARD_PAGE_SIZE=10, **settings)
+    with app.app_context():
+        seed()
+        ids = seed_domains()
+    with serve(app) as base:
+        yield app, base, ids
+
+
+@pytest.fixture
+def every_page(make_app):
+    """Every page holding data, in English."""
+    yield from served_with_every_page(make_app)
+
+
+@pytest.fixture
+def every_page_in_french(make_app):
+    """Every page holding data, with French as the dashboard's language."""
+    yield from served_with_every_page(make_app, BABEL_DEFAULT_LOCALE="fr")

@@ -61,6 +61,7 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
                     "#operation-progress[data-status=finished]", timeout=30000
                 )
                 assert box.get_attribute("data-result") == "successful"
+                assert box.locator(".progress-label").inner_text() == "successful"
                 assert (
                     page.locator("#operation-progress progress").get_attribute("value")
                     == "6"

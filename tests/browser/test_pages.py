@@ -72,6 +72,10 @@ def test_statistics_draws_map_table_and_every_chart(page):
     assert charts["python_version"]["type"] == "pie"
     assert sorted(charts["python_version"]["labels"]) == ["3.11", "3.12", "3.13"]
     assert sum(charts["python_version"]["values"]) == 27
+    legend = page.evaluate(
+        "trackerCharts.instances.python_version.legend.legendItems.map(i => i.text)"
+    )
+    assert sorted(legend) == ["3.11 (33.3 %)", "3.12 (33.3 %)", "3.13 (33.3 %)"]
     assert charts["events"]["type"] == "bar"
     assert charts["users"]["type"] == "line"
     assert len(charts["users"]["labels"]) == 7

@@ -73,8 +73,33 @@ def test_aggregate_value(value, aggregation, expected):
 
 
 def test_count_of_instances_per_value():
-    # 3.1 twice; 3.2 once; a list and a missing value are Unknown.
-    assert series("version") == {"3.1": 2, "3.2": 1, "Unknown": 2}
+    # 3.1 twice; 3.2 once and once in a list; a missing value is Unknown.
+    assert series("version") == {"3.1": 2, "3.2": 2, "Unknown": 1}
+
+
+def test_a_list_field_counts_each_element_once_per_instance():
+    rows = [
+        Row({"languages": ["en", "fr", "en"]}, None),
+        Row({"languages": ["fr"]}, None),
+        Row({"languages": []}, None),
+        Row({"languages": [{"odd": 1}, "sw"]}, None),
+        Row({}, None),
+    ]
+    fields = field_settings({"languages": {"chart": True, "chart_type": "pie"}})
+    result = chart_series(rows, fields["languages"], fields)
+    counts = dict(zip(result["labels"], result["values"], strict=True))
+    assert counts == {"fr": 2, "Unknown": 3, "en": 1, "sw": 1}
+    percents = dict(zip(result["labels"], result["percents"], strict=True))
+    assert percents == {"fr": 28.6, "Unknown": 42.9, "en": 14.3, "sw": 14.3}
+
+
+def test_a_line_chart_defaults_to_the_sum():
+    fields = field_settings({"users": {"chart": True, "chart_type": "line"}})
+    assert fields["users"].chart_aggregation == "sum"
+    pie = field_settings({"users": {"chart": True, "chart_type": "pie"}})
+    assert pie["users"].chart_aggregation == "count"
+    told = {"users": {"chart_type": "line", "chart_aggregation": "count"}}
+    assert field_settings(told)["users"].chart_aggregation == "count"
 
 
 def test_count_after_folding_a_list():

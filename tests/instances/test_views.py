@@ -56,7 +56,18 @@ def test_edit_validates_like_the_api(app, signed_in):
         "organisation": "O",
     }
     page = signed_in.post(f"/instances/{uuid}/edit", data=form, follow_redirects=True)
-    assert "must start with http:// or https://" in page.get_data(as_text=True)
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    assert "must start with http:// or https://" in text
+    assert '<p class="flash flash-error" role="status">' in text
+    # What was typed is still there to correct.
+    assert 'value="javascript:alert(1)"' in text and 'value="New"' in text
+    refused = signed_in.post(
+        f"/instances/{uuid}/location",
+        data={"csrf_token": token, "latitude": "95", "longitude": "12.5"},
+    )
+    assert refused.status_code == 400
+    assert 'value="12.5"' in refused.get_data(as_text=True)
     form["url"] = "https://b.example.org/"
     signed_in.post(f"/instances/{uuid}/edit", data=form)
     with app.app_context():

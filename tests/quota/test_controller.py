@@ -176,7 +176,10 @@ def test_quota_page_shows_progress_and_approves(
         data={"csrf_token": token, "request_code": "nonsense", "extra": "3"},
         follow_redirects=True,
     )
+    assert refused.status_code == 400
     assert "not readable" in refused.get_data(as_text=True)
+    # What was typed is still there to correct.
+    assert 'value="nonsense"' in refused.get_data(as_text=True)
     pulled = client.post(
         f"/quotas/{quota}/pull", data={"csrf_token": token}, follow_redirects=True
     )

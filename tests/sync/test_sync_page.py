@@ -83,7 +83,8 @@ def producer_row(page: str, producer_id: str) -> dict[str, str]:
         html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cell))).strip()
         for cell in cells
     ]
-    names = "producer description received applied lag pending parked quarantined"
+    names = "producer description received applied applied_count lag pending parked"
+    names += " quarantined"
     names += " rejected missing contact action"
     return dict(zip(names.split(), text, strict=True))
 
@@ -122,6 +123,7 @@ def test_producers_show_cursors_gaps_and_problems(app, signed_in):
         "description": "",
         "received": "0",
         "applied": "0",
+        "applied_count": "0",
         "lag": "0",
         "pending": "0",
         "parked": "0",
@@ -133,6 +135,8 @@ def test_producers_show_cursors_gaps_and_problems(app, signed_in):
     }
     orphan = producer_row(page, "tablet-2")
     assert (orphan["received"], orphan["applied"], orphan["parked"]) == ("3", "3", "2")
+    # Settled through 3, of which one applied: the counts add up to the cursor.
+    assert orphan["applied_count"] == "1"
     gap = producer_row(page, "tablet-3")
     assert gap["received"] == "500 (highest 1002)"
     assert (gap["applied"], gap["lag"]) == ("500", "502")
@@ -183,6 +187,7 @@ def test_a_good_file_is_imported_and_listed(app, signed_in):
         f" transactions 1{DASH}2: 2 new, 0 already received, 2 applied, 0 parked,"
         " 0 quarantined, 0 rejected."
     ]
+    assert '<p class="flash flash-success" role="status">Imported' in page
     assert count(app, SyncRecord) == 2
     files = re.search(r'id="imported-files">.*?</table>', page, re.S).group(0)
     assert "tablet-1-0001.jsonl.gz" in files and f"1{DASH}2" in files

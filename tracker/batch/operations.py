@@ -21,6 +21,7 @@ from tracker.batch.models import (
     ITEM_DONE,
     ITEM_FAILED,
     ITEM_SKIPPED,
+    RESULT_CANCELLED,
     RESULT_FAILED,
     RESULT_PARTIAL,
     RESULT_SKIPPED,
@@ -512,3 +513,57 @@ def prune_items(session: Session, keep_days: int) -> int:
         delete(BatchItem).where(BatchItem.batch_operation_id.in_(old))
     )
     return result.rowcount or 0
+
+
+CANCELLED_ERROR = "cancelled before it started"
+
+
+def cancel_unstarted(session: Session, operation_id: int, by: str) -> bool:
+    """Close an operation that no worker has started yet; False once one has
+    (a conditional update: a worker that starts it first wins)."""
+    result = session.execute(
+        update(BatchOperation)
+        .where(
+            BatchOperation.id == operation_id,
+            BatchOperation.status == STATUS_UNPROCESSED,
+        )
+        .values(
+            status=STATUS_FINISHED,
+            result=RESULT_CANCELLED,
+            finished=utcnow(),
+            active_key=None,
+            error=f"{CANCELLED_ERROR} (by {by})",
+        )
+    )
+    return result.rowcount == 1
+
+
+def failed_item_ids(session: Session, operation_id: int) -> list[int]:
+    """Ids of the operation's items that failed, in order."""
+    return list(
+        session.scalars(
+            select(BatchItem.item_id)
+            .where(
+                BatchItem.batch_operation_id == operation_id,
+                BatchItem.outcome == ITEM_FAILED,
+            )
+            .order_by(BatchItem.item_id)
+        )
+    )
+
+
+def prune_operations(session: Session, keep_days: int) -> int:
+    """Delete operations finished more than ``keep_days`` ago, with their items."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    old = select(BatchOperation.id).where(
+        BatchOperation.status == STATUS_FINISHED, BatchOperation.finished < cutoff
+    )
+    ids = list(session.scalars(old))
+    for chunk in _slices(ids):
+        # Items go with their operation (ON DELETE CASCADE); deleted here too
+        # so that the count does not depend on the database enforcing it.
+        session.execute(
+            delete(BatchItem).where(BatchItem.batch_operation_id.in_(chunk))
+        )
+        session.execute(delete(BatchOperation).where(BatchOperation.id.in_(chunk)))
+    return len(ids)

@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
         route_task,
     )
     from tracker.batch.items import add_item_describer
+    from tracker.batch.retries import add_retrier
     from tracker.devices import add_contact_listener
     from tracker.housekeeping import add_housekeeping_step, add_resumer
     from tracker.instances import alerts, launch, tasks
@@ -60,6 +61,7 @@ def init_app(app: Flask) -> None:
     # Chunks go to a queue of their own: periodic jobs never wait behind them.
     route_task(app, tasks.CHUNK_TASK, tasks.CRAWL_QUEUE)
     add_resumer(app, CRAWL_OPERATION, tasks.resume_run)
+    add_retrier(app, CRAWL_OPERATION, launch.retry_crawl)
     add_item_describer(
         app,
         CRAWL_OPERATION,

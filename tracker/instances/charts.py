@@ -48,7 +48,12 @@ def field_settings(
             chart=options.get("chart", False),
             chart_type=options.get("chart_type", "bar"),
             aggregation=options.get("aggregation"),
-            chart_aggregation=options.get("chart_aggregation", "count"),
+            # A line over time is of totals unless told otherwise; other
+            # charts count instances per value.
+            chart_aggregation=options.get(
+                "chart_aggregation",
+                "sum" if options.get("chart_type") == "line" else "count",
+            ),
             chart_aggregate_by=options.get("chart_aggregate_by", COUNTRY),
         )
         for name, options in configured.items()
@@ -129,10 +134,9 @@ def chart_series(
     numeric values grouped by ``chart_aggregate_by``; non-numbers are skipped.
     """
     if setting.chart_aggregation == "count":
-        counts = Counter(
-            display(aggregate_value(row.crawled.get(setting.name), setting.aggregation))
-            for row in rows
-        )
+        counts: Counter[str] = Counter()
+        for row in rows:
+            counts.update(count_labels(row.crawled.get(setting.name), setting))
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         labels = [label for label, _ in ordered]
         values: list[float] = [count for _, count in ordered]
@@ -146,6 +150,7 @@ def chart_series(
                 )
         labels = sorted(groups)
         values = [fold(groups[label], setting.chart_aggregation) for label in labels]
+    total = sum(values)
     return {
         "field": setting.name,
         "label": setting.label,
@@ -153,7 +158,17 @@ def chart_series(
         "aggregation": setting.chart_aggregation,
         "labels": labels,
         "values": [round(v, 4) for v in values],
+        "percents": [round(100 * v / total, 1) if total else 0.0 for v in values],
     }
+
+
+def count_labels(value: Any, setting: FieldSettings) -> set[str]:
+    """The categories one instance counts in: each element of a list (languages
+    spoken, modules installed), else its value's label."""
+    if setting.aggregation is None and isinstance(value, list) and value:
+        labels = {display(aggregate_value(item, None)) for item in value}
+        return labels
+    return {display(aggregate_value(value, setting.aggregation))}
 
 
 def daily_fields(fields: Mapping[str, FieldSettings]) -> dict[str, str | None]:

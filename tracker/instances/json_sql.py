@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, case, func
+from sqlalchemy import Float, Integer, case, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
+
+from tracker.db_types import VERSION_KEY_FUNCTION, VERSION_PATTERN
 
 
 def json_number(column, field: str, dialect: str) -> ColumnElement:
@@ -19,3 +22,13 @@ def json_number(column, field: str, dialect: str) -> ColumnElement:
 def json_text(column, field: str) -> ColumnElement:
     """The field's value as text (numbers too), NULL when missing."""
     return column[field].as_string()
+
+
+def json_version(column, field: str, dialect: str) -> ColumnElement:
+    """A sort key that orders version-like text values as versions ("3.9"
+    before "3.12"); NULL for anything else."""
+    text = column[field].as_string()
+    if dialect == "postgresql":
+        prefix = func.substring(text, VERSION_PATTERN)
+        return func.string_to_array(prefix, ".").cast(ARRAY(Integer))
+    return getattr(func, VERSION_KEY_FUNCTION)(text)

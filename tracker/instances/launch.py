@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 
 from celery import Task, shared_task
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from tracker.background import broker_fault
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, BatchOperation
+from tracker.batch.retries import QueueRefused
 from tracker.extensions import db
 from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL
 from tracker.instances.tasks import (
@@ -66,6 +68,24 @@ def launch_crawl(
         db.session.commit()
         raise QueueUnavailable(str(exc)) from exc
     return operation
+
+
+def retry_crawl(
+    session: Session,
+    operation: BatchOperation,
+    failed_ids: Sequence[int],
+    started_by_id: int | None,
+) -> BatchOperation:
+    """Crawl again, as a new run, the instances that failed in ``operation``
+    (all of its instances when their outcomes are no longer kept)."""
+    if failed_ids:
+        scope, ids = f"retry:{operation.id}", list(failed_ids)
+    else:
+        scope, ids = operation.scope, operation.input_data.get("instance_ids")
+    try:
+        return launch_crawl(scope, ids, started_by_id)
+    except QueueUnavailable as exc:
+        raise QueueRefused(str(exc)) from exc
 
 
 @shared_task(name=SCHEDULED_CRAWL_TASK, bind=True, ignore_result=True)

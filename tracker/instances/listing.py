@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, Text, and_, cast, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from tracker.instances.json_sql import json_number, json_text
+from tracker.instances.json_sql import json_number, json_text, json_version
 from tracker.instances.models import HEALTHS, Instance, InstanceTag
 from tracker.instances.states import STATES
 
@@ -105,11 +105,14 @@ class ListQuery:
         return {k: v for k, v in values.items() if v}
 
 
-def crawled_sort_keys(field: str, dialect: str) -> tuple[ColumnElement, ColumnElement]:
-    """(numeric, text) sort keys for a crawled field: numbers sort as numbers,
-    everything else as text, on SQLite and PostgreSQL alike."""
-    return json_number(Instance.crawled, field, dialect), json_text(
-        Instance.crawled, field
+def crawled_sort_keys(field: str, dialect: str) -> tuple[ColumnElement, ...]:
+    """(numeric, version, text) sort keys for a crawled field: numbers sort as
+    numbers, version-like text as versions, everything else as text, on SQLite
+    and PostgreSQL alike."""
+    return (
+        json_number(Instance.crawled, field, dialect),
+        json_version(Instance.crawled, field, dialect),
+        json_text(Instance.crawled, field),
     )
 
 
@@ -141,7 +144,9 @@ def list_statement(
     elif query.country:
         conditions.append(Instance.country_code == query.country)
     if query.organisation:
-        conditions.append(Instance.organisation == query.organisation)
+        conditions.append(
+            Instance.organisation.icontains(query.organisation, autoescape=True)
+        )
     if query.text:
         conditions.append(
             or_(*(c.icontains(query.text, autoescape=True) for c in SEARCHED_COLUMNS))

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
+    Response,
+    abort,
     current_app,
     flash,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from tracker.api import page_within
 from tracker.auth import login_required_blueprint
 from tracker.batch import operations
 from tracker.db_types import utcnow
@@ -22,10 +27,12 @@ from tracker.devices import linked_devices
 from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
+from tracker.instances.bulk import ACTIONS, apply_bulk, csv_rows
 from tracker.instances.changes import admin_update_instance
 from tracker.instances.charts import default_label, field_settings
 from tracker.instances.crawlability import AWAITS_APPROVAL, DISABLED, crawl_refusal
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
+from tracker.instances.first_steps import first_steps
 from tracker.instances.fleet import fleet_view, page_states
 from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
@@ -66,7 +73,7 @@ def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
     except QueueUnavailable:
         flash(_("The task queue cannot be reached; try again later."), "error")
         return None
-    flash(_("Crawl started."), "info")
+    flash(_("Crawl started."), "success")
     return operation.id
 
 
@@ -82,12 +89,7 @@ def index():
         db.engine.dialect.name,
         fleet.condition(query.state, now) if query.state else None,
     )
-    pagination = db.paginate(
-        statement,
-        per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
-        max_per_page=current_app.config["DASHBOARD_PAGE_SIZE"],
-        error_out=False,
-    )
+    pagination = page_within(statement, current_app.config["DASHBOARD_PAGE_SIZE"])
     active = db.session.scalar(
         select(func.count(Instance.id)).where(Instance.enabled.is_(True))
     )
@@ -108,7 +110,65 @@ def index():
         fleet=fleet,
         row_states=page_states(db.session, current_app.config, pagination.items, now),
         state_names=STATE_NAMES,
+        steps=first_steps(db.session, current_app.config),
+        filtered=bool(query.as_args(sort="", dir="")),
     )
+
+
+@bp.get("/instances.csv")
+def export_csv():
+    """The filtered list, every page of it, as CSV."""
+    columns = _columns()
+    query = ListQuery.from_args(request.args, {name for name, _label in columns})
+    now = utcnow()
+    in_state = None
+    if query.state:
+        in_state = fleet_view(db.session, current_app.config, now).condition(
+            query.state, now
+        )
+    statement = list_statement(query, db.engine.dialect.name, in_state)
+    rows = csv_rows(db.session, statement, [name for name, _label in columns])
+    return Response(
+        stream_with_context(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="instances.csv"'},
+    )
+
+
+BULK_DONE = {
+    "enable": lambda count: ngettext(
+        "Enabled %(num)d instance.", "Enabled %(num)d instances.", count
+    ),
+    "disable": lambda count: ngettext(
+        "Disabled %(num)d instance.", "Disabled %(num)d instances.", count
+    ),
+    "approve": lambda count: ngettext(
+        "Approved %(num)d instance.", "Approved %(num)d instances.", count
+    ),
+    "delete": lambda count: ngettext(
+        "Deleted %(num)d instance.", "Deleted %(num)d instances.", count
+    ),
+}
+
+
+@bp.post("/instances/bulk")
+def bulk():
+    """Enable, disable, approve or delete the instances ticked in the list."""
+    action = request.form.get("action", "")
+    if action not in ACTIONS:
+        abort(400, description=_("Unknown action."))
+    columns = {name for name, _label in _columns()}
+    back = url_for(
+        "instances.index", **ListQuery.from_args(request.form, columns).as_args()
+    )
+    uuids = request.form.getlist("uuid")
+    if not uuids:
+        flash(_("Tick the instances to act on first."), "warning")
+        return redirect(back)
+    count = apply_bulk(db.session, action, uuids)
+    db.session.commit()
+    flash(BULK_DONE[action](count), "success")
+    return redirect(back)
 
 
 @bp.post("/instances/crawl")
@@ -121,7 +181,11 @@ def crawl_all():
 @bp.get("/instances/<uuid>")
 def detail(uuid: str):
     """Show one instance: fields, crawled values, history, map."""
-    instance = _instance_or_404(uuid)
+    return _render_detail(_instance_or_404(uuid))
+
+
+def _render_detail(instance: Instance, form=None, location_form=None):
+    """The detail page; a refused form is shown again as it was typed."""
     fields = _fields()
     crawled = [
         (fields[name].label if name in fields else default_label(name), value)
@@ -155,8 +219,8 @@ def detail(uuid: str):
         ),
         crawled=crawled,
         history=history,
-        form=InstanceForm(obj=instance),
-        location_form=LocationForm(obj=instance),
+        form=form or InstanceForm(obj=instance),
+        location_form=location_form or LocationForm(obj=instance),
         operation_id=request.args.get("operation", type=int),
     )
 
@@ -172,12 +236,12 @@ def edit(uuid: str):
             {name: form[name].data for name in EDITABLE_FIELDS},
         )
         db.session.commit()
-        flash(_("Saved."), "info")
-    else:
-        for field, errors in form.errors.items():
-            label = getattr(form, field).label.text if hasattr(form, field) else field
-            flash(f"{label}: {'; '.join(errors)}", "error")
-    return redirect(url_for("instances.detail", uuid=uuid))
+        flash(_("Saved."), "success")
+        return redirect(url_for("instances.detail", uuid=uuid))
+    for field, errors in form.errors.items():
+        label = getattr(form, field).label.text if hasattr(form, field) else field
+        flash(f"{label}: {'; '.join(errors)}", "error")
+    return _render_detail(instance, form=form), 400
 
 
 @bp.post("/instances/<uuid>/enabled")
@@ -190,11 +254,11 @@ def set_enabled(uuid: str):
     )
     db.session.commit()
     if instance.enabled:
-        flash(_("Enabled."), "info")
+        flash(_("Enabled."), "success")
     elif instance.admin_disabled:
-        flash(_("Disabled: its client cannot enable it again."), "info")
+        flash(_("Disabled: its client cannot enable it again."), "success")
     else:
-        flash(_("Enabled by you, but its client has switched tracking off."), "info")
+        flash(_("Enabled by you, but its client has switched tracking off."), "warning")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
@@ -204,7 +268,7 @@ def delete(uuid: str):
     instance = _instance_or_404(uuid)
     db.session.delete(instance)
     db.session.commit()
-    flash(_("Deleted %(url)s.", url=instance.url), "info")
+    flash(_("Deleted %(url)s.", url=instance.url), "success")
     return redirect(url_for("instances.index"))
 
 
@@ -214,7 +278,7 @@ def approve(uuid: str):
     instance = _instance_or_404(uuid)
     admin.approve(instance)
     db.session.commit()
-    flash(_("Approved: crawls send it the configured headers."), "info")
+    flash(_("Approved: crawls send it the configured headers."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
@@ -225,7 +289,7 @@ def set_location(uuid: str):
     form = LocationForm()
     if not form.validate_on_submit():
         flash(_("Location not saved: check the coordinates."), "error")
-        return redirect(url_for("instances.detail", uuid=uuid))
+        return _render_detail(instance, location_form=form), 400
     try:
         location = parse_location(
             {
@@ -237,10 +301,10 @@ def set_location(uuid: str):
         )
     except FieldError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("instances.detail", uuid=uuid))
+        return _render_detail(instance, location_form=form), 400
     admin.set_manual_location(instance, location)
     db.session.commit()
-    flash(_("Location saved."), "info")
+    flash(_("Location saved."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 
@@ -250,7 +314,7 @@ def clear_location(uuid: str):
     instance = _instance_or_404(uuid)
     admin.clear_manual_location(instance)
     db.session.commit()
-    flash(_("The location will come from GeoIP again."), "info")
+    flash(_("The location will come from GeoIP again."), "success")
     return redirect(url_for("instances.detail", uuid=uuid))
 
 

@@ -15,6 +15,36 @@
     return palette[0];
   }
 
+  var numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  var shares = new Intl.NumberFormat(document.documentElement.lang || undefined, {
+    minimumFractionDigits: 1, maximumFractionDigits: 1,
+  });
+
+  // A pie's legend and tooltips give each slice's count and share in percent.
+  function pieOptions(spec) {
+    var percents = spec.percents || [];
+    function share(index) { return shares.format(percents[index] || 0) + " %"; }
+    return {
+      legend: {
+        display: true,
+        labels: {
+          generateLabels: function (chart) {
+            var items = Chart.overrides.pie.plugins.legend.labels.generateLabels(chart);
+            items.forEach(function (item) { item.text += " (" + share(item.index) + ")"; });
+            return items;
+          },
+        },
+      },
+      tooltip: {
+        callbacks: {
+          label: function (context) {
+            return numbers.format(context.parsed) + " (" + share(context.dataIndex) + ")";
+          },
+        },
+      },
+    };
+  }
+
   function drawOne(canvas, spec, label) {
     var type = spec.type === "pie" ? "pie" : spec.type === "line" ? "line" : "bar";
     var chart = new Chart(canvas, {
@@ -32,7 +62,8 @@
       options: {
         animation: false,
         responsive: true,
-        plugins: {legend: {display: type === "pie"}},
+        locale: document.documentElement.lang || undefined,
+        plugins: type === "pie" ? pieOptions(spec) : {legend: {display: false}},
         scales: type === "pie" ? {} : {y: {beginAtZero: true}},
       },
     });
@@ -48,7 +79,12 @@
       if (field === "registered") {
         drawOne(canvas, data.registrations, data.labels.registered);
       } else if (byField[field]) {
-        drawOne(canvas, byField[field], byField[field].label);
+        var spec = byField[field];
+        // "Unknown" (no value) in the page's language.
+        spec.labels = spec.labels.map(function (text) {
+          return text === "Unknown" ? data.labels.unknown : text;
+        });
+        drawOne(canvas, spec, spec.label);
       }
     });
   }

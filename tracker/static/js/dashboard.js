@@ -20,7 +20,8 @@
           document.dispatchEvent(new CustomEvent("crawl-progress"));
           if (operation.status === "finished") {
             box.dataset.result = operation.result;
-            label.textContent = box.dataset.doneLabel || operation.result;
+            var labels = JSON.parse(box.dataset.resultLabels || "{}");
+            label.textContent = labels[operation.result] || operation.result;
             return;
           }
           window.setTimeout(poll, 1000);
@@ -55,6 +56,23 @@
       if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
     });
   });
+  // Bulk actions: a header box ticks every row; deleting asks first.
+  document.querySelectorAll("input.select-all").forEach(function (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll("input[name=uuid][form=bulk-form]").forEach(function (box) {
+        box.checked = all.checked;
+      });
+    });
+  });
+  var bulk = document.getElementById("bulk-form");
+  if (bulk) {
+    bulk.addEventListener("submit", function (event) {
+      if (bulk.elements.action.value === "delete" &&
+          !window.confirm(bulk.dataset.confirmDelete)) {
+        event.preventDefault();
+      }
+    });
+  }
   var progress = document.getElementById("operation-progress");
   if (progress) { followProgress(progress); }
   columnToggles();
