@@ -1,7 +1,7 @@
 """Store parsed usage: jobs once each, then their CPU hours added to daily usage.
 
-Importing the same file twice changes nothing: a job is inserted only if its
-(machine, job id) is absent, and only jobs inserted now add to the daily usage
+Importing the same file twice changes nothing: a job run is inserted only if its
+(machine, job id, start) is absent, and only jobs inserted now add to the daily usage
 rows. Snapshots keep each day's peak, which a repeat cannot raise. The caller
 commits, chunk by chunk, through ``on_chunk``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from allocation.models import (
     FUNCTION_SUM,
+    AccountMap,
     Job,
     Machine,
     Project,
@@ -27,8 +29,17 @@ from allocation.models import (
     ResourcePool,
     Usage,
 )
-from allocation.sacct import LineProblem, SacctJob, SkippedLine, parse_sacct
+from allocation.sacct import (
+    SECONDS_PER_HOUR,
+    SKIP_NOT_STARTED,
+    LineProblem,
+    SacctJob,
+    SacctOptions,
+    SkippedLine,
+    parse_sacct,
+)
 from allocation.snapshots import Snapshot, parse_snapshots
+from allocation.units import bytes_per_unit
 
 MAX_REPORTED_PROBLEMS = 100
 JOBS = Job.__table__
@@ -43,6 +54,7 @@ class ImportReport:
     imported: int = 0
     already_present: int = 0
     skipped: int = 0
+    not_started: int = 0
     failed: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
 
@@ -58,6 +70,7 @@ class ImportReport:
         self.imported += other.imported
         self.already_present += other.already_present
         self.skipped += other.skipped
+        self.not_started += other.not_started
         for line, message in other.problems:
             self.add_problem(line, message)
         self.failed += other.failed - len(other.problems)
@@ -69,6 +82,7 @@ class ImportReport:
             "imported": self.imported,
             "already_present": self.already_present,
             "skipped": self.skipped,
+            "not_started": self.not_started,
             "failed": self.failed,
             "problems": [{"line": line, "message": m} for line, m in self.problems],
         }
@@ -77,8 +91,8 @@ class ImportReport:
         """Return the counts as one line of text."""
         return (
             f"{self.lines} lines: {self.imported} imported, "
-            f"{self.already_present} already present, {self.skipped} skipped, "
-            f"{self.failed} with problems"
+            f"{self.already_present} already present, {self.skipped} skipped "
+            f"({self.not_started} never started), {self.failed} with problems"
         )
 
 
@@ -106,11 +120,35 @@ def resources_named(session: Session, name: str) -> dict[str, list[Resource]]:
     return found
 
 
+AMBIGUOUS = -1
+
+
 def project_ids_by_name(session: Session) -> dict[str, int]:
-    """Return {project name (the Slurm account): id}."""
-    return {
-        name: id_ for name, id_ in session.execute(select(Project.name, Project.id))
-    }
+    """Return {lower-case Slurm account: project id}: mapped accounts, then
+    project names matched case-insensitively (AMBIGUOUS where two names differ
+    only by case and no map settles it)."""
+    found: dict[str, int] = {}
+    for name, id_ in session.execute(select(Project.name, Project.id)):
+        key = name.lower()
+        found[key] = AMBIGUOUS if key in found and found[key] != id_ else id_
+    for account, project_id in session.execute(
+        select(AccountMap.account, AccountMap.project_id)
+    ):
+        found[account.lower()] = project_id
+    return found
+
+
+def project_for_account(projects: dict[str, int], account: str) -> int | str:
+    """Return the project id ``account`` charges, or why there is none."""
+    project_id = projects.get(account.lower())
+    if project_id is None:
+        return f"unknown account {account!r}: no project or account map of this name"
+    if project_id == AMBIGUOUS:
+        return (
+            f"account {account!r} matches several projects differing only in case; "
+            "map it to one"
+        )
+    return project_id
 
 
 @dataclass(frozen=True)
@@ -138,7 +176,7 @@ def _cpu_targets(session: Session, resource_name: str) -> dict[str, _Target | st
 
 
 def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
-    """Insert the jobs not yet stored; return the (machine_id, job_id) inserted."""
+    """Insert the job runs not yet stored; return the keys inserted."""
     if not jobs:
         return set()
     rows = [
@@ -146,6 +184,7 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
             "machine_id": target.machine_id,
             "job_id": job.job_id,
             "project_id": project_id,
+            "account": job.account,
             "username": job.user,
             "partition": job.partition,
             "started": job.started,
@@ -158,10 +197,18 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
     ]
     statement = (
         _insert(session, JOBS)
-        .on_conflict_do_nothing(index_elements=["machine_id", "job_id"])
-        .returning(JOBS.c.machine_id, JOBS.c.job_id)
+        .on_conflict_do_nothing(index_elements=["machine_id", "job_id", "started"])
+        .returning(JOBS.c.machine_id, JOBS.c.job_id, JOBS.c.started)
     )
-    return {tuple(row) for row in session.execute(statement, rows)}
+    return {
+        (machine_id, job_id, _as_utc(started))
+        for machine_id, job_id, started in session.execute(statement, rows)
+    }
+
+
+def _as_utc(moment):
+    # SQLite hands back naive datetimes; the key compares in UTC either way.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
@@ -207,6 +254,7 @@ def _import_job_chunk(
             continue
         if isinstance(item, SkippedLine):
             report.skipped += 1
+            report.not_started += item.reason == SKIP_NOT_STARTED
             continue
         target = targets.get(item.cluster)
         if target is None:
@@ -219,13 +267,11 @@ def _import_job_chunk(
         if isinstance(target, str):
             report.add_problem(item.line, target)
             continue
-        project_id = projects.get(item.account)
-        if project_id is None:
-            report.add_problem(
-                item.line, f"unknown account {item.account!r}: no project of this name"
-            )
+        project_id = project_for_account(projects, item.account)
+        if isinstance(project_id, str):
+            report.add_problem(item.line, project_id)
             continue
-        key = (target.machine_id, item.job_id)
+        key = (target.machine_id, item.job_id, item.started)
         if key in wanted:
             report.already_present += 1  # listed twice in the same file
             continue
@@ -236,7 +282,8 @@ def _import_job_chunk(
     totals: dict[tuple, list[float]] = {}
     for key in inserted:
         job, target, project_id = wanted[key]
-        for day, hours in job.days:
+        for day, cpu_seconds in job.days:
+            hours = cpu_seconds / SECONDS_PER_HOUR
             total = totals.setdefault((target.resource_id, project_id, day), [0, 0, 0])
             # The scaling factor is applied here, once; jobs keep raw hours.
             total[0] += hours * target.scaling_factor
@@ -253,12 +300,13 @@ def import_sacct(
     resource_name: str = "cpu",
     chunk_size: int = 5000,
     on_chunk: Callable[[ImportReport], None] | None = None,
+    options: SacctOptions | None = None,
 ) -> ImportReport:
     """Import ``sacct --parsable2`` lines; bad lines are reported and skipped."""
     targets = _cpu_targets(session, resource_name)
     projects = project_ids_by_name(session)
     report = ImportReport()
-    for chunk in _chunks(parse_sacct(lines, zone), chunk_size):
+    for chunk in _chunks(parse_sacct(lines, zone, options), chunk_size):
         chunk_report = _import_job_chunk(session, chunk, targets, projects)
         report.add(chunk_report)
         if on_chunk is not None:
@@ -269,14 +317,23 @@ def import_sacct(
 def _disk_resources(session: Session) -> dict[tuple[str, str], list]:
     """Map (machine name, resource name) to non-sum resources with their factor."""
     rows = session.execute(
-        select(Machine.name, Resource.name, Resource.id, Resource.scaling_factor)
+        select(
+            Machine.name,
+            Resource.name,
+            Resource.id,
+            Resource.scaling_factor,
+            ResourcePool.units,
+        )
         .join(Resource, Resource.machine_id == Machine.id)
         .join(ResourcePool, ResourcePool.id == Resource.resource_pool_id)
         .where(ResourcePool.function != FUNCTION_SUM)
     )
     found: dict[tuple[str, str], list] = {}
-    for machine, name, resource_id, factor in rows:
-        found.setdefault((machine, name), []).append((resource_id, factor))
+    for machine, name, resource_id, factor, unit in rows:
+        # Snapshots count bytes; the pool counts its own unit.
+        found.setdefault((machine, name), []).append(
+            (resource_id, factor / bytes_per_unit(unit))
+        )
     return found
 
 
@@ -342,9 +399,9 @@ def import_snapshots(
                     else f"machine {item.machine!r} has several resources {name!r}",
                 )
                 continue
-            project_id = projects.get(item.project)
-            if project_id is None:
-                chunk_report.add_problem(item.line, f"unknown project {item.project!r}")
+            project_id = project_for_account(projects, item.project)
+            if isinstance(project_id, str):
+                chunk_report.add_problem(item.line, project_id)
                 continue
             resource_id, factor = candidates[0]
             key = (resource_id, project_id, item.day)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from allocation.importing import ImportReport, import_sacct, import_snapshots
-from allocation.sacct import SacctFormatError
+from allocation.sacct import SacctFormatError, SacctOptions
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, BatchOperation
 
@@ -50,6 +50,16 @@ class UsageImportSettings:
         )
 
 
+def _options_data(options: SacctOptions | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    return {
+        "format": list(options.format) if options.format else None,
+        "delimiter": options.delimiter,
+        "machine": options.machine,
+    }
+
+
 def run_usage_import(
     session: Session,
     kind: str,
@@ -60,13 +70,18 @@ def run_usage_import(
     total_lines: int = 0,
     source: str = "",
     on_chunk: Callable[[ImportReport], None] | None = None,
+    sacct_options: SacctOptions | None = None,
 ) -> tuple[BatchOperation, ImportReport]:
-    """Import ``lines`` of ``kind`` under a BatchOperation, committing each chunk."""
+    """Import ``lines`` of ``kind`` under a BatchOperation, committing each chunk.
+
+    ``lines`` is any iterable of text lines, read once (a list, an open file, a
+    decoded request stream); ``sacct_options`` says how a sacct file was printed.
+    """
     try:
         operation = operations.create_synchronous(
             session,
             OPERATION_TYPES[kind],
-            input_data={"source": source},
+            input_data={"source": source, **_options_data(sacct_options)},
             started_by_id=started_by_id,
         )
     except operations.AlreadyActive as exc:
@@ -92,17 +107,26 @@ def run_usage_import(
         if on_chunk is not None:
             on_chunk(chunk)
 
-    importer = import_sacct if kind == SACCT else import_snapshots
-    resource = settings.cpu_resource if kind == SACCT else settings.disk_resource
     try:
-        report = importer(
-            session,
-            lines,
-            settings.zone,
-            resource_name=resource,
-            chunk_size=settings.chunk_size,
-            on_chunk=chunk_done,
-        )
+        if kind == SACCT:
+            report = import_sacct(
+                session,
+                lines,
+                settings.zone,
+                resource_name=settings.cpu_resource,
+                chunk_size=settings.chunk_size,
+                on_chunk=chunk_done,
+                options=sacct_options,
+            )
+        else:
+            report = import_snapshots(
+                session,
+                lines,
+                settings.zone,
+                resource_name=settings.disk_resource,
+                chunk_size=settings.chunk_size,
+                on_chunk=chunk_done,
+            )
     except SacctFormatError as exc:
         session.rollback()
         operations.finish(session, operation.id, result=RESULT_FAILED, error=str(exc))

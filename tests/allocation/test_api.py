@@ -261,7 +261,11 @@ def test_an_upload_with_bad_lines_reports_their_numbers(client, auth_headers, si
     assert operation["result"] == "partial"
     assert operation["progress"]["failed"] == 1
     assert operation["output"]["problems"] == [
-        {"line": 3, "message": "unknown account 'Nobody': no project of this name"}
+        {
+            "line": 3,
+            "message": "unknown account 'Nobody': "
+            "no project or account map of this name",
+        }
     ]
 
 
@@ -273,7 +277,7 @@ def test_an_upload_that_is_not_sacct_output_is_refused(client, auth_headers, sit
     )
     assert response.status_code == 400
     assert response.get_json()["field"] == "body"
-    assert "missing column(s)" in response.get_json()["message"]
+    assert "not a sacct header" in response.get_json()["message"]
     bad_bytes = client.post(
         f"{API}/usage/sacct",
         data=b"\xff\xfe\x00",

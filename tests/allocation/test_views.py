@@ -51,7 +51,7 @@ def test_project_tree_shows_usage_and_allocation(app, client, user, login):
     login()
     page = client.get("/allocation/tree").get_data(as_text=True)
     assert page.index("InstituteC") < page.index("ProjectC") < page.index("ProjectD")
-    assert "CPU Hours: 700.00 / 60.00 CPU hours" in page
+    assert "CPU Hours: 700.00 / 60.00 CPU-hours" in page
     assert "Disk Space: 100.00 / 600.00 KB" in page
 
 
