@@ -23,6 +23,7 @@ from allocation.usage_jobs import (
     ImportRefused,
     UsageImportSettings,
     run_usage_import,
+    sacct_options,
 )
 from tracker.api import (
     ApiError,
@@ -256,6 +257,14 @@ def _uploaded_lines() -> list[str]:
 
 
 def _upload(kind: str):
+    options = None
+    if kind == IMPORT_KINDS[0]:
+        # How the file was printed: ?format=JobID,...&delimiter=|&machine=NAME
+        options = sacct_options(
+            request.args.get("format"),
+            request.args.get("delimiter"),
+            request.args.get("machine"),
+        )
     lines = _uploaded_lines()
     settings = UsageImportSettings.from_config(current_app.config)
     try:
@@ -266,6 +275,7 @@ def _upload(kind: str):
             settings,
             started_by_id=current_user.id,
             commit=db.session.commit,
+            sacct_options=options,
         )
     except ImportRefused as exc:
         raise ApiError(

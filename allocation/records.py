@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from allocation.models import (
@@ -20,6 +20,7 @@ from allocation.models import (
     DESCRIPTION_LENGTH,
     NAME_LENGTH,
     POOL_FUNCTIONS,
+    AccountMap,
     Allocation,
     AllocationPeriod,
     AllocationPool,
@@ -51,6 +52,7 @@ class Field:
     model: type | None = None
     positive: bool = False
     default: Any = None
+    lower: bool = False  # stored lower-case (Slurm accounts)
 
     def json_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of this field for the OpenAPI document."""
@@ -83,6 +85,8 @@ class Collection:
     model: type
     fields: tuple[Field, ...]
     unique: tuple[tuple[str, ...], ...] = ()
+    # Single columns unique whatever their case (names that are Slurm accounts).
+    unique_folded: tuple[str, ...] = ()
     check: Callable[[Session, dict[str, Any], Any], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -118,7 +122,7 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
             raise FieldError(name, f"must be at most {spec.max_length} characters")
         if any(ord(c) < 32 for c in value):
             raise FieldError(name, "must not contain control characters")
-        return value
+        return value.lower() if spec.lower else value
     if spec.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FieldError(name, "must be a number")
@@ -180,6 +184,17 @@ def duplicate_field(
 ) -> str | None:
     """Return the first field whose value (or combination) another record has."""
     model = collection.model
+    for column in collection.unique_folded:
+        value = values.get(column, getattr(existing, column, None))
+        if value is None:
+            continue
+        statement = select(model.id).where(
+            func.lower(getattr(model, column)) == value.lower()
+        )
+        if existing is not None:
+            statement = statement.where(model.id != existing.id)
+        if session.scalar(statement.limit(1)) is not None:
+            return column
     for columns in collection.unique:
         merged = {c: values.get(c, getattr(existing, c, None)) for c in columns}
         statement = select(model.id).where(
@@ -275,6 +290,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             Field("end_date", "date", required=False, nullable=True),
         ),
         unique=(("name",),),
+        unique_folded=("name",),
         check=_check_project,
     ),
     Collection(
@@ -360,5 +376,14 @@ COLLECTIONS: tuple[Collection, ...] = (
             _description(),
         ),
         check=_check_allocation,
+    ),
+    Collection(
+        "account-maps",
+        AccountMap,
+        (
+            Field("account", "string", lower=True),
+            Field("project_id", "reference", model=Project),
+        ),
+        unique=(("account",),),
     ),
 )

@@ -10,9 +10,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from allocation.importing import ImportReport, import_sacct, import_snapshots
-from allocation.sacct import SacctFormatError, SacctOptions
+from allocation.models import NAME_LENGTH
+from allocation.sacct import SacctFormatError, SacctOptions, parse_format
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, BatchOperation
+from tracker.fields import FieldError
+
+MAX_FORMAT_LENGTH = 2000
 
 SACCT = "sacct"
 DISK = "disk"
@@ -48,6 +52,31 @@ class UsageImportSettings:
             disk_resource=config["ALLOCATION_DISK_RESOURCE"],
             chunk_size=config["ALLOCATION_IMPORT_CHUNK_SIZE"],
         )
+
+
+def sacct_options(
+    format_list: str | None, delimiter: str | None, machine: str | None
+) -> SacctOptions:
+    """Check how a sacct file was printed: its --format list (for --noheader
+    output), its --delimiter, and the machine of a file with no Cluster column."""
+    names = None
+    if format_list:
+        if len(format_list) > MAX_FORMAT_LENGTH:
+            raise FieldError(
+                "format", f"must be at most {MAX_FORMAT_LENGTH} characters"
+            )
+        try:
+            names = parse_format(format_list)
+        except SacctFormatError as exc:
+            raise FieldError("format", str(exc)) from None
+    delimiter = "|" if delimiter is None else delimiter
+    if not 0 < len(delimiter) <= 8 or any(c in "\r\n" for c in delimiter):
+        raise FieldError("delimiter", "must be 1 to 8 characters, no line break")
+    if machine is not None:
+        machine = machine.strip()
+        if not 0 < len(machine) <= NAME_LENGTH:
+            raise FieldError("machine", f"must be 1 to {NAME_LENGTH} characters")
+    return SacctOptions(format=names, delimiter=delimiter, machine=machine or None)
 
 
 def _options_data(options: SacctOptions | None) -> dict[str, Any]:
