@@ -32,6 +32,14 @@ from allocation.models import (
     Scheme,
 )
 from allocation.resolution import MAX_DEPTH
+from allocation.units import (
+    CPU_HOURS,
+    UNITS,
+    UnitError,
+    canonical_unit,
+    parse_quantity,
+    quantity_in,
+)
 from tracker.api import refuse_unknown_keys
 from tracker.fields import FieldError
 
@@ -53,6 +61,8 @@ class Field:
     positive: bool = False
     default: Any = None
     lower: bool = False  # stored lower-case (Slurm accounts)
+    virtual: bool = False  # read from requests, never a column (``last_day``)
+    help: str = ""
 
     def json_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of this field for the OpenAPI document."""
@@ -63,6 +73,15 @@ class Field:
             schema = {"type": "number"}
             if self.positive:
                 schema["exclusiveMinimum"] = 0
+        elif self.kind == "quantity":
+            schema = {
+                "anyOf": [
+                    {"type": "number"},
+                    {"type": "string", "maxLength": 40, "examples": ["100 KB"]},
+                ]
+            }
+        elif self.kind == "unit":
+            schema = {"type": "string", "examples": list(UNITS)}
         elif self.kind == "date":
             schema = {"type": "string", "format": "date"}
         elif self.kind == "choice":
@@ -103,6 +122,8 @@ def serialize(record: Any) -> dict[str, Any]:
         values[attribute.key] = (
             value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
         )
+    if isinstance(record, AllocationPeriod) and record.end is not None:
+        values["last_day"] = (record.end - dt.timedelta(days=1)).isoformat()
     return values
 
 
@@ -133,6 +154,22 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
         if spec.positive and value <= 0:
             raise FieldError(name, "must be greater than 0")
         return float(value)
+    if spec.kind == "quantity":
+        # A number in the pool's unit, or text with a unit ("100 KB"); the
+        # collection's check converts it once it knows the pool.
+        if isinstance(value, str) and len(value) <= 40:
+            try:
+                return parse_quantity(value)
+            except UnitError as exc:
+                raise FieldError(name, str(exc)) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FieldError(name, 'must be a number or a quantity such as "100 KB"')
+        return (float(value), None)
+    if spec.kind == "unit":
+        unit = canonical_unit(value) if isinstance(value, str) else None
+        if unit is None:
+            raise FieldError(name, "must be one of " + ", ".join(UNITS))
+        return unit
     if spec.kind == "date":
         if not isinstance(value, str):
             raise FieldError(name, "must be a date as YYYY-MM-DD")
@@ -174,8 +211,22 @@ def parse_body(
             spec.name: values.get(spec.name, getattr(existing, spec.name, None))
             for spec in collection.fields
         }
+        before = dict(merged)
         collection.check(session, merged, existing)
-        values.update({k: v for k, v in merged.items() if k not in known})
+        # The check may derive fields (a period's end from its last day).
+        values.update(
+            {k: v for k, v in merged.items() if k not in before or v != before[k]}
+        )
+    for spec in collection.fields:
+        if spec.virtual:
+            values.pop(spec.name, None)
+    for name, value in values.items():
+        if isinstance(value, tuple):
+            # A quantity no check converted: only a bare number is meaningful.
+            number, unit = value
+            if unit is not None:
+                raise FieldError(name, "takes a plain number here")
+            values[name] = number
     return values
 
 
@@ -240,9 +291,30 @@ def _check_project(session: Session, values: dict[str, Any], existing: Any) -> N
     raise FieldError("parent_id", "the tree above this parent is too deep")
 
 
+def _in_range(name: str, value: float) -> float:
+    if not -MAX_QUANTITY <= value <= MAX_QUANTITY:
+        raise FieldError(
+            name, f"must be a number between -{MAX_QUANTITY:g} and {MAX_QUANTITY:g}"
+        )
+    return value
+
+
+def _quantity(name: str, value: Any, unit: str) -> Any:
+    """Convert a typed quantity into ``unit`` (values already stored pass)."""
+    if not isinstance(value, tuple):
+        return value
+    try:
+        return _in_range(name, quantity_in(value, unit))
+    except UnitError as exc:
+        raise FieldError(name, f"{exc} (the resource pool counts {unit})") from None
+
+
 def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) -> None:
     grant = session.get(Grant, values["grant_id"])
     pool = session.get(AllocationPool, values["allocation_pool_id"])
+    values["quantity"] = _quantity(
+        "quantity", values["quantity"], pool.resource_pool.units
+    )
     if grant.project_id != pool.project_id:
         grant_project = session.get(Project, grant.project_id).name
         pool_project = session.get(Project, pool.project_id).name
@@ -253,6 +325,50 @@ def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) 
             "own project's pools",
         )
     values["project_id"] = pool.project_id
+
+
+def _check_resource(session: Session, values: dict[str, Any], _existing: Any) -> None:
+    quantity = values.get("quantity")
+    if not isinstance(quantity, tuple):
+        return
+    unit = session.get(ResourcePool, values["resource_pool_id"]).units
+    if quantity[1] is not None and unit == CPU_HOURS:
+        raise FieldError(
+            "quantity", "a CPU resource's quantity is its number of CPUs: no unit"
+        )
+    values["quantity"] = _quantity("quantity", quantity, unit)
+
+
+def _check_resource_pool(
+    session: Session, values: dict[str, Any], existing: Any
+) -> None:
+    if existing is None or values["units"] == existing.units:
+        return
+    used = session.scalar(
+        select(AllocationPool.id)
+        .where(AllocationPool.resource_pool_id == existing.id)
+        .limit(1)
+    )
+    if used is not None:
+        # Stored allocations and usage are in the old unit.
+        raise FieldError(
+            "units", "cannot change while allocation pools use this resource pool"
+        )
+
+
+def _check_period(session: Session, values: dict[str, Any], existing: Any) -> None:
+    last_day = values.pop("last_day", None)
+    if last_day is not None:
+        end = last_day + dt.timedelta(days=1)
+        given_end = values.get("end")
+        if existing is None and given_end is not None and given_end != end:
+            raise FieldError(
+                "last_day", "disagrees with end (the day after the last day)"
+            )
+        values["end"] = end
+    if values.get("end") is None:
+        raise FieldError("last_day", "is required (or end, the day after it)")
+    _in_order("start", "end", strict=True)(session, values, existing)
 
 
 def _name() -> Field:
@@ -323,7 +439,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         ResourcePool,
         (
             _name(),
-            Field("units", "string", max_length=40),
+            Field("units", "unit", max_length=40),
             Field(
                 "function",
                 "choice",
@@ -333,6 +449,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             ),
         ),
         unique=(("name",),),
+        check=_check_resource_pool,
     ),
     Collection("machines", Machine, (_name(), _description()), unique=(("name",),)),
     Collection(
@@ -345,16 +462,22 @@ COLLECTIONS: tuple[Collection, ...] = (
             Field(
                 "scaling_factor", "number", required=False, positive=True, default=1.0
             ),
-            Field("quantity", "number", required=False, nullable=True),
+            Field("quantity", "quantity", required=False, nullable=True),
         ),
         unique=(("machine_id", "resource_pool_id", "name"),),
+        check=_check_resource,
     ),
     Collection(
         "periods",
         AllocationPeriod,
-        (_name(), Field("start", "date"), Field("end", "date")),
+        (
+            _name(),
+            Field("start", "date"),
+            Field("end", "date", required=False),
+            Field("last_day", "date", required=False, virtual=True),
+        ),
         unique=(("name",),),
-        check=_in_order("start", "end", strict=True),
+        check=_check_period,
     ),
     Collection(
         "allocation-pools",
@@ -372,7 +495,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         (
             Field("grant_id", "reference", model=Grant),
             Field("allocation_pool_id", "reference", model=AllocationPool),
-            Field("quantity", "number"),
+            Field("quantity", "quantity"),
             _description(),
         ),
         check=_check_allocation,
