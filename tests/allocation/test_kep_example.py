@@ -159,9 +159,10 @@ def test_kep_example_typed_through_the_api_as_kep_states_it(client, auth_headers
     assert wrong.status_code == 400 and wrong.get_json()["field"] == "quantity"
 
     # KEP's usage, the last of it on the period's last day, 31 March.
-    sacct = eight_days_of_cpu()[:-2] + [
+    sacct = [
+        *eight_days_of_cpu()[:-2],
         "1099|brecca|projectd|elliott|main|2100-03-31T08:00:00|2100-03-31T18:00:00"
-        "|10:00:00|10|COMPLETED"
+        "|10:00:00|10|COMPLETED",
     ]
     for kind, lines in (("sacct", sacct), ("disk", eight_days_of_disk())):
         response = client.post(
