@@ -368,6 +368,10 @@ def _check_period(session: Session, values: dict[str, Any], existing: Any) -> No
         values["end"] = end
     if values.get("end") is None:
         raise FieldError("last_day", "is required (or end, the day after it)")
+    if last_day is not None and values.get("start") and last_day < values["start"]:
+        raise FieldError(
+            "last_day", f"must be on or after start ({values['start'].isoformat()})"
+        )
     _in_order("start", "end", strict=True)(session, values, existing)
 
 
@@ -510,3 +514,110 @@ COLLECTIONS: tuple[Collection, ...] = (
         unique=(("account",),),
     ),
 )
+
+
+# --- the same records on pages ---
+
+
+def field_label(spec: Field) -> str:
+    """Return a field's name as a page shows it (``parent_id`` → ``Parent``)."""
+    name = spec.name.removesuffix("_id").replace("_", " ")
+    return name[:1].upper() + name[1:]
+
+
+def form_fields(collection: Collection) -> tuple[Field, ...]:
+    """Return the fields a page's form edits (a period by its last day)."""
+    if collection.model is AllocationPeriod:
+        return tuple(spec for spec in collection.fields if spec.name != "end")
+    return collection.fields
+
+
+def form_body(
+    collection: Collection, form: Any, existing: Any = None
+) -> dict[str, Any]:
+    """Turn a submitted form into the JSON body the API would take.
+
+    Empty inputs mean "default" on create and "none" (or unchanged, for
+    required fields) on edit; numbers and ids are read from text, wrongly typed
+    text raising FieldError as the API would.
+    """
+    body: dict[str, Any] = {}
+    for spec in form_fields(collection):
+        raw = form.get(spec.name, "")
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not text:
+            if existing is None or spec.virtual:
+                continue  # a default, or "is required" from the field rules
+            if spec.nullable:
+                body[spec.name] = None
+            elif spec.kind == "string":
+                body[spec.name] = ""
+            elif spec.required:
+                raise FieldError(spec.name, "is required")
+            continue
+        if spec.kind == "number":
+            try:
+                body[spec.name] = float(text.replace(",", ""))
+            except ValueError:
+                raise FieldError(spec.name, "must be a number") from None
+        elif spec.kind == "reference":
+            if not (text.isascii() and text.isdigit()) or len(text) > 9:
+                raise FieldError(spec.name, "must be one of the choices")
+            body[spec.name] = int(text)
+        else:
+            body[spec.name] = text
+    return body
+
+
+def form_values(collection: Collection, record: Any) -> dict[str, str]:
+    """Return a record's fields as the text its edit form starts with."""
+    values: dict[str, str] = {}
+    for spec in form_fields(collection):
+        if spec.name == "last_day":
+            value = record.end - dt.timedelta(days=1)
+        else:
+            value = getattr(record, spec.name)
+        if value is None:
+            values[spec.name] = ""
+        elif isinstance(value, float):
+            values[spec.name] = f"{value:g}" if abs(value) < 1e15 else repr(value)
+        elif isinstance(value, dt.date):
+            values[spec.name] = value.isoformat()
+        else:
+            values[spec.name] = str(value)
+    return values
+
+
+def record_label(session: Session, record: Any) -> str:
+    """Name a record for a choice list or a confirmation."""
+    if isinstance(record, Grant):
+        project = session.get(Project, record.project_id)
+        scheme = session.get(Scheme, record.scheme_id)
+        return f"{project.name} · {scheme.name} ({record.begins.isoformat()})"
+    if isinstance(record, AllocationPool):
+        return (
+            f"{record.project.name} · {record.period.name} · "
+            f"{record.resource_pool.name}"
+        )
+    if isinstance(record, Resource):
+        return f"{record.machine.name} · {record.name} ({record.resource_pool.name})"
+    if isinstance(record, Allocation):
+        pool = session.get(AllocationPool, record.allocation_pool_id)
+        return f"{record_label(session, pool)}: {record.quantity:g}"
+    if isinstance(record, AccountMap):
+        return f"{record.account} → {session.get(Project, record.project_id).name}"
+    return getattr(record, "name", f"#{record.id}")
+
+
+def choices(session: Session, spec: Field) -> list[tuple[int, str]]:
+    """Return (id, label) of every record a reference field may point to."""
+    records = session.scalars(select(spec.model).order_by(spec.model.id)).all()
+    return sorted(
+        ((record.id, record_label(session, record)) for record in records),
+        key=lambda pair: pair[1].lower(),
+    )
+
+
+def collection_named(name: str) -> Collection | None:
+    """Return the collection called ``name`` (as in its URL), if any."""
+    return next((c for c in COLLECTIONS if c.name == name), None)
