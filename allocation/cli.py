@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
@@ -14,6 +16,7 @@ from allocation.accounts import account_maps, remove_account_map, set_account_ma
 from allocation.changelog import set_actor
 from allocation.importing import ImportReport
 from allocation.ledger import LedgerFilter, ledger
+from allocation.limits import slurm_limits
 from allocation.models import AllocationPeriod
 from allocation.sacct import SacctOptions
 from allocation.serialize import ledger_status
@@ -194,3 +197,34 @@ def list_accounts() -> None:
         click.echo("No account is mapped; accounts match project names.")
     for account, project in rows:
         click.echo(f"{account:<32} -> {project}")
+
+
+def current_or_named_period(name: str | None) -> AllocationPeriod:
+    """Return the period called ``name``, or the one containing today."""
+    if name is not None:
+        return period_named(name)
+    today = dt.datetime.now(ZoneInfo(current_app.config["ALLOCATION_TIMEZONE"])).date()
+    period = db.session.scalar(
+        select(AllocationPeriod)
+        .where(AllocationPeriod.start <= today, AllocationPeriod.end > today)
+        .order_by(AllocationPeriod.start.desc())
+        .limit(1)
+    )
+    if period is None:
+        raise click.UsageError("no allocation period contains today: give --period")
+    return period
+
+
+@group.command("slurm-limits")
+@click.option("--period", "period_name", help="The allocation period (by name).")
+@with_appcontext
+def print_slurm_limits(period_name: str | None) -> None:
+    """Print the sacctmgr commands that set each project account's GrpTRESMins to
+    its remaining allocation (a dry run: nothing is sent to Slurm)."""
+    period = current_or_named_period(period_name)
+    limits = slurm_limits(db.session, period)
+    click.echo(f"# GrpTRESMins from the remaining allocations of {period.name}")
+    if not limits:
+        click.echo("# no CPU-hours allocation pool in this period")
+    for limit in limits:
+        click.echo(f"{limit.command()}  # {limit.project}, {limit.resource_pool}")
