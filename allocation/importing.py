@@ -175,9 +175,43 @@ def _cpu_targets(session: Session, resource_name: str) -> dict[str, _Target | st
     return targets
 
 
+class JobsChangedDuringImport(RuntimeError):
+    """Another writer stored some of the same job runs while this chunk ran."""
+
+
+def _existing_runs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
+    """Return the (machine_id, job_id, started) of these runs already stored."""
+    found = set()
+    job_ids = sorted({job.job_id for job, _target, _project in jobs})
+    for start in range(0, len(job_ids), 1000):
+        rows = session.execute(
+            select(JOBS.c.machine_id, JOBS.c.job_id, JOBS.c.started).where(
+                JOBS.c.job_id.in_(job_ids[start : start + 1000])
+            )
+        )
+        found.update(
+            (machine_id, job_id, _as_utc(started))
+            for machine_id, job_id, started in rows
+        )
+    return found
+
+
 def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
-    """Insert the job runs not yet stored; return the keys inserted."""
+    """Insert the job runs not yet stored; return the keys inserted.
+
+    Runs already stored are looked up first, so the rest go in as one plain
+    bulk insert. The unique key still guards it: if another writer slipped
+    some of the same runs in meanwhile, the chunk fails rather than charge twice.
+    """
     if not jobs:
+        return set()
+    present = _existing_runs(session, jobs)
+    new = [
+        (job, target, project_id)
+        for job, target, project_id in jobs
+        if (target.machine_id, job.job_id, job.started) not in present
+    ]
+    if not new:
         return set()
     rows = [
         {
@@ -193,17 +227,20 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
             "cpus": job.cpus,
             "cpu_hours": job.cpu_hours,
         }
-        for job, target, project_id in jobs
+        for job, target, project_id in new
     ]
     statement = (
         _insert(session, JOBS)
         .on_conflict_do_nothing(index_elements=["machine_id", "job_id", "started"])
-        .returning(JOBS.c.machine_id, JOBS.c.job_id, JOBS.c.started)
+        .returning(JOBS.c.id)
     )
-    return {
-        (machine_id, job_id, _as_utc(started))
-        for machine_id, job_id, started in session.execute(statement, rows)
-    }
+    # Counted from RETURNING: executemany's rowcount is not reliable everywhere.
+    inserted = len(session.execute(statement, rows).all())
+    if inserted != len(rows):
+        raise JobsChangedDuringImport(
+            "some job runs were stored by another import meanwhile; run it again"
+        )
+    return {(target.machine_id, job.job_id, job.started) for job, target, _p in new}
 
 
 def _as_utc(moment):

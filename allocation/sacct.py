@@ -24,11 +24,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 MAX_FIELD_LENGTH = 64
 SECONDS_PER_HOUR = 3600.0
 MAX_JOB_SPAN = dt.timedelta(days=366)
+MAX_JOB_SPAN_SECONDS = int(MAX_JOB_SPAN.total_seconds())
 MAX_CPUS = 10**8
 UTC = dt.UTC
 NO_TIME = ("", "unknown", "none")
@@ -116,9 +118,11 @@ class SkippedLine:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SacctJob:
-    """One finished job run; ``days`` splits its CPU seconds over local days."""
+class SacctJob(NamedTuple):
+    """One finished job run; ``days`` splits its CPU seconds over local days.
+
+    A named tuple: a million of them are made in a large import.
+    """
 
     line: int
     cluster: str
@@ -227,6 +231,21 @@ def _disambiguate(
     )
 
 
+_MIDNIGHTS: dict[tuple[str, dt.date], int] = {}
+
+
+def _midnight(day: dt.date, zone: ZoneInfo) -> int:
+    """The instant (Unix seconds) at which ``day`` begins in ``zone``."""
+    key = (zone.key, day)
+    moment = _MIDNIGHTS.get(key)
+    if moment is None:
+        moment = _timestamp(dt.datetime.combine(day, dt.time(), tzinfo=zone))
+        if len(_MIDNIGHTS) > 100_000:
+            _MIDNIGHTS.clear()
+        _MIDNIGHTS[key] = moment
+    return moment
+
+
 def split_by_day(
     started: dt.datetime, ended: dt.datetime, cpu_seconds: int, zone: ZoneInfo
 ) -> tuple[tuple[dt.date, int], ...]:
@@ -236,28 +255,45 @@ def split_by_day(
     are handed out by largest remainder, so the days add up to the total exactly,
     across daylight-saving changes too.
     """
-    start_local, end_local = started.astimezone(zone), ended.astimezone(zone)
-    first_day, last_day = start_local.date(), end_local.date()
-    begin, finish = _timestamp(started), _timestamp(ended)
+    return _split(
+        _timestamp(started),
+        _timestamp(ended),
+        started.astimezone(zone).date(),
+        ended.astimezone(zone).date(),
+        cpu_seconds,
+        zone,
+    )
+
+
+def _split(
+    begin: int,
+    finish: int,
+    first_day: dt.date,
+    last_day: dt.date,
+    cpu_seconds: int,
+    zone: ZoneInfo,
+) -> tuple[tuple[dt.date, int], ...]:
     if first_day == last_day or finish <= begin:
         return ((first_day, cpu_seconds),)
     span = finish - begin
     pieces: list[tuple[dt.date, int]] = []
     day, piece_start = first_day, begin
+    one_day = dt.timedelta(days=1)
     while day <= last_day:
-        next_midnight = _timestamp(
-            dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-        )
-        piece_end = min(next_midnight, finish)
+        piece_end = min(_midnight(day + one_day, zone), finish)
         if piece_end > piece_start:
             pieces.append((day, piece_end - piece_start))
         piece_start = piece_end
-        day += dt.timedelta(days=1)
+        day += one_day
     shares = [divmod(cpu_seconds * seconds, span) for _day, seconds in pieces]
-    given = sum(whole for whole, _rest in shares)
+    short = cpu_seconds - sum(whole for whole, _rest in shares)
+    if not short:
+        return tuple(
+            (day, whole) for (day, _s), (whole, _r) in zip(pieces, shares, strict=True)
+        )
     # Hand the seconds lost to rounding down to the days with most left over.
     by_remainder = sorted(range(len(shares)), key=lambda i: -shares[i][1])
-    extra = set(by_remainder[: cpu_seconds - given])
+    extra = set(by_remainder[:short])
     return tuple(
         (day, shares[i][0] + (1 if i in extra else 0))
         for i, (day, _seconds) in enumerate(pieces)
@@ -287,21 +323,34 @@ def read_header(
 
 
 @dataclass(frozen=True)
+class Columns:
+    """The position of each column the reader uses (None when absent)."""
+
+    job: int
+    state: int | None
+    start: int
+    end: int
+    elapsed: int | None
+    elapsed_raw: int | None
+    cpus: int | None
+    cpus_name: str
+    tres: int | None
+    cpu_time: int | None
+    cluster: int | None
+    account: int
+    user: int | None
+    partition: int | None
+
+
+@dataclass(frozen=True)
 class Layout:
     """Where each column sits in a line, and which columns may hold free text."""
 
     count: int
-    columns: dict[str, int]
+    at: Columns
     free_text: tuple[int, ...]
     delimiter: str
     machine: str | None
-
-    def index(self, *names: str) -> int | None:
-        """Return the position of the first of ``names`` the file has."""
-        for name in names:
-            if name in self.columns:
-                return self.columns[name]
-        return None
 
 
 def layout_for(names: Sequence[str], options: SacctOptions, where: str) -> Layout:
@@ -335,26 +384,62 @@ def layout_for(names: Sequence[str], options: SacctOptions, where: str) -> Layou
     free_text = tuple(
         index for index, name in enumerate(cleaned) if name.lower() not in USED_COLUMNS
     )
-    return Layout(len(cleaned), columns, free_text, options.delimiter, options.machine)
+    cpus_name = "alloccpus" if "alloccpus" in columns else "ncpus"
+    at = Columns(
+        job=columns.get("jobid", columns.get("jobidraw")),
+        state=columns.get("state"),
+        start=columns["start"],
+        end=columns["end"],
+        elapsed=columns.get("elapsed"),
+        elapsed_raw=columns.get("elapsedraw"),
+        cpus=columns.get(cpus_name),
+        cpus_name="AllocCPUS" if cpus_name == "alloccpus" else "NCPUS",
+        tres=columns.get("alloctres"),
+        cpu_time=columns.get("cputimeraw"),
+        cluster=columns.get("cluster"),
+        account=columns["account"],
+        user=columns.get("user"),
+        partition=columns.get("partition"),
+    )
+    return Layout(len(cleaned), at, free_text, options.delimiter, options.machine)
+
+
+_ELAPSED_CACHE: dict[str, int] = {}
+
+
+def _elapsed_seconds(text: str) -> int:
+    # Durations repeat a lot in a day's accounting; remember recent ones.
+    seconds = _ELAPSED_CACHE.get(text)
+    if seconds is None:
+        seconds = parse_elapsed(text)
+        if len(_ELAPSED_CACHE) > 100_000:
+            _ELAPSED_CACHE.clear()
+        _ELAPSED_CACHE[text] = seconds
+    return seconds
+
+
+def _read_time(text: str, zone: ZoneInfo, utc: bool) -> tuple[dt.datetime, bool]:
+    """Return the time and whether it was written without an offset."""
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        return moment, False
+    return moment.replace(tzinfo=UTC if utc else zone), True
 
 
 def _job_from_fields(
     number: int, fields: list[str], layout: Layout, zone: ZoneInfo
 ) -> SacctJob | SkippedLine | LineProblem:
-    def field(*names: str) -> str:
-        index = layout.index(*names)
-        return fields[index].strip() if index is not None else ""
-
-    job_id = field(*JOB_ID_COLUMNS)
+    at = layout.at
+    job_id = fields[at.job].strip()
     if not job_id:
         return LineProblem(number, "JobID is empty")
     if "." in job_id:
         return SkippedLine(number, SKIP_STEP)
-    raw_state = field("state")
+    raw_state = fields[at.state].strip() if at.state is not None else ""
     state = raw_state.split(" ", 1)[0].upper() if raw_state else "COMPLETED"
     if state not in CHARGED_STATES and state not in UNFINISHED_STATES:
         return LineProblem(number, f"unknown state {raw_state!r}: not charged")
-    start_text, end_text = field("start"), field("end")
+    start_text, end_text = fields[at.start].strip(), fields[at.end].strip()
     if start_text.lower() in NO_TIME:
         return SkippedLine(number, SKIP_NOT_STARTED)
     if state in UNFINISHED_STATES or end_text.lower() in NO_TIME:
@@ -363,81 +448,90 @@ def _job_from_fields(
         return LineProblem(
             number, f"JobID {job_id!r} lists several array tasks in one line"
         )
-    cluster = field("cluster") or (layout.machine or "")
-    account = field("account")
+    cluster = (fields[at.cluster].strip() if at.cluster is not None else "") or (
+        layout.machine or ""
+    )
+    account = fields[at.account].strip()
     if not cluster:
         return LineProblem(number, "Cluster is empty")
     if not account:
         return LineProblem(number, "Account is empty")
-    user, partition = field("user"), field("partition")
-    for name, value in (
-        ("JobID", job_id),
-        ("Cluster", cluster),
-        ("Account", account),
-        ("User", user),
-        ("Partition", partition),
+    user = fields[at.user].strip() if at.user is not None else ""
+    partition = fields[at.partition].strip() if at.partition is not None else ""
+    if max(len(job_id), len(cluster), len(account), len(user), len(partition)) > (
+        MAX_FIELD_LENGTH
     ):
-        if len(value) > MAX_FIELD_LENGTH:
-            return LineProblem(
-                number, f"{name} is longer than {MAX_FIELD_LENGTH} characters"
-            )
+        for name, value in (
+            ("JobID", job_id),
+            ("Cluster", cluster),
+            ("Account", account),
+            ("User", user),
+            ("Partition", partition),
+        ):
+            if len(value) > MAX_FIELD_LENGTH:
+                return LineProblem(
+                    number, f"{name} is longer than {MAX_FIELD_LENGTH} characters"
+                )
 
     elapsed: int | None = None
-    elapsed_text = field("elapsed")
-    raw_elapsed = field("elapsedraw")
+    raw_elapsed = fields[at.elapsed_raw].strip() if at.elapsed_raw is not None else ""
+    elapsed_text = fields[at.elapsed].strip() if at.elapsed is not None else ""
     if raw_elapsed:
         if not (raw_elapsed.isascii() and raw_elapsed.isdigit()):
             return LineProblem(number, f"ElapsedRaw {raw_elapsed!r} is not a number")
         elapsed = int(raw_elapsed[:12])
     elif elapsed_text:
         try:
-            elapsed = parse_elapsed(elapsed_text)
+            elapsed = _elapsed_seconds(elapsed_text)
         except ValueError:
             return LineProblem(
                 number, f"Elapsed {elapsed_text!r} is not [D-][HH:]MM:SS"
             )
-    if elapsed is not None and elapsed > MAX_JOB_SPAN.total_seconds():
+    if elapsed is not None and elapsed > MAX_JOB_SPAN_SECONDS:
         return LineProblem(
             number, f"Elapsed is longer than {MAX_JOB_SPAN.days} days: impossible"
         )
 
+    utc = zone.key == "UTC"
     try:
-        started = local_time(start_text, zone)
+        started, start_naive = _read_time(start_text, zone, utc)
     except ValueError:
         return LineProblem(number, f"Start {start_text!r} is not a time")
     try:
-        ended = local_time(end_text, zone)
+        ended, end_naive = _read_time(end_text, zone, utc)
     except ValueError:
         return LineProblem(number, f"End {end_text!r} is not a time")
     try:
-        started, ended = _disambiguate(started, ended, elapsed)
-        started_utc, ended_utc = started.astimezone(UTC), ended.astimezone(UTC)
-    except (OverflowError, ValueError):
+        if not utc:
+            started, ended = _disambiguate(started, ended, elapsed)
+        begin, finish = _timestamp(started), _timestamp(ended)
+        started_utc = dt.datetime.fromtimestamp(begin, UTC)
+        ended_utc = dt.datetime.fromtimestamp(finish, UTC)
+    except (OverflowError, ValueError, OSError):
         return LineProblem(number, "Start or End is out of range")
-    if ended_utc < started_utc:
+    if finish < begin:
         return LineProblem(number, "End is before Start")
-    if ended_utc - started_utc > MAX_JOB_SPAN:
+    if finish - begin > MAX_JOB_SPAN_SECONDS:
         # No job runs for years: such a line would only spread junk over days.
         return LineProblem(
             number, f"Start to End spans more than {MAX_JOB_SPAN.days} days"
         )
     if elapsed is None:
-        elapsed = int((ended_utc - started_utc).total_seconds())
+        elapsed = finish - begin
 
     cpus: int | None = None
-    for name in ("alloccpus", "ncpus"):
-        text = field(name)
-        if text:
-            if not (text.isascii() and text.isdigit()) or len(text) > 9:
-                label = "AllocCPUS" if name == "alloccpus" else "NCPUS"
-                return LineProblem(number, f"{label} {text!r} is not a whole number")
-            cpus = int(text)
-            break
-    if cpus is None and field("alloctres"):
-        cpus = _tres_cpus(field("alloctres"))
+    cpus_text = fields[at.cpus].strip() if at.cpus is not None else ""
+    if cpus_text:
+        if not (cpus_text.isascii() and cpus_text.isdigit()) or len(cpus_text) > 9:
+            return LineProblem(
+                number, f"{at.cpus_name} {cpus_text!r} is not a whole number"
+            )
+        cpus = int(cpus_text)
+    elif at.tres is not None and fields[at.tres].strip():
+        cpus = _tres_cpus(fields[at.tres])
         if cpus is None:
             return LineProblem(number, "AllocTRES has no cpu=N")
-    cpu_time_text = field("cputimeraw")
+    cpu_time_text = fields[at.cpu_time].strip() if at.cpu_time is not None else ""
     if cpu_time_text:
         if not (cpu_time_text.isascii() and cpu_time_text.isdigit()):
             return LineProblem(number, f"CPUTimeRAW {cpu_time_text!r} is not a number")
@@ -448,21 +542,26 @@ def _job_from_fields(
         return LineProblem(number, "no CPU count: AllocCPUS, NCPUS and AllocTRES empty")
     else:
         cpu_seconds = cpus * elapsed
-    if cpus > MAX_CPUS or cpu_seconds > MAX_CPUS * MAX_JOB_SPAN.total_seconds():
+    if cpus > MAX_CPUS or cpu_seconds > MAX_CPUS * MAX_JOB_SPAN_SECONDS:
         return LineProblem(number, "CPU count or CPU time is impossibly large")
+    if start_naive and end_naive:
+        # Written in local time: the dates as written are the local days.
+        days = _split(begin, finish, started.date(), ended.date(), cpu_seconds, zone)
+    else:
+        days = split_by_day(started_utc, ended_utc, cpu_seconds, zone)
     return SacctJob(
-        line=number,
-        cluster=cluster,
-        job_id=job_id,
-        account=account,
-        user=user,
-        partition=partition,
-        started=started_utc,
-        ended=ended_utc,
-        elapsed_seconds=elapsed,
-        cpus=cpus,
-        cpu_seconds=cpu_seconds,
-        days=split_by_day(started_utc, ended_utc, cpu_seconds, zone),
+        number,
+        cluster,
+        job_id,
+        account,
+        user,
+        partition,
+        started_utc,
+        ended_utc,
+        elapsed,
+        cpus,
+        cpu_seconds,
+        days,
     )
 
 
