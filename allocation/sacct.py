@@ -505,8 +505,11 @@ def _job_from_fields(
         if not utc:
             started, ended = _disambiguate(started, ended, elapsed)
         begin, finish = _timestamp(started), _timestamp(ended)
-        started_utc = dt.datetime.fromtimestamp(begin, UTC)
-        ended_utc = dt.datetime.fromtimestamp(finish, UTC)
+        if started.tzinfo is UTC and ended.tzinfo is UTC:
+            started_utc, ended_utc = started, ended
+        else:
+            started_utc = dt.datetime.fromtimestamp(begin, UTC)
+            ended_utc = dt.datetime.fromtimestamp(finish, UTC)
     except (OverflowError, ValueError, OSError):
         return LineProblem(number, "Start or End is out of range")
     if finish < begin:
