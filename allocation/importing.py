@@ -249,7 +249,7 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
             "machine_id": target.machine_id,
             "job_id": job.job_id,
             "project_id": project_id,
-            "account": job.account,
+            "account": job.account.lower(),  # as Slurm keeps it
             "username": job.user,
             "partition": job.partition,
             "started": job.started,

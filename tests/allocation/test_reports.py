@@ -59,9 +59,9 @@ def test_usage_per_user_and_per_account_within_a_project(app):
         ("elliott", 700.0, 700.0, 8),
         ("ada", 14.0, 28.0, 2),
     ]
+    # Accounts are kept lower-case, as Slurm keeps them.
     assert [(a.name, a.cpu_hours) for a in accounts] == [
-        ("ProjectD", 700.0),
-        ("projectd", 10.0),
+        ("projectd", 710.0),
         ("pd-extra", 4.0),
     ]
 
