@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from allocation.changelog import set_actor
@@ -98,7 +98,10 @@ def _save(collection: Collection, record):
 def records_index():
     """List the kinds of allocation record, each with its count."""
     counts = [
-        (collection, db.session.query(collection.model).count())
+        (
+            collection,
+            db.session.scalar(select(func.count()).select_from(collection.model)),
+        )
         for collection in COLLECTIONS
     ]
     return render_template("allocation/records_index.html", counts=counts)
@@ -108,18 +111,22 @@ def records_index():
 def records(name: str):
     """List the records of one kind with links to edit or delete each."""
     collection = _collection(name)
-    rows = db.session.scalars(
-        select(collection.model).order_by(collection.model.id).limit(PAGE_SIZE + 1)
-    ).all()
-    fields = [spec for spec in form_fields(collection)]
+    pagination = db.paginate(
+        select(collection.model).order_by(collection.model.id),
+        per_page=PAGE_SIZE,
+        max_per_page=PAGE_SIZE,
+        error_out=False,
+    )
+    rows = list(pagination.items)
+    fields = list(form_fields(collection))
     labels = {
         spec.name: dict(choices(db.session, spec)) for spec in fields if spec.model
     }
     return render_template(
         "allocation/records.html",
         collection=collection,
-        rows=[(row, form_values(collection, row)) for row in rows[:PAGE_SIZE]],
-        more=len(rows) > PAGE_SIZE,
+        rows=[(row, form_values(collection, row)) for row in rows],
+        pagination=pagination,
         fields=[(spec, field_label(spec)) for spec in fields],
         labels=labels,
     )

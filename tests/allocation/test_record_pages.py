@@ -116,3 +116,16 @@ def test_bad_input_names_the_field_and_stores_nothing(app, client, user, login):
     with app.app_context():
         names = db.session.scalars(select(Project.name)).all()
     assert "Optics" not in names and "projectd" not in names and "ProjectD" in names
+
+
+def test_long_lists_come_a_page_at_a_time(app, client, user, login, monkeypatch):
+    from allocation import record_views
+
+    monkeypatch.setattr(record_views, "PAGE_SIZE", 2)
+    with app.app_context():
+        build_kep_site()  # 7 projects
+    login()
+    first = client.get(f"{RECORDS}/projects/").get_data(as_text=True)
+    assert first.count("<tr data-id=") == 2 and "Page 1 of 4" in first
+    last = client.get(f"{RECORDS}/projects/?page=4").get_data(as_text=True)
+    assert last.count("<tr data-id=") == 1 and "Previous" in last
