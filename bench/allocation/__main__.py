@@ -142,8 +142,11 @@ def write_sacct(
         written, job = 0, 0
         while written < count:
             job += 1
+            # sacct lists jobs in job id order: starts follow, a few hours apart
+            # at most (a queue), over the year.
             start = start_of_year + timedelta(
-                seconds=rng.randrange(365 * 86400 - 86400)
+                seconds=int((364 * 86400 - 7200) * written / count)
+                + rng.randrange(7200)
             )
             seconds = rng.randrange(60, 36 * 3600)
             end = start + timedelta(seconds=seconds)
