@@ -7,7 +7,10 @@ def init_app(app: Flask) -> None:
     """Register the allocation domain's blueprints, commands and change log."""
     from flask_babel import lazy_gettext as _l
 
-    from allocation import changelog
+    from allocation import (
+        changelog,
+        record_views,  # noqa: F401  (its pages join views.bp)
+    )
     from allocation.api import bp as api_bp
     from allocation.cli import group
     from allocation.openapi import allocation_paths

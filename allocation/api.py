@@ -23,6 +23,7 @@ from allocation.usage_jobs import (
     ImportRefused,
     UsageImportSettings,
     run_usage_import,
+    sacct_options,
 )
 from tracker.api import (
     ApiError,
@@ -246,6 +247,14 @@ MAX_UPLOAD_LINE_BYTES = 64 * 1024
 
 
 def _upload(kind: str):
+    options = None
+    if kind == IMPORT_KINDS[0]:
+        # How the file was printed: ?format=JobID,...&delimiter=|&machine=NAME
+        options = sacct_options(
+            request.args.get("format"),
+            request.args.get("delimiter"),
+            request.args.get("machine"),
+        )
     # The upload (a raw text body or a multipart ``file``) is spooled to disk
     # and read a line at a time: memory does not grow with its size.
     multipart = request.mimetype == "multipart/form-data"
@@ -263,6 +272,7 @@ def _upload(kind: str):
                 settings,
                 started_by_id=current_user.id,
                 commit=db.session.commit,
+                sacct_options=options,
             )
     except ImportRefused as exc:
         raise ApiError(

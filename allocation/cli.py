@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from allocation.accounts import account_maps, remove_account_map, set_account_map
 from allocation.changelog import set_actor
 from allocation.importing import ImportReport
 from allocation.ledger import LedgerFilter, ledger
+from allocation.limits import slurm_limits
 from allocation.models import AllocationPeriod
+from allocation.sacct import SacctOptions
 from allocation.serialize import ledger_status
+from allocation.units import humanise
 from allocation.usage_jobs import (
     DISK,
     SACCT,
     ImportRefused,
     UsageImportSettings,
     run_usage_import,
+    sacct_options,
 )
 from tracker.extensions import db
+from tracker.fields import FieldError
 
 group = AppGroup("allocation", help="Grants, allocation pools, usage and the ledger.")
 SHOWN_PROBLEMS = 20
@@ -33,7 +41,7 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _run_import(kind: str, path: Path) -> None:
+def _run_import(kind: str, path: Path, options: SacctOptions | None = None) -> None:
     """Import FILE of ``kind`` with a progress bar and print a summary line."""
     session = db.session
     set_actor(session, None, "manage.py")
@@ -60,6 +68,7 @@ def _run_import(kind: str, path: Path) -> None:
                 total_lines=max(total - 1, 0),
                 source=str(path),
                 on_chunk=advance,
+                sacct_options=options,
             )
     except ImportRefused as exc:
         raise click.ClickException(str(exc)) from None
@@ -77,10 +86,28 @@ FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type
 
 @group.command("import-usage")
 @click.argument("file", type=FILE_ARGUMENT)
+@click.option(
+    "--format",
+    "format_list",
+    metavar="LIST",
+    help="The --format list given to sacct, for output printed with --noheader.",
+)
+@click.option(
+    "--delimiter", default="|", show_default=True, help="sacct's --delimiter."
+)
+@click.option(
+    "--machine", metavar="NAME", help="The machine of a file with no Cluster column."
+)
 @with_appcontext
-def import_usage(file: Path) -> None:
+def import_usage(
+    file: Path, format_list: str | None, delimiter: str, machine: str | None
+) -> None:
     """Import Slurm accounting from FILE (the output of sacct --parsable2)."""
-    _run_import(SACCT, file)
+    try:
+        options = sacct_options(format_list, delimiter, machine)
+    except FieldError as exc:
+        raise click.BadParameter(exc.message, param_hint=f"--{exc.field}") from None
+    _run_import(SACCT, file, options)
 
 
 @group.command("import-disk")
@@ -91,19 +118,30 @@ def import_disk(file: Path) -> None:
     _run_import(DISK, file)
 
 
+def period_named(name: str) -> AllocationPeriod:
+    """Return the allocation period called ``name``, or stop with a usage error."""
+    period = db.session.scalar(
+        select(AllocationPeriod).where(AllocationPeriod.name == name)
+    )
+    if period is None:
+        raise click.BadParameter(
+            f"no allocation period named {name!r}", param_hint="PERIOD"
+        )
+    return period
+
+
 @group.command("ledger")
+@click.argument("period_argument", metavar="[PERIOD]", required=False)
 @click.option("--period", "period_name", help="Only this allocation period (by name).")
 @with_appcontext
-def show_ledger(period_name: str | None) -> None:
-    """Print every allocation pool's balance."""
+def show_ledger(period_argument: str | None, period_name: str | None) -> None:
+    """Print every allocation pool's balance, or only those of PERIOD."""
+    if period_argument and period_name and period_argument != period_name:
+        raise click.UsageError("give the period once: PERIOD or --period")
+    period_name = period_name or period_argument
     which = LedgerFilter()
     if period_name is not None:
-        period_id = db.session.scalar(
-            select(AllocationPeriod.id).where(AllocationPeriod.name == period_name)
-        )
-        if period_id is None:
-            raise click.BadParameter("no such allocation period", param_hint="--period")
-        which = LedgerFilter(period_ids=[period_id])
+        which = LedgerFilter(period_ids=[period_named(period_name).id])
     near = current_app.config["ALLOCATION_NEAR_PERCENT"]
     lines = ledger(db.session, which)
     if not lines:
@@ -117,6 +155,76 @@ def show_ledger(period_name: str | None) -> None:
         percent = "-" if line.used_percent is None else f"{line.used_percent:.1f}"
         click.echo(
             f"{line.period:<12} {line.project:<24} {line.resource_pool:<16} "
-            f"{line.allocated:>14.2f} {line.used:>14.2f} {percent:>8}  "
+            f"{humanise(line.allocated, line.units):>14} "
+            f"{humanise(line.used, line.units):>14} {percent:>8}  "
             f"{ledger_status(line, near)}"
         )
+
+
+@group.command("map-account")
+@click.argument("account")
+@click.argument("project")
+@with_appcontext
+def map_account(account: str, project: str) -> None:
+    """Charge Slurm ACCOUNT's usage to PROJECT (by name), whatever their names."""
+    set_actor(db.session, None, "manage.py")
+    try:
+        mapping = set_account_map(db.session, account, project)
+    except FieldError as exc:
+        raise click.BadParameter(exc.message, param_hint=exc.field.upper()) from None
+    db.session.commit()
+    click.echo(f"Account {mapping.account!r} is charged to project {project!r}.")
+
+
+@group.command("unmap-account")
+@click.argument("account")
+@with_appcontext
+def unmap_account(account: str) -> None:
+    """Stop mapping Slurm ACCOUNT: it matches a project of its own name again."""
+    set_actor(db.session, None, "manage.py")
+    if not remove_account_map(db.session, account):
+        raise click.BadParameter(f"{account!r} is not mapped", param_hint="ACCOUNT")
+    db.session.commit()
+    click.echo(f"Account {account.lower()!r} is no longer mapped.")
+
+
+@group.command("accounts")
+@with_appcontext
+def list_accounts() -> None:
+    """List the Slurm accounts mapped to projects."""
+    rows = account_maps(db.session)
+    if not rows:
+        click.echo("No account is mapped; accounts match project names.")
+    for account, project in rows:
+        click.echo(f"{account:<32} -> {project}")
+
+
+def current_or_named_period(name: str | None) -> AllocationPeriod:
+    """Return the period called ``name``, or the one containing today."""
+    if name is not None:
+        return period_named(name)
+    today = dt.datetime.now(ZoneInfo(current_app.config["ALLOCATION_TIMEZONE"])).date()
+    period = db.session.scalar(
+        select(AllocationPeriod)
+        .where(AllocationPeriod.start <= today, AllocationPeriod.end > today)
+        .order_by(AllocationPeriod.start.desc())
+        .limit(1)
+    )
+    if period is None:
+        raise click.UsageError("no allocation period contains today: give --period")
+    return period
+
+
+@group.command("slurm-limits")
+@click.option("--period", "period_name", help="The allocation period (by name).")
+@with_appcontext
+def print_slurm_limits(period_name: str | None) -> None:
+    """Print the sacctmgr commands that set each project account's GrpTRESMins to
+    its remaining allocation (a dry run: nothing is sent to Slurm)."""
+    period = current_or_named_period(period_name)
+    limits = slurm_limits(db.session, period)
+    click.echo(f"# GrpTRESMins from the remaining allocations of {period.name}")
+    if not limits:
+        click.echo("# no CPU-hours allocation pool in this period")
+    for limit in limits:
+        click.echo(f"{limit.command()}  # {limit.project}, {limit.resource_pool}")

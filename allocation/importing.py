@@ -1,7 +1,7 @@
 """Store parsed usage: jobs once each, then their CPU hours added to daily usage.
 
-Importing the same file twice changes nothing: a job is inserted only if its
-(machine, job id) is absent, and only jobs inserted now add to the daily usage
+Importing the same file twice changes nothing: a job run is inserted only if its
+(machine, job id, start) is absent, and only jobs inserted now add to the daily usage
 rows. Snapshots keep each day's peak, which a repeat cannot raise. The caller
 commits, chunk by chunk, through ``on_chunk``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from allocation.models import (
     FUNCTION_SUM,
+    AccountMap,
     Job,
     Machine,
     Project,
@@ -27,8 +29,17 @@ from allocation.models import (
     ResourcePool,
     Usage,
 )
-from allocation.sacct import LineProblem, SacctJob, SkippedLine, parse_sacct
+from allocation.sacct import (
+    SECONDS_PER_HOUR,
+    SKIP_NOT_STARTED,
+    LineProblem,
+    SacctJob,
+    SacctOptions,
+    SkippedLine,
+    parse_sacct,
+)
 from allocation.snapshots import Snapshot, parse_snapshots
+from allocation.units import bytes_per_unit
 
 MAX_REPORTED_PROBLEMS = 100
 JOBS = Job.__table__
@@ -43,6 +54,7 @@ class ImportReport:
     imported: int = 0
     already_present: int = 0
     skipped: int = 0
+    not_started: int = 0
     failed: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
 
@@ -58,6 +70,7 @@ class ImportReport:
         self.imported += other.imported
         self.already_present += other.already_present
         self.skipped += other.skipped
+        self.not_started += other.not_started
         for line, message in other.problems:
             self.add_problem(line, message)
         self.failed += other.failed - len(other.problems)
@@ -69,6 +82,7 @@ class ImportReport:
             "imported": self.imported,
             "already_present": self.already_present,
             "skipped": self.skipped,
+            "not_started": self.not_started,
             "failed": self.failed,
             "problems": [{"line": line, "message": m} for line, m in self.problems],
         }
@@ -77,14 +91,42 @@ class ImportReport:
         """Return the counts as one line of text."""
         return (
             f"{self.lines} lines: {self.imported} imported, "
-            f"{self.already_present} already present, {self.skipped} skipped, "
-            f"{self.failed} with problems"
+            f"{self.already_present} already present, {self.skipped} skipped "
+            f"({self.not_started} never started), {self.failed} with problems"
         )
 
 
 def _insert(session: Session, table):
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+def _execute_many(session: Session, statement, rows: list[dict]) -> int:
+    """Run ``statement`` once per row; return how many rows it changed.
+
+    On SQLite the statement is compiled once and handed to the driver with each
+    row's values through the columns' own bind processors: the same values
+    SQLAlchemy would send, without its per-row bookkeeping, which dominated a
+    large import. Elsewhere SQLAlchemy's executemany is used as it is.
+    """
+    dialect = session.get_bind().dialect
+    if dialect.name != "sqlite":
+        return session.execute(statement, rows).rowcount
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    names = compiled.positiontup
+    processors = [
+        compiled.binds[name].type._cached_bind_processor(dialect) for name in names
+    ]
+    keys = [compiled.binds[name].key for name in names]
+    plan = list(zip(keys, processors, strict=True))
+    values = [
+        tuple(
+            row[key] if process is None else process(row[key]) for key, process in plan
+        )
+        for row in rows
+    ]
+    cursor = session.connection().exec_driver_sql(compiled.string, values)
+    return cursor.rowcount
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -106,11 +148,35 @@ def resources_named(session: Session, name: str) -> dict[str, list[Resource]]:
     return found
 
 
+AMBIGUOUS = -1
+
+
 def project_ids_by_name(session: Session) -> dict[str, int]:
-    """Return {project name (the Slurm account): id}."""
-    return {
-        name: id_ for name, id_ in session.execute(select(Project.name, Project.id))
-    }
+    """Return {lower-case Slurm account: project id}: mapped accounts, then
+    project names matched case-insensitively (AMBIGUOUS where two names differ
+    only by case and no map settles it)."""
+    found: dict[str, int] = {}
+    for name, id_ in session.execute(select(Project.name, Project.id)):
+        key = name.lower()
+        found[key] = AMBIGUOUS if key in found and found[key] != id_ else id_
+    for account, project_id in session.execute(
+        select(AccountMap.account, AccountMap.project_id)
+    ):
+        found[account.lower()] = project_id
+    return found
+
+
+def project_for_account(projects: dict[str, int], account: str) -> int | str:
+    """Return the project id ``account`` charges, or why there is none."""
+    project_id = projects.get(account.lower())
+    if project_id is None:
+        return f"unknown account {account!r}: no project or account map of this name"
+    if project_id == AMBIGUOUS:
+        return (
+            f"account {account!r} matches several projects differing only in case; "
+            "map it to one"
+        )
+    return project_id
 
 
 @dataclass(frozen=True)
@@ -137,15 +203,53 @@ def _cpu_targets(session: Session, resource_name: str) -> dict[str, _Target | st
     return targets
 
 
+class JobsChangedDuringImport(RuntimeError):
+    """Another writer stored some of the same job runs while this chunk ran."""
+
+
+def _existing_runs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
+    """Return the (machine_id, job_id, started) of these runs already stored."""
+    found = set()
+    by_machine: dict[int, set[str]] = {}
+    for job, target, _project in jobs:
+        by_machine.setdefault(target.machine_id, set()).add(job.job_id)
+    for machine_id, id_set in by_machine.items():
+        # The unique index leads with machine_id: each batch is an index lookup.
+        job_ids = sorted(id_set)
+        for start in range(0, len(job_ids), 900):
+            rows = session.execute(
+                select(JOBS.c.job_id, JOBS.c.started).where(
+                    JOBS.c.machine_id == machine_id,
+                    JOBS.c.job_id.in_(job_ids[start : start + 900]),
+                )
+            )
+            found.update((machine_id, job_id, _as_utc(at)) for job_id, at in rows)
+    return found
+
+
 def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
-    """Insert the jobs not yet stored; return the (machine_id, job_id) inserted."""
+    """Insert the job runs not yet stored; return the keys inserted.
+
+    Runs already stored are looked up first, so the rest go in as one plain
+    bulk insert. The unique key still guards it: if another writer slipped
+    some of the same runs in meanwhile, the chunk fails rather than charge twice.
+    """
     if not jobs:
+        return set()
+    present = _existing_runs(session, jobs)
+    new = [
+        (job, target, project_id)
+        for job, target, project_id in jobs
+        if (target.machine_id, job.job_id, job.started) not in present
+    ]
+    if not new:
         return set()
     rows = [
         {
             "machine_id": target.machine_id,
             "job_id": job.job_id,
             "project_id": project_id,
+            "account": job.account.lower(),  # as Slurm keeps it
             "username": job.user,
             "partition": job.partition,
             "started": job.started,
@@ -154,14 +258,26 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
             "cpus": job.cpus,
             "cpu_hours": job.cpu_hours,
         }
-        for job, target, project_id in jobs
+        for job, target, project_id in new
     ]
-    statement = (
-        _insert(session, JOBS)
-        .on_conflict_do_nothing(index_elements=["machine_id", "job_id"])
-        .returning(JOBS.c.machine_id, JOBS.c.job_id)
+    statement = _insert(session, JOBS).on_conflict_do_nothing(
+        index_elements=["machine_id", "job_id", "started"]
     )
-    return {tuple(row) for row in session.execute(statement, rows)}
+    if session.get_bind().dialect.name == "sqlite":
+        inserted = _execute_many(session, statement, rows)
+    else:
+        # Counted from RETURNING: psycopg's executemany rowcount is unreliable.
+        inserted = len(session.execute(statement.returning(JOBS.c.id), rows).all())
+    if inserted != len(rows):
+        raise JobsChangedDuringImport(
+            "some job runs were stored by another import meanwhile; run it again"
+        )
+    return {(target.machine_id, job.job_id, job.started) for job, target, _p in new}
+
+
+def _as_utc(moment):
+    # SQLite hands back naive datetimes; the key compares in UTC either way.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
@@ -190,7 +306,7 @@ def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
             "count": USAGES.c.count + statement.excluded.count,
         },
     )
-    session.execute(statement, rows)
+    _execute_many(session, statement, rows)
 
 
 def _import_job_chunk(
@@ -207,6 +323,7 @@ def _import_job_chunk(
             continue
         if isinstance(item, SkippedLine):
             report.skipped += 1
+            report.not_started += item.reason == SKIP_NOT_STARTED
             continue
         target = targets.get(item.cluster)
         if target is None:
@@ -219,13 +336,11 @@ def _import_job_chunk(
         if isinstance(target, str):
             report.add_problem(item.line, target)
             continue
-        project_id = projects.get(item.account)
-        if project_id is None:
-            report.add_problem(
-                item.line, f"unknown account {item.account!r}: no project of this name"
-            )
+        project_id = project_for_account(projects, item.account)
+        if isinstance(project_id, str):
+            report.add_problem(item.line, project_id)
             continue
-        key = (target.machine_id, item.job_id)
+        key = (target.machine_id, item.job_id, item.started)
         if key in wanted:
             report.already_present += 1  # listed twice in the same file
             continue
@@ -236,7 +351,8 @@ def _import_job_chunk(
     totals: dict[tuple, list[float]] = {}
     for key in inserted:
         job, target, project_id = wanted[key]
-        for day, hours in job.days:
+        for day, cpu_seconds in job.days:
+            hours = cpu_seconds / SECONDS_PER_HOUR
             total = totals.setdefault((target.resource_id, project_id, day), [0, 0, 0])
             # The scaling factor is applied here, once; jobs keep raw hours.
             total[0] += hours * target.scaling_factor
@@ -253,12 +369,13 @@ def import_sacct(
     resource_name: str = "cpu",
     chunk_size: int = 5000,
     on_chunk: Callable[[ImportReport], None] | None = None,
+    options: SacctOptions | None = None,
 ) -> ImportReport:
     """Import ``sacct --parsable2`` lines; bad lines are reported and skipped."""
     targets = _cpu_targets(session, resource_name)
     projects = project_ids_by_name(session)
     report = ImportReport()
-    for chunk in _chunks(parse_sacct(lines, zone), chunk_size):
+    for chunk in _chunks(parse_sacct(lines, zone, options), chunk_size):
         chunk_report = _import_job_chunk(session, chunk, targets, projects)
         report.add(chunk_report)
         if on_chunk is not None:
@@ -269,14 +386,23 @@ def import_sacct(
 def _disk_resources(session: Session) -> dict[tuple[str, str], list]:
     """Map (machine name, resource name) to non-sum resources with their factor."""
     rows = session.execute(
-        select(Machine.name, Resource.name, Resource.id, Resource.scaling_factor)
+        select(
+            Machine.name,
+            Resource.name,
+            Resource.id,
+            Resource.scaling_factor,
+            ResourcePool.units,
+        )
         .join(Resource, Resource.machine_id == Machine.id)
         .join(ResourcePool, ResourcePool.id == Resource.resource_pool_id)
         .where(ResourcePool.function != FUNCTION_SUM)
     )
     found: dict[tuple[str, str], list] = {}
-    for machine, name, resource_id, factor in rows:
-        found.setdefault((machine, name), []).append((resource_id, factor))
+    for machine, name, resource_id, factor, unit in rows:
+        # Snapshots count bytes; the pool counts its own unit.
+        found.setdefault((machine, name), []).append(
+            (resource_id, factor / bytes_per_unit(unit))
+        )
     return found
 
 
@@ -342,9 +468,9 @@ def import_snapshots(
                     else f"machine {item.machine!r} has several resources {name!r}",
                 )
                 continue
-            project_id = projects.get(item.project)
-            if project_id is None:
-                chunk_report.add_problem(item.line, f"unknown project {item.project!r}")
+            project_id = project_for_account(projects, item.project)
+            if isinstance(project_id, str):
+                chunk_report.add_problem(item.line, project_id)
                 continue
             resource_id, factor = candidates[0]
             key = (resource_id, project_id, item.day)

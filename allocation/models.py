@@ -224,8 +224,25 @@ class Allocation(db.Model):
     )
 
 
+class AccountMap(db.Model):
+    """A Slurm account whose usage goes to a project of another name.
+
+    ``account`` is kept lower-case: Slurm stores accounts lower-case, and an
+    account matches a project's name case-insensitively when no map names it.
+    """
+
+    __tablename__ = "allocation_account_maps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("allocation_projects.id", ondelete="RESTRICT"), index=True
+    )
+
+
 class Job(db.Model):
-    """One finished Slurm job, kept so that importing it again changes nothing."""
+    """One finished run of a Slurm job, kept so that importing it again changes
+    nothing; a requeued job has one row per run, told apart by their start."""
 
     __tablename__ = "allocation_jobs"
 
@@ -237,6 +254,7 @@ class Job(db.Model):
     project_id: Mapped[int] = mapped_column(
         ForeignKey("allocation_projects.id", ondelete="RESTRICT"), index=True
     )
+    account: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     username: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     partition: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     started: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -245,7 +263,7 @@ class Job(db.Model):
     cpus: Mapped[int]
     cpu_hours: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (UniqueConstraint("machine_id", "job_id"),)
+    __table_args__ = (UniqueConstraint("machine_id", "job_id", "started"),)
 
 
 class Usage(db.Model):
@@ -310,4 +328,5 @@ AUDITED_MODELS: tuple[type[db.Model], ...] = (
     AllocationPeriod,
     AllocationPool,
     Allocation,
+    AccountMap,
 )

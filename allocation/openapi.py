@@ -172,9 +172,28 @@ def allocation_paths() -> dict[str, Any]:
             },
         }
     }
-    paths["/api/allocation/usage/sacct"] = {
-        "post": _upload_operation("Import sacct --parsable2 output (admin)")
-    }
+    sacct = _upload_operation("Import sacct --parsable2 output (admin)")
+    sacct["parameters"] = [
+        {
+            "name": "format",
+            "in": "query",
+            "description": "The --format list given to sacct (for --noheader output)",
+            "schema": {"type": "string", "maxLength": 2000},
+        },
+        {
+            "name": "delimiter",
+            "in": "query",
+            "description": "sacct's --delimiter (default |)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 8},
+        },
+        {
+            "name": "machine",
+            "in": "query",
+            "description": "The machine of a file with no Cluster column",
+            "schema": {"type": "string", "maxLength": 100},
+        },
+    ]
+    paths["/api/allocation/usage/sacct"] = {"post": sacct}
     paths["/api/allocation/usage/disk"] = {
         "post": _upload_operation("Import disk-usage snapshots (admin)")
     }

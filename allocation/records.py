@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from allocation.models import (
@@ -20,6 +20,7 @@ from allocation.models import (
     DESCRIPTION_LENGTH,
     NAME_LENGTH,
     POOL_FUNCTIONS,
+    AccountMap,
     Allocation,
     AllocationPeriod,
     AllocationPool,
@@ -31,6 +32,14 @@ from allocation.models import (
     Scheme,
 )
 from allocation.resolution import MAX_DEPTH
+from allocation.units import (
+    CPU_HOURS,
+    UNITS,
+    UnitError,
+    canonical_unit,
+    parse_quantity,
+    quantity_in,
+)
 from tracker.api import refuse_unknown_keys
 from tracker.fields import FieldError
 
@@ -51,6 +60,9 @@ class Field:
     model: type | None = None
     positive: bool = False
     default: Any = None
+    lower: bool = False  # stored lower-case (Slurm accounts)
+    virtual: bool = False  # read from requests, never a column (``last_day``)
+    help: str = ""
 
     def json_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of this field for the OpenAPI document."""
@@ -61,6 +73,15 @@ class Field:
             schema = {"type": "number"}
             if self.positive:
                 schema["exclusiveMinimum"] = 0
+        elif self.kind == "quantity":
+            schema = {
+                "anyOf": [
+                    {"type": "number"},
+                    {"type": "string", "maxLength": 40, "examples": ["100 KB"]},
+                ]
+            }
+        elif self.kind == "unit":
+            schema = {"type": "string", "examples": list(UNITS)}
         elif self.kind == "date":
             schema = {"type": "string", "format": "date"}
         elif self.kind == "choice":
@@ -83,6 +104,8 @@ class Collection:
     model: type
     fields: tuple[Field, ...]
     unique: tuple[tuple[str, ...], ...] = ()
+    # Single columns unique whatever their case (names that are Slurm accounts).
+    unique_folded: tuple[str, ...] = ()
     check: Callable[[Session, dict[str, Any], Any], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -99,6 +122,8 @@ def serialize(record: Any) -> dict[str, Any]:
         values[attribute.key] = (
             value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
         )
+    if isinstance(record, AllocationPeriod) and record.end is not None:
+        values["last_day"] = (record.end - dt.timedelta(days=1)).isoformat()
     return values
 
 
@@ -123,7 +148,7 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
             raise FieldError(name, "must not contain control characters")
         if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
             raise FieldError(name, "must be valid Unicode text (a lone surrogate)")
-        return value
+        return value.lower() if spec.lower else value
     if spec.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FieldError(name, "must be a number")
@@ -134,6 +159,22 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
         if spec.positive and value <= 0:
             raise FieldError(name, "must be greater than 0")
         return float(value)
+    if spec.kind == "quantity":
+        # A number in the pool's unit, or text with a unit ("100 KB"); the
+        # collection's check converts it once it knows the pool.
+        if isinstance(value, str) and len(value) <= 40:
+            try:
+                return parse_quantity(value)
+            except UnitError as exc:
+                raise FieldError(name, str(exc)) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FieldError(name, 'must be a number or a quantity such as "100 KB"')
+        return (float(value), None)
+    if spec.kind == "unit":
+        unit = canonical_unit(value) if isinstance(value, str) else None
+        if unit is None:
+            raise FieldError(name, "must be one of " + ", ".join(UNITS))
+        return unit
     if spec.kind == "date":
         if not isinstance(value, str):
             raise FieldError(name, "must be a date as YYYY-MM-DD")
@@ -176,8 +217,22 @@ def parse_body(
             spec.name: values.get(spec.name, getattr(existing, spec.name, None))
             for spec in collection.fields
         }
+        before = dict(merged)
         collection.check(session, merged, existing)
-        values.update({k: v for k, v in merged.items() if k not in known})
+        # The check may derive fields (a period's end from its last day).
+        values.update(
+            {k: v for k, v in merged.items() if k not in before or v != before[k]}
+        )
+    for spec in collection.fields:
+        if spec.virtual:
+            values.pop(spec.name, None)
+    for name, value in values.items():
+        if isinstance(value, tuple):
+            # A quantity no check converted: only a bare number is meaningful.
+            number, unit = value
+            if unit is not None:
+                raise FieldError(name, "takes a plain number here")
+            values[name] = number
     return values
 
 
@@ -186,6 +241,17 @@ def duplicate_field(
 ) -> str | None:
     """Return the first field whose value (or combination) another record has."""
     model = collection.model
+    for column in collection.unique_folded:
+        value = values.get(column, getattr(existing, column, None))
+        if value is None:
+            continue
+        statement = select(model.id).where(
+            func.lower(getattr(model, column)) == value.lower()
+        )
+        if existing is not None:
+            statement = statement.where(model.id != existing.id)
+        if session.scalar(statement.limit(1)) is not None:
+            return column
     for columns in collection.unique:
         merged = {c: values.get(c, getattr(existing, c, None)) for c in columns}
         statement = select(model.id).where(
@@ -231,9 +297,30 @@ def _check_project(session: Session, values: dict[str, Any], existing: Any) -> N
     raise FieldError("parent_id", "the tree above this parent is too deep")
 
 
+def _in_range(name: str, value: float) -> float:
+    if not -MAX_QUANTITY <= value <= MAX_QUANTITY:
+        raise FieldError(
+            name, f"must be a number between -{MAX_QUANTITY:g} and {MAX_QUANTITY:g}"
+        )
+    return value
+
+
+def _quantity(name: str, value: Any, unit: str) -> Any:
+    """Convert a typed quantity into ``unit`` (values already stored pass)."""
+    if not isinstance(value, tuple):
+        return value
+    try:
+        return _in_range(name, quantity_in(value, unit))
+    except UnitError as exc:
+        raise FieldError(name, f"{exc} (the resource pool counts {unit})") from None
+
+
 def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) -> None:
     grant = session.get(Grant, values["grant_id"])
     pool = session.get(AllocationPool, values["allocation_pool_id"])
+    values["quantity"] = _quantity(
+        "quantity", values["quantity"], pool.resource_pool.units
+    )
     if grant.project_id != pool.project_id:
         grant_project = session.get(Project, grant.project_id).name
         pool_project = session.get(Project, pool.project_id).name
@@ -244,6 +331,54 @@ def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) 
             "own project's pools",
         )
     values["project_id"] = pool.project_id
+
+
+def _check_resource(session: Session, values: dict[str, Any], _existing: Any) -> None:
+    quantity = values.get("quantity")
+    if not isinstance(quantity, tuple):
+        return
+    unit = session.get(ResourcePool, values["resource_pool_id"]).units
+    if quantity[1] is not None and unit == CPU_HOURS:
+        raise FieldError(
+            "quantity", "a CPU resource's quantity is its number of CPUs: no unit"
+        )
+    values["quantity"] = _quantity("quantity", quantity, unit)
+
+
+def _check_resource_pool(
+    session: Session, values: dict[str, Any], existing: Any
+) -> None:
+    if existing is None or values["units"] == existing.units:
+        return
+    used = session.scalar(
+        select(AllocationPool.id)
+        .where(AllocationPool.resource_pool_id == existing.id)
+        .limit(1)
+    )
+    if used is not None:
+        # Stored allocations and usage are in the old unit.
+        raise FieldError(
+            "units", "cannot change while allocation pools use this resource pool"
+        )
+
+
+def _check_period(session: Session, values: dict[str, Any], existing: Any) -> None:
+    last_day = values.pop("last_day", None)
+    if last_day is not None:
+        end = last_day + dt.timedelta(days=1)
+        given_end = values.get("end")
+        if existing is None and given_end is not None and given_end != end:
+            raise FieldError(
+                "last_day", "disagrees with end (the day after the last day)"
+            )
+        values["end"] = end
+    if values.get("end") is None:
+        raise FieldError("last_day", "is required (or end, the day after it)")
+    if last_day is not None and values.get("start") and last_day < values["start"]:
+        raise FieldError(
+            "last_day", f"must be on or after start ({values['start'].isoformat()})"
+        )
+    _in_order("start", "end", strict=True)(session, values, existing)
 
 
 def _name() -> Field:
@@ -281,6 +416,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             Field("end_date", "date", required=False, nullable=True),
         ),
         unique=(("name",),),
+        unique_folded=("name",),
         check=_check_project,
     ),
     Collection(
@@ -313,7 +449,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         ResourcePool,
         (
             _name(),
-            Field("units", "string", max_length=40),
+            Field("units", "unit", max_length=40),
             Field(
                 "function",
                 "choice",
@@ -323,6 +459,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             ),
         ),
         unique=(("name",),),
+        check=_check_resource_pool,
     ),
     Collection("machines", Machine, (_name(), _description()), unique=(("name",),)),
     Collection(
@@ -335,16 +472,22 @@ COLLECTIONS: tuple[Collection, ...] = (
             Field(
                 "scaling_factor", "number", required=False, positive=True, default=1.0
             ),
-            Field("quantity", "number", required=False, nullable=True),
+            Field("quantity", "quantity", required=False, nullable=True),
         ),
         unique=(("machine_id", "resource_pool_id", "name"),),
+        check=_check_resource,
     ),
     Collection(
         "periods",
         AllocationPeriod,
-        (_name(), Field("start", "date"), Field("end", "date")),
+        (
+            _name(),
+            Field("start", "date"),
+            Field("end", "date", required=False),
+            Field("last_day", "date", required=False, virtual=True),
+        ),
         unique=(("name",),),
-        check=_in_order("start", "end", strict=True),
+        check=_check_period,
     ),
     Collection(
         "allocation-pools",
@@ -362,9 +505,125 @@ COLLECTIONS: tuple[Collection, ...] = (
         (
             Field("grant_id", "reference", model=Grant),
             Field("allocation_pool_id", "reference", model=AllocationPool),
-            Field("quantity", "number"),
+            Field("quantity", "quantity"),
             _description(),
         ),
         check=_check_allocation,
     ),
+    Collection(
+        "account-maps",
+        AccountMap,
+        (
+            Field("account", "string", lower=True),
+            Field("project_id", "reference", model=Project),
+        ),
+        unique=(("account",),),
+    ),
 )
+
+
+# --- the same records on pages ---
+
+
+def field_label(spec: Field) -> str:
+    """Return a field's name as a page shows it (``parent_id`` → ``Parent``)."""
+    name = spec.name.removesuffix("_id").replace("_", " ")
+    return name[:1].upper() + name[1:]
+
+
+def form_fields(collection: Collection) -> tuple[Field, ...]:
+    """Return the fields a page's form edits (a period by its last day)."""
+    if collection.model is AllocationPeriod:
+        return tuple(spec for spec in collection.fields if spec.name != "end")
+    return collection.fields
+
+
+def form_body(
+    collection: Collection, form: Any, existing: Any = None
+) -> dict[str, Any]:
+    """Turn a submitted form into the JSON body the API would take.
+
+    Empty inputs mean "default" on create and "none" (or unchanged, for
+    required fields) on edit; numbers and ids are read from text, wrongly typed
+    text raising FieldError as the API would.
+    """
+    body: dict[str, Any] = {}
+    for spec in form_fields(collection):
+        raw = form.get(spec.name, "")
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not text:
+            if existing is None or spec.virtual:
+                continue  # a default, or "is required" from the field rules
+            if spec.nullable:
+                body[spec.name] = None
+            elif spec.kind == "string":
+                body[spec.name] = ""
+            elif spec.required:
+                raise FieldError(spec.name, "is required")
+            continue
+        if spec.kind == "number":
+            try:
+                body[spec.name] = float(text.replace(",", ""))
+            except ValueError:
+                raise FieldError(spec.name, "must be a number") from None
+        elif spec.kind == "reference":
+            if not (text.isascii() and text.isdigit()) or len(text) > 9:
+                raise FieldError(spec.name, "must be one of the choices")
+            body[spec.name] = int(text)
+        else:
+            body[spec.name] = text
+    return body
+
+
+def form_values(collection: Collection, record: Any) -> dict[str, str]:
+    """Return a record's fields as the text its edit form starts with."""
+    values: dict[str, str] = {}
+    for spec in form_fields(collection):
+        if spec.name == "last_day":
+            value = record.end - dt.timedelta(days=1)
+        else:
+            value = getattr(record, spec.name)
+        if value is None:
+            values[spec.name] = ""
+        elif isinstance(value, float):
+            values[spec.name] = f"{value:g}" if abs(value) < 1e15 else repr(value)
+        elif isinstance(value, dt.date):
+            values[spec.name] = value.isoformat()
+        else:
+            values[spec.name] = str(value)
+    return values
+
+
+def record_label(session: Session, record: Any) -> str:
+    """Name a record for a choice list or a confirmation."""
+    if isinstance(record, Grant):
+        project = session.get(Project, record.project_id)
+        scheme = session.get(Scheme, record.scheme_id)
+        return f"{project.name} · {scheme.name} ({record.begins.isoformat()})"
+    if isinstance(record, AllocationPool):
+        return (
+            f"{record.project.name} · {record.period.name} · "
+            f"{record.resource_pool.name}"
+        )
+    if isinstance(record, Resource):
+        return f"{record.machine.name} · {record.name} ({record.resource_pool.name})"
+    if isinstance(record, Allocation):
+        pool = session.get(AllocationPool, record.allocation_pool_id)
+        return f"{record_label(session, pool)}: {record.quantity:g}"
+    if isinstance(record, AccountMap):
+        return f"{record.account} → {session.get(Project, record.project_id).name}"
+    return getattr(record, "name", f"#{record.id}")
+
+
+def choices(session: Session, spec: Field) -> list[tuple[int, str]]:
+    """Return (id, label) of every record a reference field may point to."""
+    records = session.scalars(select(spec.model).order_by(spec.model.id)).all()
+    return sorted(
+        ((record.id, record_label(session, record)) for record in records),
+        key=lambda pair: pair[1].lower(),
+    )
+
+
+def collection_named(name: str) -> Collection | None:
+    """Return the collection called ``name`` (as in its URL), if any."""
+    return next((c for c in COLLECTIONS if c.name == name), None)

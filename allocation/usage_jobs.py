@@ -10,9 +10,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from allocation.importing import ImportReport, import_sacct, import_snapshots
-from allocation.sacct import SacctFormatError
+from allocation.models import NAME_LENGTH
+from allocation.sacct import SacctFormatError, SacctOptions, parse_format
 from tracker.batch import operations
 from tracker.batch.models import RESULT_FAILED, BatchOperation
+from tracker.fields import FieldError
+
+MAX_FORMAT_LENGTH = 2000
 
 SACCT = "sacct"
 DISK = "disk"
@@ -50,6 +54,41 @@ class UsageImportSettings:
         )
 
 
+def sacct_options(
+    format_list: str | None, delimiter: str | None, machine: str | None
+) -> SacctOptions:
+    """Check how a sacct file was printed: its --format list (for --noheader
+    output), its --delimiter, and the machine of a file with no Cluster column."""
+    names = None
+    if format_list:
+        if len(format_list) > MAX_FORMAT_LENGTH:
+            raise FieldError(
+                "format", f"must be at most {MAX_FORMAT_LENGTH} characters"
+            )
+        try:
+            names = parse_format(format_list)
+        except SacctFormatError as exc:
+            raise FieldError("format", str(exc)) from None
+    delimiter = "|" if delimiter is None else delimiter
+    if not 0 < len(delimiter) <= 8 or any(c in "\r\n" for c in delimiter):
+        raise FieldError("delimiter", "must be 1 to 8 characters, no line break")
+    if machine is not None:
+        machine = machine.strip()
+        if not 0 < len(machine) <= NAME_LENGTH:
+            raise FieldError("machine", f"must be 1 to {NAME_LENGTH} characters")
+    return SacctOptions(format=names, delimiter=delimiter, machine=machine or None)
+
+
+def _options_data(options: SacctOptions | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    return {
+        "format": list(options.format) if options.format else None,
+        "delimiter": options.delimiter,
+        "machine": options.machine,
+    }
+
+
 def run_usage_import(
     session: Session,
     kind: str,
@@ -60,13 +99,18 @@ def run_usage_import(
     total_lines: int = 0,
     source: str = "",
     on_chunk: Callable[[ImportReport], None] | None = None,
+    sacct_options: SacctOptions | None = None,
 ) -> tuple[BatchOperation, ImportReport]:
-    """Import ``lines`` of ``kind`` under a BatchOperation, committing each chunk."""
+    """Import ``lines`` of ``kind`` under a BatchOperation, committing each chunk.
+
+    ``lines`` is any iterable of text lines, read once (a list, an open file, a
+    decoded request stream); ``sacct_options`` says how a sacct file was printed.
+    """
     try:
         operation = operations.create_synchronous(
             session,
             OPERATION_TYPES[kind],
-            input_data={"source": source},
+            input_data={"source": source, **_options_data(sacct_options)},
             started_by_id=started_by_id,
         )
     except operations.AlreadyActive as exc:
@@ -92,17 +136,26 @@ def run_usage_import(
         if on_chunk is not None:
             on_chunk(chunk)
 
-    importer = import_sacct if kind == SACCT else import_snapshots
-    resource = settings.cpu_resource if kind == SACCT else settings.disk_resource
     try:
-        report = importer(
-            session,
-            lines,
-            settings.zone,
-            resource_name=resource,
-            chunk_size=settings.chunk_size,
-            on_chunk=chunk_done,
-        )
+        if kind == SACCT:
+            report = import_sacct(
+                session,
+                lines,
+                settings.zone,
+                resource_name=settings.cpu_resource,
+                chunk_size=settings.chunk_size,
+                on_chunk=chunk_done,
+                options=sacct_options,
+            )
+        else:
+            report = import_snapshots(
+                session,
+                lines,
+                settings.zone,
+                resource_name=settings.disk_resource,
+                chunk_size=settings.chunk_size,
+                on_chunk=chunk_done,
+            )
     except SacctFormatError as exc:
         session.rollback()
         operations.finish(session, operation.id, result=RESULT_FAILED, error=str(exc))

@@ -26,15 +26,11 @@ def build_kep_site() -> dict[str, int]:
     session = db.session
     brecca, tango = Machine(name="brecca"), Machine(name="tango")
     disk = ResourcePool(name="Disk Space", units="KB", function="max")
-    cpu = ResourcePool(name="CPU Hours", units="CPU hours", function="sum")
+    cpu = ResourcePool(name="CPU Hours", units="CPU-hours", function="sum")
     session.add_all([brecca, tango, disk, cpu])
     for machine in (brecca, tango):
-        # Snapshots report bytes; the pool counts kilobytes.
-        session.add(
-            Resource(
-                machine=machine, resource_pool=disk, name="disk", scaling_factor=0.001
-            )
-        )
+        # Snapshots report bytes; the pool counts kilobytes and converts them.
+        session.add(Resource(machine=machine, resource_pool=disk, name="disk"))
         session.add(Resource(machine=machine, resource_pool=cpu, name="cpu"))
 
     projects: dict[str, Project] = {}

@@ -261,7 +261,11 @@ def test_an_upload_with_bad_lines_reports_their_numbers(client, auth_headers, si
     assert operation["result"] == "partial"
     assert operation["progress"]["failed"] == 1
     assert operation["output"]["problems"] == [
-        {"line": 3, "message": "unknown account 'Nobody': no project of this name"}
+        {
+            "line": 3,
+            "message": "unknown account 'Nobody': "
+            "no project or account map of this name",
+        }
     ]
 
 
@@ -273,7 +277,7 @@ def test_an_upload_that_is_not_sacct_output_is_refused(client, auth_headers, sit
     )
     assert response.status_code == 400
     assert response.get_json()["field"] == "body"
-    assert "missing column(s)" in response.get_json()["message"]
+    assert "not a sacct header" in response.get_json()["message"]
     bad_bytes = client.post(
         f"{API}/usage/sacct",
         data=b"\xff\xfe\x00",
@@ -310,3 +314,19 @@ def test_the_change_log_says_who_changed_what(app, client, auth_headers):
     assert changes["items"][1]["changes"] == {"description": ["", "the new one"]}
     with app.app_context():
         assert db.session.scalar(select(func.count(Change.id))) == 3
+
+
+def test_an_upload_says_how_sacct_printed_it(client, auth_headers, site):
+    body = "7;projectd;2100-01-02T00:00:00;2100-01-02T02:00:00;7200;3;COMPLETED\n"
+    query = "format=JobID,Account,Start,End,ElapsedRaw,NCPUS,State&delimiter=;"
+    headers = {**auth_headers, "Content-Type": "text/plain"}
+    refused = client.post(f"{API}/usage/sacct?{query}", data=body, headers=headers)
+    assert refused.status_code == 400
+    assert "Cluster (or name the machine" in refused.get_json()["message"]
+    response = client.post(
+        f"{API}/usage/sacct?{query}&machine=brecca", data=body, headers=headers
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["output"]["imported"] == 1
+    bad = client.post(f"{API}/usage/sacct?delimiter=", data=body, headers=headers)
+    assert bad.status_code == 400 and bad.get_json()["field"] == "delimiter"

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from allocation.accounts import set_account_map
 from allocation.importing import import_sacct, import_snapshots
 from allocation.ledger import ledger
 from allocation.models import Job, Resource, Usage
@@ -163,3 +164,70 @@ def test_snapshots_keep_the_daily_peak_and_a_repeat_changes_nothing(app):
     assert again.failed == 3
     assert [line for line, _message in first.problems] == [11, 12, 13]
     assert [row.quantity for row in rows] == [0.0] + [100.0] * 7
+
+
+def test_accounts_match_projects_whatever_their_case_or_through_a_map(app):
+    lines = [
+        SACCT_HEADER,
+        # Slurm keeps accounts lower-case; the project is called ProjectD.
+        "1|brecca|projectd|u|main|2100-01-02T00:00:00|2100-01-02T01:00:00|01:00:00|2|COMPLETED",
+        "2|brecca|astro-lab|u|main|2100-01-02T00:00:00|2100-01-02T01:00:00|01:00:00|3|COMPLETED",
+    ]
+    with app.app_context():
+        ids = build_kep_site()
+        first = import_sacct(db.session, lines, UTC_ZONE)
+        db.session.commit()
+        assert (first.imported, first.failed) == (1, 1)
+        assert "unknown account 'astro-lab'" in first.problems[0][1]
+        set_account_map(db.session, "Astro-Lab", "projectd")
+        db.session.commit()
+        again = import_sacct(db.session, lines, UTC_ZONE)
+        db.session.commit()
+        assert (again.imported, again.already_present) == (1, 1)
+        jobs = db.session.execute(
+            select(Job.job_id, Job.project_id, Job.account).order_by(Job.job_id)
+        ).all()
+    assert jobs == [
+        ("1", ids["ProjectD"], "projectd"),
+        ("2", ids["ProjectD"], "astro-lab"),
+    ]
+
+
+def test_each_run_of_a_requeued_job_is_charged_once(app):
+    lines = [
+        SACCT_HEADER,
+        "42|brecca|ProjectD|u|main|2100-01-02T00:00:00|2100-01-02T02:00:00|02:00:00|8|REQUEUED",
+        "42|brecca|ProjectD|u|main|2100-01-02T03:00:00|2100-01-02T04:00:00|01:00:00|8|COMPLETED",
+        "43|brecca|ProjectD|u|main|None|Unknown|00:00:00|8|CANCELLED by 0",
+    ]
+    with app.app_context():
+        build_kep_site()
+        first = import_sacct(db.session, lines, UTC_ZONE)
+        again = import_sacct(db.session, lines, UTC_ZONE)
+        db.session.commit()
+        assert (first.imported, first.not_started, first.failed) == (2, 1, 0)
+        assert (again.imported, again.already_present) == (0, 2)
+        assert [(row.day, row.quantity) for row in usage_rows()] == [
+            (date(2100, 1, 2), 24.0)
+        ]
+
+
+def test_a_zurich_job_across_the_spring_change_charges_cpus_times_elapsed(app):
+    lines = [
+        SACCT_HEADER,
+        "7|brecca|ProjectD|u|main|2100-03-27T12:00:00|2100-03-30T12:00:00|2-23:00:00|100|COMPLETED",
+    ]
+    with app.app_context():
+        build_kep_site()
+        import_sacct(db.session, lines, ZoneInfo("Europe/Zurich"))
+        db.session.commit()
+        (line,) = [
+            row for row in ledger(db.session) if row.resource_pool == "CPU Hours"
+        ]
+        assert line.used == 7100.0
+        assert [row.quantity for row in usage_rows()] == [
+            1200.0,
+            2300.0,
+            2400.0,
+            1200.0,
+        ]

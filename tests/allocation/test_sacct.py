@@ -40,10 +40,10 @@ def test_a_job_over_three_days_is_shared_by_time():
     zone = ZoneInfo("UTC")
     start = datetime(2100, 1, 1, 12, tzinfo=UTC)
     end = datetime(2100, 1, 3, 12, tzinfo=UTC)
-    assert split_by_day(start, end, 48.0, zone) == (
-        (date(2100, 1, 1), 12.0),
-        (date(2100, 1, 2), 24.0),
-        (date(2100, 1, 3), 12.0),
+    assert split_by_day(start, end, 48 * 3600, zone) == (
+        (date(2100, 1, 1), 12 * 3600),
+        (date(2100, 1, 2), 24 * 3600),
+        (date(2100, 1, 3), 12 * 3600),
     )
 
 
@@ -59,7 +59,7 @@ def test_the_header_may_order_columns_freely():
 
 def test_a_header_without_required_columns_stops_the_import():
     with pytest.raises(
-        SacctFormatError, match=r"line 1: .*missing column\(s\) Cluster"
+        SacctFormatError, match=r"line 1: missing column\(s\) Start, End.*Cluster"
     ):
         list(parse_sacct(["JobID|Account"], ZoneInfo("UTC")))
     with pytest.raises(SacctFormatError, match="empty"):

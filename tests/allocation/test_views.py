@@ -35,7 +35,8 @@ def test_ledger_highlights_pools_near_or_over_their_allocation(
     page = client.get(f"/allocation/?period_id={ids['period']}").get_data(as_text=True)
     assert re.search(rf'<tr class="ledger-exceeded" data-pool="{ids["q1pd"]}"', page)
     assert re.search(rf'<tr class="ledger-ok" data-pool="{ids["q1pa"]}"', page)
-    assert "700.00" in page and "600.00" in page
+    # Quantities are shown in their pool's unit, humanised.
+    assert "700 CPU-hours" in page and "600 KB" in page and "-640 CPU-hours" in page
 
 
 def test_near_threshold_comes_from_the_settings(app, client, user, login):
@@ -51,8 +52,8 @@ def test_project_tree_shows_usage_and_allocation(app, client, user, login):
     login()
     page = client.get("/allocation/tree").get_data(as_text=True)
     assert page.index("InstituteC") < page.index("ProjectC") < page.index("ProjectD")
-    assert "CPU Hours: 700.00 / 60.00 CPU hours" in page
-    assert "Disk Space: 100.00 / 600.00 KB" in page
+    assert "CPU Hours: 700 CPU-hours / 60 CPU-hours" in page
+    assert "Disk Space: 100 KB / 600 KB" in page
 
 
 def test_usage_chart_uses_the_vendored_chart_js_only(app, client, user, login):

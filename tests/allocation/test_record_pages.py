@@ -1,0 +1,131 @@
+"""Pages for every allocation record: create, edit, delete, by the API's rules."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from allocation.models import AllocationPeriod, Change, Project
+from allocation.records import COLLECTIONS
+from tests.allocation.example import build_kep_site
+from tests.support import csrf_token
+from tracker.extensions import db
+
+RECORDS = "/allocation/records"
+
+
+def submit(client, path: str, **fields):
+    token = csrf_token(client, path)
+    return client.post(path, data={"csrf_token": token, **fields})
+
+
+def test_every_kind_of_record_has_a_list_and_a_form(app, client, user, login):
+    with app.app_context():
+        ids = build_kep_site()
+    login()
+    index = client.get(f"{RECORDS}/").get_data(as_text=True)
+    for collection in COLLECTIONS:
+        assert f'data-kind="{collection.name}"' in index
+        listed = client.get(f"{RECORDS}/{collection.name}/")
+        assert listed.status_code == 200
+        form = client.get(f"{RECORDS}/{collection.name}/new")
+        assert form.status_code == 200
+        assert 'name="csrf_token"' in form.get_data(as_text=True)
+    pools = client.get(f"{RECORDS}/allocations/").get_data(as_text=True)
+    assert "ProjectD · 2100Q1 · CPU Hours" in pools
+    edit = client.get(f"{RECORDS}/periods/{ids['period']}/edit").get_data(as_text=True)
+    assert 'name="last_day"' in edit and 'value="2100-03-31"' in edit
+    assert 'name="end"' not in edit
+    assert client.get(f"{RECORDS}/nothing/").status_code == 404
+    assert client.get(f"{RECORDS}/projects/999/edit").status_code == 404
+
+
+def test_create_edit_and_delete_a_period_with_confirmation(app, client, user, login):
+    login()
+    created = submit(
+        client,
+        f"{RECORDS}/periods/new",
+        name="2101Q1",
+        start="2101-01-01",
+        last_day="2101-03-31",
+    )
+    assert created.status_code == 302
+    with app.app_context():
+        period = db.session.scalar(select(AllocationPeriod))
+        assert (period.start.isoformat(), period.end.isoformat()) == (
+            "2101-01-01",
+            "2101-04-01",
+        )
+        period_id = period.id
+    # The API's rules: the last day must not come before the start.
+    wrong = submit(
+        client,
+        f"{RECORDS}/periods/{period_id}/edit",
+        name="2101Q1",
+        start="2101-01-01",
+        last_day="2100-12-01",
+    )
+    assert wrong.status_code == 400
+    page = wrong.get_data(as_text=True)
+    assert re.search(r'data-field="last_day">must be on or after start', page)
+    assert 'value="2100-12-01"' in page  # what was typed is kept
+    renamed = submit(
+        client,
+        f"{RECORDS}/periods/{period_id}/edit",
+        name="2101 first quarter",
+        start="2101-01-01",
+        last_day="2101-03-31",
+    )
+    assert renamed.status_code == 302
+    ask = client.get(f"{RECORDS}/periods/{period_id}/delete").get_data(as_text=True)
+    assert "Delete AllocationPeriod 2101 first quarter?" in ask
+    with app.app_context():
+        assert db.session.get(AllocationPeriod, period_id) is not None
+    deleted = submit(client, f"{RECORDS}/periods/{period_id}/delete")
+    assert deleted.status_code == 302
+    with app.app_context():
+        assert db.session.get(AllocationPeriod, period_id) is None
+        actions = db.session.scalars(
+            select(Change.action).where(Change.model == "AllocationPeriod")
+        ).all()
+    assert actions == ["create", "update", "delete"]
+
+
+def test_bad_input_names_the_field_and_stores_nothing(app, client, user, login):
+    with app.app_context():
+        ids = build_kep_site()
+    login()
+    duplicate = submit(client, f"{RECORDS}/projects/new", name="projectd")
+    assert duplicate.status_code == 409
+    assert 'data-field="name"' in duplicate.get_data(as_text=True)
+    bad_parent = submit(client, f"{RECORDS}/projects/new", name="Optics", parent_id="x")
+    assert bad_parent.status_code == 400
+    quantity = submit(
+        client,
+        f"{RECORDS}/allocations/new",
+        grant_id="1",
+        allocation_pool_id=str(ids["q1pd"]),
+        quantity="5 GB",
+    )
+    assert quantity.status_code == 400
+    assert 'data-field="quantity"' in quantity.get_data(as_text=True)
+    in_use = submit(client, f"{RECORDS}/projects/{ids['ProjectD']}/delete")
+    assert in_use.status_code == 302
+    assert "still used" in client.get(in_use.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        names = db.session.scalars(select(Project.name)).all()
+    assert "Optics" not in names and "projectd" not in names and "ProjectD" in names
+
+
+def test_long_lists_come_a_page_at_a_time(app, client, user, login, monkeypatch):
+    from allocation import record_views
+
+    monkeypatch.setattr(record_views, "PAGE_SIZE", 2)
+    with app.app_context():
+        build_kep_site()  # 7 projects
+    login()
+    first = client.get(f"{RECORDS}/projects/").get_data(as_text=True)
+    assert first.count("<tr data-id=") == 2 and "Page 1 of 4" in first
+    last = client.get(f"{RECORDS}/projects/?page=4").get_data(as_text=True)
+    assert last.count("<tr data-id=") == 1 and "Previous" in last
