@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import format_decimal, gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -152,18 +153,30 @@ def instance_state(instance: Instance, expected: Expectations, now: datetime) ->
         # A server that should answer every crawl, and made no contact since.
         return State(DOWN, instance.down_since, instance.last_error)
     if last is None:
-        return State(UNKNOWN, reason="no contact yet")
+        return State(UNKNOWN, reason=gettext("no contact yet"))
     due = last + timedelta(seconds=schedule.every)
     if on_time:
         if instance.health == HEALTH_UP:
             return State(UP, until=due)
-        return State(
-            CHECKING_IN, last, f"last contact by {instance.last_contact_via}", due
-        )
+        return State(CHECKING_IN, last, _channel(instance.last_contact_via), due)
     if now - last <= schedule.allowed:
         return State(LATE, due, _expected(schedule), until=last + schedule.allowed)
     return State(OVERDUE, last + schedule.allowed, _expected(schedule))
 
 
+def _channel(via: str | None) -> str:
+    from tracker.instances.state_names import CHANNEL_NAMES
+
+    return gettext("last contact by %(channel)s", channel=CHANNEL_NAMES.get(via, via))
+
+
 def _expected(schedule: Schedule) -> str:
-    return f"contact expected every {schedule.every} s (+{schedule.grace} s grace)"
+    return gettext(
+        "contact expected every %(every)s h (+%(grace)s h grace)",
+        every=_hours(schedule.every),
+        grace=_hours(schedule.grace),
+    )
+
+
+def _hours(seconds: int) -> str:
+    return format_decimal(seconds / 3600, format="#,##0.##")
