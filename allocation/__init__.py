@@ -13,8 +13,10 @@ def init_app(app: Flask) -> None:
     )
     from allocation.api import bp as api_bp
     from allocation.cli import group
+    from allocation.devices import linked_machines
     from allocation.openapi import allocation_paths
     from allocation.views import bp as views_bp
+    from tracker.devices import add_device_describer
     from tracker.extensions import db
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
@@ -25,3 +27,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(group)
     add_paths(app, allocation_paths())
     add_navigation(app, "allocation.index", _l("Allocation"))
+    add_device_describer(app, linked_machines)

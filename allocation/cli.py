@@ -17,7 +17,7 @@ from allocation.changelog import set_actor
 from allocation.importing import ImportReport
 from allocation.ledger import LedgerFilter, ledger
 from allocation.limits import slurm_limits
-from allocation.models import AllocationPeriod
+from allocation.models import AllocationPeriod, Machine
 from allocation.sacct import SacctOptions
 from allocation.serialize import ledger_status
 from allocation.units import humanise
@@ -29,6 +29,7 @@ from allocation.usage_jobs import (
     run_usage_import,
     sacct_options,
 )
+from tracker.devices import instance_id_of
 from tracker.extensions import db
 from tracker.fields import FieldError
 
@@ -228,3 +229,28 @@ def print_slurm_limits(period_name: str | None) -> None:
         click.echo("# no CPU-hours allocation pool in this period")
     for limit in limits:
         click.echo(f"{limit.command()}  # {limit.project}, {limit.resource_pool}")
+
+
+@group.command("link-machine")
+@click.argument("machine")
+@click.argument("instance_uuid", required=False)
+@click.option("--unlink", is_flag=True, help="Undo the link.")
+@with_appcontext
+def link_machine(machine: str, instance_uuid: str | None, unlink: bool) -> None:
+    """Link MACHINE to the registry's instance INSTANCE_UUID: one device, one
+    identity, shown on the instance's page."""
+    if unlink == (instance_uuid is not None):
+        raise click.UsageError("give INSTANCE_UUID, or --unlink alone")
+    record = db.session.scalar(select(Machine).where(Machine.name == machine))
+    if record is None:
+        raise click.BadParameter("no machine of this name", param_hint="MACHINE")
+    instance_id = None
+    if instance_uuid is not None:
+        instance_id = instance_id_of(db.session, instance_uuid)
+        if instance_id is None:
+            raise click.BadParameter(
+                "no instance with this uuid", param_hint="INSTANCE_UUID"
+            )
+    record.instance_id = instance_id
+    db.session.commit()
+    click.echo(f"Linked {machine}." if instance_id else f"Unlinked {machine}.")

@@ -126,6 +126,10 @@ class Machine(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
     description: Mapped[str] = mapped_column(String(DESCRIPTION_LENGTH), default="")
+    # The registry's instance that is this machine, if an admin linked them.
+    instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("instances.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Resource(db.Model):

@@ -42,3 +42,24 @@ def test_linking_refuses_unknown_names_in_one_line(database_url, tmp_path, app):
     assert "no instance with this uuid" in unknown_producer.stderr
     assert "Traceback" not in unknown_producer.stderr
     assert manage("sync", "link", "nobody").returncode == 2
+
+
+def test_a_linked_allocation_machine_shows_on_the_instances_page(
+    app, client, signed_in, database_url, tmp_path
+):
+    from allocation.models import Machine
+    from tracker.extensions import db
+
+    uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
+    with app.app_context():
+        db.session.add(Machine(name="cluster-a"))
+        db.session.commit()
+    manage = manage_command(database_url, tmp_path)
+    linked = manage("allocation", "link-machine", "cluster-a", uuid)
+    assert linked.returncode == 0, linked.stderr
+    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    assert "allocation machine" in page
+    assert "cluster-a" in page
+    unknown = manage("allocation", "link-machine", "nowhere", uuid)
+    assert unknown.returncode == 2
+    assert "no machine of this name" in unknown.stderr
