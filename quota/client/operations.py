@@ -15,6 +15,7 @@ from quota.client.codes import (
     override_key,
     verify_approval,
 )
+from quota.client.models import effective_ceiling, now_timestamp
 
 
 class CeilingBelowCount(ValueError):
@@ -25,31 +26,45 @@ class CeilingBelowCount(ValueError):
         self.count = count
 
 
+class StaleCeiling(ValueError):
+    """A raise whose lease has already ended arrived late: it is refused."""
+
+
 def quota_state(
     session: Session, quota_model: type, override_model: type, kind: str
 ) -> dict[str, Any]:
-    """Ceiling, count, window and the override codes used, for the controller."""
+    """Ceiling, count, window, lease, clock and the override codes used, for the
+    controller."""
     quota = session.scalar(select(quota_model).where(quota_model.record_kind == kind))
     used = session.scalars(
         select(override_model.nonce).where(override_model.record_kind == kind)
     ).all()
-    if quota is None:
-        return {
-            "record_kind": kind,
-            "ceiling": 0,
-            "count": 0,
-            "window_start": 0,
-            "window_expires": 0,
-            "used_overrides": list(used),
-        }
-    return {
+    now = now_timestamp()
+    state = {
         "record_kind": kind,
-        "ceiling": quota.ceiling,
-        "count": quota.count,
-        "window_start": quota.window_start,
-        "window_expires": quota.window_expires,
+        "ceiling": 0,
+        "count": 0,
+        "window_start": 0,
+        "window_expires": 0,
+        "confirmed": None,
+        "lease_expires": 0,
+        "effective_ceiling": 0,
         "used_overrides": list(used),
+        "clock": now,
     }
+    if quota is not None:
+        state.update(
+            ceiling=quota.ceiling,
+            count=quota.count,
+            window_start=quota.window_start,
+            window_expires=quota.window_expires,
+            confirmed=quota.confirmed,
+            lease_expires=quota.lease_expires,
+            effective_ceiling=effective_ceiling(
+                quota.ceiling, quota.confirmed, quota.lease_expires, now
+            ),
+        )
+    return state
 
 
 def set_ceiling(
@@ -59,28 +74,39 @@ def set_ceiling(
     ceiling: int,
     start: int,
     expires: int,
+    confirmed: int | None = None,
+    lease_expires: int = 0,
+    controller_time: int | None = None,
+    clock_bound: int | None = None,
 ) -> None:
-    """Set the ceiling and window; refuse a ceiling below the current count."""
+    """Set the ceiling, window and lease; refuse a ceiling below the current count.
+
+    ``confirmed`` is what the ceiling falls back to once ``lease_expires``
+    passes; ``controller_time`` lets the device note how far its clock is off."""
+    if confirmed is not None and lease_expires and lease_expires <= now_timestamp():
+        raise StaleCeiling("the raise arrived after its lease ended")
     table = quota_model.__table__
+    values = {
+        "ceiling": ceiling,
+        "window_start": start,
+        "window_expires": expires,
+        "confirmed": None if confirmed is None else min(confirmed, ceiling),
+        "lease_expires": lease_expires if confirmed is not None else 0,
+    }
+    if controller_time is not None:
+        values["clock_offset"] = now_timestamp() - controller_time
+        values["clock_bound"] = clock_bound
     changed = session.execute(
         update(table)
         .where(table.c.record_kind == kind, table.c.count <= ceiling)
-        .values(ceiling=ceiling, window_start=start, window_expires=expires)
+        .values(**values)
     )
     if changed.rowcount == 1:
         return
     count = session.scalar(select(table.c.count).where(table.c.record_kind == kind))
     if count is not None:
         raise CeilingBelowCount(count)
-    session.execute(
-        insert(table).values(
-            record_kind=kind,
-            ceiling=ceiling,
-            count=0,
-            window_start=start,
-            window_expires=expires,
-        )
-    )
+    session.execute(insert(table).values(record_kind=kind, count=0, **values))
 
 
 def request_code(session: Session, quota_model: type, client: str, kind: str) -> str:
@@ -100,7 +126,8 @@ def apply_override(
     kind: str,
     code: str,
 ) -> Approval:
-    """Raise the ceiling by what a genuine approval code grants, once."""
+    """Raise the ceiling by what a genuine approval code grants, once; a device
+    that never heard from the controller opens the code's window."""
     approval = verify_approval(code, override_key(secret), client, kind)
     try:
         with session.begin_nested():
@@ -112,9 +139,28 @@ def apply_override(
     except IntegrityError:
         raise InvalidCode("the approval code was already used") from None
     table = quota_model.__table__
-    session.execute(
+    raised = session.execute(
         update(table)
         .where(table.c.record_kind == kind)
-        .values(ceiling=table.c.ceiling + approval.extra)
+        .values(
+            ceiling=table.c.ceiling + approval.extra,
+            confirmed=table.c.confirmed + approval.extra,
+        )
     )
+    window = {
+        "window_start": approval.window_start,
+        "window_expires": approval.window_expires,
+    }
+    if raised.rowcount == 0:
+        session.execute(
+            insert(table).values(
+                record_kind=kind, ceiling=approval.extra, count=0, **window
+            )
+        )
+    elif approval.window_expires:
+        session.execute(
+            update(table)
+            .where(table.c.record_kind == kind, table.c.window_expires == 0)
+            .values(**window)
+        )
     return approval
