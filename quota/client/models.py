@@ -46,7 +46,7 @@ from sqlalchemy.sql.dml import Insert
 from quota.client.codes import shown_time
 
 _QUOTA_TABLES: dict[MetaData, Table] = {}
-_KIND_BY_TABLE: dict[Table, str | None] = {}
+_KIND_BY_TABLE: dict[tuple[int, str], str | None] = {}
 # A device clock this far from the controller's is worth a word to the user.
 CLOCK_HINT_SECONDS = 300
 
@@ -233,18 +233,23 @@ def take_one(connection: Any, table: Table, kind: str) -> None:
 
 
 def _counted_kind(table: Any) -> str | None:
-    """The record kind counted on inserts into ``table`` (None: not counted)."""
-    if table in _KIND_BY_TABLE:
-        return _KIND_BY_TABLE[table]
+    """The record kind counted on inserts into ``table`` (None: not counted).
+
+    Tables are told apart by metadata and name: ORM statements carry an
+    annotated copy of the table, not the table itself."""
+    key = (id(table.metadata), table.fullname)
+    if key in _KIND_BY_TABLE:
+        return _KIND_BY_TABLE[key]
     kind = None
     pending = list(QuotaMixin.__subclasses__())
     while pending:
         model = pending.pop()
         pending.extend(model.__subclasses__())
-        if getattr(model, "__table__", None) is table:
+        mapped = getattr(model, "__table__", None)
+        if mapped is not None and (id(mapped.metadata), mapped.fullname) == key:
             kind = model.quota_record_kind()
             break
-    _KIND_BY_TABLE[table] = kind
+    _KIND_BY_TABLE[key] = kind
     return kind
 
 
