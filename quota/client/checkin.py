@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import requests
+from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -112,10 +113,10 @@ def checkin_cli(
     client: str,
     secret: str,
     kinds: Iterable[str],
-) -> click.Group:
+) -> AppGroup:
     """The ``quota`` command group a field application adds to its CLI."""
     known = tuple(kinds)
-    group = click.Group("quota", help="This device's quotas.")
+    group = AppGroup("quota", help="This device's quotas.")
 
     @group.command("checkin")
     @click.argument("url")
