@@ -15,6 +15,8 @@ import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from quota.client import clock as device_clock
+
 
 class InvalidCode(ValueError):
     """The code is malformed, tampered with, expired or meant for someone else."""
@@ -115,7 +117,7 @@ def verify_approval(
         raise InvalidCode("the approval code is incomplete") from None
     if approval.client != client or approval.record_kind != record_kind:
         raise InvalidCode("the approval code is for another client or record kind")
-    clock = (now or datetime.now(UTC)).timestamp()
+    clock = now.timestamp() if now else device_clock.now_timestamp()
     # The controller holds the records for the code until its expiry plus the
     # skew it allows, so a device clock up to max_skew slow stays inside the
     # target; a clock slower than that is refused outright.

@@ -23,7 +23,6 @@ A ceiling above the one the controller last confirmed holds until its lease ends
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import Insert
 
+from quota.client import clock
 from quota.client.codes import shown_time
 
 _QUOTA_TABLES: dict[MetaData, Table] = {}
@@ -64,7 +64,7 @@ class QuotaCountError(Exception):
 
 
 def now_timestamp() -> int:
-    return int(time.time())
+    return clock.now_timestamp()
 
 
 def shown_duration(seconds: float) -> str:

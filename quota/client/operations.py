@@ -8,6 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from quota.client import clock
 from quota.client.codes import (
     Approval,
     InvalidCode,
@@ -15,7 +16,7 @@ from quota.client.codes import (
     override_key,
     verify_approval,
 )
-from quota.client.models import effective_ceiling, now_timestamp
+from quota.client.models import effective_ceiling
 
 
 class CeilingBelowCount(ValueError):
@@ -39,7 +40,7 @@ def quota_state(
     used = session.scalars(
         select(override_model.nonce).where(override_model.record_kind == kind)
     ).all()
-    now = now_timestamp()
+    now = clock.now_timestamp()
     state = {
         "record_kind": kind,
         "ceiling": 0,
@@ -83,7 +84,8 @@ def set_ceiling(
 
     ``confirmed`` is what the ceiling falls back to once ``lease_expires``
     passes; ``controller_time`` lets the device note how far its clock is off."""
-    if confirmed is not None and lease_expires and lease_expires <= now_timestamp():
+    now = clock.now_timestamp()
+    if confirmed is not None and lease_expires and lease_expires <= now:
         raise StaleCeiling("the raise arrived after its lease ended")
     table = quota_model.__table__
     values = {
@@ -94,7 +96,7 @@ def set_ceiling(
         "lease_expires": lease_expires if confirmed is not None else 0,
     }
     if controller_time is not None:
-        values["clock_offset"] = now_timestamp() - controller_time
+        values["clock_offset"] = now - controller_time
         values["clock_bound"] = clock_bound
     changed = session.execute(
         update(table)

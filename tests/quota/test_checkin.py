@@ -13,10 +13,7 @@ from quota.models import ControllerQuota, QuotaClient, QuotaHistory
 from tests.quota.field_app import Visit, create_field_app, field_db
 from tracker.db_types import utcnow
 
-DEVICE_CLOCK = (
-    "quota.client.models.now_timestamp",
-    "quota.client.operations.now_timestamp",
-)
+DEVICE_CLOCK = ("quota.client.clock.now_timestamp",)
 
 
 @pytest.fixture

@@ -287,7 +287,7 @@ def test_an_insert_from_a_select_cannot_be_counted_and_is_refused(field):
         assert visits() == 0
 
 
-def test_a_raise_holds_until_its_lease_ends_then_falls_back(field):
+def test_a_raise_holds_until_its_lease_ends_then_falls_back(field, monkeypatch):
     client = field.test_client()
     now = int(time.time())
     window = {"window_start": now - 10, "window_expires": now + 3600}
@@ -299,19 +299,13 @@ def test_a_raise_holds_until_its_lease_ends_then_falls_back(field):
             field_db.session.commit()
     # The device's clock passes the lease end: back to the confirmed 2, and
     # the refusal says what lapsed.
-    later = now + 10
-    import quota.client.models as models
-
-    real = models.now_timestamp
-    models.now_timestamp = lambda: later
-    try:
-        with field.app_context():
-            field_db.session.add(Visit())
-            with pytest.raises(QuotaReachedError, match="lapsed"):
-                field_db.session.commit()
-            field_db.session.rollback()
-    finally:
-        models.now_timestamp = real
+    monkeypatch.setattr("quota.client.clock.now_timestamp", lambda: now + 10)
+    with field.app_context():
+        field_db.session.add(Visit())
+        with pytest.raises(QuotaReachedError, match="lapsed"):
+            field_db.session.commit()
+        field_db.session.rollback()
+    monkeypatch.undo()
     # A raise whose lease has already ended is refused: it arrived too late.
     stale = {**leased, "lease_expires": now - 1}
     refused = client.put("/quota/visit", json=stale, headers=auth())
