@@ -152,7 +152,8 @@ def make_blueprint(
             except InvalidCode as exc:
                 db_session.rollback()
                 message = f"Refused: {exc}."
-        code = request_code(db_session, quota_model, client_name, kind)
+        code = request_code(db_session, quota_model, override_model, client_name, kind)
+        db_session.commit()
         return (
             "<!doctype html><title>Quota override</title>"
             f"<h1>Quota for {escape(kind)}</h1><p>{escape(message)}</p>"

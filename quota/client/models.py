@@ -122,7 +122,8 @@ def quota_models(base: type) -> tuple[type, type]:
             return self.count
 
     class QuotaOverride(base):
-        """Approval codes already used: a nonce is accepted once."""
+        """Override requests made on this device (``extra`` 0) and the approval
+        codes applied for them: a nonce is accepted once, on this install."""
 
         __tablename__ = "client_quota_overrides"
 

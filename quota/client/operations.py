@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quota.client import clock
@@ -38,7 +37,9 @@ def quota_state(
     controller."""
     quota = session.scalar(select(quota_model).where(quota_model.record_kind == kind))
     used = session.scalars(
-        select(override_model.nonce).where(override_model.record_kind == kind)
+        select(override_model.nonce).where(
+            override_model.record_kind == kind, override_model.extra > 0
+        )
     ).all()
     now = clock.now_timestamp()
     state = {
@@ -111,12 +112,32 @@ def set_ceiling(
     session.execute(insert(table).values(record_kind=kind, count=0, **values))
 
 
-def request_code(session: Session, quota_model: type, client: str, kind: str) -> str:
-    """The code a field user reads out to the supervisor to ask for more."""
+def request_code(
+    session: Session, quota_model: type, override_model: type, client: str, kind: str
+) -> str:
+    """The code a field user reads out to the supervisor to ask for more.
+
+    Its nonce is kept on this device (the request stays open until a code for
+    it is applied), so an approval code works only on the install that asked:
+    a device wiped and reinstalled cannot apply an old code a second time.
+    The caller commits."""
+    table = override_model.__table__
     count = session.scalar(
         select(quota_model.count).where(quota_model.record_kind == kind)
     )
-    return OverrideRequest.new(client, kind, count or 0).code()
+    nonce = session.scalar(
+        select(table.c.nonce).where(table.c.record_kind == kind, table.c.extra == 0)
+    )
+    request = OverrideRequest.new(client, kind, count or 0)
+    if nonce is None:
+        session.execute(
+            insert(table).values(
+                nonce=request.nonce, record_kind=kind, extra=0, applied=0
+            )
+        )
+    else:
+        request = OverrideRequest(client, kind, count or 0, nonce)
+    return request.code()
 
 
 def apply_override(
@@ -131,15 +152,20 @@ def apply_override(
     """Raise the ceiling by what a genuine approval code grants, once; a device
     that never heard from the controller opens the code's window."""
     approval = verify_approval(code, override_key(secret), client, kind)
-    try:
-        with session.begin_nested():
-            session.execute(
-                insert(override_model.__table__).values(
-                    nonce=approval.nonce, record_kind=kind, extra=approval.extra
-                )
-            )
-    except IntegrityError:
-        raise InvalidCode("the approval code was already used") from None
+    overrides = override_model.__table__
+    taken = session.execute(
+        update(overrides)
+        .where(
+            overrides.c.nonce == approval.nonce,
+            overrides.c.record_kind == kind,
+            overrides.c.extra == 0,
+        )
+        .values(extra=approval.extra, applied=clock.now_timestamp())
+    )
+    if taken.rowcount != 1:
+        raise InvalidCode(
+            "the approval code was already used, or was not asked for on this device"
+        )
     table = quota_model.__table__
     raised = session.execute(
         update(table)

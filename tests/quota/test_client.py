@@ -201,6 +201,15 @@ def approval_for(
     return approval_code(approval, override_key(secret))
 
 
+def requested_nonce(field) -> str:
+    """The nonce of the request code the device's override page shows."""
+    import re
+
+    page = field.test_client().get("/quota/visit/override").get_data(as_text=True)
+    code = re.search(r"id='request-code'>([^<]+)<", page).group(1)
+    return OverrideRequest.parse(code).nonce
+
+
 def apply(field, code):
     return field.test_client().post("/quota/visit/override", data={"code": code})
 
@@ -210,9 +219,15 @@ def test_override_code_raises_the_ceiling_once(field):
         open_window(1)
     page = field.test_client().get("/quota/visit/override").get_data(as_text=True)
     assert "request-code" in page
-    code = approval_for(extra=5)
+    code = approval_for(extra=5, nonce=requested_nonce(field))
     assert "Approved: 5 more" in apply(field, code).get_data(as_text=True)
     assert "already used" in apply(field, code).get_data(as_text=True)
+    # A code for a request this device never made (say, before it was wiped
+    # and reinstalled) is refused: it may have been applied already.
+    stranger = approval_for(extra=5)
+    assert "not asked for on this device" in apply(field, stranger).get_data(
+        as_text=True
+    )
     with field.app_context():
         assert field_db.session.scalar(select(Quota.ceiling)) == 6
 
@@ -220,19 +235,22 @@ def test_override_code_raises_the_ceiling_once(field):
 @pytest.mark.parametrize(
     ("code", "reason"),
     [
-        (lambda: approval_for(client="clinic-2"), "another client"),
-        (lambda: approval_for(kind="consent"), "another client or record kind"),
-        (lambda: approval_for(expires_in=-5), "expired"),
-        (lambda: approval_for(secret="other-secret"), "not genuine"),
-        (lambda: approval_for()[:-3] + "abc", "not genuine"),
-        (lambda: "x" + approval_for()[1:], "not genuine"),
-        (lambda: "garbage", "not genuine"),
+        (lambda n: approval_for(client="clinic-2", nonce=n), "another client"),
+        (
+            lambda n: approval_for(kind="consent", nonce=n),
+            "another client or record kind",
+        ),
+        (lambda n: approval_for(expires_in=-5, nonce=n), "expired"),
+        (lambda n: approval_for(secret="other-secret", nonce=n), "not genuine"),
+        (lambda n: approval_for(nonce=n)[:-3] + "abc", "not genuine"),
+        (lambda n: "x" + approval_for(nonce=n)[1:], "not genuine"),
+        (lambda n: "garbage", "not genuine"),
     ],
 )
 def test_bad_override_codes_are_refused(field, code, reason):
     with field.app_context():
         open_window(1)
-    assert reason in apply(field, code()).get_data(as_text=True)
+    assert reason in apply(field, code(requested_nonce(field))).get_data(as_text=True)
     with field.app_context():
         assert field_db.session.scalar(select(Quota.ceiling)) == 1
 
@@ -338,12 +356,11 @@ def test_a_refusal_outside_the_window_speaks_of_the_device_clock(field):
 
 def test_an_approval_before_the_first_pull_opens_the_window(field):
     now = int(time.time())
-    request = OverrideRequest.new("clinic-1", "visit", 0)
     approval = Approval(
         "clinic-1",
         "visit",
         3,
-        request.nonce,
+        requested_nonce(field),
         now + 3600,
         issued=now,
         max_skew=3600,
