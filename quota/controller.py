@@ -34,7 +34,7 @@ from quota.planning import ClientState, plan, withheld
 from tracker.db_types import utcnow
 
 RATE_SMOOTHING = 0.5
-MAX_WORKERS = 128
+MAX_WORKERS = 48
 
 
 class QuotaNotActive(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from quota.models import ControllerQuota
 from tracker.extensions import db
@@ -24,8 +24,15 @@ from tracker.extensions import db
 KIND = "visit"
 
 
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:
+        """Log nothing per request: a thousand lines would cost what is measured."""
+
+
 def _serve(app: Flask):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler
+    )
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     return server, thread, f"http://127.0.0.1:{server.server_port}"

@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long each field client takes to answer (its network), default 20",
     )
     parser.add_argument("--skip-postgres", action="store_true")
-    parser.add_argument("--checkin-threads", type=bounded_int(1, 256), default=16)
+    parser.add_argument("--checkin-threads", type=bounded_int(1, 256), default=4)
     parser.add_argument("--skip-pull", action="store_true")
     parser.add_argument("--skip-inserts", action="store_true")
     return parser.parse_args(argv)
