@@ -35,6 +35,7 @@ from tracker.db_types import utcnow
 
 RATE_SMOOTHING = 0.5
 MAX_WORKERS = 48
+QUOTA_COLUMNS = ("target", "retired", "active", "window_start", "window_expires")
 
 
 class QuotaNotActive(Exception):
@@ -240,7 +241,9 @@ def lock_quota(session: Session, quota: ControllerQuota) -> None:
         .where(ControllerQuota.id == quota.id)
         .values(target=ControllerQuota.target)
     )
-    session.refresh(quota)
+    # The quota's own columns and every client's row, read again; the loaded
+    # list of clients is kept (re-reading it would cost a second load).
+    session.refresh(quota, QUOTA_COLUMNS)
     session.scalars(
         select(QuotaClient)
         .where(QuotaClient.quota_id == quota.id)
