@@ -8,20 +8,25 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the quota page, commands and periodic pull."""
+    """Register the quota page, API, commands, metrics and periodic pull."""
     from flask_babel import lazy_gettext as _l
 
     from quota import tasks
+    from quota.api import bp as api_bp
     from quota.cli import cli
     from quota.metrics import quota_metrics
+    from quota.openapi import quota_paths, quota_schemas
     from quota.views import bp
     from tracker.background import add_periodic_task
     from tracker.monitoring import add_metrics
+    from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
     app.register_blueprint(bp)
-    add_metrics(app, quota_metrics)
+    app.register_blueprint(api_bp)
     app.cli.add_command(cli)
+    add_metrics(app, quota_metrics)
+    add_paths(app, quota_paths(), quota_schemas())
     add_navigation(app, "quota.index", _l("Quotas"))
     add_periodic_task(
         app, "quota-pull", tasks.PULL_TASK, app.config["QUOTA_PULL_INTERVAL"]

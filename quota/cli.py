@@ -1,32 +1,75 @@
-"""``manage.py quota ...``: create quotas, add clients, pull, approve overrides."""
+"""``manage.py quota ...``: create and administer quotas, pull, approve overrides."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
 
-from quota.controller import HttpTransport, committed_total
+from quota.admin import (
+    UNSET,
+    AdminRefused,
+    add_client,
+    client_named,
+    create_quota,
+    quota_for,
+    remove_client,
+    update_client,
+    update_quota,
+)
+from quota.controller import HttpTransport, Policy, committed_total
 from quota.models import ControllerQuota, QuotaClient
-from quota.overrides import OverrideRefused, approve
+from quota.overrides import OverrideRefused, approve_request
 from quota.pulls import run_pull
 from tracker.db_types import utcnow
 from tracker.extensions import db
 from tracker.fields import FieldError, url_value
 
 cli = AppGroup("quota", help="Quotas split among offline field clients.")
+ACTOR = "manage.py"
 
 
 def quota_named(kind: str) -> ControllerQuota:
-    quota = db.session.scalar(
-        select(ControllerQuota).where(ControllerQuota.record_kind == kind)
-    )
+    quota = quota_for(db.session, kind)
     if quota is None:
         raise click.BadParameter(f"no quota for {kind!r}", param_hint="KIND")
     return quota
+
+
+def client_of(quota: ControllerQuota, name: str) -> QuotaClient:
+    client = client_named(quota, name)
+    if client is None:
+        raise click.BadParameter(
+            f"no client {name!r} in the {quota.record_kind} quota", param_hint="CLIENT"
+        )
+    return client
+
+
+class Moment(click.ParamType):
+    """A date (2027-01-31) or date and time (2027-01-31T12:00), UTC unless given."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail("a date such as 2027-01-31 or 2027-01-31T12:00", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _commit_or_fail(action) -> object:
+    try:
+        result = action()
+    except AdminRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    return result
 
 
 @cli.command("create")
@@ -41,21 +84,30 @@ def quota_named(kind: str) -> ControllerQuota:
 )
 def create(kind: str, target: int, days: int) -> None:
     """Create a quota of TARGET records of KIND."""
-    if db.session.scalar(
-        select(ControllerQuota.id).where(ControllerQuota.record_kind == kind)
-    ):
-        raise click.ClickException(f"a quota for {kind!r} already exists")
     now = utcnow()
-    db.session.add(
-        ControllerQuota(
-            record_kind=kind,
-            target=target,
-            window_start=now,
-            window_expires=now + timedelta(days=days),
+    _commit_or_fail(
+        lambda: create_quota(
+            db.session, kind, target, now, now + timedelta(days=days), ACTOR
         )
     )
-    db.session.commit()
     click.echo(f"Created the quota of {target} {kind} records for {days} days.")
+
+
+@cli.command("update")
+@click.argument("kind")
+@click.option("--target", type=click.IntRange(1), help="The new overall target.")
+@click.option("--start", type=Moment(), help="When the window opens.")
+@click.option("--expires", type=Moment(), help="When the window closes.")
+@click.option("--active/--inactive", default=None, help="Pull the quota or not.")
+def update(kind, target, start, expires, active) -> None:
+    """Change KIND's target or window; a target below what is committed is refused."""
+    quota = quota_named(kind)
+    changes = _commit_or_fail(
+        lambda: update_quota(
+            db.session, quota, target, start, expires, active, actor=ACTOR
+        )
+    )
+    click.echo(f"{kind}: " + ("; ".join(changes) if changes else "nothing changed."))
 
 
 @cli.command("add-client")
@@ -63,24 +115,62 @@ def create(kind: str, target: int, days: int) -> None:
 @click.argument("name")
 @click.argument("endpoint")
 @click.argument("secret")
-def add_client(kind: str, name: str, endpoint: str, secret: str) -> None:
+def add_client_command(kind: str, name: str, endpoint: str, secret: str) -> None:
     """Add field client NAME, reachable at ENDPOINT with SECRET, to KIND's quota."""
     quota = quota_named(kind)
     try:
         endpoint = url_value(endpoint, "endpoint")
     except FieldError as exc:
         raise click.BadParameter(str(exc), param_hint="ENDPOINT") from None
-    if any(c.name == name for c in quota.clients):
-        raise click.ClickException(f"client {name!r} is already in this quota")
-    quota.clients.append(QuotaClient(name=name, endpoint=endpoint, secret=secret))
-    db.session.commit()
+    _commit_or_fail(
+        lambda: add_client(db.session, quota, name, endpoint, secret, ACTOR)
+    )
     click.echo(f"Added {name} to the {kind} quota.")
+
+
+@cli.command("client")
+@click.argument("kind")
+@click.argument("client_name", metavar="CLIENT")
+@click.option("--weight", type=click.FloatRange(0, 1000), help="Share of headroom.")
+@click.option("--max", "maximum", type=click.IntRange(0), help="Highest ceiling.")
+@click.option("--no-max", is_flag=True, help="Remove the highest ceiling.")
+@click.option("--active/--inactive", default=None, help="Give it headroom or not.")
+def client_command(kind, client_name, weight, maximum, no_max, active) -> None:
+    """Change CLIENT's weight, maximum or state in KIND's quota."""
+    quota = quota_named(kind)
+    client = client_of(quota, client_name)
+    if no_max and maximum is not None:
+        raise click.UsageError("give --max or --no-max, not both")
+    max_ceiling = None if no_max else UNSET if maximum is None else maximum
+    changes = _commit_or_fail(
+        lambda: update_client(
+            db.session, quota, client, weight, max_ceiling, active, ACTOR
+        )
+    )
+    click.echo(
+        f"{client_name}: " + ("; ".join(changes) if changes else "nothing changed.")
+    )
+
+
+@cli.command("remove-client")
+@click.argument("kind")
+@click.argument("client_name", metavar="CLIENT")
+def remove_client_command(kind: str, client_name: str) -> None:
+    """Remove CLIENT from KIND's quota; what it may still create stays counted."""
+    quota = quota_named(kind)
+    client = client_of(quota, client_name)
+    held = _commit_or_fail(lambda: remove_client(db.session, quota, client, ACTOR))
+    click.echo(
+        f"Removed {client_name}; its {held} records stay counted against the target."
+    )
 
 
 @cli.command("pull")
 @click.argument("kind", required=False)
 def pull(kind: str | None) -> None:
     """Pull counts and move ceilings for KIND's quota (or every active one)."""
+    from sqlalchemy import select
+
     quotas = (
         [quota_named(kind)]
         if kind
@@ -89,9 +179,10 @@ def pull(kind: str | None) -> None:
         ).all()
     )
     transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
+    policy = Policy.from_config(current_app.config)
     for quota in quotas:
         operation_id, summary = run_pull(
-            db.session, quota, transport, db.session.commit
+            db.session, quota, transport, db.session.commit, policy=policy
         )
         if summary is None:
             click.echo(
@@ -110,16 +201,29 @@ def pull(kind: str | None) -> None:
 @click.argument("kind")
 @click.argument("request_code")
 @click.argument("extra", type=click.IntRange(1))
-def approve_override(kind: str, request_code: str, extra: int) -> None:
+@click.option(
+    "--reclaim",
+    is_flag=True,
+    help="If too few records are free, first ask idle clients to lower theirs.",
+)
+def approve_override(kind: str, request_code: str, extra: int, reclaim: bool) -> None:
     """Approve EXTRA more records for the client that showed REQUEST_CODE."""
     quota = quota_named(kind)
-    hours = current_app.config["QUOTA_OVERRIDE_HOURS"]
     try:
-        code = approve(
-            db.session, quota, request_code, extra, utcnow(), timedelta(hours=hours)
+        approved = approve_request(
+            db.session,
+            quota,
+            request_code,
+            extra,
+            current_app.config,
+            db.session.commit,
+            actor=ACTOR,
+            reclaim=reclaim,
         )
     except OverrideRefused as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
     db.session.commit()
-    click.echo(code)
+    if approved.warning:
+        click.echo(f"Warning: {approved.warning}.", err=True)
+    click.echo(approved.code)

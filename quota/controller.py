@@ -1,21 +1,28 @@
 """The controller: pull counts from field clients, then move ceilings safely.
 
-Order matters for the invariant *sum of possible ceilings <= target*:
+Order matters for the invariant *what clients may create <= target*:
 1. every report settles what a client really has (ceiling, count, used codes);
 2. ceilings that go down are sent first, and count as lowered only once the
    client confirms;
 3. only then is the freed headroom handed out, each raise recorded as pending
-   (and committed) *before* it is sent, so a lost reply or a restart never lets
-   the controller hand the same headroom out twice.
+   (and committed) *before* it is sent, so a lost reply, a restart or a message
+   that arrives late never lets the controller hand the same headroom out twice.
+   A pending raise is released only when a report shows it applied, or once its
+   lease has ended plus the clock bound: a device refuses a raise whose lease has
+   passed, so a late message can no longer take effect.
 Unreachable clients keep whatever they may have; one failure never stops a pull.
+Settling happens with the quota's row locked and the clients re-read, so pulls
+and check-ins running at once never overwrite each other's pending raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import requests
@@ -23,10 +30,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from quota.models import ControllerQuota, QuotaApproval, QuotaClient, QuotaHistory
-from quota.planning import ClientState, plan
+from quota.planning import ClientState, plan, withheld
 from tracker.db_types import utcnow
 
 RATE_SMOOTHING = 0.5
+MAX_WORKERS = 48
+QUOTA_COLUMNS = ("target", "retired", "active", "window_start", "window_expires")
 
 
 class QuotaNotActive(Exception):
@@ -43,6 +52,33 @@ class CeilingRefused(Exception):
     def __init__(self, count: int) -> None:
         super().__init__(f"refused: count is {count}")
         self.count = count
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How headroom is handed out: the override reserve (records, or a
+    percentage of the target such as "5%"), the fair floor, leases and the
+    clock bound."""
+
+    reserve: int | str = 0
+    floor: int = 0
+    lease: timedelta = timedelta(hours=72)
+    max_skew: timedelta = timedelta(hours=6)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Policy:
+        return cls(
+            reserve=config["QUOTA_OVERRIDE_RESERVE"],
+            floor=config["QUOTA_FAIR_FLOOR"],
+            lease=timedelta(hours=config["QUOTA_LEASE_HOURS"]),
+            max_skew=timedelta(seconds=config["QUOTA_MAX_CLOCK_SKEW"]),
+        )
+
+    def reserve_for(self, target: int) -> int:
+        """The reserve in records for a quota of ``target``."""
+        if isinstance(self.reserve, str):
+            return int(target * float(self.reserve.rstrip("%")) / 100)
+        return min(self.reserve, target)
 
 
 @dataclass(frozen=True)
@@ -70,16 +106,39 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def check_report(data: Any) -> dict[str, Any]:
+    """Return a client's report if it is well formed; raise TransportError."""
+    if not isinstance(data, dict):
+        raise TransportError("the report is not a JSON object")
+    if not (_is_count(data.get("count")) and _is_count(data.get("ceiling"))):
+        raise TransportError("the report lacks a whole count and ceiling")
+    used = data.get("used_overrides") or []
+    if not isinstance(used, list) or not all(isinstance(n, str) for n in used):
+        raise TransportError("the report's used_overrides is not a list of codes")
+    for name in ("confirmed", "lease_expires", "clock"):
+        if data.get(name) is not None and not _is_count(data[name]):
+            raise TransportError(f"the report's {name} is not a whole number")
+    return data
+
+
 class HttpTransport:
-    """Talks to the field clients' quota blueprint over HTTP with timeouts."""
+    """Talks to the field clients' quota blueprint over HTTP with timeouts; one
+    connection pool per thread, so a client's GET and PUT share a connection."""
 
     def __init__(self, timeout: float = 10.0) -> None:
         self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def _call(self, method: str, client: Address, kind: str, body=None) -> dict:
         url = f"{client.endpoint.rstrip('/')}/quota/{kind}"
         try:
-            response = requests.request(
+            response = self._session().request(
                 method,
                 url,
                 json=body,
@@ -88,21 +147,29 @@ class HttpTransport:
                 allow_redirects=False,
             )
             data = response.json()
-        except (requests.RequestException, ValueError, RecursionError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}"[:300]) from None
+        except requests.Timeout:
+            raise TransportError(f"no answer within {self.timeout:g} s") from None
+        except requests.ConnectionError:
+            raise TransportError("could not connect to the client") from None
+        except requests.RequestException as exc:
+            raise TransportError(f"the request failed: {exc}"[:300]) from None
+        except (ValueError, RecursionError):
+            raise TransportError(
+                f"the answer (HTTP {response.status_code}) is not JSON"
+            ) from None
         if not isinstance(data, dict):
             raise TransportError(f"HTTP {response.status_code}: not a JSON object")
         if response.status_code == 409 and _is_count(data.get("count")):
             raise CeilingRefused(data["count"])
+        if response.status_code == 401:
+            raise TransportError("the client refused the secret (HTTP 401)")
         if response.status_code != 200:
+            message = str(data.get("message", ""))[:200]
             raise TransportError(
-                f"HTTP {response.status_code}: {data.get('message', '')}"
+                f"the client answered HTTP {response.status_code}: {message}"
             )
-        if not (_is_count(data.get("count")) and _is_count(data.get("ceiling"))):
-            raise TransportError("the report lacks a whole count and ceiling")
-        used = data.get("used_overrides") or []
-        if not isinstance(used, list) or not all(isinstance(n, str) for n in used):
-            raise TransportError("the report's used_overrides is not a list of codes")
+        data = check_report(data)
+        data["_received"] = time.time()
         return data
 
     def get(self, client: Address, kind: str) -> dict[str, Any]:
@@ -119,26 +186,51 @@ class PullSummary:
     changed: int = 0
 
 
-def outstanding_extra(session: Session, client: QuotaClient) -> int:
-    """Approved overrides the client may still apply."""
-    approvals = session.scalars(
-        select(QuotaApproval).where(
-            QuotaApproval.client_id == client.id, QuotaApproval.used.is_(False)
-        )
-    ).all()
-    # An approval stops counting once a report made after its expiry omits it.
+def _outstanding(approvals: Iterable[QuotaApproval], last_contact) -> int:
+    # An approval stops counting once a report made after it can no longer be
+    # applied (its expiry plus the clock bound) omits it.
     return sum(
         a.extra
         for a in approvals
-        if client.last_contact is None or a.expires > client.last_contact
+        if last_contact is None or (a.held_until or a.expires) > last_contact
     )
 
 
-def assumed_ceiling(session: Session, client: QuotaClient) -> int:
+def outstanding_by_client(session: Session, quota: ControllerQuota) -> dict[int, int]:
+    """Approved overrides each client of the quota may still apply."""
+    contacts = {c.id: c.last_contact for c in quota.clients}
+    approvals: dict[int, list[QuotaApproval]] = {}
+    for approval in session.scalars(
+        select(QuotaApproval)
+        .join(QuotaClient)
+        .where(QuotaClient.quota_id == quota.id, QuotaApproval.used.is_(False))
+    ):
+        approvals.setdefault(approval.client_id, []).append(approval)
+    return {
+        client_id: _outstanding(rows, contacts.get(client_id))
+        for client_id, rows in approvals.items()
+    }
+
+
+def outstanding_extra(session: Session, client: QuotaClient) -> int:
+    """Approved overrides the client may still apply."""
+    return _outstanding(
+        session.scalars(
+            select(QuotaApproval).where(
+                QuotaApproval.client_id == client.id, QuotaApproval.used.is_(False)
+            )
+        ),
+        client.last_contact,
+    )
+
+
+def assumed_ceiling(
+    session: Session, client: QuotaClient, outstanding: int | None = None
+) -> int:
     """The most this client may be allowed now, whatever messages were lost."""
-    return max(client.acknowledged, client.pending or 0) + outstanding_extra(
-        session, client
-    )
+    if outstanding is None:
+        outstanding = outstanding_extra(session, client)
+    return max(client.acknowledged, client.pending or 0) + outstanding
 
 
 def lock_quota(session: Session, quota: ControllerQuota) -> None:
@@ -149,11 +241,49 @@ def lock_quota(session: Session, quota: ControllerQuota) -> None:
         .where(ControllerQuota.id == quota.id)
         .values(target=ControllerQuota.target)
     )
-    session.refresh(quota)
+    # The quota's own columns and every client's row, read again; the loaded
+    # list of clients is kept (re-reading it would cost a second load).
+    session.refresh(quota, QUOTA_COLUMNS)
+    session.scalars(
+        select(QuotaClient)
+        .where(QuotaClient.quota_id == quota.id)
+        .execution_options(populate_existing=True)
+    ).all()
 
 
 def committed_total(session: Session, quota: ControllerQuota) -> int:
-    return sum(assumed_ceiling(session, c) for c in quota.clients)
+    """What every client may create, approvals included, plus what removed
+    clients created."""
+    outstanding = outstanding_by_client(session, quota)
+    return quota.retired + sum(
+        assumed_ceiling(session, c, outstanding.get(c.id, 0)) for c in quota.clients
+    )
+
+
+def client_states(
+    session: Session, quota: ControllerQuota, reachable: Callable[[QuotaClient], bool]
+) -> list[ClientState]:
+    """What the plan needs to know of every client of the quota."""
+    outstanding = outstanding_by_client(session, quota)
+    return [
+        ClientState(
+            c.id,
+            reachable(c),
+            c.count,
+            assumed_ceiling(session, c, outstanding.get(c.id, 0)),
+            c.rate,
+            weight=c.weight,
+            max_ceiling=c.max_ceiling,
+            active=c.active,
+            approved=outstanding.get(c.id, 0),
+        )
+        for c in quota.clients
+    ]
+
+
+def free_records(session: Session, quota: ControllerQuota) -> int:
+    """What no client may create yet: the reserve and any reclaimed headroom."""
+    return max(0, quota.target - committed_total(session, quota))
 
 
 class Controller:
@@ -163,19 +293,24 @@ class Controller:
         self,
         session: Session,
         quota: ControllerQuota,
-        transport: Transport,
+        transport: Transport | None,
         commit: Callable[[], None],
         clients: Iterable[str] | None = None,
         now: Callable[[], datetime] = utcnow,
+        policy: Policy | None = None,
+        actor: str = "pull",
     ) -> None:
         self.session = session
         self.quota = quota
         self.transport = transport
         self.commit = commit
         self.now = now
+        self.policy = policy or Policy()
+        self.actor = actor
         wanted = set(clients) if clients is not None else None
         self.clients = [c for c in quota.clients if wanted is None or c.name in wanted]
         self.reachable: set[int] = set()
+        self.reports: dict[int, dict[str, Any]] = {}
 
     def _check_active(self) -> None:
         now = self.now()
@@ -190,6 +325,8 @@ class Controller:
             QuotaHistory(
                 quota_id=self.quota.id,
                 client_id=client.id if client else None,
+                client_name=client.name if client else "",
+                actor=self.actor,
                 event=event,
                 count=client.count if client else None,
                 ceiling=client.acknowledged if client else None,
@@ -198,26 +335,65 @@ class Controller:
             )
         )
 
+    def _observe_count(self, client: QuotaClient, device_count: int) -> None:
+        """Take the device's count; a count that goes back means the device was
+        reinstalled (or restored): what it created before stays counted."""
+        if device_count < client.count - client.earlier:
+            before = client.count - client.earlier
+            client.earlier = client.count
+            client.reinstalled = self.now()
+            self._history(
+                client,
+                "reinstalled",
+                f"the device's count went back from {before} to {device_count}:"
+                f" its earlier {client.earlier} records stay counted",
+            )
+        client.count = client.earlier + device_count
+
     def _settle(self, client: QuotaClient, report: dict[str, Any]) -> None:
         now = self.now()
-        count = int(report.get("count", 0))
+        before = client.count
+        self._observe_count(client, int(report["count"]))
         if client.last_contact is not None:
             hours = max((now - client.last_contact).total_seconds() / 3600, 1 / 60)
-            recent = max(0, count - client.count) / hours
+            recent = max(0, client.count - before) / hours
             client.rate = RATE_SMOOTHING * recent + (1 - RATE_SMOOTHING) * client.rate
-        client.count = count
-        client.acknowledged = int(report.get("ceiling", 0))
-        client.pending = None
+        skew = self.policy.max_skew.total_seconds()
+        ceiling = int(report["ceiling"])
+        may = ceiling
+        confirmed, lease = report.get("confirmed"), report.get("lease_expires") or 0
+        if confirmed is not None and lease and now.timestamp() >= lease + skew:
+            may = min(ceiling, confirmed)  # the lease is over on any clock
+        device_count = client.count - client.earlier
+        client.acknowledged = client.earlier + max(may, device_count)
+        if client.pending is not None and (
+            client.earlier + ceiling >= client.pending
+            or (
+                client.pending_until is not None
+                and now >= client.pending_until + self.policy.max_skew
+            )
+        ):
+            client.pending = None
+            client.pending_until = None
+        if report.get("clock") is not None:
+            received = report.get("_received", time.time())
+            client.clock_skew = float(report["clock"]) - received
         client.last_contact = now
         client.last_error = ""
         used = set(report.get("used_overrides") or [])
         if used:
             for approval in self.session.scalars(
                 select(QuotaApproval).where(
-                    QuotaApproval.client_id == client.id, QuotaApproval.nonce.in_(used)
+                    QuotaApproval.client_id == client.id,
+                    QuotaApproval.nonce.in_(used),
+                    QuotaApproval.used.is_(False),
                 )
             ):
                 approval.used = True
+
+    def _locked(self) -> None:
+        """Lock the quota and re-read its clients before settling answers."""
+        lock_quota(self.session, self.quota)
 
     def get_all(self) -> PullSummary:
         """Ask every client for its ceiling and count; record who answered."""
@@ -231,10 +407,8 @@ class Controller:
             except TransportError as exc:
                 return None, str(exc)
 
-        addresses = [Address.of(c) for c in self.clients]
-        workers = max(1, min(64, len(self.clients)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(ask, addresses))
+        answers = self._concurrently(ask, [Address.of(c) for c in self.clients])
+        self._locked()
         self.reachable = set()
         for client, (report, error) in zip(self.clients, answers, strict=True):
             if report is None:
@@ -243,39 +417,57 @@ class Controller:
                 self._history(client, "unreachable", client.last_error)
                 continue
             self._settle(client, report)
+            self.reports[client.id] = report
             self.reachable.add(client.id)
             summary.reached += 1
             self._history(client, "report")
         self.commit()
         return summary
 
-    def _send_all(self, changes: list[tuple[QuotaClient, int]]) -> int:
-        """Send ceilings concurrently; settle the answers; return how many took."""
+    def _concurrently(self, call: Callable, items: list) -> list:
+        if not items:
+            return []
+        workers = max(1, min(MAX_WORKERS, len(items)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(call, items))
+
+    def _body(self, client: QuotaClient, ceiling: int, leased: bool) -> dict:
         quota = self.quota
-        window = {
+        body = {
+            "ceiling": ceiling - client.earlier,
             "window_start": int(quota.window_start.timestamp()),
             "window_expires": int(quota.window_expires.timestamp()),
+            "controller_time": int(time.time()),
+            "max_clock_skew": int(self.policy.max_skew.total_seconds()),
         }
+        if leased:
+            body["confirmed"] = max(0, client.acknowledged - client.earlier)
+            body["lease_expires"] = int((self.now() + self.policy.lease).timestamp())
+        return body
 
-        kind = quota.record_kind
+    def _send_all(self, changes: list[tuple[QuotaClient, int, bool]]) -> int:
+        """Send ceilings concurrently; settle the answers; return how many took."""
+        if not changes:
+            return 0
+        kind = self.quota.record_kind
 
-        def send(call: tuple[Address, int]):
-            address, ceiling = call
+        def send(call: tuple[Address, dict]):
+            address, body = call
             try:
-                return self.transport.put(address, kind, {"ceiling": ceiling, **window})
+                return self.transport.put(address, kind, body)
             except (CeilingRefused, TransportError) as exc:
                 return exc
 
-        if not changes:
-            return 0
-        calls = [(Address.of(client), ceiling) for client, ceiling in changes]
-        workers = max(1, min(64, len(changes)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(send, calls))
+        calls = [
+            (Address.of(client), self._body(client, ceiling, leased))
+            for client, ceiling, leased in changes
+        ]
+        answers = self._concurrently(send, calls)
+        self._locked()
         taken = 0
-        for (client, ceiling), answer in zip(changes, answers, strict=True):
+        for (client, ceiling, _leased), answer in zip(changes, answers, strict=True):
             if isinstance(answer, CeilingRefused):
-                client.count = answer.count
+                self._observe_count(client, answer.count)
                 self._history(client, "refused", f"ceiling {ceiling}: {answer}")
             elif isinstance(answer, TransportError):
                 client.last_error = str(answer)
@@ -288,34 +480,74 @@ class Controller:
                 taken += 1
         return taken
 
+    def _needs_refresh(self, client: QuotaClient) -> bool:
+        """A reachable client whose window differs, or whose lease is half over."""
+        report = self.reports.get(client.id)
+        if report is None:
+            return False
+        quota = self.quota
+        if report.get("window_start") != int(quota.window_start.timestamp()):
+            return True
+        if report.get("window_expires") != int(quota.window_expires.timestamp()):
+            return True
+        lease = report.get("lease_expires") or 0
+        if report.get("confirmed") is None or not lease:
+            return False
+        half = self.policy.lease.total_seconds() / 2
+        return lease - self.now().timestamp() < half
+
+    def _raise_room(self, states: list[ClientState]) -> int:
+        """What may be handed out now: free records less the reserve."""
+        reserve = withheld(self.policy.reserve_for(self.quota.target), states)
+        return self.quota.target - committed_total(self.session, self.quota) - reserve
+
+    def _desired(self, reachable: Callable[[QuotaClient], bool]) -> dict[int, int]:
+        states = client_states(self.session, self.quota, reachable)
+        return plan(
+            self.quota.target,
+            states,
+            reserve=self.policy.reserve_for(self.quota.target),
+            floor=self.policy.floor,
+            retired=self.quota.retired,
+        )
+
+    def _grant(
+        self, client: QuotaClient, desired: int, spare: int
+    ) -> tuple[int | None, int]:
+        """Record a raise towards ``desired`` (or resend the pending one); return
+        the ceiling to send (None: nothing to raise) and the records it adds."""
+        base = max(client.acknowledged, client.pending or 0)
+        raise_by = max(0, min(desired - base, spare))
+        if raise_by:
+            client.pending = base + raise_by
+        elif client.pending is None:
+            return None, 0
+        client.pending_until = self.now() + self.policy.lease
+        return client.pending, raise_by
+
     def post_all(self) -> int:
         """Lower, then raise, ceilings towards the plan; return how many changed."""
         self._check_active()
-        states = [
-            ClientState(
-                c.id,
-                c.id in self.reachable,
-                c.count,
-                assumed_ceiling(self.session, c),
-                c.rate,
-            )
-            for c in self.quota.clients
-        ]
-        desired = plan(self.quota.target, states)
+        desired = self._desired(lambda c: c.id in self.reachable)
         ours = [c for c in self.clients if c.id in desired]
-        lowered = [(c, desired[c.id]) for c in ours if desired[c.id] < c.acknowledged]
+        lowered = [
+            (c, desired[c.id], False) for c in ours if desired[c.id] < c.acknowledged
+        ]
         changed = self._send_all(lowered)
         self.commit()
-        lock_quota(self.session, self.quota)
-        spare = self.quota.target - committed_total(self.session, self.quota)
-        raises = []
+        self._locked()
+        states = client_states(self.session, self.quota, lambda c: False)
+        spare = self._raise_room(states)
+        raises, lowered_ids = [], {c.id for c, _, _ in lowered}
         for client in sorted(ours, key=lambda c: -c.rate):
-            raise_by = min(desired[client.id] - client.acknowledged, spare)
-            if raise_by <= 0 or client.pending is not None:
+            if client.id in lowered_ids:
                 continue
-            client.pending = client.acknowledged + raise_by
-            spare -= raise_by
-            raises.append((client, client.pending))
+            ceiling, added = self._grant(client, desired[client.id], spare)
+            if ceiling is not None:
+                spare -= added
+                raises.append((client, ceiling, True))
+            elif self._needs_refresh(client):
+                raises.append((client, client.acknowledged, False))
         self.commit()  # every raise is on record before any client can use it
         changed += self._send_all(raises)
         self.commit()
@@ -326,3 +558,53 @@ class Controller:
         summary = self.get_all()
         summary.changed = self.post_all()
         return summary
+
+    def reclaim(self, needed: int) -> int:
+        """Ask the idlest reachable clients to confirm lower ceilings (never
+        below their count plus the fair floor) until ``needed`` records are
+        free; return how many were freed."""
+        self.get_all()
+        before = free_records(self.session, self.quota)
+        left = needed - before
+        lowered = []
+        idle_first = sorted(
+            (c for c in self.clients if c.id in self.reachable),
+            key=lambda c: (c.rate, c.id),
+        )
+        for client in idle_first:
+            room = client.acknowledged - client.count - self.policy.floor
+            if left <= 0 or room <= 0 or client.pending is not None:
+                continue
+            take = min(room, left)
+            lowered.append((client, client.acknowledged - take, False))
+            left -= take
+        self._send_all(lowered)
+        self.commit()
+        return free_records(self.session, self.quota) - before
+
+    def check_in(self, client: QuotaClient, report: dict[str, Any]) -> dict[str, Any]:
+        """Settle a client's own report and answer with its ceiling; the raise
+        is on record (committed) before the answer leaves."""
+        self._check_active()
+        self._locked()
+        self._settle(client, report)
+        self.reports[client.id] = report
+        self._history(client, "check-in")
+        # Shares are planned as if every client had answered (their last
+        # counts); what is really free limits the raise.
+        desired = self._desired(lambda c: True)[client.id]
+        states = client_states(self.session, self.quota, lambda c: False)
+        spare = self._raise_room(states)
+        if desired < client.acknowledged:
+            # Lowered only once a later report confirms it.
+            body = self._body(client, desired, leased=False)
+            self._history(client, "ceiling", f"asked to lower the ceiling to {desired}")
+        else:
+            ceiling, _added = self._grant(client, desired, spare)
+            if ceiling is None:
+                body = self._body(client, client.acknowledged, leased=False)
+            else:
+                body = self._body(client, ceiling, leased=True)
+                self._history(client, "ceiling", f"ceiling {ceiling} sent")
+        self.commit()
+        return body

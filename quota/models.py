@@ -23,6 +23,8 @@ class ControllerQuota(db.Model):
     window_expires: Mapped[datetime] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What removed clients created or may still create: it stays counted.
+    retired: Mapped[int] = mapped_column(default=0)
 
     clients: Mapped[list[QuotaClient]] = relationship(
         back_populates="quota", cascade="all, delete-orphan", order_by="QuotaClient.id"
@@ -35,6 +37,11 @@ class QuotaClient(db.Model):
     ``acknowledged`` is the ceiling the client last confirmed; ``pending`` a raise
     that was sent but not confirmed. Until a report settles it, the controller
     assumes the larger of the two, so the sum of ceilings never passes the target.
+
+    ``count`` and the ceilings count every record the client ever created in
+    the window, across reinstalls: ``earlier`` is what earlier installs of the
+    device created (a device's own count restarts at 0 when its database is
+    wiped), so the device's ceiling is ``acknowledged - earlier``.
     """
 
     __tablename__ = "quota_clients"
@@ -53,10 +60,22 @@ class QuotaClient(db.Model):
     secret: Mapped[str] = mapped_column(EncryptedText)
     acknowledged: Mapped[int] = mapped_column(default=0)
     pending: Mapped[int | None]
+    # The lease end of the pending raise: past it plus the clock bound, a
+    # message still on its way can no longer take effect on the device.
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(default=0)
     rate: Mapped[float] = mapped_column(Float, default=0.0)
     last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    earlier: Mapped[int] = mapped_column(default=0)
+    reinstalled: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The device clock minus the controller's at the last exchange, in seconds.
+    clock_skew: Mapped[float | None] = mapped_column(Float)
+    # Administration: a larger weight gets a larger share of the headroom;
+    # max_ceiling caps the ceiling; an inactive client gets no more headroom.
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    max_ceiling: Mapped[int | None]
+    active: Mapped[bool] = mapped_column(default=True)
 
     quota: Mapped[ControllerQuota] = relationship(back_populates="clients")
 
@@ -71,10 +90,14 @@ class QuotaHistory(db.Model):
         ForeignKey("quota_quotas.id", ondelete="CASCADE")
     )
     client_id: Mapped[int | None] = mapped_column(
-        ForeignKey("quota_clients.id", ondelete="CASCADE")
+        ForeignKey("quota_clients.id", ondelete="SET NULL")
     )
+    # Kept when the client is removed, so that the history still names it.
+    client_name: Mapped[str] = mapped_column(String(100), default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     event: Mapped[str] = mapped_column(String(20))
+    # Who or what made the change: a user's name, "pull", "check-in".
+    actor: Mapped[str] = mapped_column(String(100), default="")
     count: Mapped[int | None]
     ceiling: Mapped[int | None]
     detail: Mapped[str] = mapped_column(Text, default="")
@@ -92,6 +115,8 @@ class QuotaApproval(db.Model):
     )
     extra: Mapped[int]
     expires: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Its records stay held until then: the expiry plus the clock bound.
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     used: Mapped[bool] = mapped_column(default=False)
     approved_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,12 +18,27 @@ from quota.client.codes import (
     approval_code,
     override_key,
 )
-from quota.controller import committed_total, lock_quota
+from quota.client.models import shown_duration
+from quota.controller import (
+    Controller,
+    HttpTransport,
+    Policy,
+    QuotaNotActive,
+    free_records,
+    lock_quota,
+)
 from quota.models import ControllerQuota, QuotaApproval, QuotaHistory
+from tracker.db_types import utcnow
 
 
 class OverrideRefused(ValueError):
     """The request cannot be approved (wrong client, no headroom, seen before)."""
+
+
+@dataclass(frozen=True)
+class Approved:
+    code: str
+    warning: str = ""
 
 
 def approve(
@@ -30,11 +49,15 @@ def approve(
     now: datetime,
     valid_for: timedelta,
     approved_by_id: int | None = None,
-) -> str:
+    max_skew: timedelta = timedelta(0),
+    actor: str = "",
+) -> Approved:
     """Return the approval code for a request code; the caller commits.
 
-    The extra records come out of the quota's unassigned headroom and are held
-    for the client until it reports the code used (or the code expires unused).
+    The extra records come out of what no client may create yet -- the override
+    reserve and headroom reclaimed from clients that confirmed a lower ceiling --
+    and are held for the client until it reports the code used, or until a report
+    made after the code's expiry plus the clock bound omits it.
     """
     try:
         request = OverrideRequest.parse(request_code)
@@ -45,12 +68,22 @@ def approve(
     client = next((c for c in quota.clients if c.name == request.client), None)
     if client is None:
         raise OverrideRefused(f"no client {request.client!r} in this quota")
+    if not client.active:
+        raise OverrideRefused(f"client {client.name!r} is inactive")
     if extra < 1:
         raise OverrideRefused("grant at least one record")
     lock_quota(session, quota)
-    spare = quota.target - committed_total(session, quota)
+    if session.scalar(
+        select(QuotaApproval.id).where(QuotaApproval.nonce == request.nonce)
+    ):
+        raise OverrideRefused("this request was already approved")
+    spare = free_records(session, quota)
     if extra > spare:
-        raise OverrideRefused(f"only {spare} records are left under the target")
+        raise OverrideRefused(
+            f"only {spare} records are free under the target of {quota.target}:"
+            " approve fewer, or reclaim headroom from clients with room to spare"
+            " (they must confirm a lower ceiling first)"
+        )
     expires = now + valid_for
     try:
         with session.begin_nested():
@@ -60,6 +93,7 @@ def approve(
                     client_id=client.id,
                     extra=extra,
                     expires=expires,
+                    held_until=expires + max_skew,
                     approved_by_id=approved_by_id,
                 )
             )
@@ -69,6 +103,8 @@ def approve(
         QuotaHistory(
             quota_id=quota.id,
             client_id=client.id,
+            client_name=client.name,
+            actor=actor,
             event="override",
             count=request.count,
             ceiling=client.acknowledged,
@@ -77,6 +113,63 @@ def approve(
         )
     )
     approval = Approval(
-        client.name, quota.record_kind, extra, request.nonce, int(expires.timestamp())
+        client.name,
+        quota.record_kind,
+        extra,
+        request.nonce,
+        int(expires.timestamp()),
+        issued=int(now.timestamp()),
+        max_skew=int(max_skew.total_seconds()),
+        window_start=int(quota.window_start.timestamp()),
+        window_expires=int(quota.window_expires.timestamp()),
     )
-    return approval_code(approval, override_key(client.secret))
+    warning = ""
+    skew = client.clock_skew
+    if skew is not None and abs(skew) > max_skew.total_seconds():
+        way = "ahead of" if skew > 0 else "behind"
+        warning = (
+            f"{client.name}'s clock was {shown_duration(skew)} {way} this server's"
+            " at its last contact: the code may be refused until the device clock"
+            " is set right"
+        )
+    return Approved(approval_code(approval, override_key(client.secret)), warning)
+
+
+def approve_request(
+    session: Session,
+    quota: ControllerQuota,
+    request_code: str,
+    extra: int,
+    config: Mapping[str, Any],
+    commit: Callable[[], None],
+    approved_by_id: int | None = None,
+    actor: str = "",
+    reclaim: bool = False,
+) -> Approved:
+    """The one door for approvals (page, CLI, API): with ``reclaim``, first ask
+    idle clients to confirm lower ceilings if too few records are free."""
+    policy = Policy.from_config(config)
+    if reclaim:
+        controller = Controller(
+            session,
+            quota,
+            HttpTransport(config["QUOTA_CLIENT_TIMEOUT"]),
+            commit,
+            policy=policy,
+            actor=actor,
+        )
+        try:
+            controller.reclaim(extra)
+        except QuotaNotActive as exc:
+            raise OverrideRefused(str(exc)) from None
+    return approve(
+        session,
+        quota,
+        request_code,
+        extra,
+        utcnow(),
+        timedelta(hours=config["QUOTA_OVERRIDE_HOURS"]),
+        approved_by_id,
+        max_skew=policy.max_skew,
+        actor=actor,
+    )

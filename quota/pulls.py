@@ -6,7 +6,13 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from quota.controller import Controller, PullSummary, QuotaNotActive, Transport
+from quota.controller import (
+    Controller,
+    Policy,
+    PullSummary,
+    QuotaNotActive,
+    Transport,
+)
 from quota.models import ControllerQuota
 from tracker.batch import operations
 
@@ -19,6 +25,7 @@ def run_pull(
     transport: Transport,
     commit: Callable[[], None],
     started_by_id: int | None = None,
+    policy: Policy | None = None,
 ) -> tuple[int, PullSummary | None]:
     """Pull one quota; return its operation id and summary (None if skipped)."""
     scope = f"quota:{quota.id}"
@@ -44,7 +51,7 @@ def run_pull(
     operations.set_total(session, operation.id, len(quota.clients))
     commit()
     try:
-        controller = Controller(session, quota, transport, commit)
+        controller = Controller(session, quota, transport, commit, policy=policy)
         summary = controller.get_all()
         operations.add_progress(session, operation.id)  # still alive: beat the heart
         commit()

@@ -4,7 +4,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import select
 
-from quota.controller import HttpTransport
+from quota.controller import HttpTransport, Policy
 from quota.models import ControllerQuota
 from quota.pulls import run_pull
 from tracker.extensions import db
@@ -24,4 +24,5 @@ def pull_quotas() -> None:
             db.session.get(ControllerQuota, quota_id),
             transport,
             db.session.commit,
+            policy=Policy.from_config(current_app.config),
         )

@@ -14,7 +14,7 @@ import requests
 from flask import Flask
 from sqlalchemy import event
 
-from quota.controller import HttpTransport, committed_total
+from quota.controller import HttpTransport, Policy, committed_total
 from quota.models import ControllerQuota, QuotaClient
 from quota.planning import ClientState, plan
 from quota.pulls import run_pull
@@ -152,7 +152,11 @@ def pull_ours(app: Flask, quota_id: int, timeout: float) -> dict[str, Any]:
         with counting_sql(db.engine, db.session) as sql:
             start = time.perf_counter()
             operation_id, summary = run_pull(
-                db.session, quota, transport, db.session.commit
+                db.session,
+                quota,
+                transport,
+                db.session.commit,
+                policy=Policy.from_config(app.config),
             )
             end = time.perf_counter()
         operation = db.session.get(BatchOperation, operation_id)
@@ -192,7 +196,9 @@ class NaivePuller:
         target: int,
         window: tuple[int, int],
         timeout: float,
+        policy: Policy | None = None,
     ) -> None:
+        self.policy = policy or Policy()
         self.clients = clients
         self.target = target
         self.window = window
@@ -240,7 +246,12 @@ class NaivePuller:
             self.last[index] = (count, now)
             ceilings[index] = ceiling
             states.append(ClientState(index, True, count, ceiling, self.rates[index]))
-        desired = plan(self.target, states)
+        desired = plan(
+            self.target,
+            states,
+            reserve=self.policy.reserve_for(self.target),
+            floor=self.policy.floor,
+        )
         lower = [i for i in desired if desired[i] < ceilings[i]]
         higher = [i for i in desired if desired[i] > ceilings[i]]
         refused = failed = 0

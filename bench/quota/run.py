@@ -10,6 +10,9 @@
    controller, first from ceilings of 0, then again after each client created a
    few records; the same two pulls done naively (one client at a time with
    ``requests``: GET all, then PUT each change) after resetting the clients.
+3. Check-ins: N clients post ``/api/quotas/visit/checkin`` to the controller
+   served on loopback, twice each; the baseline is the same posts refused for a
+   wrong secret.
 Results also go to bench/results/quota.json.
 """
 
@@ -29,6 +32,7 @@ from typing import Any
 import requests
 
 from bench.common import bounded_int
+from bench.quota.checkins import measure as measure_checkins
 from bench.quota.clients import (
     MAX_CLIENTS,
     SPARE_FDS,
@@ -44,6 +48,7 @@ from bench.quota.pulls import (
     pull_ours,
     quota_window,
 )
+from quota.controller import Policy
 from tracker.extensions import db
 
 RESULTS_PATH = Path(__file__).resolve().parents[2] / "bench" / "results" / "quota.json"
@@ -66,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long each field client takes to answer (its network), default 20",
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--checkin-threads", type=bounded_int(1, 256), default=4)
+    parser.add_argument("--skip-pull", action="store_true")
+    parser.add_argument("--skip-inserts", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -154,7 +162,9 @@ def pull_section(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
 
         ours: list[dict[str, Any]] = []
         naive: list[dict[str, Any]] = []
-        puller = NaivePuller(clients, target, window, TIMEOUT)
+        puller = NaivePuller(
+            clients, target, window, TIMEOUT, Policy.from_config(app.config)
+        )
         ways: list[tuple[list[dict[str, Any]], Callable[[], dict[str, Any]]]] = [
             (ours, lambda: pull_ours(app, quota_id, TIMEOUT)),
             (naive, puller.pull),
@@ -253,6 +263,45 @@ def _print_pulls(
         )
 
 
+def checkin_section(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Part 3: check-ins per second from N clients, against a refused baseline."""
+    count = args.clients
+    say()
+    say(
+        f"3. Check-ins from {count} clients ({args.checkin_threads} at a time) to the"
+        " controller served on loopback (werkzeug, threaded, SQLite)"
+    )
+    app = controller_app(directory / "checkins")
+    clients = [(f"http://127.0.81.1:{9000 + i}", f"secret-{i}") for i in range(count)]
+    quota_id = add_quota(app, clients, args.target)
+    try:
+        result = measure_checkins(app, quota_id, args.checkin_threads)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    base = result["baseline_wrong_secret"]
+    say(f"   {'round':<34} {'seconds':>8} {'per second':>11} {'baseline/this':>14}")
+    say(
+        f"   {'baseline: wrong secret (401)':<34} {base['seconds']:>8.2f}"
+        f" {base['per_s']:>11.0f} {1:>13.2f}x   {base['statuses']}"
+    )
+    for label, key, ratio in (
+        ("check-in 1 (no ceiling yet)", "first", "ratio_first"),
+        ("check-in 2 (steady)", "second", "ratio_second"),
+    ):
+        run = result[key]
+        say(
+            f"   {label:<34} {run['seconds']:>8.2f} {run['per_s']:>11.0f}"
+            f" {result[ratio]:>13.2f}x   {run['statuses']}"
+        )
+    verdict = "ok" if result["held_after"] <= result["target"] else "VIOLATED"
+    say(
+        f"   held after the check-ins {result['held_after']:,}"
+        f" <= target {result['target']:,}: {verdict}"
+    )
+    return result
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
@@ -271,8 +320,11 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {"machine": info, "settings": vars(args)}
     with tempfile.TemporaryDirectory(prefix="bench-quota-") as tmp:
         directory = Path(tmp)
-        results["inserts"] = insert_section(directory, args)
-        results["pull"] = pull_section(directory, args)
+        if not args.skip_inserts:
+            results["inserts"] = insert_section(directory, args)
+        if not args.skip_pull:
+            results["pull"] = pull_section(directory, args)
+        results["checkins"] = checkin_section(directory, args)
     results["seconds"] = time.perf_counter() - started
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,7 +1,9 @@
 """The blueprint a field application registers so the controller can reach it.
 
 JSON, authenticated with the client's shared secret as a Bearer token:
-``GET /quota/<kind>`` (state) and ``PUT /quota/<kind>`` (ceiling and window).
+``GET /quota/<kind>`` (state) and ``PUT /quota/<kind>`` (ceiling, window and
+lease; optional ``confirmed``, ``lease_expires``, ``controller_time`` and
+``max_clock_skew``). Every answer carries the device's ``clock``.
 A page, for the field user: ``/quota/<kind>/override`` shows the request code
 and takes the supervisor's approval code.
 """
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from quota.client.codes import InvalidCode
 from quota.client.operations import (
     CeilingBelowCount,
+    StaleCeiling,
     apply_override,
     quota_state,
     request_code,
@@ -53,6 +56,10 @@ def _json_body() -> object:
         return request.get_json(silent=True)
     except RecursionError:
         return None
+
+
+def _optional_integer(data: dict, field: str) -> int | None:
+    return None if data.get(field) is None else _integer(data, field)
 
 
 def _error(status: int, error: str, message: str, field: str | None = None, **extra):
@@ -116,14 +123,32 @@ def make_blueprint(
                 "window_expires: must follow window_start",
                 "window_expires",
             )
+        confirmed = _optional_integer(data, "confirmed")
+        lease = _optional_integer(data, "lease_expires") or 0
+        controller_time = _optional_integer(data, "controller_time")
+        bound = _optional_integer(data, "max_clock_skew")
         db_session = session()
         try:
-            set_ceiling(db_session, quota_model, kind, ceiling, start, expires)
+            set_ceiling(
+                db_session,
+                quota_model,
+                kind,
+                ceiling,
+                start,
+                expires,
+                confirmed=confirmed,
+                lease_expires=lease,
+                controller_time=controller_time,
+                clock_bound=bound,
+            )
         except CeilingBelowCount as exc:
             db_session.rollback()
             return _error(
                 409, "Ceiling below count", str(exc), "ceiling", count=exc.count
             )
+        except StaleCeiling as exc:
+            db_session.rollback()
+            return _error(409, "Stale ceiling", str(exc), "lease_expires")
         db_session.commit()
         return jsonify(quota_state(db_session, quota_model, override_model, kind))
 
@@ -148,7 +173,8 @@ def make_blueprint(
             except InvalidCode as exc:
                 db_session.rollback()
                 message = f"Refused: {exc}."
-        code = request_code(db_session, quota_model, client_name, kind)
+        code = request_code(db_session, quota_model, override_model, client_name, kind)
+        db_session.commit()
         return (
             "<!doctype html><title>Quota override</title>"
             f"<h1>Quota for {escape(kind)}</h1><p>{escape(message)}</p>"

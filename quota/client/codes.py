@@ -15,6 +15,8 @@ import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from quota.client import clock as device_clock
+
 
 class InvalidCode(ValueError):
     """The code is malformed, tampered with, expired or meant for someone else."""
@@ -75,7 +77,12 @@ class Approval:
     record_kind: str
     extra: int
     nonce: str
-    expires: int  # Unix time
+    expires: int  # Unix time, on the controller's clock
+    issued: int = 0  # Unix time, on the controller's clock
+    max_skew: int = 0  # seconds a device clock may be off from the controller's
+    # The quota's window, for a device that never heard from the controller.
+    window_start: int = 0
+    window_expires: int = 0
 
 
 def approval_code(approval: Approval, key: bytes) -> str:
@@ -101,13 +108,35 @@ def verify_approval(
             int(data["extra"]),
             str(data["nonce"]),
             int(data["expires"]),
+            int(data.get("issued", 0)),
+            int(data.get("max_skew", 0)),
+            int(data.get("window_start", 0)),
+            int(data.get("window_expires", 0)),
         )
     except (KeyError, TypeError, ValueError, OverflowError):
         raise InvalidCode("the approval code is incomplete") from None
     if approval.client != client or approval.record_kind != record_kind:
         raise InvalidCode("the approval code is for another client or record kind")
-    if (now or datetime.now(UTC)).timestamp() >= approval.expires:
-        raise InvalidCode("the approval code has expired")
+    clock = now.timestamp() if now else device_clock.now_timestamp()
+    # The controller holds the records for the code until its expiry plus the
+    # skew it allows, so a device clock up to max_skew slow stays inside the
+    # target; a clock slower than that is refused outright.
+    if approval.issued and clock < approval.issued - approval.max_skew:
+        raise InvalidCode(
+            f"this device's clock says {shown_time(clock)} but the code was approved at"
+            f" {shown_time(approval.issued)}: check the device clock"
+        )
+    if clock >= approval.expires:
+        raise InvalidCode(
+            f"the approval code has expired (at {shown_time(approval.expires)}; this"
+            f" device's clock says {shown_time(clock)}): if it was approved recently,"
+            " check the device clock"
+        )
     if approval.extra < 1:
         raise InvalidCode("the approval code grants nothing")
     return approval
+
+
+def shown_time(timestamp: float) -> str:
+    """A Unix time as messages to the field user show it."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,7 +11,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from quota.client import QuotaMixin, make_blueprint, quota_models
+from quota.client import QuotaMixin, checkin_cli, make_blueprint, quota_models
 
 
 class Base(DeclarativeBase):
@@ -44,6 +44,11 @@ def create_field_app(database_url: str, name: str, secret: str) -> Flask:
             name,
             secret,
             kinds={"visit"},
+        )
+    )
+    app.cli.add_command(
+        checkin_cli(
+            lambda: field_db.session, Quota, QuotaOverride, name, secret, ["visit"]
         )
     )
     with app.app_context():

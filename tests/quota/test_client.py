@@ -215,6 +215,15 @@ def approval_for(
     return approval_code(approval, override_key(secret))
 
 
+def requested_nonce(field) -> str:
+    """The nonce of the request code the device's override page shows."""
+    import re
+
+    page = field.test_client().get("/quota/visit/override").get_data(as_text=True)
+    code = re.search(r"id='request-code'>([^<]+)<", page).group(1)
+    return OverrideRequest.parse(code).nonce
+
+
 def apply(field, code):
     return field.test_client().post("/quota/visit/override", data={"code": code})
 
@@ -224,9 +233,15 @@ def test_override_code_raises_the_ceiling_once(field):
         open_window(1)
     page = field.test_client().get("/quota/visit/override").get_data(as_text=True)
     assert "request-code" in page
-    code = approval_for(extra=5)
+    code = approval_for(extra=5, nonce=requested_nonce(field))
     assert "Approved: 5 more" in apply(field, code).get_data(as_text=True)
     assert "already used" in apply(field, code).get_data(as_text=True)
+    # A code for a request this device never made (say, before it was wiped
+    # and reinstalled) is refused: it may have been applied already.
+    stranger = approval_for(extra=5)
+    assert "not asked for on this device" in apply(field, stranger).get_data(
+        as_text=True
+    )
     with field.app_context():
         assert field_db.session.scalar(select(Quota.ceiling)) == 6
 
@@ -234,19 +249,22 @@ def test_override_code_raises_the_ceiling_once(field):
 @pytest.mark.parametrize(
     ("code", "reason"),
     [
-        (lambda: approval_for(client="clinic-2"), "another client"),
-        (lambda: approval_for(kind="consent"), "another client or record kind"),
-        (lambda: approval_for(expires_in=-5), "expired"),
-        (lambda: approval_for(secret="other-secret"), "not genuine"),
-        (lambda: approval_for()[:-3] + "abc", "not genuine"),
-        (lambda: "x" + approval_for()[1:], "not genuine"),
-        (lambda: "garbage", "not genuine"),
+        (lambda n: approval_for(client="clinic-2", nonce=n), "another client"),
+        (
+            lambda n: approval_for(kind="consent", nonce=n),
+            "another client or record kind",
+        ),
+        (lambda n: approval_for(expires_in=-5, nonce=n), "expired"),
+        (lambda n: approval_for(secret="other-secret", nonce=n), "not genuine"),
+        (lambda n: approval_for(nonce=n)[:-3] + "abc", "not genuine"),
+        (lambda n: "x" + approval_for(nonce=n)[1:], "not genuine"),
+        (lambda n: "garbage", "not genuine"),
     ],
 )
 def test_bad_override_codes_are_refused(field, code, reason):
     with field.app_context():
         open_window(1)
-    assert reason in apply(field, code()).get_data(as_text=True)
+    assert reason in apply(field, code(requested_nonce(field))).get_data(as_text=True)
     with field.app_context():
         assert field_db.session.scalar(select(Quota.ceiling)) == 1
 
@@ -260,3 +278,136 @@ def test_codes_are_checked_offline_against_the_clock():
     with pytest.raises(InvalidCode, match="expired"):
         verify_approval(code, key, "clinic-1", "visit", now=later)
     assert verify_approval(code, key, "clinic-1", "visit").extra == 5
+
+
+def test_bulk_and_core_inserts_are_counted_all_or_nothing(field):
+    """A Core insert of 105 rows under a ceiling of 100 stored them all before."""
+    from sqlalchemy import insert
+
+    with field.app_context():
+        open_window(100)
+        session = field_db.session
+        with pytest.raises(QuotaReachedError, match="105 'visit' records would pass"):
+            session.execute(insert(Visit), [{"subject": str(n)} for n in range(105)])
+        session.rollback()
+        assert visits() == 0
+        session.execute(insert(Visit), [{"subject": str(n)} for n in range(60)])
+        session.bulk_insert_mappings(Visit, [{"subject": "b"}] * 30)
+        session.connection().execute(Visit.__table__.insert(), [{"subject": "c"}] * 9)
+        session.commit()
+        assert (visits(), session.scalar(select(Quota.count))) == (99, 99)
+        with pytest.raises(QuotaReachedError):
+            session.bulk_save_objects([Visit(), Visit()])
+        session.rollback()
+        session.add(Visit())
+        session.commit()
+        assert visits() == 100
+
+
+def test_an_insert_from_a_select_cannot_be_counted_and_is_refused(field):
+    from sqlalchemy import insert, literal
+
+    from quota.client import QuotaCountError
+
+    with field.app_context():
+        open_window(100)
+        with pytest.raises(QuotaCountError, match="cannot be counted"):
+            field_db.session.execute(
+                insert(Visit).from_select(["subject"], select(literal("x")))
+            )
+        field_db.session.rollback()
+        assert visits() == 0
+
+
+def test_a_raise_holds_until_its_lease_ends_then_falls_back(field, monkeypatch):
+    client = field.test_client()
+    now = int(time.time())
+    window = {"window_start": now - 10, "window_expires": now + 3600}
+    leased = {**window, "ceiling": 5, "confirmed": 2, "lease_expires": now + 2}
+    assert client.put("/quota/visit", json=leased, headers=auth()).status_code == 200
+    with field.app_context():
+        for _ in range(3):
+            field_db.session.add(Visit())
+            field_db.session.commit()
+    # The device's clock passes the lease end: back to the confirmed 2, and
+    # the refusal says what lapsed.
+    monkeypatch.setattr("quota.client.clock.now_timestamp", lambda: now + 10)
+    with field.app_context():
+        field_db.session.add(Visit())
+        with pytest.raises(QuotaReachedError, match="lapsed"):
+            field_db.session.commit()
+        field_db.session.rollback()
+    monkeypatch.undo()
+    # A raise whose lease has already ended is refused: it arrived too late.
+    stale = {**leased, "lease_expires": now - 1}
+    refused = client.put("/quota/visit", json=stale, headers=auth())
+    assert refused.status_code == 409
+    assert refused.get_json()["field"] == "lease_expires"
+
+
+def test_a_refusal_outside_the_window_speaks_of_the_device_clock(field):
+    client = field.test_client()
+    now = int(time.time())
+    # The controller's clock is 10 days ahead of this device's.
+    body = {
+        "ceiling": 5,
+        "window_start": now + 9 * 86400,
+        "window_expires": now + 40 * 86400,
+        "controller_time": now + 10 * 86400,
+        "max_clock_skew": 3600,
+    }
+    assert client.put("/quota/visit", json=body, headers=auth()).status_code == 200
+    state = client.get("/quota/visit", headers=auth()).get_json()
+    assert abs(state["clock"] - now) < 60
+    with field.app_context():
+        field_db.session.add(Visit())
+        with pytest.raises(QuotaNotSetOrExpiredError) as refused:
+            field_db.session.commit()
+    message = str(refused.value)
+    assert "10 days behind the controller's: check the device clock" in message
+    assert "opens at" in message
+
+
+def test_an_approval_before_the_first_pull_opens_the_window(field):
+    now = int(time.time())
+    approval = Approval(
+        "clinic-1",
+        "visit",
+        3,
+        requested_nonce(field),
+        now + 3600,
+        issued=now,
+        max_skew=3600,
+        window_start=now - 60,
+        window_expires=now + 86400,
+    )
+    code = approval_code(approval, override_key(SECRET))
+    assert "Approved: 3 more" in apply(field, code).get_data(as_text=True)
+    with field.app_context():
+        for _ in range(4):
+            field_db.session.add(Visit())
+            try:
+                field_db.session.commit()
+            except QuotaReachedError:
+                field_db.session.rollback()
+        assert visits() == 3
+
+
+def test_a_code_judged_on_a_slow_or_fast_clock_says_to_check_it():
+    from quota.client.codes import verify_approval
+
+    now = int(time.time())
+    request = OverrideRequest.new("clinic-1", "visit", 0)
+    approval = Approval(
+        "clinic-1", "visit", 2, request.nonce, now + 86400, issued=now, max_skew=3600
+    )
+    code = approval_code(approval, override_key(SECRET))
+    key = override_key(SECRET)
+    slow = datetime.fromtimestamp(now - 2 * 3600, UTC)  # beyond the bound
+    with pytest.raises(InvalidCode, match="check the device clock"):
+        verify_approval(code, key, "clinic-1", "visit", now=slow)
+    within = datetime.fromtimestamp(now - 1800, UTC)
+    assert verify_approval(code, key, "clinic-1", "visit", now=within).extra == 2
+    fast = datetime.fromtimestamp(now + 2 * 86400, UTC)
+    with pytest.raises(InvalidCode, match=r"expired .* check the device clock"):
+        verify_approval(code, key, "clinic-1", "visit", now=fast)
