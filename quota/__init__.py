@@ -14,10 +14,12 @@ def init_app(app: Flask) -> None:
     from quota import tasks
     from quota.api import bp as api_bp
     from quota.cli import cli
+    from quota.devices import linked_clients
     from quota.metrics import quota_metrics
     from quota.openapi import quota_paths, quota_schemas
     from quota.views import bp
     from tracker.background import add_periodic_task
+    from tracker.devices import add_device_describer
     from tracker.monitoring import add_metrics
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
@@ -28,6 +30,7 @@ def init_app(app: Flask) -> None:
     add_metrics(app, quota_metrics)
     add_paths(app, quota_paths(), quota_schemas())
     add_navigation(app, "quota.index", _l("Quotas"))
+    add_device_describer(app, linked_clients)
     add_periodic_task(
         app, "quota-pull", tasks.PULL_TASK, app.config["QUOTA_PULL_INTERVAL"]
     )

@@ -32,10 +32,13 @@ from sqlalchemy.orm import Session
 from quota.models import ControllerQuota, QuotaApproval, QuotaClient, QuotaHistory
 from quota.planning import ClientState, plan, withheld
 from tracker.db_types import utcnow
+from tracker.devices import note_device_contact
 
 RATE_SMOOTHING = 0.5
 MAX_WORKERS = 48
 QUOTA_COLUMNS = ("target", "retired", "active", "window_start", "window_expires")
+
+VIA_QUOTA = "quota"  # the channel of contact, for the registry
 
 
 class QuotaNotActive(Exception):
@@ -380,6 +383,7 @@ class Controller:
             client.clock_skew = float(report["clock"]) - received
         client.last_contact = now
         client.last_error = ""
+        note_device_contact(self.session, client.instance_id, VIA_QUOTA, now)
         used = set(report.get("used_overrides") or [])
         if used:
             for approval in self.session.scalars(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -45,7 +45,7 @@ def note_device_contact(
 ) -> None:
     """A device linked to ``instance_id`` made contact through ``via``; the
     caller commits. Nothing happens for an unlinked device."""
-    if instance_id is None:
+    if instance_id is None or not has_app_context():
         return
     for listener in current_app.extensions.get(LISTENERS_KEY, ()):
         listener(session, instance_id, via, at)

@@ -150,3 +150,28 @@ def test_clock_skew_is_reported_and_shown(
         with pytest.raises(QuotaNotSetOrExpiredError, match="check the device clock"):
             field_db.session.commit()
         field_db.session.rollback()
+
+
+def test_a_linked_clients_check_in_is_its_instances_contact(
+    db,
+    quota,
+    laptop,
+    live_server,
+    client,
+    signed_in,
+    auth_headers,
+    database_url,
+    tmp_path,
+):
+    from tests.support import REGISTRATION
+    from tests.test_cli import manage_command
+
+    uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
+    manage = manage_command(database_url, tmp_path)
+    linked = manage("quota", "link", "visit", "laptop-1", uuid)
+    assert linked.returncode == 0, linked.stderr
+    assert check_in(laptop, live_server).exit_code == 0
+    shown = client.get(f"/api/instances/{uuid}", headers=auth_headers).get_json()
+    assert shown["last_contact_via"] == "quota"
+    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    assert "quota client" in page and "laptop-1" in page
