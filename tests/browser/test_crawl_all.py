@@ -18,7 +18,7 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
     addresses = [f"127.0.40.{n}" for n in range(1, 7)]
     behaviours = dict.fromkeys(addresses, Behaviour(JSON, delay=0.5, data={"v": 1}))
     settings = {
-        "SECRET_KEY": "browser-tests",
+        "SECRET_KEY": "browser-tests-with-a-key-of-32-bytes",
         "CRAWLING_ENDPOINTS": [{"url": "/info"}],
         "CRAWL_DENY_NETWORKS": [],
         "CRAWL_CONCURRENCY": 2,
