@@ -8,6 +8,7 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
     from allocation import (
+        alerts,
         changelog,
         record_views,  # noqa: F401  (its pages join views.bp)
     )
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     from allocation.views import bp as views_bp
     from tracker.devices import add_device_describer
     from tracker.extensions import db
+    from tracker.notifications.events import add_alert_source
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
@@ -28,3 +30,4 @@ def init_app(app: Flask) -> None:
     add_paths(app, allocation_paths())
     add_navigation(app, "allocation.index", _l("Allocation"))
     add_device_describer(app, linked_machines)
+    add_alert_source(app, alerts.PREFIX, alerts.pool_alerts)

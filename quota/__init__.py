@@ -11,7 +11,7 @@ def init_app(app: Flask) -> None:
     """Register the quota page, API, commands, metrics and periodic pull."""
     from flask_babel import lazy_gettext as _l
 
-    from quota import tasks
+    from quota import alerts, tasks
     from quota.api import bp as api_bp
     from quota.cli import cli
     from quota.devices import linked_clients
@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
     from tracker.background import add_periodic_task
     from tracker.devices import add_device_describer
     from tracker.monitoring import add_metrics
+    from tracker.notifications.events import add_alert_source, add_event_source
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
@@ -31,6 +32,8 @@ def init_app(app: Flask) -> None:
     add_paths(app, quota_paths(), quota_schemas())
     add_navigation(app, "quota.index", _l("Quotas"))
     add_device_describer(app, linked_clients)
+    add_alert_source(app, alerts.PREFIX, alerts.quota_alerts)
+    add_event_source(app, "quota-approvals", alerts.approval_events)
     add_periodic_task(
         app, "quota-pull", tasks.PULL_TASK, app.config["QUOTA_PULL_INTERVAL"]
     )

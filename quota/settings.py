@@ -29,4 +29,6 @@ SETTINGS = (
     Setting("QUOTA_FAIR_FLOOR", 5, integer(0, 1_000_000)),
     Setting("QUOTA_LEASE_HOURS", 72, integer(1, 24 * 365)),
     Setting("QUOTA_MAX_CLOCK_SKEW", 6 * 3600, integer(0, 30 * 86400)),
+    Setting("QUOTA_WARNING_PERCENT", 90, integer(1, 100)),
+    Setting("QUOTA_UNREACHABLE_DAYS", 3, integer(1, 365)),
 )

@@ -275,6 +275,8 @@ def link_producer(
     """Link a producer to a registry instance (None unlinks it); callers commit."""
     producer = session.scalar(select(SyncProducer).filter_by(producer_id=producer_id))
     if producer is None:
-        raise ProducerRefused(f"no producer {producer_id!r} is registered")
+        raise ProducerRefused(
+            "producer_id", f"no producer {producer_id!r} is registered"
+        )
     producer.instance_id = instance_id
     return producer

@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter
 from tracker.api import refuse_unbounded_page_args
 from tracker.db_types import VERSION_KEY_FUNCTION, version_key
 from tracker.extensions import babel, csrf, db, limiter, migrate
+from tracker.notifications.settings import CHECKS as NOTIFICATION_CHECKS
 from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
 from tracker.settings import (
     CORE_SETTINGS,
@@ -50,7 +51,7 @@ def create_app(
     # The registry is always on; the other domains as DOMAINS says.
     parts = [importlib.import_module(name) for name in (REGISTRY, *layers.domains())]
     specs: list[Setting] = [*CORE_SETTINGS, *NOTIFICATION_SETTINGS]
-    checks: list[CrossCheck] = []
+    checks: list[CrossCheck] = [*NOTIFICATION_CHECKS]
     for part in parts:
         part_settings = importlib.import_module(f"{part.__name__}.settings")
         specs.extend(part_settings.SETTINGS)

@@ -192,6 +192,10 @@ def seed_domains() -> dict[str, object]:
         "operation_id": run.id,
         "producer_id": producer.producer_id,
         "pool_id": ids["q1pd"],
+        "project_id": ids["ProjectD"],
+        # The records pages of one kind (projects) and one of its records.
+        "name": "projects",
+        "item_id": ids["ProjectD"],
     }
 
 

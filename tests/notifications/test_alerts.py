@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.fleet import JSON, STATUS, Behaviour, Fleet
 from tests.receivers import HookReceiver, MailReceiver
@@ -196,9 +196,18 @@ def test_an_unreachable_destination_keeps_its_error_and_is_given_up(make_app):
         db.session.commit()
         evaluate(db.session, app.config, utcnow())
         db.session.commit()
-        for _ in range(2):
-            send_pending(db.session, app.config, db.session.commit)
-            db.session.commit()
+        send_pending(db.session, app.config, db.session.commit)
+        db.session.commit()
+        # Not tried again before its wait is over...
+        sent = send_pending(db.session, app.config, db.session.commit)
+        assert (sent.delivered, sent.failed, sent.given_up) == (0, 0, 0)
+        delivery = db.session.scalar(select(Delivery))
+        assert delivery.next_attempt > utcnow() + timedelta(seconds=20)
+        # ...then tried, and given up after NOTIFICATION_RETRIES more attempts.
+        db.session.execute(update(Delivery).values(next_attempt=None))
+        send_pending(db.session, app.config, db.session.commit)
+        db.session.commit()
+        db.session.expire_all()
         delivery = db.session.scalar(select(Delivery))
         assert (delivery.status, delivery.attempts) == ("failed", 2)
         assert "127.0.0.1" in delivery.error
@@ -221,3 +230,45 @@ def test_bad_notification_settings_are_one_line(make_app, setting, value, messag
         make_app(**{setting: value})
     text = str(raised.value)
     assert setting in text and message in text and "\n" not in text
+
+
+def test_a_route_to_a_tag_no_url_has_is_refused_at_start_up(make_app):
+    from tracker.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="no URL of NOTIFICATION_URLS has the tag"):
+        make_app(
+            NOTIFICATION_URLS=["json://127.0.0.1:9/x"],
+            NOTIFICATION_ROUTES=[{"tags": ["x"], "to": ["nosuchtag"]}],
+        )
+
+
+def test_alerts_are_failures_and_recoveries_successes_for_apprise(make_app):
+    with HookReceiver() as hook, Fleet({"127.0.65.1": BROKEN}) as fleet:
+        app = make_app(**CRAWLING, NOTIFICATION_URLS=[hook.url])
+        with app.app_context():
+            add(fleet.url("127.0.65.1"))
+            crawl_and_tell(app)
+            fleet.behaviours["127.0.65.1"] = UP
+            crawl_and_tell(app)
+    assert [m["type"] for m in hook.received] == ["failure", "success"]
+
+
+def test_a_new_server_whose_first_crawl_fails_is_down_at_once(make_app):
+    """Registration is contact, but a failed crawl after it means down."""
+    with HookReceiver() as hook, Fleet({"127.0.66.1": BROKEN}) as fleet:
+        app = make_app(**CRAWLING, NOTIFICATION_URLS=[hook.url])
+        with app.app_context():
+            client = app.test_client()
+            payload = {
+                "url": fleet.url("127.0.66.1"),
+                "contact": "C",
+                "email": "c@example.org",
+                "organisation": "O",
+            }
+            assert client.post("/api/instance/", json=payload).status_code == 201
+            crawl_and_tell(app)
+    # One digest: the registration awaiting approval, and the server down.
+    assert len(hook.received) == 1
+    digest = hook.received[0]["message"]
+    assert f"{fleet.url('127.0.66.1')} is down" in digest
+    assert "New registration awaiting approval" in digest

@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
     from tracker.instances.metrics import registry_metrics
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
+    from tracker.instances.states import seconds_text
     from tracker.instances.views import bp as views_bp
     from tracker.monitoring import add_metrics
     from tracker.notifications.events import add_alert_source, add_event_source
@@ -87,3 +88,4 @@ def init_app(app: Flask) -> None:
     add_navigation(app, "instances.index", _l("Instances"), FIRST)
     add_navigation(app, "instances.statistics", _l("Statistics"), FIRST)
     app.jinja_env.globals["geoip_attribution"] = ATTRIBUTION
+    app.jinja_env.filters["seconds_text"] = seconds_text

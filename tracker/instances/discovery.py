@@ -76,8 +76,10 @@ def ansible_inventory(session: Session, config: Mapping, now: datetime) -> dict:
         host = URL(instance.url).host or instance.url
         name = host if host not in hostvars else f"{host}#{instance.id}"
         labels = _labels(instance, expected, now)
+        port = URL(instance.url).explicit_port
         hostvars[name] = {
             "ansible_host": host,
+            **({"ansible_port": port} if port else {}),
             "tracker_url": instance.url,
             "tracker_organisation": instance.organisation,
             "tracker_country": labels["country"] or None,

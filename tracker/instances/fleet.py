@@ -38,6 +38,7 @@ STATE_COLUMNS = (
     Instance.last_contact,
     Instance.last_contact_via,
     Instance.down_since,
+    Instance.last_attempt,
     Instance.last_error,
     Instance.contact_every,
     Instance.contact_grace,

@@ -33,7 +33,7 @@ from tracker.instances.models import (
     OrganisationDefault,
     Pause,
 )
-from tracker.instances.state_names import STATE_NAMES
+from tracker.instances.state_names import HEALTH_NAMES, STATE_NAMES
 from tracker.instances.validation import ADMIN_UPDATE, parse_pause, parse_schedule
 
 bp = Blueprint("fleet", __name__)
@@ -201,6 +201,7 @@ def live_states():
             else "",
             "reason": states[instance.id].reason,
             "health": instance.health,
+            "health_label": str(HEALTH_NAMES[instance.health]),
         }
         for instance in instances
     }

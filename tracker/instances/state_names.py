@@ -21,3 +21,4 @@ CHANNEL_NAMES = {
     "quota": _l("quota exchange"),
     "sync": _l("sync delivery"),
 }
+HEALTH_NAMES = {"up": _l("up"), "down": _l("down"), "unknown": _l("unknown")}

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask_babel import format_decimal, gettext
+from flask_babel import format_timedelta, gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -145,10 +145,15 @@ def instance_state(instance: Instance, expected: Expectations, now: datetime) ->
     schedule = expected.schedule(instance)
     on_time = last is not None and now - last <= timedelta(seconds=schedule.every)
     failing = instance.health == HEALTH_DOWN
+    attempted = instance.last_attempt
     if (
         not schedule.by_design
         and failing
-        and (instance.last_contact_via == VIA_CRAWL or not on_time)
+        and (
+            instance.last_contact_via == VIA_CRAWL
+            or not on_time
+            or (attempted is not None and last is not None and attempted >= last)
+        )
     ):
         # A server that should answer every crawl, and made no contact since.
         return State(DOWN, instance.down_since, instance.last_error)
@@ -172,11 +177,18 @@ def _channel(via: str | None) -> str:
 
 def _expected(schedule: Schedule) -> str:
     return gettext(
-        "contact expected every %(every)s h (+%(grace)s h grace)",
-        every=_hours(schedule.every),
-        grace=_hours(schedule.grace),
+        "contact expected every %(every)s (+%(grace)s of grace)",
+        every=seconds_text(schedule.every),
+        grace=seconds_text(schedule.grace),
     )
 
 
-def _hours(seconds: int) -> str:
-    return format_decimal(seconds / 3600, format="#,##0.##")
+def seconds_text(seconds: int) -> str:
+    """A duration as people say it, in the page's language: "1 hour", "90 seconds"."""
+    unit = (
+        "hour" if seconds % 3600 == 0 else "minute" if seconds % 60 == 0 else "second"
+    )
+    # Exact: in the unit that divides it, never rounded up to a larger one.
+    return format_timedelta(
+        timedelta(seconds=seconds), granularity=unit, threshold=10**9
+    )

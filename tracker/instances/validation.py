@@ -94,6 +94,19 @@ TAGS_MAX = 20
 YEAR = 366 * 86400
 
 
+def _seconds_or_default(minimum: int) -> Rule:
+    """Seconds from ``minimum`` to a year, or 0 for "the default"."""
+    inner = whole_number(0, YEAR)
+
+    def check(field: str, value: Any) -> int:
+        seconds = inner(field, value)
+        if 0 < seconds < minimum:
+            raise FieldError(field, f"must be 0 (the default) or from {minimum}")
+        return seconds
+
+    return Rule(check, {**inner.schema, "description": f"0, or {minimum} or more"})
+
+
 def _tags(field: str, value: Any) -> list[str]:
     if not isinstance(value, list) or len(value) > TAGS_MAX:
         raise FieldError(field, f"must be a list of at most {TAGS_MAX} tags")
@@ -109,7 +122,7 @@ def _tags(field: str, value: Any) -> list[str]:
 
 SCHEDULE = Fields(
     {
-        "contact_every": whole_number(0, YEAR),
+        "contact_every": _seconds_or_default(60),
         "contact_grace": whole_number(0, YEAR),
     },
     nullable=True,

@@ -65,7 +65,11 @@ def add_event_source(app: Flask, name: str, source: EventSource) -> None:
 
 
 def record(
-    session: Session, config: Mapping, event: Event, recovery: bool = False
+    session: Session,
+    config: Mapping,
+    event: Event,
+    alert: bool = False,
+    recovery: bool = False,
 ) -> Notification | None:
     """Store a notification and one delivery per destination routed to; None
     when no destination is configured for it."""
@@ -75,6 +79,7 @@ def record(
     notification = Notification(
         key=event.key,
         kind=event.kind,
+        alert=alert or recovery,
         recovery=recovery,
         title=event.title[:300],
         body=event.body,
@@ -115,7 +120,7 @@ def _reconcile(
                     },
                 )
             )
-            told += record(session, config, event) is not None
+            told += record(session, config, event, alert=True) is not None
     for key, alert in open_alerts.items():
         if key in active or _held(key, report.held):
             continue

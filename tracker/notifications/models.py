@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.db_types import UTCDateTime, utcnow
@@ -25,6 +25,8 @@ class Notification(db.Model):
     # What it is about, unique for one-off events (so none is told twice).
     key: Mapped[str] = mapped_column(String(200), index=True)
     kind: Mapped[str] = mapped_column(String(40))  # see settings.EVENT_KINDS
+    # An alert (a condition that began) or its recovery, not a one-off event.
+    alert: Mapped[bool] = mapped_column(default=False, server_default=false())
     recovery: Mapped[bool] = mapped_column(default=False)
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text, default="")
@@ -49,6 +51,8 @@ class Delivery(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Not sent again before this (a doubling wait after each failed attempt).
+    next_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Which sending task holds it, since when: two tasks never send one twice.
     claim: Mapped[str | None] = mapped_column(String(32))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -24,18 +24,23 @@ from tracker.notifications.models import FAILED, PENDING, SENT, Delivery, Notifi
 from tracker.notifications.routing import Destination, destinations
 
 ERROR_MAX = 1000
+BACKOFF_MAX_SECONDS = 3600
 # A sender that died holding deliveries frees them after this.
 CLAIM_EXPIRES = timedelta(minutes=10)
-# Send (destination URL, title, body) -> error text, "" when delivered.
-Sender = Callable[[str, str, str], str]
+# Send (destination URL, title, body, Apprise type) -> error, "" when delivered.
+Sender = Callable[[str, str, str, str], str]
 
 
-def apprise_send(url: str, title: str, body: str) -> str:
+def apprise_send(
+    url: str, title: str, body: str, notify_type: str = apprise.NotifyType.INFO
+) -> str:
     """Deliver one message with Apprise; return what went wrong, if anything."""
     service = apprise.Apprise()
     service.add(url)
     with apprise.LogCapture(level=logging.WARNING) as log:
-        delivered = bool(service.notify(title=title, body=body))
+        delivered = bool(
+            service.notify(title=title, body=body, notify_type=notify_type)
+        )
     if delivered:
         return ""
     return (log.getvalue().strip() or "Apprise could not deliver it")[-ERROR_MAX:]
@@ -53,11 +58,22 @@ def message(app_name: str, notifications: Sequence[Notification]) -> tuple[str, 
     )
 
 
+def message_type(notifications: Sequence[Notification]) -> str:
+    """Apprise's type of a message: a failure if it holds an alert, a success
+    if only recoveries, else information."""
+    if any(n.alert and not n.recovery for n in notifications):
+        return apprise.NotifyType.FAILURE
+    if all(n.recovery for n in notifications):
+        return apprise.NotifyType.SUCCESS
+    return apprise.NotifyType.INFO
+
+
 @dataclass
 class Sent:
     delivered: int = 0
     failed: int = 0  # attempts that failed and will be tried again
     given_up: int = 0
+    next_in: float | None = None  # seconds until the first retry is due
 
 
 def _claim(session: Session, commit: Callable[[], None]) -> str:
@@ -67,6 +83,7 @@ def _claim(session: Session, commit: Callable[[], None]) -> str:
         update(Delivery)
         .where(
             Delivery.status == PENDING,
+            or_(Delivery.next_attempt.is_(None), Delivery.next_attempt <= utcnow()),
             or_(
                 Delivery.claim.is_(None),
                 Delivery.claimed_at < utcnow() - CLAIM_EXPIRES,
@@ -99,11 +116,13 @@ def send_pending(
         grouped[delivery.destination].append((delivery, notification))
     outcome = Sent()
     retries = config["NOTIFICATION_RETRIES"]
+    backoff = config["NOTIFICATION_BACKOFF_SECONDS"]
     for name, rows in grouped.items():
         destination = by_name.get(name)
-        title, body = message(config["APP_NAME"], [n for _, n in rows])
+        notifications = [n for _, n in rows]
+        title, body = message(config["APP_NAME"], notifications)
         error = (
-            send(destination.url, title, body)
+            send(destination.url, title, body, message_type(notifications))
             if destination is not None
             else "this destination is no longer configured"
         )
@@ -118,5 +137,8 @@ def send_pending(
                 delivery.status = FAILED
                 outcome.given_up += 1
             else:
+                wait = min(backoff * 2 ** (delivery.attempts - 1), BACKOFF_MAX_SECONDS)
+                delivery.next_attempt = utcnow() + timedelta(seconds=wait)
                 outcome.failed += 1
+                outcome.next_in = min(outcome.next_in or wait, wait)
     return outcome

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracker.settings import Invalid, Setting, integer
+from tracker.settings import Invalid, Setting, SettingsError, integer
 
 # What can happen, and so be routed (NOTIFICATION_ROUTES "events").
 EVENT_KINDS = (
@@ -12,6 +12,11 @@ EVENT_KINDS = (
     "instance_overdue",
     "registration",
     "job_failed",
+    "quota_warning",
+    "quota_client_unreachable",
+    "quota_override_approved",
+    "allocation_near",
+    "allocation_over",
 )
 TAG_SHAPE = "a list of tag strings"
 
@@ -69,6 +74,20 @@ def notification_routes(value: Any) -> list[dict]:
         routes.append(route)
     return routes
 
+
+def check_routes_reach_urls(values: dict[str, Any]) -> None:
+    """Every URL tag a route sends to must be the tag of some URL."""
+    tags = {tag for entry in values["NOTIFICATION_URLS"] for tag in entry["tags"]}
+    for route in values["NOTIFICATION_ROUTES"]:
+        missing = sorted(set(route["to"]) - tags)
+        if missing:
+            raise SettingsError(
+                f"NOTIFICATION_ROUTES is invalid: no URL of NOTIFICATION_URLS has "
+                f"the tag {', '.join(repr(t) for t in missing)}"
+            )
+
+
+CHECKS = (check_routes_reach_urls,)
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("NOTIFICATION_URLS", [], notification_urls, secret=True),

@@ -35,6 +35,7 @@
     var health = cell.parentNode.querySelector(".badge[class*='health-']");
     if (health && row.health) {
       health.className = health.className.replace(/health-\w+/, "health-" + row.health);
+      health.textContent = row.health_label;
     }
   }
 
