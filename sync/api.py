@@ -18,6 +18,7 @@ from sync.producers import (
     producer_detail,
     register_producer,
 )
+from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError, bundle_from_json
 from tracker.api import (
@@ -162,3 +163,30 @@ def upload_file():
                 403, "Forbidden", str(exc), field="manifest.producer"
             ) from None
     return jsonify(reply)
+
+
+def _query_text(name: str, max_length: int = 100) -> str | None:
+    value = request.args.get(name)
+    if value is not None and not 0 < len(value) <= max_length:
+        raise ApiError(
+            400, "Invalid value", f"{name}: 1 to {max_length} characters", field=name
+        )
+    return value
+
+
+@bp.post("/reapply")
+@login_required
+def reapply_set_aside():
+    """Re-apply held and quarantined transactions whose cause is fixed."""
+    producer_id = _query_text("producer")
+    if producer_id is not None:
+        _producer_or_404(producer_id)
+    totals = reapply(
+        db.session,
+        current_app.config["SYNC_MODELS"],
+        db.session.commit,
+        producer_id,
+        _query_text("model"),
+        quarantined=not boolean_arg("held_only"),
+    )
+    return jsonify(vars(totals))

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from sync.models import (
     APPLIED,
+    HELD,
     PARKED,
     QUARANTINED,
     IncomingTransaction,
@@ -79,12 +80,14 @@ class ApplyTotals:
     parked: int = 0
     quarantined: int = 0
     unparked: int = 0
+    held: int = 0
 
     def add(self, other: ApplyTotals) -> None:
         self.applied += other.applied
         self.parked += other.parked
         self.quarantined += other.quarantined
         self.unparked += other.unparked
+        self.held += other.held
 
 
 def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[str]):
@@ -298,8 +301,11 @@ def _apply_run(
 ) -> tuple[list[dict], list[dict], ApplyTotals]:
     """Apply ``rows`` in order; return the status updates of applied and parked."""
     totals = ApplyTotals()
-    changes = [Change.read(row) for row in rows if row.status != QUARANTINED]
-    totals.quarantined = len(rows) - len(changes)
+    changes = [
+        Change.read(row) for row in rows if row.status not in (QUARANTINED, HELD)
+    ]
+    totals.held = sum(row.status == HELD for row in rows)
+    totals.quarantined = len(rows) - len(changes) - totals.held
     state = RecordState(session)
     state.load(key for change in changes for key in change.touched_keys())
     applied, parked = [], []
@@ -458,7 +464,7 @@ def apply_producer(
     while True:
         run = apply_next_run(session, producer_id, run_size)
         commit()
-        if not (run.applied or run.parked or run.quarantined):
+        if not (run.applied or run.parked or run.quarantined or run.held):
             break
         totals.add(run)
     if retry and totals.applied:

@@ -117,6 +117,34 @@ def sync_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/sync/reapply": {
+            "post": {
+                "summary": "Re-apply held and quarantined transactions whose"
+                " cause is fixed",
+                "description": "Held transactions (a model not on SYNC_MODELS)"
+                " are applied once their model is listed; quarantined ones once"
+                " their payload can be opened. Answers released, applied,"
+                " parked, still_held and still_quarantined.",
+                "security": BEARER,
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("producer", "model")
+                ]
+                + [
+                    {
+                        "name": "held_only",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                    }
+                ],
+                "responses": {
+                    "200": json_response("What was re-applied"),
+                    "400": error_response("Invalid field"),
+                    "401": unauthorized,
+                    "404": error_response("No such producer"),
+                },
+            }
+        },
         "/api/sync/files": {
             "post": {
                 "summary": "Import a carried bundle file (the raw gzip body)",

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sync.models import (
+    HELD,
     PARKED,
     QUARANTINED,
     RECEIVED,
@@ -159,7 +160,7 @@ def _status_counts(session: Session) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
     for producer_id, status, count in session.execute(
         select(table.c.producer_id, table.c.status, func.count())
-        .where(table.c.status.in_((RECEIVED, PARKED, QUARANTINED)))
+        .where(table.c.status.in_((RECEIVED, PARKED, QUARANTINED, HELD)))
         .group_by(table.c.producer_id, table.c.status)
     ):
         counts.setdefault(producer_id, {})[status] = count
@@ -186,6 +187,7 @@ def producer_summary(
         "pending": counts.get(RECEIVED, 0),
         "parked": counts.get(PARKED, 0),
         "quarantined": counts.get(QUARANTINED, 0),
+        "held": counts.get(HELD, 0),
         "rejected": counts.get("rejected", 0),
         "missing": missing_ranges(session, producer),
         "last_contact": producer.last_contact,
@@ -205,7 +207,7 @@ def all_producer_summaries(session: Session) -> list[dict[str, Any]]:
 def problems(session: Session, producer: SyncProducer) -> dict[str, list[dict]]:
     """The producer's parked, quarantined and rejected transactions, with reasons."""
     table = IncomingTransaction.__table__
-    listed: dict[str, list[dict]] = {PARKED: [], QUARANTINED: []}
+    listed: dict[str, list[dict]] = {PARKED: [], QUARANTINED: [], HELD: []}
     for status in listed:
         for row in session.execute(
             select(table.c.sequence, table.c.model, table.c.natural_key, table.c.reason)
@@ -240,6 +242,7 @@ def producer_detail(session: Session, producer: SyncProducer) -> dict[str, Any]:
         **producer_summary(session, producer, counts),
         "parked_transactions": listed[PARKED],
         "quarantined_transactions": listed[QUARANTINED],
+        "held_transactions": listed[HELD],
         "rejected_transactions": listed["rejected"],
     }
 

@@ -37,6 +37,7 @@ from sync.producers import (
     producer_detail,
     register_producer,
 )
+from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
 from tracker.auth import login_required_blueprint
@@ -114,10 +115,17 @@ def _render_index(
         .order_by(BatchOperation.id.desc())
         .limit(RECENT_OPERATIONS)
     ).all()
+    producers = all_producer_summaries(db.session)
+    set_aside = {
+        "held": sum(row["held"] for row in producers),
+        "quarantined": sum(row["quarantined"] for row in producers),
+    }
     response = make_response(
         render_template(
             "sync/index.html",
-            producers=all_producer_summaries(db.session),
+            producers=producers,
+            sync_models=current_app.config["SYNC_MODELS"],
+            set_aside=set_aside if any(set_aside.values()) else None,
             files=files,
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
             operations=operations,
@@ -164,6 +172,25 @@ def set_active(producer_id: str):
     if request.form.get("back") == "index":
         return redirect(url_for("sync.index"))
     return redirect(url_for("sync.producer", producer_id=producer.producer_id))
+
+
+@bp.post("/sync/reapply")
+def reapply_set_aside():
+    """Re-apply held and quarantined transactions whose cause is fixed."""
+    totals = reapply(db.session, current_app.config["SYNC_MODELS"], db.session.commit)
+    flash(
+        _(
+            "Re-applied %(released)d: %(applied)d applied, %(parked)d parked;"
+            " still held %(held)d, still quarantined %(quarantined)d.",
+            released=totals.released,
+            applied=totals.applied,
+            parked=totals.parked,
+            held=totals.still_held,
+            quarantined=totals.still_quarantined,
+        ),
+        "error" if totals.still_held or totals.still_quarantined else "info",
+    )
+    return redirect(url_for("sync.index"))
 
 
 @bp.post("/sync/producers")
@@ -224,7 +251,7 @@ def upload():
         except (BundleError, UnknownProducer) as exc:
             flash(_("%(name)s was refused: %(reason)s", name=name, reason=exc), "error")
         else:
-            problems = reply["quarantined"] or reply["rejected"]
+            problems = reply["quarantined"] or reply["rejected"] or reply["held"]
             flash(_imported(name, reply), "error" if problems else "info")
     return redirect(url_for("sync.index"))
 
@@ -260,4 +287,6 @@ def _imported(name: str, reply: dict[str, Any]) -> str:
         text += " " + _(
             "Waiting for %(ranges)s.", ranges=_ranges_text(reply["missing"])
         )
+    for warning in reply["warnings"]:
+        text += " " + warning
     return text

@@ -167,15 +167,17 @@ def test_a_file_signed_with_another_producers_credential_is_refused(
     assert server_records(server) == {}
 
 
-def test_a_model_off_the_allow_list_is_quarantined_not_applied(
-    make_app, make_field, tmp_path
-):
+def test_a_model_off_the_allow_list_is_held_not_applied(make_app, make_field, tmp_path):
     server = make_app(SYNC_MODELS=["Household"])
     field = make_field(server, "laptop-3")
     add_households(field, ["H1"])
     reply = import_into(server, export_to(field, tmp_path / "f.jsonl.gz").path)
-    assert reply["quarantined"] == [
-        {"sequence": 2, "reason": "model 'Member' is not on the sync allow-list"}
+    assert reply["held"] == [
+        {
+            "sequence": 2,
+            "reason": "model 'Member' is not on SYNC_MODELS: held, and applied"
+            " once it is listed",
+        }
     ]
     assert list(server_records(server)) == [("Household", '["H1"]')]
 
