@@ -16,11 +16,14 @@ from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
     producer_detail,
+    producer_position,
     register_producer,
+    reprovision_producer,
 )
 from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError, bundle_from_json
+from sync.wire.signing import InvalidKey, position_message, verify
 from tracker.api import (
     ApiError,
     boolean_arg,
@@ -41,8 +44,13 @@ def _settings() -> DeliverySettings:
 
 def _as_json(standing: dict[str, Any]) -> dict[str, Any]:
     """A producer's summary or detail with its last contact as ISO 8601 text."""
-    contact = standing["last_contact"]
-    return {**standing, "last_contact": contact.isoformat() if contact else None}
+    return {
+        **standing,
+        **{
+            name: standing[name].isoformat() if standing[name] else None
+            for name in ("last_contact", "credential_changed")
+        },
+    }
 
 
 def _bundle_error(exc: BundleError) -> ApiError:
@@ -190,3 +198,59 @@ def reapply_set_aside():
         quarantined=not boolean_arg("held_only"),
     )
     return jsonify(vars(totals))
+
+
+@bp.post("/position")
+def position():
+    """Tell a device, signed by its credential, the highest sequence held for it,
+    so that a reinstalled device continues after it."""
+    body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+    refuse_unknown_keys(body, ("producer", "signature"), "position request")
+    producer_id, signature = body.get("producer"), body.get("signature")
+    for name, value in (("producer", producer_id), ("signature", signature)):
+        if not isinstance(value, str) or not 0 < len(value) <= 200:
+            raise ApiError(400, "Invalid value", f"{name}: a text", field=name)
+    producer = db.session.scalar(
+        select(SyncProducer).filter_by(producer_id=producer_id)
+    )
+    if producer is None or not producer.active:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"producer {producer_id!r} is not registered or is disabled",
+            field="producer",
+        )
+    try:
+        valid = verify(producer.public_key, position_message(producer_id), signature)
+    except InvalidKey:
+        valid = False
+    if not valid:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"not signed by producer {producer_id!r}'s current credential",
+            field="signature",
+        )
+    return jsonify(producer_position(producer))
+
+
+@bp.post("/producers/<producer_id>/credential")
+@login_required
+def new_credential(producer_id: str):
+    """Re-provision a producer: a new credential, the old one void; the answer
+    holds the credential, shown only once."""
+    body = json_object_body(current_app.config["API_MAX_BODY_BYTES"], True)
+    refuse_unknown_keys(body, ("public_key",), "credential")
+    _producer_or_404(producer_id)
+    try:
+        producer, credential = reprovision_producer(
+            db.session, producer_id, body.get("public_key")
+        )
+    except ProducerRefused as exc:
+        raise ApiError(400, "Invalid value", str(exc), field=exc.field) from None
+    db.session.commit()
+    answer = _as_json(producer_detail(db.session, producer))
+    answer["credential"] = credential
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-store"
+    return response

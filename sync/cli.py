@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 
 from sync.deliveries import (
     AlreadyImported,
@@ -15,11 +16,13 @@ from sync.deliveries import (
     held_warning,
     import_file,
 )
+from sync.models import SyncProducer
 from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
     link_producer,
     register_producer,
+    reprovision_producer,
 )
 from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
@@ -59,6 +62,48 @@ def add_producer(
         click.echo(f"encryption key: {key}")
     if credential or key:
         click.echo("Configure these on the device; they are not shown again.")
+
+
+@group.command("reprovision")
+@click.argument("producer_id")
+@click.option(
+    "--public-key",
+    default=None,
+    help="The device's own new Ed25519 public key; without it, a credential is made.",
+)
+@with_appcontext
+def reprovision(producer_id: str, public_key: str | None) -> None:
+    """Give PRODUCER_ID (a reinstalled or lost device) a new credential; the old
+    one is refused from now on, and the producer's history stays."""
+    try:
+        producer, credential = reprovision_producer(db.session, producer_id, public_key)
+    except ProducerRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(
+        f"New credential for {producer_id}; the old one is refused from now on."
+        f" The server holds its sequences through {producer.highest_received}:"
+        " on the device, run flask sync configure, then flask sync recover URL"
+        " to continue after them."
+    )
+    if credential:
+        click.echo(f"credential: {credential}")
+        click.echo("Configure it on the device; it is not shown again.")
+
+
+@group.command("revoke")
+@click.argument("producer_id")
+@with_appcontext
+def revoke(producer_id: str) -> None:
+    """Refuse PRODUCER_ID's pushes and files from now on (the page's Disable)."""
+    producer = db.session.scalar(
+        select(SyncProducer).filter_by(producer_id=producer_id)
+    )
+    if producer is None:
+        raise click.ClickException(f"no producer {producer_id!r}")
+    producer.active = False
+    db.session.commit()
+    click.echo(f"{producer_id} is disabled: its pushes and files are refused.")
 
 
 @group.command("import")

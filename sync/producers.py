@@ -20,6 +20,7 @@ from sync.models import (
 )
 from sync.wire.crypto import new_device_key
 from sync.wire.signing import check_public_key, new_credential, public_key_of
+from tracker.db_types import utcnow
 from tracker.devices import LinkedDevice
 from tracker.fields import FieldError, Fields, Rule
 
@@ -87,6 +88,15 @@ PRODUCER_FIELDS = Fields(
 )
 
 
+def _key_pair(public_key: str | None) -> tuple[str | None, str]:
+    """The credential to issue (None when the device gave its own public key)
+    and the public key to keep."""
+    if public_key is None:
+        credential = new_credential()
+        return credential, public_key_of(credential)
+    return None, PRODUCER_FIELDS.clean("public_key", public_key)
+
+
 def register_producer(
     session: Session,
     producer_id: str,
@@ -98,17 +108,16 @@ def register_producer(
     device (when no public key was given) and the encryption key (if asked)."""
     producer_id = PRODUCER_FIELDS.clean("producer_id", producer_id)
     description = PRODUCER_FIELDS.clean("description", description)
-    credential = None
-    if public_key is None:
-        credential = new_credential()
-        public_key = public_key_of(credential)
-    else:
-        PRODUCER_FIELDS.clean("public_key", public_key)
+    credential, public_key = _key_pair(public_key)
     exists = session.scalar(
         select(SyncProducer.id).where(SyncProducer.producer_id == producer_id)
     )
     if exists is not None:
-        raise ProducerRefused("producer_id", f"{producer_id!r} is already registered")
+        raise ProducerRefused(
+            "producer_id",
+            f"{producer_id!r} is already registered (give a reinstalled device a"
+            " new credential with manage.py sync reprovision)",
+        )
     encryption_key = new_device_key() if encrypt else None
     producer = SyncProducer(
         producer_id=producer_id,
@@ -118,6 +127,36 @@ def register_producer(
     )
     session.add(producer)
     return producer, credential, encryption_key
+
+
+def producer_named(session: Session, producer_id: str) -> SyncProducer | None:
+    return session.scalar(select(SyncProducer).filter_by(producer_id=producer_id))
+
+
+def reprovision_producer(
+    session: Session, producer_id: str, public_key: str | None = None
+) -> tuple[SyncProducer, str | None]:
+    """Give a producer a new credential (or the device's own new public key);
+    the old credential is void at once. Its history and cursors stay, so the
+    device continues after the highest sequence the server holds. Return the
+    producer and the credential to install (None when a key was given)."""
+    producer = producer_named(session, producer_id)
+    if producer is None:
+        raise ProducerRefused("producer_id", f"no producer {producer_id!r}")
+    credential, public_key = _key_pair(public_key)
+    producer.public_key = public_key
+    producer.credential_changed = utcnow()
+    return producer, credential
+
+
+def producer_position(producer: SyncProducer) -> dict[str, Any]:
+    """Where a producer stands, for a device recovering after a reinstall."""
+    return {
+        "producer": producer.producer_id,
+        "received_through": producer.received_through,
+        "highest_received": producer.highest_received,
+        "next_sequence": producer.highest_received + 1,
+    }
 
 
 def lock_producer(session: Session, producer_id: int) -> None:
@@ -191,6 +230,7 @@ def producer_summary(
         "rejected": counts.get("rejected", 0),
         "missing": missing_ranges(session, producer),
         "last_contact": producer.last_contact,
+        "credential_changed": producer.credential_changed,
     }
 
 

@@ -36,6 +36,7 @@ from sync.producers import (
     all_producer_summaries,
     producer_detail,
     register_producer,
+    reprovision_producer,
 )
 from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
@@ -151,6 +152,23 @@ def producer(producer_id: str):
     """Show one producer with its parked, quarantined and rejected transactions."""
     detail = producer_detail(db.session, _producer_or_404(producer_id))
     return render_template("sync/producer.html", producer=detail)
+
+
+@bp.post("/sync/producers/<producer_id>/credential")
+def new_credential(producer_id: str):
+    """Re-provision a producer; its new credential is shown on this answer only."""
+    _producer_or_404(producer_id)
+    producer, credential = reprovision_producer(db.session, producer_id)
+    db.session.commit()
+    response = make_response(
+        render_template(
+            "sync/producer.html",
+            producer=producer_detail(db.session, producer),
+            credential=credential,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/sync/producers/<producer_id>/active")

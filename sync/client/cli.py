@@ -24,6 +24,7 @@ from sync.client.transfer import (
     export,
     push,
     push_url,
+    recover,
 )
 from sync.wire.bundles import BundleError
 
@@ -75,10 +76,32 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
             f"Pushed {summary.sent} transactions in {summary.bundles} bundles"
             f" ({summary.duplicates} were already there)."
         )
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}", err=True)
         for item in summary.rejected:
             click.echo(f"rejected: {item.get('reason')}", err=True)
         if summary.rejected:
             sys.exit(1)
+
+    @group.command("recover")
+    @click.argument("url")
+    def recover_command(url: str):
+        """Continue after the highest sequence the server at URL holds for this
+        device (after a reinstall or a wiped database)."""
+        try:
+            recovered = recover(db.session, state_model, outgoing_model, url)
+        except (TransferError, SyncConfigurationError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(
+            f"The server holds sequences through {recovered.highest_received};"
+            f" this device continues at {recovered.next_sequence}."
+        )
+        if recovered.unsent_conflicts:
+            click.echo(
+                f"warning: {recovered.unsent_conflicts} unsent transactions here"
+                " have numbers the server already holds: they will be rejected",
+                err=True,
+            )
 
     @group.command("export")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
