@@ -98,6 +98,25 @@ def _producer_or_404(producer_id: str) -> SyncProducer:
     )
 
 
+@bp.get("/producer-keys")
+@login_required
+def producer_keys():
+    """The active producers' public keys, for a middleman to check signatures."""
+    producers = db.session.scalars(
+        select(SyncProducer)
+        .where(SyncProducer.active.is_(True))
+        .order_by(SyncProducer.producer_id)
+    )
+    return jsonify(
+        {
+            "items": [
+                {"producer_id": p.producer_id, "public_key": p.public_key}
+                for p in producers
+            ]
+        }
+    )
+
+
 @bp.get("/producers/<producer_id>")
 @login_required
 def show_producer(producer_id: str):

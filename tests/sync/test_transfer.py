@@ -26,6 +26,7 @@ from tests.sync.field_app import (
 from tests.sync.support import (
     NO_WAIT,
     field_records,
+    publish_keys,
     register,
     server_records,
     wire,
@@ -93,6 +94,7 @@ def test_field_clients_push_over_http_directly(server, make_field, server_url):
 def test_field_clients_push_through_a_middleman(server, make_field, server_url, relay):
     field = make_field(server, "laptop-1")
     survey(field, "A")
+    publish_keys(server, relay)
     with serve(relay, "127.0.70.1") as relay_url:
         summary = push_over_http(field, relay_url)
         assert summary.sent == 62 and summary.last_reply["relayed"] is True
