@@ -30,7 +30,7 @@ from sync.client.transfer import (
     PushSummary,
     Retry,
     TransferError,
-    export,
+    export_all,
     push,
     push_url,
     recover,
@@ -115,21 +115,46 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
     @group.command("export")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--from-sequence", type=click.IntRange(1), default=None)
-    def export_command(path: Path, from_sequence: int | None):
-        """Write changes not yet exported to PATH, to carry to the server."""
+    @click.option(
+        "--per-file",
+        type=click.IntRange(1, 1_000_000),
+        default=100_000,
+        help="The most transactions in one file; more go to PATH-2, PATH-3...",
+    )
+    @click.option(
+        "--max-files", type=click.IntRange(1), default=None, help="Stop after N files."
+    )
+    def export_command(
+        path: Path, from_sequence: int | None, per_file: int, max_files: int | None
+    ):
+        """Write every change not yet exported to PATH (and PATH-2, PATH-3... past
+        --per-file), to carry to the server; say what remains."""
         try:
-            summary = export(
-                db.session, outgoing_model, state_model, path, from_sequence
+            written, remaining = export_all(
+                db.session,
+                outgoing_model,
+                state_model,
+                path,
+                from_sequence,
+                per_file,
+                max_files,
             )
         except (SyncConfigurationError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
-        if summary is None:
+        if not written:
             click.echo("Nothing new to export.")
-            return
-        click.echo(
-            f"Wrote {summary.count} transactions ({summary.first_sequence}"
-            f"-{summary.last_sequence}) to {summary.path}."
-        )
+        for summary in written:
+            click.echo(
+                f"Wrote {summary.count} transactions ({summary.first_sequence}"
+                f"-{summary.last_sequence}) to {summary.path}."
+            )
+        if remaining:
+            click.echo(
+                f"{remaining} transactions remain unexported: run flask sync"
+                " export again to write them.",
+                err=True,
+            )
+            sys.exit(1)
 
     @group.command("status")
     def status():

@@ -19,7 +19,6 @@ central server on a disk::
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,13 +48,13 @@ from sync.client.transfer import (
     Transport,
     Unreachable,
     send_bundle,
+    write_bundle_to,
 )
 from sync.wire.bundles import (
     Bundle,
     BundleError,
     bundle_from_json,
     read_bundle_path,
-    write_bundle_file,
 )
 from sync.wire.payloads import canonical_json
 
@@ -266,6 +265,15 @@ def _waiting(relayed_model: type) -> list:
     ]
 
 
+def _next_waiting(session: Session, relayed_model: type, after: int) -> Any:
+    return session.scalar(
+        select(relayed_model)
+        .where(*_waiting(relayed_model), relayed_model.id > after)
+        .order_by(relayed_model.id)
+        .limit(1)
+    )
+
+
 def _stored_bundle(row: Any) -> Bundle:
     data = json.loads(row.body)
     return Bundle(data["manifest"], data["signature"], data["transactions"])
@@ -288,12 +296,7 @@ def forward(
     summary = ForwardSummary()
     after = 0
     while True:
-        row = session.scalar(
-            select(relayed_model)
-            .where(*_waiting(relayed_model), relayed_model.id > after)
-            .order_by(relayed_model.id)
-            .limit(1)
-        )
+        row = _next_waiting(session, relayed_model, after)
         if row is None:
             return summary
         after = row.id
@@ -348,12 +351,7 @@ def export_bundles(
     target.mkdir(parents=True, exist_ok=True)
     written, after = [], 0
     while True:
-        row = session.scalar(
-            select(relayed_model)
-            .where(*_waiting(relayed_model), relayed_model.id > after)
-            .order_by(relayed_model.id)
-            .limit(1)
-        )
+        row = _next_waiting(session, relayed_model, after)
         if row is None:
             return written
         after = row.id
@@ -362,12 +360,7 @@ def export_bundles(
             f"{bundle.producer}-{bundle.first_sequence:09d}"
             f"-{bundle.last_sequence:09d}.jsonl.gz"
         )
-        partial = path.with_name(path.name + ".part")
-        with open(partial, "wb") as stream:
-            write_bundle_file(bundle, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(partial, path)
+        write_bundle_to(bundle, path)
         now = utc_now()
         session.execute(
             update(relayed_model)

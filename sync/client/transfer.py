@@ -265,6 +265,18 @@ def push(
     return summary
 
 
+def write_bundle_to(bundle: Bundle, path: str | Path) -> Path:
+    """Write a bundle file whole or not at all (a crash leaves a ``.part``)."""
+    target = Path(path)
+    partial = target.with_name(target.name + ".part")
+    with open(partial, "wb") as stream:
+        write_bundle_file(bundle, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(partial, target)
+    return target
+
+
 @dataclass
 class ExportSummary:
     path: Path
@@ -291,13 +303,7 @@ def export(
     if not rows:
         return None
     bundle = make_bundle([transaction_wire(row) for row in rows], state.credential)
-    target = Path(path)
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as stream:
-        write_bundle_file(bundle, stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(partial, target)
+    target = write_bundle_to(bundle, path)
     table = state_model.__table__
     session.execute(
         update(table)
@@ -311,3 +317,52 @@ def export(
     return ExportSummary(
         target, bundle.first_sequence, bundle.last_sequence, len(bundle.transactions)
     )
+
+
+def numbered_path(path: str | Path, number: int) -> Path:
+    """The name of the NUMBERth file of an export: survey.jsonl.gz,
+    survey-2.jsonl.gz, survey-3.jsonl.gz..."""
+    target = Path(path)
+    if number == 1:
+        return target
+    stem, dot, suffixes = target.name.partition(".")
+    return target.with_name(f"{stem}-{number}{dot}{suffixes}")
+
+
+def export_all(
+    session: Session,
+    outgoing_model: type,
+    state_model: type,
+    path: str | Path,
+    from_sequence: int | None = None,
+    per_file: int = 100_000,
+    max_files: int | None = None,
+    commit: Callable[[], None] | None = None,
+) -> tuple[list[ExportSummary], int]:
+    """Write every transaction after the last export (or from ``from_sequence``)
+    in files of at most ``per_file``, numbered after ``path``, up to
+    ``max_files``; return them and how many transactions remain unwritten."""
+    written: list[ExportSummary] = []
+    start = from_sequence
+    while max_files is None or len(written) < max_files:
+        summary = export(
+            session,
+            outgoing_model,
+            state_model,
+            numbered_path(path, len(written) + 1),
+            start,
+            per_file,
+            commit,
+        )
+        if summary is None:
+            break
+        written.append(summary)
+        start = summary.last_sequence + 1
+    if start is None:
+        start = _state(session, state_model).exported_through + 1
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(outgoing_model)
+        .where(outgoing_model.sequence >= start)
+    )
+    return written, remaining

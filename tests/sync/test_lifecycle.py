@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from sync.wire.signing import new_credential, position_request
-from tests.support import csrf_token, serve
+from tests.support import csrf_token
 from tests.sync.field_app import Household, create_field_app, field_db
 from tests.sync.support import producer_state, server_records
 from tracker.extensions import db
-
-
-@pytest.fixture
-def server_url(server):
-    with serve(server) as url:
-        yield url
 
 
 def add(field_app, *codes):

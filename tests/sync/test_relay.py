@@ -15,26 +15,10 @@ from tests.support import serve
 from tests.sync.field_app import (
     Household,
     RelayedBundle,
-    create_relay_app,
     field_db,
 )
 from tests.sync.support import producer_state, server_records, wire
 from tracker.extensions import db
-
-
-@pytest.fixture
-def server_url(server):
-    with serve(server) as url:
-        yield url
-
-
-@pytest.fixture
-def relay(tmp_path):
-    app = create_relay_app(f"sqlite:///{tmp_path / 'relay.sqlite'}")
-    yield app
-    with app.app_context():
-        field_db.session.remove()
-        field_db.engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -20,7 +19,6 @@ from tests.sync.field_app import (
     OutgoingTransaction,
     ProducerState,
     RelayedBundle,
-    create_relay_app,
     field_db,
 )
 from tests.sync.support import (
@@ -32,21 +30,6 @@ from tests.sync.support import (
     wire,
 )
 from tracker.extensions import db
-
-
-@pytest.fixture
-def server_url(server):
-    with serve(server, "127.0.0.1") as url:
-        yield url
-
-
-@pytest.fixture
-def relay(tmp_path):
-    app = create_relay_app(f"sqlite:///{tmp_path / 'relay.sqlite'}")
-    yield app
-    with app.app_context():
-        field_db.session.remove()
-        field_db.engine.dispose()
 
 
 def survey(field_app, prefix, households=30):
