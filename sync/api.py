@@ -3,6 +3,7 @@ follow them and upload carried files."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -21,6 +22,12 @@ from sync.producers import (
     reprovision_producer,
 )
 from sync.reapplying import reapply
+from sync.records import (
+    SEARCH_LENGTH,
+    producer_names,
+    record_item,
+    records_statement,
+)
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError, bundle_from_json
 from sync.wire.signing import InvalidKey, position_message, verify
@@ -29,6 +36,7 @@ from tracker.api import (
     boolean_arg,
     created,
     json_object_body,
+    paginated,
     refuse_unknown_keys,
     spooled_body,
 )
@@ -273,3 +281,42 @@ def new_credential(producer_id: str):
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+RECORDS_PAGE, RECORDS_MAX_PAGE = 100, 1000
+
+
+def _since_arg() -> datetime | None:
+    value = request.args.get("since")
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ApiError(
+            400,
+            "Invalid value",
+            "since: an ISO 8601 time with its offset, e.g. 2026-12-01T10:00:00Z",
+            field="since",
+        )
+    return moment
+
+
+@bp.get("/records")
+@login_required
+def list_records():
+    """The synchronised records, by model, changed since a time, matching a text."""
+    statement = records_statement(
+        _query_text("model"), _since_arg(), _query_text("q", SEARCH_LENGTH)
+    )
+    names = producer_names(db.session)
+    return jsonify(
+        paginated(
+            statement,
+            lambda record: record_item(record, names),
+            RECORDS_PAGE,
+            RECORDS_MAX_PAGE,
+        )
+    )

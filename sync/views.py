@@ -8,12 +8,15 @@ from typing import Any
 from babel.units import format_unit
 from flask import (
     Blueprint,
+    Response,
+    abort,
     current_app,
     flash,
     make_response,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_babel import format_datetime, get_locale
@@ -39,6 +42,14 @@ from sync.producers import (
     reprovision_producer,
 )
 from sync.reapplying import reapply
+from sync.records import (
+    SEARCH_LENGTH,
+    csv_lines,
+    json_lines,
+    model_counts,
+    producer_names,
+    records_statement,
+)
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
 from tracker.auth import login_required_blueprint
@@ -308,3 +319,50 @@ def _imported(name: str, reply: dict[str, Any]) -> str:
     for warning in reply["warnings"]:
         text += " " + warning
     return text
+
+
+RECORDS_PER_PAGE = 50
+
+
+@bp.get("/sync/records")
+def records():
+    """Browse the synchronised records of a model, with a search."""
+    models = model_counts(db.session)
+    model = request.args.get("model") or (models[0][0] if models else None)
+    text = request.args.get("q", "").strip()[:SEARCH_LENGTH]
+    pagination = None
+    if model is not None:
+        pagination = db.paginate(
+            records_statement(model, text=text or None),
+            per_page=RECORDS_PER_PAGE,
+            error_out=False,
+        )
+    return render_template(
+        "sync/records.html",
+        models=models,
+        model=model,
+        text=text,
+        pagination=pagination,
+        producers=producer_names(db.session),
+    )
+
+
+def _export(model: str, lines, mimetype: str, suffix: str) -> Response:
+    if not model.isidentifier():
+        abort(404)
+    body = stream_with_context(lines(db.session, model))
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{model}.{suffix}"'
+    return response
+
+
+@bp.get("/sync/records/<model>.csv")
+def records_csv(model: str):
+    """Stream a model's records as CSV, one column per field."""
+    return _export(model, csv_lines, "text/csv", "csv")
+
+
+@bp.get("/sync/records/<model>.jsonl")
+def records_jsonl(model: str):
+    """Stream a model's records as JSON lines, as the API gives each."""
+    return _export(model, json_lines, "application/x-ndjson", "jsonl")
