@@ -12,6 +12,7 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
     from sync import tasks
+    from sync.alerts import PREFIX, sync_alerts
     from sync.api import bp as api_bp
     from sync.cli import group
     from sync.openapi import sync_paths
@@ -19,6 +20,7 @@ def init_app(app: Flask) -> None:
     from sync.views import bp as views_bp
     from tracker.background import add_periodic_task
     from tracker.devices import add_device_describer
+    from tracker.notifications.events import add_alert_source
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
@@ -33,6 +35,7 @@ def init_app(app: Flask) -> None:
     add_paths(app, sync_paths())
     add_navigation(app, "sync.index", _l("Sync"))
     add_device_describer(app, linked_producers)
+    add_alert_source(app, PREFIX, sync_alerts)
     add_periodic_task(
         app, "sync-apply", tasks.APPLY_TASK, app.config["SYNC_APPLY_INTERVAL"]
     )

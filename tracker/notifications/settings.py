@@ -12,6 +12,9 @@ EVENT_KINDS = (
     "instance_overdue",
     "registration",
     "job_failed",
+    "sync_gap",
+    "sync_set_aside",
+    "sync_silent",
 )
 TAG_SHAPE = "a list of tag strings"
 
