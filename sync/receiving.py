@@ -175,10 +175,29 @@ def receive(
         else:
             _reject(session, producer, transaction, operation_id, receipt)
     if rows:
-        session.execute(insert(table), rows)
+        insert_rows(session, table, rows)
     receipt.new = len(rows)
     advance_received(session, producer, bundle.last_sequence, now)
     return receipt
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in the session's transaction: on PostgreSQL with COPY
+    (one statement per row costs a round trip each), elsewhere as one
+    executemany."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    driver = connection.connection.driver_connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[name] for name in columns])
 
 
 def _reject(
