@@ -298,7 +298,9 @@ def test_a_refused_registration_keeps_what_was_typed(app, signed_in):
     }
     page = signed_in.post("/sync/producers", data=form).get_data(as_text=True)
     assert flashes(page) == [
-        "The producer was not registered: producer_id: 'tablet-1' is already registered"
+        "The producer was not registered: producer_id: 'tablet-1' is already"
+        " registered (give a reinstalled device a new credential with manage.py"
+        " sync reprovision)"
     ]
     assert 'value="second"' in page and 'id="credential"' not in page
     form["producer_id"] = "no spaces"
