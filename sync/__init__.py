@@ -12,6 +12,7 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
     from sync import tasks
+    from sync.alerts import PREFIX, sync_alerts
     from sync.api import bp as api_bp
     from sync.cli import group
     from sync.metrics import sync_metrics
@@ -21,9 +22,15 @@ def init_app(app: Flask) -> None:
     from tracker.background import add_periodic_task
     from tracker.devices import add_device_describer
     from tracker.monitoring import add_metrics
+    from tracker.notifications.events import add_alert_source
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
+    if not app.config["SYNC_MODELS"]:
+        app.logger.warning(
+            "SYNC_MODELS is empty: every transaction that arrives is held and"
+            " none is applied until its model is listed"
+        )
     app.register_blueprint(api_bp)
     add_metrics(app, sync_metrics)
     app.register_blueprint(views_bp)
@@ -31,6 +38,7 @@ def init_app(app: Flask) -> None:
     add_paths(app, sync_paths())
     add_navigation(app, "sync.index", _l("Sync"))
     add_device_describer(app, linked_producers)
+    add_alert_source(app, PREFIX, sync_alerts)
     add_periodic_task(
         app, "sync-apply", tasks.APPLY_TASK, app.config["SYNC_APPLY_INTERVAL"]
     )

@@ -3,6 +3,7 @@ follow them and upload carried files."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -16,7 +17,16 @@ from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
     producer_detail,
+    producer_position,
     register_producer,
+    reprovision_producer,
+)
+from sync.reapplying import reapply
+from sync.records import (
+    SEARCH_LENGTH,
+    producer_names,
+    record_item,
+    records_statement,
 )
 from sync.verifying import UnknownProducer
 from sync.wire.bounded import JsonRefused
@@ -26,12 +36,14 @@ from sync.wire.bundles import (
     bundle_from_json,
     load_pushed_bundle,
 )
+from sync.wire.signing import InvalidKey, position_message, verify
 from tracker.api import (
     ApiError,
     CappedStream,
     boolean_arg,
     created,
     json_object_body,
+    paginated,
     refuse_unknown_keys,
     spooled_body,
 )
@@ -47,8 +59,13 @@ def _settings() -> DeliverySettings:
 
 def _as_json(standing: dict[str, Any]) -> dict[str, Any]:
     """A producer's summary or detail with its last contact as ISO 8601 text."""
-    contact = standing["last_contact"]
-    return {**standing, "last_contact": contact.isoformat() if contact else None}
+    return {
+        **standing,
+        **{
+            name: standing[name].isoformat() if standing[name] else None
+            for name in ("last_contact", "credential_changed")
+        },
+    }
 
 
 def _bundle_error(exc: BundleError) -> ApiError:
@@ -105,6 +122,25 @@ def _producer_or_404(producer_id: str) -> SyncProducer:
     return db.one_or_404(
         select(SyncProducer).filter_by(producer_id=producer_id),
         description=f"no producer {producer_id!r}",
+    )
+
+
+@bp.get("/producer-keys")
+@login_required
+def producer_keys():
+    """The active producers' public keys, for a middleman to check signatures."""
+    producers = db.session.scalars(
+        select(SyncProducer)
+        .where(SyncProducer.active.is_(True))
+        .order_by(SyncProducer.producer_id)
+    )
+    return jsonify(
+        {
+            "items": [
+                {"producer_id": p.producer_id, "public_key": p.public_key}
+                for p in producers
+            ]
+        }
     )
 
 
@@ -181,3 +217,125 @@ def upload_file():
                 403, "Forbidden", str(exc), field="manifest.producer"
             ) from None
     return jsonify(reply)
+
+
+def _query_text(name: str, max_length: int = 100) -> str | None:
+    value = request.args.get(name)
+    if value is not None and not 0 < len(value) <= max_length:
+        raise ApiError(
+            400, "Invalid value", f"{name}: 1 to {max_length} characters", field=name
+        )
+    return value
+
+
+@bp.post("/reapply")
+@login_required
+def reapply_set_aside():
+    """Re-apply held and quarantined transactions whose cause is fixed."""
+    producer_id = _query_text("producer")
+    if producer_id is not None:
+        _producer_or_404(producer_id)
+    totals = reapply(
+        db.session,
+        current_app.config["SYNC_MODELS"],
+        db.session.commit,
+        producer_id,
+        _query_text("model"),
+        quarantined=not boolean_arg("held_only"),
+    )
+    return jsonify(vars(totals))
+
+
+@bp.post("/position")
+def position():
+    """Tell a device, signed by its credential, the highest sequence held for it,
+    so that a reinstalled device continues after it."""
+    body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+    refuse_unknown_keys(body, ("producer", "signature"), "position request")
+    producer_id, signature = body.get("producer"), body.get("signature")
+    for name, value in (("producer", producer_id), ("signature", signature)):
+        if not isinstance(value, str) or not 0 < len(value) <= 200:
+            raise ApiError(400, "Invalid value", f"{name}: a text", field=name)
+    producer = db.session.scalar(
+        select(SyncProducer).filter_by(producer_id=producer_id)
+    )
+    if producer is None or not producer.active:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"producer {producer_id!r} is not registered or is disabled",
+            field="producer",
+        )
+    try:
+        valid = verify(producer.public_key, position_message(producer_id), signature)
+    except InvalidKey:
+        valid = False
+    if not valid:
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"not signed by producer {producer_id!r}'s current credential",
+            field="signature",
+        )
+    return jsonify(producer_position(producer))
+
+
+@bp.post("/producers/<producer_id>/credential")
+@login_required
+def new_credential(producer_id: str):
+    """Re-provision a producer: a new credential, the old one void; the answer
+    holds the credential, shown only once."""
+    body = json_object_body(current_app.config["API_MAX_BODY_BYTES"], True)
+    refuse_unknown_keys(body, ("public_key",), "credential")
+    _producer_or_404(producer_id)
+    try:
+        producer, credential = reprovision_producer(
+            db.session, producer_id, body.get("public_key")
+        )
+    except ProducerRefused as exc:
+        raise ApiError(400, "Invalid value", str(exc), field=exc.field) from None
+    db.session.commit()
+    answer = _as_json(producer_detail(db.session, producer))
+    answer["credential"] = credential
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+RECORDS_PAGE, RECORDS_MAX_PAGE = 100, 1000
+
+
+def _since_arg() -> datetime | None:
+    value = request.args.get("since")
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ApiError(
+            400,
+            "Invalid value",
+            "since: an ISO 8601 time with its offset, e.g. 2026-12-01T10:00:00Z",
+            field="since",
+        )
+    return moment
+
+
+@bp.get("/records")
+@login_required
+def list_records():
+    """The synchronised records, by model, changed since a time, matching a text."""
+    statement = records_statement(
+        _query_text("model"), _since_arg(), _query_text("q", SEARCH_LENGTH)
+    )
+    names = producer_names(db.session)
+    return jsonify(
+        paginated(
+            statement,
+            lambda record: record_item(record, names),
+            RECORDS_PAGE,
+            RECORDS_MAX_PAGE,
+        )
+    )

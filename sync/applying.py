@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from sync.models import (
     APPLIED,
+    HELD,
     PARKED,
     QUARANTINED,
     IncomingTransaction,
@@ -60,8 +61,7 @@ RECORD_VALUES = (
 @dataclass
 class Entry:
     """A record as it stands while a run is applied: ``row_id`` is its stored
-    row; a stored record's fields are not loaded, since every change to it
-    carries all of them."""
+    row."""
 
     row_id: int | None
     version: int
@@ -79,12 +79,14 @@ class ApplyTotals:
     parked: int = 0
     quarantined: int = 0
     unparked: int = 0
+    held: int = 0
 
     def add(self, other: ApplyTotals) -> None:
         self.applied += other.applied
         self.parked += other.parked
         self.quarantined += other.quarantined
         self.unparked += other.unparked
+        self.held += other.held
 
 
 def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[str]):
@@ -98,7 +100,15 @@ def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[s
     every record of the model against every key, and once psycopg prepares the
     statement that plan is kept, so each run costs more as the table grows.
     """
-    columns = (table.c.id, table.c.natural_key, table.c.version, table.c.created)
+    columns = (
+        table.c.id,
+        table.c.natural_key,
+        table.c.version,
+        table.c.created,
+        table.c.fields,
+        table.c.parents,
+        table.c.schema_version,
+    )
     if dialect != "postgresql":
         return select(*columns).where(
             table.c.model == model, table.c.natural_key.in_(natural_keys)
@@ -146,7 +156,12 @@ class RecordState:
                     _stored_records(table, dialect, model, part)
                 ):
                     self.original[(model, row.natural_key)] = Entry(
-                        row.id, row.version, row.created
+                        row.id,
+                        row.version,
+                        row.created,
+                        row.fields,
+                        row.parents or {},
+                        row.schema_version,
                     )
         for key in wanted:
             self.current[key] = self.original[key]
@@ -277,15 +292,31 @@ def _apply_change(
         if moved is not None:
             state.set(change.previous, None)
             existing = moved
+    if existing is None:
+        state.set(
+            change.key,
+            Entry(
+                None,
+                1,
+                change.created,
+                change.fields,
+                change.parents,
+                change.schema_version,
+                producer_id,
+                change.sequence,
+            ),
+        )
+        return None
+    fields, parents = merged(existing, change)
     state.set(
         change.key,
         Entry(
             None,
-            existing.version + 1 if existing else 1,
-            existing.created if existing else change.created,
-            change.fields,
-            change.parents,
-            change.schema_version,
+            existing.version + 1,
+            existing.created,
+            fields,
+            parents,
+            max(existing.schema_version, change.schema_version),
             producer_id,
             change.sequence,
         ),
@@ -293,13 +324,30 @@ def _apply_change(
     return None
 
 
+def merged(existing: Entry, change: Change) -> tuple[dict, dict]:
+    """The record's fields and parents after ``change``, field by field: a field
+    the change does not carry (a device on an older model does not know it)
+    keeps its value; a field it carries, even as null, takes the new value."""
+    fields = {**(existing.fields or {}), **change.fields}
+    parents = {
+        name: parent
+        for name, parent in (existing.parents or {}).items()
+        if name not in change.fields
+    }
+    parents.update(change.parents)
+    return fields, parents
+
+
 def _apply_run(
     session: Session, rows: list[Any], producer_id: int, blocked: dict[Key, int]
 ) -> tuple[list[dict], list[dict], ApplyTotals]:
     """Apply ``rows`` in order; return the status updates of applied and parked."""
     totals = ApplyTotals()
-    changes = [Change.read(row) for row in rows if row.status != QUARANTINED]
-    totals.quarantined = len(rows) - len(changes)
+    changes = [
+        Change.read(row) for row in rows if row.status not in (QUARANTINED, HELD)
+    ]
+    totals.held = sum(row.status == HELD for row in rows)
+    totals.quarantined = len(rows) - len(changes) - totals.held
     state = RecordState(session)
     state.load(key for change in changes for key in change.touched_keys())
     applied, parked = [], []
@@ -458,7 +506,7 @@ def apply_producer(
     while True:
         run = apply_next_run(session, producer_id, run_size)
         commit()
-        if not (run.applied or run.parked or run.quarantined):
+        if not (run.applied or run.parked or run.quarantined or run.held):
             break
         totals.add(run)
     if retry and totals.applied:

@@ -7,14 +7,24 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
 
-from sync.deliveries import AlreadyImported, DeliverySettings, apply_all, import_file
+from sync.deliveries import (
+    AlreadyImported,
+    DeliverySettings,
+    apply_all,
+    held_warning,
+    import_file,
+)
+from sync.models import SyncProducer
 from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
     link_producer,
     register_producer,
+    reprovision_producer,
 )
+from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
 from tracker.devices import instance_id_of
@@ -54,6 +64,48 @@ def add_producer(
         click.echo("Configure these on the device; they are not shown again.")
 
 
+@group.command("reprovision")
+@click.argument("producer_id")
+@click.option(
+    "--public-key",
+    default=None,
+    help="The device's own new Ed25519 public key; without it, a credential is made.",
+)
+@with_appcontext
+def reprovision(producer_id: str, public_key: str | None) -> None:
+    """Give PRODUCER_ID (a reinstalled or lost device) a new credential; the old
+    one is refused from now on, and the producer's history stays."""
+    try:
+        producer, credential = reprovision_producer(db.session, producer_id, public_key)
+    except ProducerRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(
+        f"New credential for {producer_id}; the old one is refused from now on."
+        f" The server holds its sequences through {producer.highest_received}:"
+        " on the device, run flask sync configure, then flask sync recover URL"
+        " to continue after them."
+    )
+    if credential:
+        click.echo(f"credential: {credential}")
+        click.echo("Configure it on the device; it is not shown again.")
+
+
+@group.command("revoke")
+@click.argument("producer_id")
+@with_appcontext
+def revoke(producer_id: str) -> None:
+    """Refuse PRODUCER_ID's pushes and files from now on (the page's Disable)."""
+    producer = db.session.scalar(
+        select(SyncProducer).filter_by(producer_id=producer_id)
+    )
+    if producer is None:
+        raise click.ClickException(f"no producer {producer_id!r}")
+    producer.active = False
+    db.session.commit()
+    click.echo(f"{producer_id} is disabled: its pushes and files are refused.")
+
+
 @group.command("import")
 @click.argument("files", nargs=-1, required=True, type=FILE_ARGUMENT)
 @with_appcontext
@@ -88,7 +140,7 @@ def _describe(reply: dict) -> str:
         f"-{reply['acknowledged_through']}: {reply['new']} new,"
         f" {reply['duplicates']} already received, {reply['applied']} applied"
     )
-    for label in ("quarantined", "rejected"):
+    for label in ("quarantined", "held", "rejected"):
         if reply[label]:
             text += f", {len(reply[label])} {label}"
     if reply["parked"]:
@@ -96,7 +148,10 @@ def _describe(reply: dict) -> str:
     if reply["missing"]:
         ranges = ", ".join(f"{a}-{b}" for a, b in reply["missing"])
         text += f"; waiting for {ranges}"
-    return text + f" (batch operation #{reply['operation']})"
+    text += f" (batch operation #{reply['operation']})"
+    for warning in reply["warnings"]:
+        text += f"\n  warning: {warning}"
+    return text
 
 
 @group.command("apply")
@@ -115,28 +170,60 @@ def apply_now() -> None:
         )
 
 
+@group.command("reapply")
+@click.option("--producer", "producer_id", help="Only this producer's.")
+@click.option("--model", help="Only this model's transactions.")
+@click.option("--held-only", is_flag=True, help="Leave quarantined transactions alone.")
+@with_appcontext
+def reapply_command(producer_id: str | None, model: str | None, held_only: bool):
+    """Re-apply held and quarantined transactions whose cause is fixed (a model
+    now on SYNC_MODELS, a payload that can now be opened)."""
+    allowed = current_app.config["SYNC_MODELS"]
+    totals = reapply(
+        db.session, allowed, db.session.commit, producer_id, model, not held_only
+    )
+    click.echo(
+        f"Re-applied {totals.released}: {totals.applied} applied,"
+        f" {totals.parked} parked; still held {totals.still_held},"
+        f" still quarantined {totals.still_quarantined}."
+    )
+    if totals.still_held:
+        click.echo(f"warning: {held_warning(totals.still_held, allowed)}", err=True)
+
+
 @group.command("status")
 @with_appcontext
 def status() -> None:
     """Print each producer's cursors, lag and problems."""
+    allowed = current_app.config["SYNC_MODELS"]
+    if not allowed:
+        click.echo(
+            "warning: SYNC_MODELS is empty: every transaction is held, none"
+            " applied; list the models in settings.cfg",
+            err=True,
+        )
     rows = all_producer_summaries(db.session)
     if not rows:
         click.echo("No producers registered.")
         return
     click.echo(
         f"{'producer':<24} {'received':>9} {'applied':>9} {'lag':>7} {'parked':>7}"
-        f" {'quar.':>6} {'rej.':>5}  last contact"
+        f" {'quar.':>6} {'held':>6} {'rej.':>5}  last contact"
     )
+    held = 0
     for row in rows:
         contact = row["last_contact"]
+        held += row["held"]
         click.echo(
             f"{row['producer_id']:<24} {row['received_through']:>9}"
             f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
-            f" {row['quarantined']:>6} {row['rejected']:>5}"
+            f" {row['quarantined']:>6} {row['held']:>6} {row['rejected']:>5}"
             f"  {contact.isoformat() if contact else 'never'}"
         )
         for first, last in row["missing"]:
             click.echo(f"  missing {first}-{last}")
+    if held:
+        click.echo(f"warning: {held_warning(held, allowed)}", err=True)
 
 
 @group.command("link")

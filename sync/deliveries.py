@@ -25,6 +25,7 @@ from sync.applying import (
 )
 from sync.models import ImportedFile
 from sync.producers import missing_ranges
+from sync.reapplying import releasable_held, release_held
 from sync.receiving import Receipt, receive
 from sync.verifying import VerifiedBundle, verify_bundle
 from sync.wire.bundles import Bundle, BundleError, file_digest, read_bundle_path
@@ -48,10 +49,32 @@ class DeliverySettings:
         return cls(frozenset(config["SYNC_MODELS"]), config["SYNC_APPLY_RUN_SIZE"])
 
 
+def held_warning(count: int, allowed_models: Collection[str]) -> str:
+    """Say loudly why transactions were held and what applies them."""
+    listed = ", ".join(sorted(allowed_models)) or "nothing"
+    return (
+        f"{count} transactions were held, not applied: their model is not on"
+        f" SYNC_MODELS (which lists {listed}); they are applied once it is"
+        " listed (manage.py sync reapply applies them at once)"
+    )
+
+
 def _reply(
-    receipt: Receipt, bundle: Bundle, totals: ApplyTotals, session: Session
+    receipt: Receipt,
+    bundle: Bundle,
+    totals: ApplyTotals,
+    session: Session,
+    allowed_models: Collection[str],
 ) -> dict[str, Any]:
     producer = receipt.producer
+    warnings = []
+    if receipt.held:
+        warnings.append(held_warning(len(receipt.held), allowed_models))
+    if receipt.quarantined:
+        warnings.append(
+            f"{len(receipt.quarantined)} transactions were quarantined: see"
+            " their reasons; manage.py sync reapply retries them once fixed"
+        )
     return {
         "producer": producer.producer_id,
         "first_sequence": bundle.first_sequence,
@@ -59,12 +82,14 @@ def _reply(
         "new": receipt.new,
         "duplicates": receipt.duplicates,
         "quarantined": receipt.quarantined,
+        "held": receipt.held,
         "rejected": receipt.rejected,
         "received_through": producer.received_through,
         "missing": missing_ranges(session, producer),
         "applied_through": producer.applied_through,
         "applied": totals.applied + totals.unparked,
         "parked": totals.parked,
+        "warnings": warnings,
     }
 
 
@@ -106,6 +131,7 @@ def _receive_and_apply(
                 summary=(
                     f"{receipt.new} new, {receipt.duplicates} already received,"
                     f" {len(receipt.quarantined)} quarantined,"
+                    f" {len(receipt.held)} held,"
                     f" {len(receipt.rejected)} rejected"
                 ),
                 **file_record,
@@ -122,9 +148,9 @@ def _receive_and_apply(
         session, receipt.producer.id, settings, commit, operation_id
     )
     session.refresh(receipt.producer)
-    reply = _reply(receipt, bundle, totals, session)
+    reply = _reply(receipt, bundle, totals, session, settings.allowed_models)
     reply["operation"] = operation_id
-    problems = receipt.rejected or receipt.quarantined or error
+    problems = receipt.rejected or receipt.quarantined or receipt.held or error
     operations.finish(
         session,
         operation_id,
@@ -264,7 +290,8 @@ def apply_all(
     None when there was nothing to do (run by beat and ``sync apply``)."""
     behind = producers_behind(session)
     parked = producers_with_parked(session)
-    if not behind and not parked:
+    releasable = releasable_held(session, settings.allowed_models)
+    if not behind and not parked and not releasable:
         return None
     operation_id = _start(
         session, APPLY_OPERATION, {"producers": len(behind)}, len(behind), None
@@ -277,6 +304,9 @@ def apply_all(
         )
         operations.add_progress(session, operation_id, done=1)
         commit()
+    # Held transactions of a model listed since: in line again, and applied.
+    released = release_held(session, settings.allowed_models, commit)
+    totals.unparked += released.applied
     # Once, after every producer moved on: any of them may bring a parent.
     totals.add(retry_all_parked(session, commit))
     operations.finish(

@@ -23,7 +23,9 @@ RECEIVED = "received"
 APPLIED = "applied"
 PARKED = "parked"
 QUARANTINED = "quarantined"
-STATUSES = (RECEIVED, APPLIED, PARKED, QUARANTINED)
+# Held: a model not (yet) on SYNC_MODELS; applied once it is listed.
+HELD = "held"
+STATUSES = (RECEIVED, APPLIED, PARKED, QUARANTINED, HELD)
 
 
 class SyncProducer(db.Model):
@@ -48,6 +50,8 @@ class SyncProducer(db.Model):
     applied_through: Mapped[int] = mapped_column(BigInteger, default=0)
     last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the credential was last replaced (re-provisioned); the old one is void.
+    credential_changed: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The registry's instance that is this device, if an admin linked them.
     instance_id: Mapped[int | None] = mapped_column(
         ForeignKey("instances.id", ondelete="SET NULL"), index=True
@@ -73,6 +77,9 @@ class IncomingTransaction(db.Model):
     action: Mapped[str] = mapped_column(String(10))
     schema_version: Mapped[int]
     payload: Mapped[str | None] = mapped_column(Text)  # plaintext JSON
+    # The transaction as sent, kept while its payload could not be opened, so
+    # that it can be re-applied once the cause is fixed.
+    body: Mapped[str | None] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(String(64))
     created: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -117,6 +117,127 @@ def sync_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/sync/reapply": {
+            "post": {
+                "summary": "Re-apply held and quarantined transactions whose"
+                " cause is fixed",
+                "description": "Held transactions (a model not on SYNC_MODELS)"
+                " are applied once their model is listed; quarantined ones once"
+                " their payload can be opened. Answers released, applied,"
+                " parked, still_held and still_quarantined.",
+                "security": BEARER,
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("producer", "model")
+                ]
+                + [
+                    {
+                        "name": "held_only",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                    }
+                ],
+                "responses": {
+                    "200": json_response("What was re-applied"),
+                    "400": error_response("Invalid field"),
+                    "401": unauthorized,
+                    "404": error_response("No such producer"),
+                },
+            }
+        },
+        "/api/sync/position": {
+            "post": {
+                "summary": "The highest sequence the server holds for a device",
+                "description": "Signed by the device's current credential"
+                " (signature of 'sync-position:<producer>'); a reinstalled"
+                " device continues after highest_received (flask sync"
+                " recover).",
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "producer": {"type": "string", "maxLength": 100},
+                            "signature": {"type": "string"},
+                        },
+                        "required": ["producer", "signature"],
+                        "additionalProperties": False,
+                    }
+                ),
+                "responses": {
+                    "200": json_response(
+                        "producer, received_through, highest_received, next_sequence"
+                    ),
+                    "400": error_response("Invalid field"),
+                    "403": error_response("Unknown producer or bad signature"),
+                },
+            }
+        },
+        "/api/sync/producer-keys": {
+            "get": {
+                "summary": "The active producers' public keys, for a middleman",
+                "security": BEARER,
+                "responses": {
+                    "200": json_response("items of producer_id and public_key"),
+                    "401": unauthorized,
+                },
+            }
+        },
+        "/api/sync/producers/{producer_id}/credential": {
+            "post": {
+                "summary": "Re-provision a producer: a new credential, the old"
+                " one void, its history kept",
+                "security": BEARER,
+                "parameters": [PRODUCER_ID],
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "properties": {"public_key": {"type": "string"}},
+                        "additionalProperties": False,
+                    }
+                ),
+                "responses": {
+                    "200": json_response("Producer, with its credential once"),
+                    "400": error_response("Invalid field"),
+                    "401": unauthorized,
+                    "404": error_response("No such producer"),
+                },
+            }
+        },
+        "/api/sync/records": {
+            "get": {
+                "summary": "Synchronised records, paginated",
+                "description": "Each item: model, natural_key, fields, parents,"
+                " version, schema_version, producer (the last), sequence,"
+                " created, updated. In update order, so a server application"
+                " can poll with since= the last updated it saw.",
+                "security": BEARER,
+                "parameters": [
+                    {"name": "model", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": 200},
+                        "description": "text in the natural key or a field",
+                    },
+                    {"name": "page", "in": "query", "schema": {"type": "integer"}},
+                    {
+                        "name": "per_page",
+                        "in": "query",
+                        "schema": {"type": "integer", "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": json_response("{items, page, per_page, total, pages}"),
+                    "400": error_response("Invalid field"),
+                    "401": unauthorized,
+                },
+            }
+        },
         "/api/sync/files": {
             "post": {
                 "summary": "Import a carried bundle file (the raw gzip body)",

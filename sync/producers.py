@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from sync.models import (
     APPLIED,
+    HELD,
     PARKED,
     QUARANTINED,
     RECEIVED,
@@ -20,6 +21,7 @@ from sync.models import (
 )
 from sync.wire.crypto import new_device_key
 from sync.wire.signing import check_public_key, new_credential, public_key_of
+from tracker.db_types import utcnow
 from tracker.devices import LinkedDevice
 from tracker.fields import FieldError, Fields, Rule
 
@@ -87,6 +89,15 @@ PRODUCER_FIELDS = Fields(
 )
 
 
+def _key_pair(public_key: str | None) -> tuple[str | None, str]:
+    """The credential to issue (None when the device gave its own public key)
+    and the public key to keep."""
+    if public_key is None:
+        credential = new_credential()
+        return credential, public_key_of(credential)
+    return None, PRODUCER_FIELDS.clean("public_key", public_key)
+
+
 def register_producer(
     session: Session,
     producer_id: str,
@@ -98,17 +109,16 @@ def register_producer(
     device (when no public key was given) and the encryption key (if asked)."""
     producer_id = PRODUCER_FIELDS.clean("producer_id", producer_id)
     description = PRODUCER_FIELDS.clean("description", description)
-    credential = None
-    if public_key is None:
-        credential = new_credential()
-        public_key = public_key_of(credential)
-    else:
-        PRODUCER_FIELDS.clean("public_key", public_key)
+    credential, public_key = _key_pair(public_key)
     exists = session.scalar(
         select(SyncProducer.id).where(SyncProducer.producer_id == producer_id)
     )
     if exists is not None:
-        raise ProducerRefused("producer_id", f"{producer_id!r} is already registered")
+        raise ProducerRefused(
+            "producer_id",
+            f"{producer_id!r} is already registered (give a reinstalled device a"
+            " new credential with manage.py sync reprovision)",
+        )
     encryption_key = new_device_key() if encrypt else None
     producer = SyncProducer(
         producer_id=producer_id,
@@ -118,6 +128,36 @@ def register_producer(
     )
     session.add(producer)
     return producer, credential, encryption_key
+
+
+def producer_named(session: Session, producer_id: str) -> SyncProducer | None:
+    return session.scalar(select(SyncProducer).filter_by(producer_id=producer_id))
+
+
+def reprovision_producer(
+    session: Session, producer_id: str, public_key: str | None = None
+) -> tuple[SyncProducer, str | None]:
+    """Give a producer a new credential (or the device's own new public key);
+    the old credential is void at once. Its history and cursors stay, so the
+    device continues after the highest sequence the server holds. Return the
+    producer and the credential to install (None when a key was given)."""
+    producer = producer_named(session, producer_id)
+    if producer is None:
+        raise ProducerRefused("producer_id", f"no producer {producer_id!r}")
+    credential, public_key = _key_pair(public_key)
+    producer.public_key = public_key
+    producer.credential_changed = utcnow()
+    return producer, credential
+
+
+def producer_position(producer: SyncProducer) -> dict[str, Any]:
+    """Where a producer stands, for a device recovering after a reinstall."""
+    return {
+        "producer": producer.producer_id,
+        "received_through": producer.received_through,
+        "highest_received": producer.highest_received,
+        "next_sequence": producer.highest_received + 1,
+    }
 
 
 def lock_producer(session: Session, producer_id: int) -> None:
@@ -160,7 +200,7 @@ def _status_counts(session: Session) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {}
     for producer_id, status, count in session.execute(
         select(table.c.producer_id, table.c.status, func.count())
-        .where(table.c.status.in_((RECEIVED, APPLIED, PARKED, QUARANTINED)))
+        .where(table.c.status.in_((RECEIVED, APPLIED, PARKED, QUARANTINED, HELD)))
         .group_by(table.c.producer_id, table.c.status)
     ):
         counts.setdefault(producer_id, {})[status] = count
@@ -188,9 +228,11 @@ def producer_summary(
         "pending": counts.get(RECEIVED, 0),
         "parked": counts.get(PARKED, 0),
         "quarantined": counts.get(QUARANTINED, 0),
+        "held": counts.get(HELD, 0),
         "rejected": counts.get("rejected", 0),
         "missing": missing_ranges(session, producer),
         "last_contact": producer.last_contact,
+        "credential_changed": producer.credential_changed,
     }
 
 
@@ -207,7 +249,7 @@ def all_producer_summaries(session: Session) -> list[dict[str, Any]]:
 def problems(session: Session, producer: SyncProducer) -> dict[str, list[dict]]:
     """The producer's parked, quarantined and rejected transactions, with reasons."""
     table = IncomingTransaction.__table__
-    listed: dict[str, list[dict]] = {PARKED: [], QUARANTINED: []}
+    listed: dict[str, list[dict]] = {PARKED: [], QUARANTINED: [], HELD: []}
     for status in listed:
         for row in session.execute(
             select(table.c.sequence, table.c.model, table.c.natural_key, table.c.reason)
@@ -242,6 +284,7 @@ def producer_detail(session: Session, producer: SyncProducer) -> dict[str, Any]:
         **producer_summary(session, producer, counts),
         "parked_transactions": listed[PARKED],
         "quarantined_transactions": listed[QUARANTINED],
+        "held_transactions": listed[HELD],
         "rejected_transactions": listed["rejected"],
     }
 

@@ -23,4 +23,8 @@ SETTINGS = (
     Setting("SYNC_MAX_FILE_BYTES", 2**30, integer(1024, 2**40)),
     Setting("SYNC_APPLY_RUN_SIZE", 1000, integer(1, 100000)),
     Setting("SYNC_APPLY_INTERVAL", 60, integer(5, 86400)),
+    # Notifications (0 turns one off): a gap held this long, a producer silent
+    # this long; held or quarantined transactions are always told.
+    Setting("SYNC_ALERT_GAP_HOURS", 24, integer(0, 24 * 365)),
+    Setting("SYNC_ALERT_SILENT_DAYS", 7, integer(0, 3650)),
 )

@@ -8,12 +8,15 @@ from typing import Any
 from babel.units import format_unit
 from flask import (
     Blueprint,
+    Response,
+    abort,
     current_app,
     flash,
     make_response,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_babel import format_datetime, get_locale
@@ -36,6 +39,16 @@ from sync.producers import (
     all_producer_summaries,
     producer_detail,
     register_producer,
+    reprovision_producer,
+)
+from sync.reapplying import reapply
+from sync.records import (
+    SEARCH_LENGTH,
+    csv_lines,
+    json_lines,
+    model_counts,
+    producer_names,
+    records_statement,
 )
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
@@ -114,10 +127,17 @@ def _render_index(
         .order_by(BatchOperation.id.desc())
         .limit(RECENT_OPERATIONS)
     ).all()
+    producers = all_producer_summaries(db.session)
+    set_aside = {
+        "held": sum(row["held"] for row in producers),
+        "quarantined": sum(row["quarantined"] for row in producers),
+    }
     response = make_response(
         render_template(
             "sync/index.html",
-            producers=all_producer_summaries(db.session),
+            producers=producers,
+            sync_models=current_app.config["SYNC_MODELS"],
+            set_aside=set_aside if any(set_aside.values()) else None,
             files=files,
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
             operations=operations,
@@ -145,6 +165,23 @@ def producer(producer_id: str):
     return render_template("sync/producer.html", producer=detail)
 
 
+@bp.post("/sync/producers/<producer_id>/credential")
+def new_credential(producer_id: str):
+    """Re-provision a producer; its new credential is shown on this answer only."""
+    _producer_or_404(producer_id)
+    producer, credential = reprovision_producer(db.session, producer_id)
+    db.session.commit()
+    response = make_response(
+        render_template(
+            "sync/producer.html",
+            producer=producer_detail(db.session, producer),
+            credential=credential,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.post("/sync/producers/<producer_id>/active")
 def set_active(producer_id: str):
     """Enable or disable a producer: a disabled one has pushes and imports refused."""
@@ -164,6 +201,25 @@ def set_active(producer_id: str):
     if request.form.get("back") == "index":
         return redirect(url_for("sync.index"))
     return redirect(url_for("sync.producer", producer_id=producer.producer_id))
+
+
+@bp.post("/sync/reapply")
+def reapply_set_aside():
+    """Re-apply held and quarantined transactions whose cause is fixed."""
+    totals = reapply(db.session, current_app.config["SYNC_MODELS"], db.session.commit)
+    flash(
+        _(
+            "Re-applied %(released)d: %(applied)d applied, %(parked)d parked;"
+            " still held %(held)d, still quarantined %(quarantined)d.",
+            released=totals.released,
+            applied=totals.applied,
+            parked=totals.parked,
+            held=totals.still_held,
+            quarantined=totals.still_quarantined,
+        ),
+        "error" if totals.still_held or totals.still_quarantined else "info",
+    )
+    return redirect(url_for("sync.index"))
 
 
 @bp.post("/sync/producers")
@@ -224,7 +280,7 @@ def upload():
         except (BundleError, UnknownProducer) as exc:
             flash(_("%(name)s was refused: %(reason)s", name=name, reason=exc), "error")
         else:
-            problems = reply["quarantined"] or reply["rejected"]
+            problems = reply["quarantined"] or reply["rejected"] or reply["held"]
             flash(_imported(name, reply), "warning" if problems else "success")
     return redirect(url_for("sync.index"))
 
@@ -260,4 +316,53 @@ def _imported(name: str, reply: dict[str, Any]) -> str:
         text += " " + _(
             "Waiting for %(ranges)s.", ranges=_ranges_text(reply["missing"])
         )
+    for warning in reply["warnings"]:
+        text += " " + warning
     return text
+
+
+RECORDS_PER_PAGE = 50
+
+
+@bp.get("/sync/records")
+def records():
+    """Browse the synchronised records of a model, with a search."""
+    models = model_counts(db.session)
+    model = request.args.get("model") or (models[0][0] if models else None)
+    text = request.args.get("q", "").strip()[:SEARCH_LENGTH]
+    pagination = None
+    if model is not None:
+        pagination = db.paginate(
+            records_statement(model, text=text or None),
+            per_page=RECORDS_PER_PAGE,
+            error_out=False,
+        )
+    return render_template(
+        "sync/records.html",
+        models=models,
+        model=model,
+        text=text,
+        pagination=pagination,
+        producers=producer_names(db.session),
+    )
+
+
+def _export(model: str, lines, mimetype: str, suffix: str) -> Response:
+    if not model.isidentifier():
+        abort(404)
+    body = stream_with_context(lines(db.session, model))
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{model}.{suffix}"'
+    return response
+
+
+@bp.get("/sync/records/<model>.csv")
+def records_csv(model: str):
+    """Stream a model's records as CSV, one column per field."""
+    return _export(model, csv_lines, "text/csv", "csv")
+
+
+@bp.get("/sync/records/<model>.jsonl")
+def records_jsonl(model: str):
+    """Stream a model's records as JSON lines, as the API gives each."""
+    return _export(model, json_lines, "application/x-ndjson", "jsonl")

@@ -16,14 +16,24 @@ from sqlalchemy import func, select
 
 from sync.client.models import SyncConfigurationError
 from sync.client.operations import configure_producer
-from sync.client.relay import forward, import_relay_file
+from sync.client.relay import (
+    RelayRefused,
+    export_bundles,
+    fetch_producer_keys,
+    forward,
+    import_relay_file,
+    relay_status,
+    set_aside,
+    store_producer_keys,
+)
 from sync.client.transfer import (
     PushSummary,
     Retry,
     TransferError,
-    export,
+    export_all,
     push,
     push_url,
+    recover,
 )
 from sync.wire.bundles import BundleError
 
@@ -75,29 +85,76 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
             f"Pushed {summary.sent} transactions in {summary.bundles} bundles"
             f" ({summary.duplicates} were already there)."
         )
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}", err=True)
         for item in summary.rejected:
             click.echo(f"rejected: {item.get('reason')}", err=True)
         if summary.rejected:
             sys.exit(1)
 
+    @group.command("recover")
+    @click.argument("url")
+    def recover_command(url: str):
+        """Continue after the highest sequence the server at URL holds for this
+        device (after a reinstall or a wiped database)."""
+        try:
+            recovered = recover(db.session, state_model, outgoing_model, url)
+        except (TransferError, SyncConfigurationError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(
+            f"The server holds sequences through {recovered.highest_received};"
+            f" this device continues at {recovered.next_sequence}."
+        )
+        if recovered.unsent_conflicts:
+            click.echo(
+                f"warning: {recovered.unsent_conflicts} unsent transactions here"
+                " have numbers the server already holds: they will be rejected",
+                err=True,
+            )
+
     @group.command("export")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--from-sequence", type=click.IntRange(1), default=None)
-    def export_command(path: Path, from_sequence: int | None):
-        """Write changes not yet exported to PATH, to carry to the server."""
+    @click.option(
+        "--per-file",
+        type=click.IntRange(1, 1_000_000),
+        default=100_000,
+        help="The most transactions in one file; more go to PATH-2, PATH-3...",
+    )
+    @click.option(
+        "--max-files", type=click.IntRange(1), default=None, help="Stop after N files."
+    )
+    def export_command(
+        path: Path, from_sequence: int | None, per_file: int, max_files: int | None
+    ):
+        """Write every change not yet exported to PATH (and PATH-2, PATH-3... past
+        --per-file), to carry to the server; say what remains."""
         try:
-            summary = export(
-                db.session, outgoing_model, state_model, path, from_sequence
+            written, remaining = export_all(
+                db.session,
+                outgoing_model,
+                state_model,
+                path,
+                from_sequence,
+                per_file,
+                max_files,
             )
         except (SyncConfigurationError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
-        if summary is None:
+        if not written:
             click.echo("Nothing new to export.")
-            return
-        click.echo(
-            f"Wrote {summary.count} transactions ({summary.first_sequence}"
-            f"-{summary.last_sequence}) to {summary.path}."
-        )
+        for summary in written:
+            click.echo(
+                f"Wrote {summary.count} transactions ({summary.first_sequence}"
+                f"-{summary.last_sequence}) to {summary.path}."
+            )
+        if remaining:
+            click.echo(
+                f"{remaining} transactions remain unexported: run flask sync"
+                " export again to write them.",
+                err=True,
+            )
+            sys.exit(1)
 
     @group.command("status")
     def status():
@@ -112,7 +169,8 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
 
 
 def relay_cli(db: Any, relayed_model: type) -> AppGroup:
-    """``flask relay forward | import | status`` for a middleman."""
+    """``flask relay keys | forward | import | export | status | drop | retry``
+    for a middleman."""
     group = AppGroup("relay", help="Forward field clients' bundles to the server.")
 
     @group.command("forward")
@@ -130,6 +188,66 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
             f"Forwarded {summary.transactions} transactions in"
             f" {summary.bundles} bundles."
         )
+        for refusal in summary.refused:
+            click.echo(f"refused by the server, set aside: {refusal}", err=True)
+        if summary.refused:
+            click.echo(
+                "flask relay status lists them; drop or retry them by number",
+                err=True,
+            )
+
+    @group.command("keys")
+    @click.argument("url")
+    @click.option(
+        "--token",
+        envvar="SYNC_RELAY_TOKEN",
+        required=True,
+        help="A Bearer token of the server (or SYNC_RELAY_TOKEN).",
+    )
+    def keys_command(url: str, token: str):
+        """Fetch the producers' public keys from the server at URL: only bundles
+        they signed are taken."""
+        try:
+            items = fetch_producer_keys(url, token)
+        except TransferError as exc:
+            raise click.ClickException(str(exc)) from None
+        count = store_producer_keys(db.session, relayed_model, items)
+        db.session.commit()
+        click.echo(f"{count} producers may push here.")
+
+    @group.command("export")
+    @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+    def export_command(directory: Path):
+        """Write every bundle waiting to be forwarded as a file in DIRECTORY,
+        to carry to the server (manage.py sync import)."""
+        try:
+            written = export_bundles(db.session, relayed_model, directory)
+        except OSError as exc:
+            raise click.ClickException(str(exc)) from None
+        for item in written:
+            click.echo(
+                f"{item.path}: {item.producer}"
+                f" {item.first_sequence}-{item.last_sequence}"
+            )
+        click.echo(f"Wrote {len(written)} bundle files.")
+
+    @group.command("drop")
+    @click.argument("bundle_id", type=click.IntRange(1))
+    def drop_command(bundle_id: int):
+        """Drop the kept bundle BUNDLE_ID (a refused or forged one, say)."""
+        if not set_aside(db.session, relayed_model, bundle_id, drop=True):
+            raise click.ClickException(f"no bundle #{bundle_id}")
+        db.session.commit()
+        click.echo(f"Dropped bundle #{bundle_id}.")
+
+    @group.command("retry")
+    @click.argument("bundle_id", type=click.IntRange(1))
+    def retry_command(bundle_id: int):
+        """Put the refused bundle BUNDLE_ID back in line for forwarding."""
+        if not set_aside(db.session, relayed_model, bundle_id, drop=False):
+            raise click.ClickException(f"no refused bundle #{bundle_id}")
+        db.session.commit()
+        click.echo(f"Bundle #{bundle_id} will be forwarded again.")
 
     @group.command("import")
     @click.argument(
@@ -144,7 +262,8 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
         for path in files:
             try:
                 bundle, kept = import_relay_file(db.session, relayed_model, path)
-            except (BundleError, OSError) as exc:
+            except (BundleError, RelayRefused, OSError) as exc:
+                db.session.rollback()
                 refused += 1
                 click.echo(f"{path}: refused: {exc}", err=True)
                 continue
@@ -159,10 +278,18 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
 
     @group.command("status")
     def status():
-        """Print how many bundles wait to be forwarded."""
-        waiting = db.session.scalar(
-            select(func.count()).where(relayed_model.forwarded.is_(False))
+        """Print the bundles waiting, forwarded, exported and refused."""
+        standing = relay_status(db.session, relayed_model)
+        click.echo(
+            f"{standing['waiting']} bundles waiting to be forwarded,"
+            f" {standing['forwarded']} forwarded, {standing['exported']} exported"
+            f" to files, {len(standing['refused'])} refused;"
+            f" {standing['producers']} producers may push here."
         )
-        click.echo(f"{waiting} bundles waiting to be forwarded.")
+        for row in standing["refused"]:
+            click.echo(
+                f"refused #{row.id} {row.producer_id}"
+                f" {row.first_sequence}-{row.last_sequence}: {row.refused}"
+            )
 
     return group

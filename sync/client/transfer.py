@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sync.client.models import PRODUCER_ROW, ProducerNotConfiguredError
 from sync.client.operations import mark_sent
 from sync.wire.bundles import Bundle, make_bundle, transaction_wire, write_bundle_file
+from sync.wire.signing import position_request
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 PUSH_PATH = "/api/sync/push"
+POSITION_PATH = "/api/sync/position"
 
 
 class TransferError(Exception):
@@ -149,11 +151,64 @@ def contiguous_run(
 
 
 @dataclass
+class Recovered:
+    highest_received: int
+    next_sequence: int
+    unsent_conflicts: int  # unsent local transactions the server already holds
+
+
+def recover(
+    session: Session,
+    state_model: type,
+    outgoing_model: type,
+    base_url: str,
+    transport: Transport | None = None,
+    commit: Callable[[], None] | None = None,
+) -> Recovered:
+    """Learn from the server the highest sequence it holds for this producer and
+    continue after it, so a wiped or reinstalled device never reuses a number.
+    Never moves the next sequence back."""
+    transport = transport or HttpTransport()
+    commit = commit or session.commit
+    state = _state(session, state_model)
+    body = position_request(state.producer_id, state.credential)
+    session.rollback()
+    status, reply = transport.post(base_url.rstrip("/") + POSITION_PATH, body)
+    highest = reply.get("highest_received")
+    if status != 200 or not isinstance(highest, int) or highest < 0:
+        message = reply.get("message") or reply.get("error") or f"HTTP {status}"
+        raise TransferError(f"the server did not give the position: {message}")
+    table = state_model.__table__
+    session.execute(
+        update(table)
+        .where(table.c.id == PRODUCER_ROW, table.c.next_sequence <= highest)
+        .values(next_sequence=highest + 1)
+    )
+    session.execute(
+        update(table)
+        .where(table.c.id == PRODUCER_ROW, table.c.exported_through < highest)
+        .values(exported_through=highest)
+    )
+    conflicts = session.scalar(
+        select(func.count())
+        .select_from(outgoing_model)
+        .where(outgoing_model.sent.is_(False), outgoing_model.sequence <= highest)
+    )
+    next_sequence = session.scalar(
+        select(table.c.next_sequence).where(table.c.id == PRODUCER_ROW)
+    )
+    commit()
+    return Recovered(highest, next_sequence, conflicts)
+
+
+@dataclass
 class PushSummary:
     bundles: int = 0
     sent: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    held: int = 0
+    warnings: list[str] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     last_reply: dict[str, Any] = field(default_factory=dict)
 
@@ -198,12 +253,28 @@ def push(
         summary.bundles += 1
         summary.duplicates += int(reply.get("duplicates", 0))
         summary.quarantined += len(reply.get("quarantined", []))
+        summary.held += len(reply.get("held", []))
+        for warning in reply.get("warnings", []):
+            if warning not in summary.warnings:
+                summary.warnings.append(warning)
         summary.rejected.extend(reply.get("rejected", []))
         summary.last_reply = reply
         after = bundle.last_sequence
         if on_bundle:
             on_bundle(summary)
     return summary
+
+
+def write_bundle_to(bundle: Bundle, path: str | Path) -> Path:
+    """Write a bundle file whole or not at all (a crash leaves a ``.part``)."""
+    target = Path(path)
+    partial = target.with_name(target.name + ".part")
+    with open(partial, "wb") as stream:
+        write_bundle_file(bundle, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(partial, target)
+    return target
 
 
 @dataclass
@@ -232,13 +303,7 @@ def export(
     if not rows:
         return None
     bundle = make_bundle([transaction_wire(row) for row in rows], state.credential)
-    target = Path(path)
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as stream:
-        write_bundle_file(bundle, stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(partial, target)
+    target = write_bundle_to(bundle, path)
     table = state_model.__table__
     session.execute(
         update(table)
@@ -252,3 +317,52 @@ def export(
     return ExportSummary(
         target, bundle.first_sequence, bundle.last_sequence, len(bundle.transactions)
     )
+
+
+def numbered_path(path: str | Path, number: int) -> Path:
+    """The name of the NUMBERth file of an export: survey.jsonl.gz,
+    survey-2.jsonl.gz, survey-3.jsonl.gz..."""
+    target = Path(path)
+    if number == 1:
+        return target
+    stem, dot, suffixes = target.name.partition(".")
+    return target.with_name(f"{stem}-{number}{dot}{suffixes}")
+
+
+def export_all(
+    session: Session,
+    outgoing_model: type,
+    state_model: type,
+    path: str | Path,
+    from_sequence: int | None = None,
+    per_file: int = 100_000,
+    max_files: int | None = None,
+    commit: Callable[[], None] | None = None,
+) -> tuple[list[ExportSummary], int]:
+    """Write every transaction after the last export (or from ``from_sequence``)
+    in files of at most ``per_file``, numbered after ``path``, up to
+    ``max_files``; return them and how many transactions remain unwritten."""
+    written: list[ExportSummary] = []
+    start = from_sequence
+    while max_files is None or len(written) < max_files:
+        summary = export(
+            session,
+            outgoing_model,
+            state_model,
+            numbered_path(path, len(written) + 1),
+            start,
+            per_file,
+            commit,
+        )
+        if summary is None:
+            break
+        written.append(summary)
+        start = summary.last_sequence + 1
+    if start is None:
+        start = _state(session, state_model).exported_through + 1
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(outgoing_model)
+        .where(outgoing_model.sequence >= start)
+    )
+    return written, remaining

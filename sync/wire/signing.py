@@ -68,3 +68,19 @@ def verify(public_key: str, message: bytes, signature: str) -> bool:
     except (InvalidSignature, ValueError, UnicodeEncodeError):
         return False
     return True
+
+
+POSITION_PURPOSE = "sync-position"
+
+
+def position_message(producer_id: str) -> bytes:
+    """What a device signs to learn how far the server holds its sequences."""
+    return f"{POSITION_PURPOSE}:{producer_id}".encode()
+
+
+def position_request(producer_id: str, credential: str) -> dict[str, str]:
+    """The body of a signed position request."""
+    return {
+        "producer": producer_id,
+        "signature": sign(credential, position_message(producer_id)),
+    }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sync.field_app import create_field_app, field_db
+from tests.support import serve
+from tests.sync.field_app import create_field_app, create_relay_app, field_db
 from tests.sync.support import FIELD_MODELS, register
 
 
@@ -35,3 +36,20 @@ def make_field(tmp_path):
         with app.app_context():
             field_db.session.remove()
             field_db.engine.dispose()
+
+
+@pytest.fixture
+def server_url(server):
+    """The server on a real HTTP server on loopback."""
+    with serve(server) as url:
+        yield url
+
+
+@pytest.fixture
+def relay(tmp_path):
+    """A middleman app on its own database."""
+    app = create_relay_app(f"sqlite:///{tmp_path / 'relay.sqlite'}")
+    yield app
+    with app.app_context():
+        field_db.session.remove()
+        field_db.engine.dispose()

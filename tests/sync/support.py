@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from sync.client.relay import store_producer_keys
 from sync.client.transfer import Retry, Unreachable
 from sync.models import SyncProducer, SyncRecord
 from sync.producers import producer_detail, register_producer
 from sync.wire.bundles import plain_transaction
 from sync.wire.payloads import canonical_json, json_value
-from tests.sync.field_app import Household, Member, field_db
+from tests.sync.field_app import Household, Member, RelayedBundle, field_db
 from tracker.extensions import db
 
 FIELD_MODELS = ["Household", "Member"]
@@ -96,3 +97,16 @@ def producer_state(server_app, producer_id: str) -> dict[str, Any]:
             select(SyncProducer).where(SyncProducer.producer_id == producer_id)
         )
         return producer_detail(db.session, producer)
+
+
+def publish_keys(server_app, relay_app) -> None:
+    """Give the middleman the server's producer list, as ``flask relay keys``."""
+    with server_app.app_context():
+        items = [
+            {"producer_id": p.producer_id, "public_key": p.public_key}
+            for p in db.session.scalars(select(SyncProducer))
+        ]
+    with relay_app.app_context():
+        store_producer_keys(field_db.session, RelayedBundle, items)
+        field_db.session.commit()
+        field_db.session.remove()

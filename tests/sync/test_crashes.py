@@ -40,7 +40,7 @@ from tests.sync.field_app import (
     field_db,
 )
 from tests.sync.processes import ChildProcess, HttpProcess, Processes, wait_until
-from tests.sync.support import FIELD_MODELS, field_records
+from tests.sync.support import FIELD_MODELS, field_records, publish_keys
 from tracker.extensions import db
 
 pytestmark = pytest.mark.slow
@@ -541,6 +541,7 @@ def test_middleman_killed_while_receiving_and_forwarding(
     server = start_tracker(processes, server_app, commit_delay=0.01)
     relay = processes.relay(relay_url, commit_delay=0.01)
     clients = [make_client("tablet-1", "A", 160), make_client("tablet-2", "B", 80)]
+    publish_keys(server_app, relay_app)
     batch = 20
     bundles = sum(-(-client.changes // batch) for client in clients)
     pushers = [start_push(processes, c, relay.url, batch) for c in clients]

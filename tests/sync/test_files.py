@@ -167,15 +167,17 @@ def test_a_file_signed_with_another_producers_credential_is_refused(
     assert server_records(server) == {}
 
 
-def test_a_model_off_the_allow_list_is_quarantined_not_applied(
-    make_app, make_field, tmp_path
-):
+def test_a_model_off_the_allow_list_is_held_not_applied(make_app, make_field, tmp_path):
     server = make_app(SYNC_MODELS=["Household"])
     field = make_field(server, "laptop-3")
     add_households(field, ["H1"])
     reply = import_into(server, export_to(field, tmp_path / "f.jsonl.gz").path)
-    assert reply["quarantined"] == [
-        {"sequence": 2, "reason": "model 'Member' is not on the sync allow-list"}
+    assert reply["held"] == [
+        {
+            "sequence": 2,
+            "reason": "model 'Member' is not on SYNC_MODELS: held, and applied"
+            " once it is listed",
+        }
     ]
     assert list(server_records(server)) == [("Household", '["H1"]')]
 
@@ -191,3 +193,29 @@ def test_export_file_is_compressed_json_lines_with_a_manifest(field, tmp_path):
     assert manifest["models"] == {"Household": 1, "Member": 1}
     assert len(manifest["sha256"]) == 64 and lines[0]["signature"]
     assert [line["sequence"] for line in lines[1:]] == [1, 2]
+
+
+def test_export_writes_every_pending_transaction_in_capped_files(
+    server, field, tmp_path
+):
+    add_households(field, [f"H{n}" for n in range(12)])  # 24 transactions
+    runner = field.test_cli_runner()
+    target = tmp_path / "out.jsonl.gz"
+    first = runner.invoke(
+        args=["sync", "export", str(target), "--per-file", "10", "--max-files", "1"]
+    )
+    assert first.exit_code == 1
+    assert "Wrote 10 transactions (1-10)" in first.output
+    assert "14 transactions remain unexported: run flask sync export again" in (
+        first.output
+    )
+    rest = runner.invoke(
+        args=["sync", "export", str(tmp_path / "rest.jsonl.gz"), "--per-file", "10"]
+    )
+    assert rest.exit_code == 0, rest.output
+    assert f"(11-20) to {tmp_path / 'rest.jsonl.gz'}" in rest.output
+    assert f"(21-24) to {tmp_path / 'rest-2.jsonl.gz'}" in rest.output
+    assert "remain" not in rest.output
+    for name in ("rest-2.jsonl.gz", "out.jsonl.gz", "rest.jsonl.gz"):
+        import_into(server, tmp_path / name)
+    assert server_records(server) == field_records(field)

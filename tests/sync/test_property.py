@@ -60,6 +60,7 @@ from tests.sync.support import (
     NO_WAIT,
     AppTransport,
     field_records,
+    publish_keys,
     register,
     server_records,
 )
@@ -318,6 +319,7 @@ class SyncHistories(RuleBasedStateMachine):
             empty(field_db.session, field_db.metadata)
             field_db.session.commit()
             field_db.session.remove()
+        publish_keys(server, relay)
         self.directory = Path(tempfile.mkdtemp(dir=directory))
         self.carried: list[str] = []  # exported file names, in export order
         self.exports = 0

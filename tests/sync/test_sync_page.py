@@ -84,7 +84,7 @@ def producer_row(page: str, producer_id: str) -> dict[str, str]:
         for cell in cells
     ]
     names = "producer description received applied applied_count lag pending parked"
-    names += " quarantined"
+    names += " quarantined held"
     names += " rejected missing contact action"
     return dict(zip(names.split(), text, strict=True))
 
@@ -128,6 +128,7 @@ def test_producers_show_cursors_gaps_and_problems(app, signed_in):
         "pending": "0",
         "parked": "0",
         "quarantined": "0",
+        "held": "0",
         "rejected": "0",
         "missing": DASH,
         "contact": "never",
@@ -191,7 +192,7 @@ def test_a_good_file_is_imported_and_listed(app, signed_in):
     assert count(app, SyncRecord) == 2
     files = re.search(r'id="imported-files">.*?</table>', page, re.S).group(0)
     assert "tablet-1-0001.jsonl.gz" in files and f"1{DASH}2" in files
-    assert "2 new, 0 already received, 0 quarantined, 0 rejected" in files
+    assert "2 new, 0 already received, 0 quarantined, 0 held, 0 rejected" in files
     assert producer_row(page, "tablet-1")["applied"] == "2"
     with app.app_context():
         operation = db.session.scalar(select(BatchOperation))
@@ -228,7 +229,7 @@ def test_the_same_file_twice_is_imported_once(app, signed_in):
     [message] = flashes(page)
     assert message.startswith("tablet-1-0001.jsonl.gz was already imported on ")
     assert message.endswith(
-        "(2 new, 0 already received, 0 quarantined, 0 rejected): nothing to do."
+        "(2 new, 0 already received, 0 quarantined, 0 held, 0 rejected): nothing to do."
     )
     assert count(app, ImportedFile) == 1 and count(app, SyncRecord) == 2
 
@@ -302,7 +303,9 @@ def test_a_refused_registration_keeps_what_was_typed(app, signed_in):
     }
     page = signed_in.post("/sync/producers", data=form).get_data(as_text=True)
     assert flashes(page) == [
-        "The producer was not registered: producer_id: 'tablet-1' is already registered"
+        "The producer was not registered: producer_id: 'tablet-1' is already"
+        " registered (give a reinstalled device a new credential with manage.py"
+        " sync reprovision)"
     ]
     assert 'value="second"' in page and 'id="credential"' not in page
     form["producer_id"] = "no spaces"

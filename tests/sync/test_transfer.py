@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -20,32 +19,17 @@ from tests.sync.field_app import (
     OutgoingTransaction,
     ProducerState,
     RelayedBundle,
-    create_relay_app,
     field_db,
 )
 from tests.sync.support import (
     NO_WAIT,
     field_records,
+    publish_keys,
     register,
     server_records,
     wire,
 )
 from tracker.extensions import db
-
-
-@pytest.fixture
-def server_url(server):
-    with serve(server, "127.0.0.1") as url:
-        yield url
-
-
-@pytest.fixture
-def relay(tmp_path):
-    app = create_relay_app(f"sqlite:///{tmp_path / 'relay.sqlite'}")
-    yield app
-    with app.app_context():
-        field_db.session.remove()
-        field_db.engine.dispose()
 
 
 def survey(field_app, prefix, households=30):
@@ -93,6 +77,7 @@ def test_field_clients_push_over_http_directly(server, make_field, server_url):
 def test_field_clients_push_through_a_middleman(server, make_field, server_url, relay):
     field = make_field(server, "laptop-1")
     survey(field, "A")
+    publish_keys(server, relay)
     with serve(relay, "127.0.70.1") as relay_url:
         summary = push_over_http(field, relay_url)
         assert summary.sent == 62 and summary.last_reply["relayed"] is True

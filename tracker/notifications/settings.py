@@ -17,6 +17,9 @@ EVENT_KINDS = (
     "quota_override_approved",
     "allocation_near",
     "allocation_over",
+    "sync_gap",
+    "sync_set_aside",
+    "sync_silent",
 )
 TAG_SHAPE = "a list of tag strings"
 

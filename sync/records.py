@@ -1,0 +1,126 @@
+"""Reading the synchronised records back out: one query for the API, the page
+and the exports, filtered by model, update time and a search text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, Text, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from sync.models import SyncProducer, SyncRecord
+
+EXPORT_ROWS_PER_FETCH = 1000
+SEARCH_LENGTH = 200
+
+
+def records_statement(
+    model: str | None = None, since: datetime | None = None, text: str | None = None
+) -> Select:
+    """The records in update order."""
+    statement = select(SyncRecord)
+    if model is not None:
+        statement = statement.where(SyncRecord.model == model)
+    if since is not None:
+        statement = statement.where(SyncRecord.updated > since)
+    if text:
+        statement = statement.where(
+            or_(
+                SyncRecord.natural_key.icontains(text, autoescape=True),
+                cast(SyncRecord.fields, Text).icontains(text, autoescape=True),
+            )
+        )
+    return statement.order_by(SyncRecord.updated, SyncRecord.id)
+
+
+def producer_names(session: Session) -> dict[int, str]:
+    """Producer ids by row id (a fleet has a few hundred devices at most)."""
+    statement = select(SyncProducer.id, SyncProducer.producer_id)
+    return dict(session.execute(statement).tuples().all())
+
+
+def record_item(record: SyncRecord, names: dict[int, str]) -> dict[str, Any]:
+    """A record as the API and the JSON-lines export give it."""
+    return {
+        "model": record.model,
+        "natural_key": json.loads(record.natural_key),
+        "fields": record.fields,
+        "parents": record.parents or {},
+        "version": record.version,
+        "schema_version": record.schema_version,
+        "producer": names.get(record.producer_id),
+        "sequence": record.sequence,
+        "created": record.created.isoformat(),
+        "updated": record.updated.isoformat(),
+    }
+
+
+def model_counts(session: Session) -> list[tuple[str, int]]:
+    """Each model with how many records the server holds of it."""
+    return list(
+        session.execute(
+            select(SyncRecord.model, func.count())
+            .group_by(SyncRecord.model)
+            .order_by(SyncRecord.model)
+        ).all()
+    )
+
+
+def _rows(session: Session, statement: Select) -> Iterator[Any]:
+    return session.scalars(statement.execution_options(yield_per=EXPORT_ROWS_PER_FETCH))
+
+
+def json_lines(session: Session, model: str) -> Iterator[str]:
+    """MODEL's records, one JSON object a line, read a thousand at a time."""
+    names = producer_names(session)
+    for record in _rows(session, records_statement(model)):
+        yield json.dumps(record_item(record, names), separators=(",", ":")) + "\n"
+
+
+def _field_names(session: Session, model: str) -> list[str]:
+    names: dict[str, None] = {}
+    statement = select(SyncRecord.fields).where(SyncRecord.model == model)
+    for fields in _rows(session, statement):
+        names.update(dict.fromkeys(fields))
+    return sorted(names)
+
+
+def csv_lines(session: Session, model: str) -> Iterator[str]:
+    """MODEL's records as CSV: the natural key, one column per field any record
+    has, then version, producer and update time; fields hold JSON values."""
+    names = _field_names(session, model)
+    producers = producer_names(session)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values: list[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(["natural_key", *names, "_version", "_producer", "_updated"])
+    for record in _rows(session, records_statement(model)):
+        fields = record.fields
+        yield line(
+            [
+                record.natural_key,
+                *(_cell(fields.get(name)) for name in names),
+                record.version,
+                producers.get(record.producer_id, ""),
+                record.updated.isoformat(),
+            ]
+        )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))

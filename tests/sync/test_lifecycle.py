@@ -1,0 +1,145 @@
+"""A reinstalled device continues: its producer gets a new credential with its
+history kept, and the device learns from the server where to continue, so it
+never reuses a sequence. Pushed over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from sync.wire.signing import new_credential, position_request
+from tests.support import csrf_token
+from tests.sync.field_app import Household, create_field_app, field_db
+from tests.sync.support import producer_state, server_records
+from tracker.extensions import db
+
+
+def add(field_app, *codes):
+    with field_app.app_context():
+        for code in codes:
+            field_db.session.add(Household(code=code, village="Serowe"))
+        field_db.session.commit()
+        field_db.session.remove()
+
+
+def field_cli(field_app, *args):
+    result = field_app.test_cli_runner().invoke(args=["sync", *args])
+    return result.exit_code, result.output
+
+
+def wiped_device(tmp_path, credential, name="wiped"):
+    """The same producer on a fresh database, as after a reinstall."""
+    url = f"sqlite:///{tmp_path / (name + '.sqlite')}"
+    return create_field_app(url, "laptop-2", None, credential)
+
+
+def dispose(field_app):
+    with field_app.app_context():
+        field_db.session.remove()
+        field_db.engine.dispose()
+
+
+def test_a_reinstalled_device_gets_a_new_credential_and_continues(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2")
+    add(field, "H1", "H2", "H3", "H4")
+    assert field_cli(field, "push", server_url)[0] == 0
+    runner = server.test_cli_runner()
+    again = runner.invoke(args=["sync", "add-producer", "laptop-2"])
+    assert again.exit_code == 1
+    assert "manage.py sync reprovision" in again.output
+    result = runner.invoke(args=["sync", "reprovision", "laptop-2"])
+    assert result.exit_code == 0, result.output
+    assert "holds its sequences through 4" in result.output
+    credential = re.search(r"credential: (\S+)", result.output).group(1)
+
+    # The old credential is void at once.
+    add(field, "H5")
+    code, output = field_cli(field, "push", server_url, "--attempts", "1")
+    assert code == 1 and "not signed by producer 'laptop-2'" in output
+
+    device = wiped_device(tmp_path, credential)
+    try:
+        code, output = field_cli(device, "recover", server_url)
+        assert code == 0, output
+        assert "holds sequences through 4; this device continues at 5" in output
+        add(device, "H6")
+        code, output = field_cli(device, "push", server_url)
+        assert code == 0, output
+    finally:
+        dispose(device)
+    standing = producer_state(server, "laptop-2")
+    assert standing["received_through"] == standing["applied_through"] == 5
+    assert standing["rejected"] == 0 and standing["credential_changed"]
+    assert ("Household", '["H6"]') in server_records(server)
+    assert len(server_records(server)) == 5
+
+
+def test_recover_never_moves_back_and_names_conflicting_unsent_changes(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2")
+    add(field, "H1", "H2")
+    field_cli(field, "push", server_url)
+    with field.app_context():
+        from tests.sync.field_app import ProducerState
+
+        credential = field_db.session.scalar(select(ProducerState.credential))
+        field_db.session.remove()
+    device = wiped_device(tmp_path, credential)
+    try:
+        add(device, "H7")  # numbered 1 before recovering: the server holds 1
+        output = field_cli(device, "recover", server_url)[1]
+        assert "continues at 3" in output
+        assert "1 unsent transactions here have numbers the server already holds" in (
+            output
+        )
+        assert "continues at 3" in field_cli(device, "recover", server_url)[1]
+    finally:
+        dispose(device)
+
+
+def test_position_needs_the_current_credential(server, make_field):
+    make_field(server, "laptop-2")
+    client = server.test_client()
+    forged = position_request("laptop-2", new_credential())
+    answer = client.post("/api/sync/position", json=forged)
+    assert answer.status_code == 403 and answer.json["field"] == "signature"
+    unknown = client.post(
+        "/api/sync/position", json=position_request("ghost", new_credential())
+    )
+    assert unknown.status_code == 403 and unknown.json["field"] == "producer"
+    bad = client.post("/api/sync/position", json={"producer": 3, "signature": "x"})
+    assert bad.status_code == 400 and bad.json["field"] == "producer"
+    extra = client.post("/api/sync/position", json={**forged, "epoch": 2})
+    assert extra.status_code == 400 and extra.json["field"] == "epoch"
+
+
+def test_api_and_page_issue_a_new_credential(server, make_field, auth_headers, login):
+    make_field(server, "laptop-2")
+    client = server.test_client()
+    path = "/api/sync/producers/laptop-2/credential"
+    assert client.post(path).status_code == 401
+    answer = client.post(path, headers=auth_headers)
+    assert answer.status_code == 200 and answer.json["credential"]
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert client.post(
+        "/api/sync/producers/ghost/credential", headers=auth_headers
+    ).status_code == (404)
+    with server.app_context():
+        from sync.models import SyncProducer
+
+        before = db.session.scalar(select(SyncProducer.public_key))
+    Login = login.__class__
+    page_client = server.test_client()
+    Login(page_client)()
+    token = csrf_token(page_client, "/sync/producers/laptop-2")
+    page = page_client.post(
+        "/sync/producers/laptop-2/credential", data={"csrf_token": token}
+    )
+    assert page.status_code == 200
+    assert 'id="credential"' in page.get_data(as_text=True)
+    with server.app_context():
+        assert db.session.scalar(select(SyncProducer.public_key)) != before

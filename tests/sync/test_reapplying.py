@@ -1,0 +1,205 @@
+"""Nothing lost to configuration: a model off SYNC_MODELS is held, loudly, and
+applied once it is listed; quarantined transactions are re-applied once their
+cause is fixed, from the command, the page and the API."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sync.deliveries import DeliverySettings, apply_all
+from sync.models import HELD, IncomingTransaction, SyncProducer
+from sync.wire.bundles import make_bundle
+from tests.support import Login, csrf_token
+from tests.sync.support import FIELD_MODELS, register, server_records, wire
+from tracker.extensions import db
+
+PUSH = "/api/sync/push"
+
+
+@pytest.fixture
+def app(make_app):
+    """A server that lists Household only."""
+    return make_app(SYNC_MODELS=["Household"])
+
+
+@pytest.fixture
+def credential(app):
+    return register(app, "tablet-1")[0]
+
+
+def household_and_member(sequence=1, code="H1"):
+    return [
+        wire("tablet-1", sequence, "Household", [code], "insert", {"code": code}),
+        wire(
+            "tablet-1",
+            sequence + 1,
+            "Member",
+            [f"{code}-1"],
+            "insert",
+            {"identifier": f"{code}-1"},
+            {"household_id": {"model": "Household", "natural_key": [code]}},
+        ),
+    ]
+
+
+def push(app, credential, transactions):
+    bundle = make_bundle(transactions, credential).as_json()
+    return app.test_client().post(PUSH, json=bundle)
+
+
+def statuses(app) -> dict[int, str]:
+    with app.app_context():
+        return dict(
+            db.session.execute(
+                select(IncomingTransaction.sequence, IncomingTransaction.status)
+            ).all()
+        )
+
+
+def test_a_model_off_the_list_is_held_and_the_push_says_so(app, credential):
+    reply = push(app, credential, household_and_member()).json
+    assert reply["held"] == [
+        {
+            "sequence": 2,
+            "reason": "model 'Member' is not on SYNC_MODELS: held, and applied"
+            " once it is listed",
+        }
+    ]
+    assert reply["quarantined"] == []
+    assert "1 transactions were held, not applied" in reply["warnings"][0]
+    assert "SYNC_MODELS (which lists Household)" in reply["warnings"][0]
+    assert statuses(app) == {1: "applied", 2: HELD}
+
+
+def test_held_transactions_are_applied_by_the_periodic_apply_once_listed(
+    app, credential, make_app
+):
+    push(app, credential, household_and_member())
+    assert list(server_records(app)) == [("Household", '["H1"]')]
+    listed = make_app(SYNC_MODELS=FIELD_MODELS)
+    with listed.app_context():
+        settings = DeliverySettings.from_config(listed.config)
+        totals = apply_all(db.session, settings, db.session.commit)
+        assert totals.unparked == 1
+        # Once applied, there is nothing more to do.
+        assert apply_all(db.session, settings, db.session.commit) is None
+    assert set(server_records(listed)) == {
+        ("Household", '["H1"]'),
+        ("Member", '["H1-1"]'),
+    }
+
+
+def test_a_held_record_keeps_the_order_of_its_changes(app, credential, make_app):
+    member = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
+    push(
+        app,
+        credential,
+        [
+            *household_and_member(),
+            wire("tablet-1", 3, "Member", ["H1-1"], "update", {"name": "B"}, member),
+        ],
+    )
+    listed = make_app(SYNC_MODELS=FIELD_MODELS)
+    result = listed.test_cli_runner().invoke(args=["sync", "reapply"])
+    assert result.exit_code == 0, result.output
+    assert "Re-applied 2: 2 applied, 0 parked; still held 0" in result.output
+    assert server_records(listed)[("Member", '["H1-1"]')]["name"] == "B"
+
+
+def test_reapply_command_filters_by_producer_and_model_and_warns(app, credential):
+    push(app, credential, household_and_member())
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["sync", "reapply", "--model", "Member"])
+    assert result.exit_code == 0
+    assert "Re-applied 0: 0 applied, 0 parked; still held 1" in result.output
+    assert "warning: 1 transactions were held" in result.output
+    status = runner.invoke(args=["sync", "status"])
+    assert "held" in status.output.splitlines()[0]
+    assert "warning: 1 transactions were held" in status.output
+
+
+def test_status_warns_when_nothing_is_listed(make_app):
+    empty = make_app(SYNC_MODELS=[])
+    result = empty.test_cli_runner().invoke(args=["sync", "status"])
+    assert "warning: SYNC_MODELS is empty: every transaction is held" in (result.output)
+
+
+def test_a_quarantined_transaction_is_reapplied_once_its_key_is_registered(
+    make_app, make_field
+):
+    from tests.sync.field_app import Household, field_db
+
+    server = make_app(SYNC_MODELS=FIELD_MODELS)
+    field = make_field(server, "laptop-1", encrypt=True)
+    with server.app_context():
+        producer = db.session.scalar(select(SyncProducer))
+        key, producer.encryption_key = producer.encryption_key, None
+        db.session.commit()
+    with field.app_context():
+        field_db.session.add(Household(code="H9", village="Kanye"))
+        field_db.session.commit()
+        from sync.client.transfer import push as client_push
+        from tests.sync.field_app import OutgoingTransaction, ProducerState
+        from tests.sync.support import NO_WAIT, AppTransport
+
+        summary = client_push(
+            field_db.session,
+            OutgoingTransaction,
+            ProducerState,
+            "http://server/api/sync/push",
+            AppTransport(server),
+            retry=NO_WAIT,
+        )
+        field_db.session.remove()
+    assert summary.quarantined == 1
+    assert server_records(server) == {}
+    runner = server.test_cli_runner()
+    result = runner.invoke(args=["sync", "reapply"])
+    assert "still quarantined 1" in result.output
+    with server.app_context():
+        db.session.scalar(select(SyncProducer)).encryption_key = key
+        db.session.commit()
+    result = runner.invoke(args=["sync", "reapply"])
+    assert "Re-applied 1: 1 applied" in result.output
+    assert server_records(server)[("Household", '["H9"]')]["village"] == "Kanye"
+
+
+def test_the_page_warns_and_its_button_reapplies(app, credential, signed_in):
+    push(app, credential, household_and_member())
+    page = signed_in.get("/sync").get_data(as_text=True)
+    assert 'id="set-aside"' in page
+    assert "1 transactions are held" in page
+    token = csrf_token(signed_in, "/sync")
+    answer = signed_in.post(
+        "/sync/reapply", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "still held 1" in answer.get_data(as_text=True)
+
+
+def test_the_page_warns_when_nothing_is_listed(make_app, user, login):
+    empty = make_app(SYNC_MODELS=[])
+    client = empty.test_client()
+    Login(client)()
+    page = client.get("/sync").get_data(as_text=True)
+    assert 'id="no-models"' in page
+
+
+def test_admin_api_reapplies(app, credential, auth_headers, make_app):
+    push(app, credential, household_and_member())
+    client = app.test_client()
+    assert client.post("/api/sync/reapply").status_code == 401
+    missing = client.post("/api/sync/reapply?producer=nobody", headers=auth_headers)
+    assert missing.status_code == 404
+    listed = make_app(SYNC_MODELS=FIELD_MODELS)
+    answer = listed.test_client().post(
+        "/api/sync/reapply?producer=tablet-1&model=Member", headers=auth_headers
+    )
+    assert answer.status_code == 200
+    assert answer.json == {
+        "released": 1,
+        "applied": 1,
+        "parked": 0,
+        "still_held": 0,
+        "still_quarantined": 0,
+    }

@@ -1,0 +1,113 @@
+"""Synced data read on the server: a JSON API, a page per model with search,
+and streamed CSV and JSON-lines exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from sync.wire.bundles import make_bundle
+from tests.sync.support import register, wire
+
+PUSH = "/api/sync/push"
+
+
+@pytest.fixture
+def pushed(server):
+    credential = register(server, "tablet-1")[0]
+    parent = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
+    transactions = [
+        wire("tablet-1", 1, "Household", ["H1"], "insert", {"village": "Maun"}),
+        wire("tablet-1", 2, "Household", ["H2"], "insert", {"village": "Kanye"}),
+        wire("tablet-1", 3, "Member", ["M1"], "insert", {"name": "Ada"}, parent),
+        wire("tablet-1", 4, "Household", ["H1"], "update", {"size": 4}),
+    ]
+    bundle = make_bundle(transactions, credential).as_json()
+    assert server.test_client().post(PUSH, json=bundle).status_code == 200
+    return server
+
+
+def test_the_api_lists_records_by_model_and_search(pushed, auth_headers):
+    client = pushed.test_client()
+    assert client.get("/api/sync/records").status_code == 401
+    answer = client.get("/api/sync/records?model=Household", headers=auth_headers)
+    assert answer.status_code == 200
+    body = answer.json
+    assert (body["total"], body["page"], body["pages"]) == (2, 1, 1)
+    first = next(item for item in body["items"] if item["natural_key"] == ["H1"])
+    assert first["fields"] == {"village": "Maun", "size": 4}
+    assert (first["version"], first["producer"], first["sequence"]) == (
+        2,
+        "tablet-1",
+        4,
+    )
+    assert first["updated"] and first["parents"] == {}
+    found = client.get("/api/sync/records?q=kAnYe", headers=auth_headers).json
+    assert [item["natural_key"] for item in found["items"]] == [["H2"]]
+    member = client.get("/api/sync/records?model=Member", headers=auth_headers).json
+    assert member["items"][0]["parents"]["household_id"]["natural_key"] == ["H1"]
+    since = first["updated"]
+    later = client.get(
+        "/api/sync/records", query_string={"since": since}, headers=auth_headers
+    ).json
+    assert all(item["updated"] > since for item in later["items"])
+    paged = client.get("/api/sync/records?per_page=1&page=2", headers=auth_headers)
+    assert (paged.json["pages"], len(paged.json["items"])) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("since=yesterday", "since"), ("since=2026-12-01T10:00:00", "since")],
+)
+def test_bad_arguments_name_the_field(pushed, auth_headers, query, field):
+    answer = pushed.test_client().get(
+        f"/api/sync/records?{query}", headers=auth_headers
+    )
+    assert answer.status_code == 400 and answer.json["field"] == field
+
+
+def test_a_search_with_wildcards_matches_them_literally(pushed, auth_headers):
+    answer = pushed.test_client().get("/api/sync/records?q=%25", headers=auth_headers)
+    assert answer.json["total"] == 0
+
+
+def test_exports_stream_every_record_of_a_model(pushed, signed_in):
+    csv_answer = signed_in.get("/sync/records/Household.csv")
+    assert csv_answer.status_code == 200
+    assert csv_answer.headers["Content-Disposition"] == (
+        'attachment; filename="Household.csv"'
+    )
+    rows = list(csv.reader(io.StringIO(csv_answer.get_data(as_text=True))))
+    assert rows[0] == [
+        "natural_key",
+        "size",
+        "village",
+        "_version",
+        "_producer",
+        "_updated",
+    ]
+    assert sorted(row[:5] for row in rows[1:]) == [
+        ['["H1"]', "4", "Maun", "2", "tablet-1"],
+        ['["H2"]', "", "Kanye", "1", "tablet-1"],
+    ]
+    lines = signed_in.get("/sync/records/Member.jsonl").get_data(as_text=True)
+    items = [json.loads(line) for line in lines.splitlines()]
+    assert [item["fields"] for item in items] == [{"name": "Ada"}]
+
+
+def test_the_page_browses_and_searches(pushed, signed_in):
+    page = signed_in.get("/sync/records?model=Household&q=maun").get_data(as_text=True)
+    assert "Household (2)" in page and "Member (1)" in page
+    assert "&#34;H1&#34;" in page or '["H1"]' in page
+    assert "Kanye" not in page
+    assert 'href="/sync/records/Household.csv"' in page
+    assert signed_in.get("/sync/records/Bad%22.csv").status_code == 404
+
+
+def test_pages_and_exports_need_a_sign_in(pushed):
+    client = pushed.test_client()
+    assert client.get("/sync/records").status_code == 302
+    assert client.get("/sync/records/Household.csv").status_code == 302
