@@ -12,7 +12,7 @@ from alembic import op
 import tracker.db_types
 
 revision = "5b7e0c9d2a41"
-down_revision = "af1d6bfab05e"
+down_revision = "cc5e720354c1"
 branch_labels = None
 depends_on = None
 
