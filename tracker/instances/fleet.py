@@ -185,6 +185,8 @@ def fleet_view(session: Session, config: Mapping, now: datetime) -> FleetView:
 def page_states(
     session: Session, config: Mapping, rows: Sequence[Instance], now: datetime
 ) -> dict[int, State]:
-    """The states of the instances on one page, judged now."""
-    expected = expectations(session, config, [row.id for row in rows])
-    return {row.id: instance_state(row, expected, now) for row in rows}
+    """The states of the tracked instances on one page, judged now (a disabled
+    one has none: it is not tracked)."""
+    tracked = [row for row in rows if row.enabled]
+    expected = expectations(session, config, [row.id for row in tracked])
+    return {row.id: instance_state(row, expected, now) for row in tracked}
