@@ -321,6 +321,8 @@ def _check_allocation(session: Session, values: dict[str, Any], _existing: Any) 
     values["quantity"] = _quantity(
         "quantity", values["quantity"], pool.resource_pool.units
     )
+    if values["quantity"] is not None and values["quantity"] < 0:
+        raise FieldError("quantity", "must not be negative")
     if grant.project_id != pool.project_id:
         grant_project = session.get(Project, grant.project_id).name
         pool_project = session.get(Project, pool.project_id).name

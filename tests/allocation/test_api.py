@@ -167,6 +167,12 @@ def test_the_database_itself_refuses_a_mismatched_allocation(app, site):
             "quantity",
             "between",
         ),
+        (
+            "allocations",
+            {"grant_id": 1, "allocation_pool_id": 1, "quantity": -5},
+            "quantity",
+            "negative",
+        ),
     ],
 )
 def test_malformed_bodies_are_refused_naming_the_field(
