@@ -258,7 +258,9 @@ class Job(db.Model):
     project_id: Mapped[int] = mapped_column(
         ForeignKey("allocation_projects.id", ondelete="RESTRICT"), index=True
     )
-    account: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+    account: Mapped[str] = mapped_column(
+        String(NAME_LENGTH), default="", server_default=""
+    )
     username: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     partition: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
     started: Mapped[dt.datetime] = mapped_column(UTCDateTime)

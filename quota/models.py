@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker.db_types import EncryptedText, UTCDateTime, utcnow
@@ -24,7 +24,7 @@ class ControllerQuota(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # What removed clients created or may still create: it stays counted.
-    retired: Mapped[int] = mapped_column(default=0)
+    retired: Mapped[int] = mapped_column(default=0, server_default="0")
 
     clients: Mapped[list[QuotaClient]] = relationship(
         back_populates="quota", cascade="all, delete-orphan", order_by="QuotaClient.id"
@@ -67,15 +67,15 @@ class QuotaClient(db.Model):
     rate: Mapped[float] = mapped_column(Float, default=0.0)
     last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="")
-    earlier: Mapped[int] = mapped_column(default=0)
+    earlier: Mapped[int] = mapped_column(default=0, server_default="0")
     reinstalled: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The device clock minus the controller's at the last exchange, in seconds.
     clock_skew: Mapped[float | None] = mapped_column(Float)
     # Administration: a larger weight gets a larger share of the headroom;
     # max_ceiling caps the ceiling; an inactive client gets no more headroom.
-    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     max_ceiling: Mapped[int | None]
-    active: Mapped[bool] = mapped_column(default=True)
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     quota: Mapped[ControllerQuota] = relationship(back_populates="clients")
 
@@ -93,11 +93,11 @@ class QuotaHistory(db.Model):
         ForeignKey("quota_clients.id", ondelete="SET NULL")
     )
     # Kept when the client is removed, so that the history still names it.
-    client_name: Mapped[str] = mapped_column(String(100), default="")
+    client_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     event: Mapped[str] = mapped_column(String(20))
     # Who or what made the change: a user's name, "pull", "check-in".
-    actor: Mapped[str] = mapped_column(String(100), default="")
+    actor: Mapped[str] = mapped_column(String(100), default="", server_default="")
     count: Mapped[int | None]
     ceiling: Mapped[int | None]
     detail: Mapped[str] = mapped_column(Text, default="")
