@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import ijson
 
+READ_BYTES = 2048
+
 
 class JsonRefused(ValueError):
     """The JSON is malformed, or goes past a bound; ``field`` says where.
@@ -53,7 +55,11 @@ def load_bounded(
     result: Any = None
     values = 0
     try:
-        for prefix, event, value in ijson.parse(source, use_float=True):
+        # Small reads: ijson turns each read into all its events at once, each
+        # with a prefix as long as its depth, so a deep document costs the square
+        # of what one read holds before the depth bound below is reached.
+        events = ijson.parse(source, use_float=True, buf_size=READ_BYTES)
+        for prefix, event, value in events:
             if event == "map_key":
                 keys[-1] = value
                 continue

@@ -203,3 +203,36 @@ def test_a_middleman_reads_pushes_within_the_same_bounds(relay, body, status, fi
     assert reply.status_code == status
     if field is not None:
         assert reply.json["field"] == field
+
+
+def test_a_deeply_nested_push_is_refused_in_bounded_memory():
+    """ijson makes every event of one read at once, each with a prefix as long
+    as its depth: a 0.2 MB push nesting 100,000 deep once cost 10 GB."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import resource
+from sync.wire.bounded import JsonRefused, load_bounded
+depth = 100_000
+body = b'{"transactions":[' + b"[" * depth + b"]" * depth + b"]}"
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_bounded(body, max_depth=16, max_values=10**6, limits={"transactions": 1000})
+except JsonRefused as exc:
+    print(exc.field, exc.message)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+        check=True,
+    )
+    refusal, growth_mb = result.stdout.strip().splitlines()
+    assert refusal == "transactions nests deeper than 16"
+    assert int(growth_mb) < 50
