@@ -27,9 +27,11 @@ def manage_command(database_url: str, tmp_path: Path):
             if not key.startswith("TRACKER_")
         }
         environment.update(
-            TRACKER_INSTANCE_PATH=str(tmp_path / "instance"),
-            TRACKER_SQLALCHEMY_DATABASE_URI=database_url,
-            **(env or {}),
+            {
+                "TRACKER_INSTANCE_PATH": str(tmp_path / "instance"),
+                "TRACKER_SQLALCHEMY_DATABASE_URI": database_url,
+                **(env or {}),
+            }
         )
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
@@ -395,3 +397,14 @@ def test_downgrade_then_upgrade_again(manage_empty, empty_database_url):
 )
 def test_runworker_refuses_unknown_queues_and_names(manage, args, text):
     assert_clean_failure(manage("runworker", *args), 2, text)
+
+
+def test_an_instance_folder_that_cannot_be_made_is_one_line_naming_it(
+    manage_empty, tmp_path
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    folder = blocker / "instance"
+    result = manage_empty("db", "upgrade", env={"TRACKER_INSTANCE_PATH": str(folder)})
+    assert_clean_failure(result, 1, f"instance folder {folder}: cannot be created")
+    assert len(result.stderr.strip().splitlines()) == 1

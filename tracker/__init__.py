@@ -23,6 +23,7 @@ from tracker.settings import (
     REGISTRY,
     CrossCheck,
     Setting,
+    SettingsError,
     SettingsLayers,
     keep_private,
     persistent_secret_key,
@@ -44,8 +45,7 @@ def create_app(
         __name__,
         instance_path=str(Path(instance_path).resolve()) if instance_path else None,
     )
-    Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)
-    keep_private(Path(app.instance_path), 0o700)
+    _writable_instance_folder(Path(app.instance_path))
 
     layers = SettingsLayers.read(environ, overrides)
     # The registry is always on; the other domains as DOMAINS says.
@@ -100,6 +100,24 @@ def create_app(
     for part in parts:
         part.init_app(app)
     return app
+
+
+def _writable_instance_folder(folder: Path) -> None:
+    """Make the instance folder (private) or stop with one line naming it: it
+    holds the embedded database, broker and key."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"instance folder {folder}: cannot be created ({exc.strerror}); set "
+            "TRACKER_INSTANCE_PATH to a folder this user may write"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(
+            f"instance folder {folder}: not writable by this user; set "
+            "TRACKER_INSTANCE_PATH to a folder this user may write"
+        )
+    keep_private(folder, 0o700)
 
 
 class DatabaseIntConverter(IntegerConverter):
