@@ -26,11 +26,6 @@ def init_app(app: Flask) -> None:
     from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
-    if not app.config["SYNC_MODELS"]:
-        app.logger.warning(
-            "SYNC_MODELS is empty: every transaction that arrives is held and"
-            " none is applied until its model is listed"
-        )
     app.register_blueprint(api_bp)
     add_metrics(app, sync_metrics)
     app.register_blueprint(views_bp)

@@ -75,6 +75,7 @@ def main(instance: str) -> None:
         if "GET" in rule.methods
         and not rule.arguments
         and not rule.rule.startswith(("/api", "/login"))
+        and not rule.rule.endswith((".csv", ".jsonl"))  # downloads
     ]
     pages += [
         f"/instances/{uuid}",

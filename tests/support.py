@@ -179,7 +179,7 @@ def page_paths(app, ids: dict) -> dict[str, str]:
                 or rule.endpoint == "static"
                 or rule.endpoint.endswith(".static")
                 or rule.rule.startswith("/api/")
-                or rule.rule.endswith(".csv")  # a download, not a page
+                or rule.rule.endswith((".csv", ".jsonl"))  # a download, not a page
             ):
                 continue
             unknown = set(rule.arguments) - set(ids)

@@ -195,6 +195,7 @@ def seed_domains() -> dict[str, object]:
         "project_id": ids["ProjectD"],
         # The records pages of one kind (projects) and one of its records.
         "name": "projects",
+        "model": "Household",
         "item_id": ids["ProjectD"],
     }
 
