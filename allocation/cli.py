@@ -29,7 +29,7 @@ from allocation.usage_jobs import (
     run_usage_import,
     sacct_options,
 )
-from tracker.devices import instance_id_of
+from tracker.devices import instance_to_link
 from tracker.extensions import db
 from tracker.fields import FieldError
 
@@ -239,18 +239,10 @@ def print_slurm_limits(period_name: str | None) -> None:
 def link_machine(machine: str, instance_uuid: str | None, unlink: bool) -> None:
     """Link MACHINE to the registry's instance INSTANCE_UUID: one device, one
     identity, shown on the instance's page."""
-    if unlink == (instance_uuid is not None):
-        raise click.UsageError("give INSTANCE_UUID, or --unlink alone")
+    instance_id = instance_to_link(db.session, instance_uuid, unlink)
     record = db.session.scalar(select(Machine).where(Machine.name == machine))
     if record is None:
         raise click.BadParameter("no machine of this name", param_hint="MACHINE")
-    instance_id = None
-    if instance_uuid is not None:
-        instance_id = instance_id_of(db.session, instance_uuid)
-        if instance_id is None:
-            raise click.BadParameter(
-                "no instance with this uuid", param_hint="INSTANCE_UUID"
-            )
     record.instance_id = instance_id
     db.session.commit()
     click.echo(f"Linked {machine}." if instance_id else f"Unlinked {machine}.")

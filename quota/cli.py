@@ -24,7 +24,7 @@ from quota.models import ControllerQuota, QuotaClient
 from quota.overrides import OverrideRefused, approve_request
 from quota.pulls import run_pull
 from tracker.db_types import utcnow
-from tracker.devices import instance_id_of
+from tracker.devices import instance_to_link
 from tracker.extensions import db
 from tracker.fields import FieldError, url_value
 
@@ -238,16 +238,8 @@ def approve_override(kind: str, request_code: str, extra: int, reclaim: bool) ->
 def link_command(kind, client_name, instance_uuid, unlink) -> None:
     """Link CLIENT of KIND's quota to the registry's instance INSTANCE_UUID: one
     device, one identity, and its answers count as the instance's contact."""
-    if unlink == (instance_uuid is not None):
-        raise click.UsageError("give INSTANCE_UUID, or --unlink alone")
+    instance_id = instance_to_link(db.session, instance_uuid, unlink)
     client = client_of(quota_named(kind), client_name)
-    instance_id = None
-    if instance_uuid is not None:
-        instance_id = instance_id_of(db.session, instance_uuid)
-        if instance_id is None:
-            raise click.BadParameter(
-                "no instance with this uuid", param_hint="INSTANCE_UUID"
-            )
     client.instance_id = instance_id
     db.session.commit()
     click.echo(f"Linked {client_name}." if instance_id else f"Unlinked {client_name}.")

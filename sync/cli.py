@@ -27,7 +27,7 @@ from sync.producers import (
 from sync.reapplying import reapply
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
-from tracker.devices import instance_id_of
+from tracker.devices import instance_to_link
 from tracker.extensions import db
 
 group = AppGroup("sync", help="Records sent by field devices: producers and files.")
@@ -234,15 +234,7 @@ def status() -> None:
 def link(producer_id: str, instance_uuid: str | None, unlink: bool) -> None:
     """Link PRODUCER_ID to the registry's instance INSTANCE_UUID: one device,
     one identity, and its deliveries count as the instance's contact."""
-    if unlink == (instance_uuid is not None):
-        raise click.UsageError("give INSTANCE_UUID, or --unlink alone")
-    instance_id = None
-    if instance_uuid is not None:
-        instance_id = instance_id_of(db.session, instance_uuid)
-        if instance_id is None:
-            raise click.BadParameter(
-                "no instance with this uuid", param_hint="INSTANCE_UUID"
-            )
+    instance_id = instance_to_link(db.session, instance_uuid, unlink)
     try:
         link_producer(db.session, producer_id, instance_id)
     except ProducerRefused as exc:

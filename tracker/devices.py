@@ -69,3 +69,22 @@ def instance_id_of(session: Session, uuid: str) -> int | None:
     return session.scalar(
         text("SELECT id FROM instances WHERE uuid = :uuid"), {"uuid": uuid}
     )
+
+
+def instance_to_link(
+    session: Session, instance_uuid: str | None, unlink: bool
+) -> int | None:
+    """For the ``link`` commands: the id of the instance INSTANCE_UUID names,
+    or None with ``--unlink``; a usage error for anything else."""
+    import click
+
+    if unlink == (instance_uuid is not None):
+        raise click.UsageError("give INSTANCE_UUID, or --unlink alone")
+    if instance_uuid is None:
+        return None
+    instance_id = instance_id_of(session, instance_uuid)
+    if instance_id is None:
+        raise click.BadParameter(
+            "no instance with this uuid", param_hint="INSTANCE_UUID"
+        )
+    return instance_id

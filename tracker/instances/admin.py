@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from tracker.instances.fleet import forget_states
 from tracker.instances.geo import UNKNOWN
-from tracker.instances.models import Instance, InstanceTag
+from tracker.instances.models import Instance, InstanceTag, OrganisationDefault
 from tracker.instances.recording import LOCATION_FIELDS
 
 
@@ -38,3 +39,18 @@ def set_tags(session: Session, instance: Instance, tags: list[str]) -> None:
     session.execute(delete(InstanceTag).where(InstanceTag.instance_id == instance.id))
     instance.state = None  # a tag may be paused
     session.add_all(InstanceTag(instance_id=instance.id, tag=tag) for tag in tags)
+
+
+def set_organisation_default(
+    session: Session, organisation: str, schedule: dict[str, Any]
+) -> OrganisationDefault:
+    """Set the contact expected of an organisation's instances (None values go
+    back to the settings' defaults); their states are judged again."""
+    default = session.get(OrganisationDefault, organisation)
+    if default is None:
+        default = OrganisationDefault(organisation=organisation)
+        session.add(default)
+    default.contact_every = schedule.get("contact_every")
+    default.contact_grace = schedule.get("contact_grace")
+    forget_states(session, Instance.organisation == organisation)
+    return default

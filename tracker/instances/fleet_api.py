@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tracker.api import ApiError, created, json_object_body
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
+from tracker.instances import admin
 from tracker.instances.discovery import prometheus_targets
 from tracker.instances.fleet import forget_states
 from tracker.instances.lookup import instance_or_404
@@ -145,13 +146,7 @@ def set_organisation_schedule(organisation: str):
     clears a value back to the settings' default."""
     organisation = organisation_name(organisation)
     schedule = parse_schedule(_body())
-    default = db.session.get(OrganisationDefault, organisation)
-    if default is None:
-        default = OrganisationDefault(organisation=organisation)
-        db.session.add(default)
-    default.contact_every = schedule.get("contact_every")
-    default.contact_grace = schedule.get("contact_grace")
-    forget_states(db.session, Instance.organisation == organisation)
+    default = admin.set_organisation_default(db.session, organisation, schedule)
     db.session.commit()
     return jsonify(_default_summary(organisation, default))
 

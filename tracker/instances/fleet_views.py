@@ -25,12 +25,11 @@ from tracker.extensions import db
 from tracker.fields import FieldError
 from tracker.instances import admin
 from tracker.instances.changes import admin_update_instance
-from tracker.instances.fleet import fleet_view, forget_states, page_states
+from tracker.instances.fleet import fleet_view, page_states
 from tracker.instances.lookup import instance_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
     Instance,
-    OrganisationDefault,
     Pause,
 )
 from tracker.instances.state_names import HEALTH_NAMES, STATE_NAMES
@@ -96,13 +95,7 @@ def set_organisation_schedule(uuid: str):
     except FieldError as exc:
         flash(str(exc), "error")
         return _back(instance)
-    default = db.session.get(OrganisationDefault, instance.organisation)
-    if default is None:
-        default = OrganisationDefault(organisation=instance.organisation)
-        db.session.add(default)
-    default.contact_every = schedule.get("contact_every")
-    default.contact_grace = schedule.get("contact_grace")
-    forget_states(db.session, Instance.organisation == instance.organisation)
+    admin.set_organisation_default(db.session, instance.organisation, schedule)
     db.session.commit()
     flash(
         _(
