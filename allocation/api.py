@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from allocation.changelog import set_actor
+from allocation import DOMAIN
 from allocation.ledger import LedgerFilter, ledger, pool_usage_by_day
-from allocation.models import AllocationPool, Change
+from allocation.models import AllocationPool
 from allocation.records import (
     COLLECTIONS,
     Collection,
@@ -33,10 +33,13 @@ from tracker.api import (
     paginated,
     text_lines_body,
 )
+from tracker.audit.models import AuditEvent
+from tracker.auth.roles import ADMIN, OPERATOR, VIEWER, access, blueprint_access
 from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
 
 bp = Blueprint("allocation_api", __name__)
+blueprint_access(bp, read=VIEWER, write=ADMIN)
 csrf.exempt(bp)
 PREFIX = "/api/allocation"
 
@@ -51,10 +54,6 @@ def _record_or_404(collection: Collection, item_id: int):
         item_id,
         description=f"no {collection.label} with id {item_id}",
     )
-
-
-def _act_as_api_user() -> None:
-    set_actor(db.session, current_user.id, current_user.username)
 
 
 def _commit_or_conflict(message: str) -> None:
@@ -96,7 +95,6 @@ def _list_view(collection: Collection):
 
 def _create_view(collection: Collection):
     def view():
-        _act_as_api_user()
         values = parse_body(db.session, collection, _body())
         _refuse_duplicates(collection, values)
         record = collection.model(**values)
@@ -121,7 +119,6 @@ def _show_view(collection: Collection):
 
 def _update_view(collection: Collection):
     def view(item_id: int):
-        _act_as_api_user()
         body = _body()
         record = _record_or_404(collection, item_id)
         values = parse_body(db.session, collection, body, existing=record)
@@ -140,7 +137,6 @@ def _update_view(collection: Collection):
 
 def _delete_view(collection: Collection):
     def view(item_id: int):
-        _act_as_api_user()
         db.session.delete(_record_or_404(collection, item_id))
         try:
             db.session.commit()
@@ -171,7 +167,7 @@ def _register_collection(collection: Collection) -> None:
         bp.add_url_rule(
             path,
             endpoint=f"{collection.name}_{suffix}",
-            view_func=login_required(factory(collection)),
+            view_func=factory(collection),
             methods=[method],
         )
 
@@ -197,7 +193,6 @@ def near_percent() -> float:
 
 
 @bp.get(f"{PREFIX}/ledger")
-@login_required
 def show_ledger():
     """Answer the balance of each allocation pool, filtered by project, period, pool."""
     which = LedgerFilter(
@@ -210,7 +205,6 @@ def show_ledger():
 
 
 @bp.get(f"{PREFIX}/allocation-pools/<int:item_id>/usage")
-@login_required
 def pool_usage(item_id: int):
     """Answer an allocation pool's balance and its usage day by day."""
     pool = db.get_or_404(
@@ -227,19 +221,37 @@ def pool_usage(item_id: int):
 
 
 @bp.get(f"{PREFIX}/changes")
-@login_required
 def list_changes():
-    """List the change log, newest first."""
+    """List the allocation records' changes (the audit trail's allocation
+    domain), newest first."""
     config = current_app.config
-    statement = select(Change).order_by(Change.id.desc())
+    statement = select(AuditEvent).where(AuditEvent.domain == DOMAIN)
     model = request.args.get("model")
     if model:
-        statement = statement.where(Change.model == model)
+        statement = statement.where(AuditEvent.target_type == model)
     return jsonify(
         paginated(
-            statement, serialize, config["API_PAGE_SIZE"], config["API_MAX_PAGE_SIZE"]
+            statement.order_by(AuditEvent.id.desc()),
+            change_summary,
+            config["API_PAGE_SIZE"],
+            config["API_MAX_PAGE_SIZE"],
         )
     )
+
+
+def change_summary(event: AuditEvent) -> dict:
+    """An audit event as the change log always showed it."""
+    return {
+        "id": event.id,
+        "changed": event.at.isoformat(),
+        "user_id": event.user_id,
+        "actor": event.actor,
+        "model": event.target_type,
+        "object_id": int(event.target_id) if event.target_id.isdigit() else None,
+        "action": event.action,
+        "changes": event.changes,
+        "summary": event.summary,
+    }
 
 
 # The longest line an upload may have: far above any real sacct or snapshot line.
@@ -285,14 +297,14 @@ def _upload(kind: str):
 
 
 @bp.post(f"{PREFIX}/usage/sacct")
-@login_required
+@access(OPERATOR)
 def upload_sacct():
     """Import an uploaded ``sacct --parsable2`` file; answer its batch operation."""
     return _upload(IMPORT_KINDS[0])
 
 
 @bp.post(f"{PREFIX}/usage/disk")
-@login_required
+@access(OPERATOR)
 def upload_disk():
     """Import uploaded disk-usage snapshots; answer their batch operation."""
     return _upload(IMPORT_KINDS[1])

@@ -13,7 +13,6 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from allocation.accounts import account_maps, remove_account_map, set_account_map
-from allocation.changelog import set_actor
 from allocation.importing import ImportReport
 from allocation.ledger import LedgerFilter, ledger
 from allocation.limits import slurm_limits
@@ -45,7 +44,6 @@ def _count_lines(path: Path) -> int:
 def _run_import(kind: str, path: Path, options: SacctOptions | None = None) -> None:
     """Import FILE of ``kind`` with a progress bar and print a summary line."""
     session = db.session
-    set_actor(session, None, "manage.py")
     settings = UsageImportSettings.from_config(current_app.config)
     total = _count_lines(path)
     try:
@@ -168,7 +166,6 @@ def show_ledger(period_argument: str | None, period_name: str | None) -> None:
 @with_appcontext
 def map_account(account: str, project: str) -> None:
     """Charge Slurm ACCOUNT's usage to PROJECT (by name), whatever their names."""
-    set_actor(db.session, None, "manage.py")
     try:
         mapping = set_account_map(db.session, account, project)
     except FieldError as exc:
@@ -182,7 +179,6 @@ def map_account(account: str, project: str) -> None:
 @with_appcontext
 def unmap_account(account: str) -> None:
     """Stop mapping Slurm ACCOUNT: it matches a project of its own name again."""
-    set_actor(db.session, None, "manage.py")
     if not remove_account_map(db.session, account):
         raise click.BadParameter(f"{account!r} is not mapped", param_hint="ACCOUNT")
     db.session.commit()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     CheckConstraint,
     Date,
     Float,
@@ -14,12 +12,11 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tracker.db_types import UTCDateTime, utcnow
+from tracker.db_types import UTCDateTime
 from tracker.extensions import db
 
 MODE_PRIVATE = "private"
@@ -299,31 +296,7 @@ class Usage(db.Model):
     )
 
 
-class Change(db.Model):
-    """Who created, changed or deleted which allocation record, and how."""
-
-    __tablename__ = "allocation_changes"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    changed: Mapped[dt.datetime] = mapped_column(
-        UTCDateTime, default=utcnow, index=True
-    )
-    user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
-    actor: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
-    model: Mapped[str] = mapped_column(String(40))
-    object_id: Mapped[int | None]
-    action: Mapped[str] = mapped_column(String(8))
-    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    summary: Mapped[str] = mapped_column(Text, default="")
-
-    __table_args__ = (
-        Index("ix_allocation_changes_model_object", "model", "object_id"),
-    )
-
-
-# Models whose edits go to the change log (usage is tracked by BatchOperations).
+# Models whose edits go to the audit trail (usage is tracked by BatchOperations).
 AUDITED_MODELS: tuple[type[db.Model], ...] = (
     Project,
     Scheme,

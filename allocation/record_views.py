@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from allocation.changelog import set_actor
 from allocation.records import (
     COLLECTIONS,
     Collection,
@@ -23,6 +21,7 @@ from allocation.records import (
     record_label,
 )
 from allocation.views import bp
+from tracker.auth.roles import ADMIN, access
 from tracker.extensions import db
 from tracker.fields import FieldError
 
@@ -66,7 +65,6 @@ def _render_form(
 
 def _save(collection: Collection, record):
     """Check the submitted form as the API checks a body; store it or say why not."""
-    set_actor(db.session, current_user.id, current_user.username)
     values = request.form.to_dict()
     try:
         body = form_body(collection, request.form, existing=record)
@@ -133,6 +131,7 @@ def records(name: str):
 
 
 @bp.get("/records/<name>/new")
+@access(ADMIN)
 def record_new(name: str):
     """Show an empty form for a new record."""
     return _render_form(_collection(name), None, {}, {})
@@ -145,6 +144,7 @@ def record_create(name: str):
 
 
 @bp.get("/records/<name>/<int:item_id>/edit")
+@access(ADMIN)
 def record_edit(name: str, item_id: int):
     """Show a record's form filled in."""
     collection = _collection(name)
@@ -160,6 +160,7 @@ def record_update(name: str, item_id: int):
 
 
 @bp.get("/records/<name>/<int:item_id>/delete")
+@access(ADMIN)
 def record_delete_confirm(name: str, item_id: int):
     """Ask before deleting a record."""
     collection = _collection(name)
@@ -178,7 +179,6 @@ def record_delete(name: str, item_id: int):
     collection = _collection(name)
     record = _record(collection, item_id)
     label = record_label(db.session, record)
-    set_actor(db.session, current_user.id, current_user.username)
     db.session.delete(record)
     try:
         db.session.commit()

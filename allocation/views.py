@@ -31,7 +31,7 @@ from allocation.reports import (
 from allocation.serialize import ledger_status
 from allocation.tree import project_tree
 from allocation.units import humanise
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import ADMIN, VIEWER, blueprint_access
 from tracker.extensions import db
 
 bp = Blueprint(
@@ -42,7 +42,7 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=ADMIN)
 
 
 @bp.app_template_filter("allocation_quantity")

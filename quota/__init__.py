@@ -37,3 +37,31 @@ def init_app(app: Flask) -> None:
     add_periodic_task(
         app, "quota-pull", tasks.PULL_TASK, app.config["QUOTA_PULL_INTERVAL"]
     )
+    _track_records()
+
+
+def _track_records() -> None:
+    """Quotas, clients and approvals as people change them (pulls and
+    check-ins are recorded in the quota's own history)."""
+    from quota.models import ControllerQuota, QuotaApproval, QuotaClient
+    from tracker.audit.trail import track
+
+    track(
+        ControllerQuota,
+        "quota",
+        ("record_kind", "target", "window_start", "window_expires", "active"),
+    )
+    track(
+        QuotaClient,
+        "quota",
+        (
+            "name",
+            "endpoint",
+            "secret",
+            "instance_id",
+            "weight",
+            "max_ceiling",
+            "active",
+        ),
+    )
+    track(QuotaApproval, "quota", ("client_id", "extra", "expires"), ("create",))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from quota.admin import (
@@ -40,12 +40,21 @@ from tracker.api import (
     paginated,
     refuse_unknown_keys,
 )
+from tracker.auth.roles import (
+    ADMIN,
+    PUBLIC,
+    SUPERVISE,
+    VIEWER,
+    access,
+    blueprint_access,
+)
 from tracker.auth.tokens import bearer_token
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
 from tracker.fields import FieldError, url_value
 
 bp = Blueprint("quota_api", __name__, url_prefix="/api/quotas")
+blueprint_access(bp, read=VIEWER, write=ADMIN)
 csrf.exempt(bp)
 
 QUOTA_FIELDS = ("record_kind", "target", "window_start", "window_expires", "active")
@@ -138,7 +147,6 @@ def _commit(action):
 
 
 @bp.get("")
-@login_required
 def list_quotas():
     """List quotas with their numbers, a page at a time."""
     config = current_app.config
@@ -153,7 +161,6 @@ def list_quotas():
 
 
 @bp.post("")
-@login_required
 def create():
     """Create a quota."""
     body = _body()
@@ -170,14 +177,12 @@ def create():
 
 
 @bp.get("/<kind>")
-@login_required
 def show(kind: str):
     """Show a quota, its clients and their forecasts."""
     return jsonify(_detail(_quota_or_404(kind)))
 
 
 @bp.patch("/<kind>")
-@login_required
 def change(kind: str):
     """Change a quota's target, window or state."""
     body = _body()
@@ -195,7 +200,6 @@ def change(kind: str):
 
 
 @bp.get("/<kind>/history")
-@login_required
 def history(kind: str):
     """List a quota's history, newest first."""
     quota = _quota_or_404(kind)
@@ -213,7 +217,6 @@ def history(kind: str):
 
 
 @bp.post("/<kind>/clients")
-@login_required
 def add(kind: str):
     """Add a field client to a quota."""
     body = _body()
@@ -229,7 +232,6 @@ def add(kind: str):
 
 
 @bp.patch("/<kind>/clients/<name>")
-@login_required
 def change_client(kind: str, name: str):
     """Change a client's weight, maximum ceiling or state."""
     body = _body()
@@ -260,7 +262,6 @@ def change_client(kind: str, name: str):
 
 
 @bp.delete("/<kind>/clients/<name>")
-@login_required
 def remove(kind: str, name: str):
     """Remove a client; what it may still create stays counted."""
     quota = _quota_or_404(kind)
@@ -270,7 +271,7 @@ def remove(kind: str, name: str):
 
 
 @bp.post("/<kind>/approvals")
-@login_required
+@access(SUPERVISE)
 def approve_override(kind: str):
     """Turn a client's request code into an approval code."""
     body = _body()
@@ -298,6 +299,7 @@ def approve_override(kind: str):
 
 
 @bp.post("/<kind>/checkin")
+@access(PUBLIC)
 def check_in(kind: str):
     """A field client reports its state and takes its ceiling (client secret)."""
     body = _body()

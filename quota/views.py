@@ -37,13 +37,20 @@ from quota.forecast import client_forecast, quota_forecast
 from quota.models import ControllerQuota, QuotaClient, QuotaHistory
 from quota.overrides import OverrideRefused, approve_request
 from quota.pulls import run_pull
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import (
+    ADMIN,
+    OPERATOR,
+    SUPERVISE,
+    VIEWER,
+    access,
+    blueprint_access,
+)
 from tracker.db_types import utcnow
 from tracker.extensions import db
 from tracker.fields import FieldError, url_value
 
 bp = Blueprint("quota", __name__, template_folder="templates")
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=ADMIN)
 HISTORY_ROWS = 30
 
 
@@ -124,6 +131,7 @@ def _client_of(quota: ControllerQuota, client_id: int) -> QuotaClient:
 
 
 @bp.post("/quotas/<int:quota_id>/pull")
+@access(OPERATOR)
 def pull(quota_id: int):
     """Pull one quota now."""
     quota = db.get_or_404(ControllerQuota, quota_id)
@@ -251,6 +259,7 @@ def remove(quota_id: int, client_id: int):
 
 
 @bp.post("/quotas/<int:quota_id>/approve")
+@access(SUPERVISE)
 def approve_override(quota_id: int):
     """Turn a client's request code into an approval code."""
     quota = db.get_or_404(ControllerQuota, quota_id)

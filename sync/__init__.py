@@ -37,3 +37,24 @@ def init_app(app: Flask) -> None:
     add_periodic_task(
         app, "sync-apply", tasks.APPLY_TASK, app.config["SYNC_APPLY_INTERVAL"]
     )
+    _track_records()
+
+
+def _track_records() -> None:
+    """Producers as people change them (deliveries have their own records)."""
+    from sync.models import SyncProducer
+    from tracker.audit.trail import track
+
+    track(
+        SyncProducer,
+        "sync",
+        (
+            "producer_id",
+            "description",
+            "public_key",
+            "encryption_key",
+            "active",
+            "credential_changed",
+            "instance_id",
+        ),
+    )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
 from sync.deliveries import AlreadyImported, DeliverySettings, accept_push, import_file
@@ -47,9 +47,11 @@ from tracker.api import (
     refuse_unknown_keys,
     spooled_body,
 )
+from tracker.auth.roles import ADMIN, OPERATOR, PUBLIC, VIEWER, access, blueprint_access
 from tracker.extensions import csrf, db
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync")
+blueprint_access(bp, read=VIEWER, write=ADMIN)
 csrf.exempt(bp)
 
 
@@ -96,6 +98,7 @@ def _pushed_body() -> Any:
 
 
 @bp.post("/push")
+@access(PUBLIC)
 def push():
     """Take a producer's signed bundle; the signature is the credential."""
     body = _pushed_body()
@@ -112,7 +115,6 @@ def push():
 
 
 @bp.get("/producers")
-@login_required
 def list_producers():
     """Every producer with its cursors, lag and problem counts."""
     return jsonify({"items": [_as_json(s) for s in all_producer_summaries(db.session)]})
@@ -126,7 +128,6 @@ def _producer_or_404(producer_id: str) -> SyncProducer:
 
 
 @bp.get("/producer-keys")
-@login_required
 def producer_keys():
     """The active producers' public keys, for a middleman to check signatures."""
     producers = db.session.scalars(
@@ -145,7 +146,6 @@ def producer_keys():
 
 
 @bp.get("/producers/<producer_id>")
-@login_required
 def show_producer(producer_id: str):
     """One producer with its parked, quarantined and rejected transactions."""
     detail = producer_detail(db.session, _producer_or_404(producer_id))
@@ -153,7 +153,6 @@ def show_producer(producer_id: str):
 
 
 @bp.post("/producers")
-@login_required
 def create_producer():
     """Register a producer; the answer holds its credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
@@ -179,7 +178,6 @@ def create_producer():
 
 
 @bp.post("/producers/<producer_id>/active")
-@login_required
 def set_producer_active(producer_id: str):
     """Enable (``?active=true``) or disable a producer's pushes and imports."""
     active = boolean_arg("active")
@@ -192,7 +190,7 @@ def set_producer_active(producer_id: str):
 
 
 @bp.post("/files")
-@login_required
+@access(OPERATOR)
 def upload_file():
     """Import a carried bundle file sent as the raw request body."""
     limit = current_app.config["SYNC_MAX_BODY_BYTES"]
@@ -229,7 +227,7 @@ def _query_text(name: str, max_length: int = 100) -> str | None:
 
 
 @bp.post("/reapply")
-@login_required
+@access(OPERATOR)
 def reapply_set_aside():
     """Re-apply held and quarantined transactions whose cause is fixed."""
     producer_id = _query_text("producer")
@@ -247,6 +245,7 @@ def reapply_set_aside():
 
 
 @bp.post("/position")
+@access(PUBLIC)
 def position():
     """Tell a device, signed by its credential, the highest sequence held for it,
     so that a reinstalled device continues after it."""
@@ -281,7 +280,6 @@ def position():
 
 
 @bp.post("/producers/<producer_id>/credential")
-@login_required
 def new_credential(producer_id: str):
     """Re-provision a producer: a new credential, the old one void; the answer
     holds the credential, shown only once."""
@@ -324,7 +322,6 @@ def _since_arg() -> datetime | None:
 
 
 @bp.get("/records")
-@login_required
 def list_records():
     """The synchronised records, by model, changed since a time, matching a text."""
     statement = records_statement(

@@ -52,12 +52,12 @@ from sync.records import (
 )
 from sync.verifying import UnknownProducer
 from sync.wire.bundles import BundleError
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import ADMIN, OPERATOR, VIEWER, access, blueprint_access
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 
 bp = Blueprint("sync", __name__, template_folder="templates")
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=ADMIN)
 RECENT_FILES = 50
 RECENT_OPERATIONS = 20
 SYNC_OPERATIONS = (PUSH_OPERATION, IMPORT_OPERATION, APPLY_OPERATION)
@@ -204,6 +204,7 @@ def set_active(producer_id: str):
 
 
 @bp.post("/sync/reapply")
+@access(OPERATOR)
 def reapply_set_aside():
     """Re-apply held and quarantined transactions whose cause is fixed."""
     totals = reapply(db.session, current_app.config["SYNC_MODELS"], db.session.commit)
@@ -253,6 +254,7 @@ def register():
 
 
 @bp.post("/sync/files")
+@access(OPERATOR)
 def upload():
     """Import a carried bundle file and say in one line what it brought."""
     upload = request.files.get("file")

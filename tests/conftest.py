@@ -154,7 +154,7 @@ def user(db):
     from tracker.auth.models import User
 
     with db.session() as session:
-        user = User(username=USERNAME)
+        user = User(username=USERNAME, role="admin")
         user.set_password(PASSWORD)
         session.add(user)
         session.commit()

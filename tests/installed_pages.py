@@ -47,7 +47,7 @@ def main(instance: str) -> None:
 
         import_all_models()
         db.create_all()
-        user = User(username="admin")
+        user = User(username="admin", role="admin")
         user.set_password(PASSWORD)
         db.session.add(user)
         register_producer(db.session, "laptop-1")

@@ -58,7 +58,7 @@ def test_an_unreachable_database_is_a_503_to_retry(pg_app, own_postgres):
     from tracker.auth.tokens import issue_token
 
     with pg_app.app_context():
-        user = User(username="ada", password_hash="-")
+        user = User(username="ada", password_hash="-", role="admin")
         db.session.add(user)
         token = issue_token(db.session, user, "tests")
         db.session.commit()

@@ -74,6 +74,7 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from tracker import (
+        audit,
         auth,
         batch,
         errors,
@@ -91,6 +92,7 @@ def create_app(
     app.before_request(refuse_unbounded_page_args)
     templating.init_app(app)
     auth.init_app(app)
+    audit.init_app(app)
     batch.init_app(app)
     housekeeping.init_app(app)
     openapi.init_app(app)

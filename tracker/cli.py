@@ -21,16 +21,17 @@ from tracker.models import import_all_models
 from tracker.redaction import mask_uuids
 from tracker.settings import SettingsError
 
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
-
 
 def _create_app_or_exit():
     from tracker import create_app
+    from tracker.audit.trail import act_for_commands
 
     try:
-        return create_app()
+        app = create_app()
     except SettingsError as exc:
         raise click.ClickException(f"settings: {exc}") from None
+    act_for_commands(app)
+    return app
 
 
 class ProductGroup(FlaskGroup):
@@ -191,21 +192,27 @@ def _user_named(username: str):
     return user
 
 
-def _add_user(username: str, password: str):
-    from tracker.auth.models import User
+def _add_user(username: str, password: str, role: str | None = None):
+    from tracker.auth.users import create_user as new_user
     from tracker.extensions import db as database
+    from tracker.fields import FieldError
 
-    if not USERNAME_PATTERN.match(username):
-        raise click.BadParameter(
-            "use 1 to 80 letters, digits or . _ @ -", param_hint="USERNAME"
+    try:
+        user = new_user(
+            database.session,
+            username,
+            password,
+            role,
+            current_app.config["PASSWORD_MIN_LENGTH"],
         )
-    _check_new_password(password)
-    exists = database.session.scalar(select(User.id).where(User.username == username))
-    if exists is not None:
-        raise click.ClickException(f"user {username!r} already exists")
-    user = User(username=username)
-    user.set_password(password)
-    database.session.add(user)
+    except FieldError as exc:
+        if exc.field == "username" and "already exists" in exc.message:
+            raise click.ClickException(f"user {username!r} already exists") from None
+        if exc.field == "password":
+            raise click.ClickException(
+                f"password {exc.message} (PASSWORD_MIN_LENGTH)"
+            ) from None
+        raise click.BadParameter(exc.message, param_hint=exc.field.upper()) from None
     database.session.commit()
     return user
 
@@ -213,12 +220,19 @@ def _add_user(username: str, password: str):
 @click.command("create_usr")
 @click.argument("username")
 @click.argument("password", required=False)
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "admin"]),
+    help="The user's role; the first user is an admin, later ones viewers.",
+)
 @with_appcontext
-def create_user(username: str, password: str | None) -> None:
+def create_user(username: str, password: str | None, role: str | None) -> None:
     """Create a dashboard user; without PASSWORD, asks for it (or reads it
     from standard input)."""
-    _add_user(username, _read_new_password() if password is None else password)
-    click.echo(f"Created user {username}.")
+    user = _add_user(
+        username, _read_new_password() if password is None else password, role
+    )
+    click.echo(f"Created user {username} ({user.role}).")
 
 
 cli.add_command(create_user, "create_usr")
@@ -289,15 +303,19 @@ def list_users() -> None:
     metavar="DAYS",
     help="Days until the token expires.",
 )
+@click.option(
+    "--read-only", is_flag=True, help="The token only reads, whatever the user's role."
+)
 @with_appcontext
-def create_token(username: str, name: str, days: int) -> None:
-    """Issue an API token for USERNAME and print it once."""
+def create_token(username: str, name: str, days: int, read_only: bool) -> None:
+    """Issue an API token for USERNAME (acting with USERNAME's role) and print
+    it once."""
     from tracker.auth.tokens import issue_token
     from tracker.extensions import db as database
 
     if len(name) > 80:
         raise click.BadParameter("at most 80 characters", param_hint="--name")
-    token = issue_token(database.session, _user_named(username), name, days)
+    token = issue_token(database.session, _user_named(username), name, days, read_only)
     database.session.commit()
     click.echo(token)
 

@@ -6,6 +6,7 @@ import importlib.util
 from tracker.settings import KNOWN_DOMAINS, REGISTRY
 
 CORE_MODEL_MODULES = (
+    "tracker.audit.models",
     "tracker.auth.models",
     "tracker.batch.models",
     "tracker.notifications.models",

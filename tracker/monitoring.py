@@ -28,11 +28,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from tracker.auth.roles import PUBLIC, blueprint_access
 from tracker.extensions import csrf, db
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("monitoring", __name__)
+blueprint_access(bp, read=PUBLIC, write=PUBLIC)
 csrf.exempt(bp)
 
 COLLECTORS_KEY = "tracker.metric_collectors"

@@ -11,7 +11,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from tracker.auth.roles import PUBLIC, blueprint_access
+
 bp = Blueprint("openapi_api", __name__)
+blueprint_access(bp, read=PUBLIC, write=PUBLIC)
 EXTENSION_KEY = "tracker.openapi"
 
 BEARER = [{"bearerToken": []}]

@@ -121,10 +121,13 @@ def add_navigation(
 
 
 def init_app(app: Flask) -> None:
+    from tracker.auth.roles import PUBLIC, access
+
     app.jinja_env.globals.update(get_locale=get_locale)
 
     # Browsers ask for /favicon.ico whatever the page says: answer it.
     @app.get("/favicon.ico")
+    @access(PUBLIC)
     def favicon():
         """The app's icon."""
         return send_from_directory(
@@ -142,5 +145,13 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def navigation() -> dict:
+        from tracker.auth.roles import can, required_level
+
         entries = app.extensions.get(NAVIGATION_KEY, [])
-        return {"navigation": [(endpoint, label) for _, endpoint, label in entries]}
+        return {
+            "navigation": [
+                (endpoint, label)
+                for _, endpoint, label in entries
+                if can(required_level(app, endpoint, "GET"))
+            ]
+        }

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from allocation.models import Allocation, Change
+from allocation.models import Allocation
 from tests.allocation.example import (
     build_kep_site,
     eight_days_of_cpu,
     eight_days_of_disk,
 )
+from tracker.audit.models import AuditEvent
 from tracker.extensions import db
 
 API = "/api/allocation"
@@ -319,7 +320,10 @@ def test_the_change_log_says_who_changed_what(app, client, auth_headers):
     ]
     assert changes["items"][1]["changes"] == {"description": ["", "the new one"]}
     with app.app_context():
-        assert db.session.scalar(select(func.count(Change.id))) == 3
+        allocation_events = select(func.count(AuditEvent.id)).where(
+            AuditEvent.domain == "allocation"
+        )
+        assert db.session.scalar(allocation_events) == 3
 
 
 def test_an_upload_says_how_sacct_printed_it(client, auth_headers, site):

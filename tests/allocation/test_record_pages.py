@@ -6,10 +6,11 @@ import re
 
 from sqlalchemy import select
 
-from allocation.models import AllocationPeriod, Change, Project
+from allocation.models import AllocationPeriod, Project
 from allocation.records import COLLECTIONS
 from tests.allocation.example import build_kep_site
 from tests.support import csrf_token
+from tracker.audit.models import AuditEvent
 from tracker.extensions import db
 
 RECORDS = "/allocation/records"
@@ -87,7 +88,9 @@ def test_create_edit_and_delete_a_period_with_confirmation(app, client, user, lo
     with app.app_context():
         assert db.session.get(AllocationPeriod, period_id) is None
         actions = db.session.scalars(
-            select(Change.action).where(Change.model == "AllocationPeriod")
+            select(AuditEvent.action)
+            .where(AuditEvent.target_type == "AllocationPeriod")
+            .order_by(AuditEvent.id)
         ).all()
     assert actions == ["create", "update", "delete"]
 

@@ -85,7 +85,7 @@ def seed(count: int = 30) -> None:
                     data={**crawled, "users": 10 + index - day},
                 )
             )
-    user = User(username=USERNAME)
+    user = User(username=USERNAME, role="admin")
     user.set_password(PASSWORD)
     db.session.add(user)
     db.session.commit()

@@ -37,7 +37,7 @@ def test_crawl_all_shows_progress_until_it_ends(browser, make_app, tmp_path):
                     approved=True,
                 )
             )
-        user = User(username=USERNAME)
+        user = User(username=USERNAME, role="admin")
         user.set_password("pw")
         db.session.add(user)
         db.session.commit()

@@ -38,7 +38,7 @@ def test_the_checklist_goes_once_everything_is_done(make_app):
     app = make_app(CRAWLING_ENDPOINTS=[{"url": "/info"}], CRAWL_DENY_NETWORKS=[])
     db = Database(app)
     with db.session() as session:
-        admin = User(username="admin")
+        admin = User(username="admin", role="admin")
         admin.set_password("correct horse")
         session.add(admin)
         session.add(
@@ -62,7 +62,7 @@ def test_the_checklist_goes_once_everything_is_done(make_app):
     }
     assert "Loopback addresses" not in page
     with db.session() as session:
-        ada = User(username="ada")
+        ada = User(username="ada", role="admin")
         ada.set_password("correct horse")
         session.add(ada)
         session.commit()

@@ -65,7 +65,7 @@ def api_token(app) -> str:
     from tracker.auth.tokens import issue_token
 
     with app.app_context():
-        user = User(username="ops")
+        user = User(username="ops", role="admin")
         user.set_password("pw")
         db.session.add(user)
         token = issue_token(db.session, user)

@@ -4,14 +4,22 @@ Dashboard pages know a user by the session cookie or by a Bearer token; the
 API, exempt from CSRF, only by a Bearer token: a cookie never signs an API
 request in. A session cookie counts only while the server still holds its
 session (see :mod:`tracker.auth.accounts`): signing out ends it for good.
-Views require a user with ``login_required`` (API) or
-``login_required_blueprint`` (every page of a dashboard blueprint).
+Who may use which view is decided in one place, :mod:`tracker.auth.roles`.
 """
 
 from datetime import timedelta
 
-from flask import Blueprint, Flask, current_app, redirect, request, session, url_for
-from flask_login import login_required
+from flask import (
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
 
 from tracker.api import ApiError
 from tracker.errors import wants_json
@@ -51,14 +59,29 @@ def unauthorized():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
-@login_required
-def _require_sign_in() -> None:
-    """Let only a signed-in user through; everyone else goes to sign in."""
+# Where a user who must choose a new password may still go.
+PASSWORD_CHANGE_ENDPOINTS = frozenset(
+    {"auth.account", "auth.change_password", "auth.logout", "auth.login", "static"}
+)
 
 
-def login_required_blueprint(bp: Blueprint) -> None:
-    """Require a signed-in user on every view of ``bp``."""
-    bp.before_request(_require_sign_in)
+def require_new_password():
+    """Send a user whose password an admin reset to the Account page until
+    they choose a new one (API tokens are not held up)."""
+    if (
+        request.endpoint in PASSWORD_CHANGE_ENDPOINTS
+        or request.endpoint is None
+        or g.get("token_sign_in")
+        or not current_user.is_authenticated
+        or not current_user.must_change_password
+    ):
+        return None
+    if wants_json():
+        raise ApiError(403, "Forbidden", "choose a new password on the Account page")
+    from flask_babel import gettext as _
+
+    flash(_("Choose a new password before going on."), "warning")
+    return redirect(url_for("auth.account"))
 
 
 def init_app(app: Flask) -> None:
@@ -66,7 +89,10 @@ def init_app(app: Flask) -> None:
     ended sessions in housekeeping."""
     from flask_babel import lazy_gettext as _l
 
+    from tracker.audit.trail import track
+    from tracker.auth import roles, user_views
     from tracker.auth.accounts import prune_sessions
+    from tracker.auth.models import ApiToken, User
     from tracker.auth.tokens import load_user_from_request
     from tracker.auth.views import bp
     from tracker.housekeeping import add_housekeeping_step
@@ -77,6 +103,16 @@ def init_app(app: Flask) -> None:
     login_manager.request_loader(load_user_from_request)
     login_manager.unauthorized_handler(unauthorized)
     app.register_blueprint(bp)
+    app.register_blueprint(user_views.bp)
+    roles.init_app(app)
+    app.before_request_funcs[None].insert(1, require_new_password)
+    track(
+        User,
+        "users",
+        ("username", "role", "supervisor", "active", "must_change_password"),
+    )
+    track(ApiToken, "users", ("user_id", "name", "expires", "revoked", "read_only"))
+    add_navigation(app, "users.index", _l("Users"), 990)
     add_navigation(app, "auth.account", _l("Account"), 1000)
     add_housekeeping_step(
         app,

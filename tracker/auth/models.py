@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -22,6 +22,16 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # viewer, operator or admin (tracker.auth.roles); supervisor lets an
+    # operator approve quota overrides.
+    role: Mapped[str] = mapped_column(
+        String(16), default="viewer", server_default="viewer"
+    )
+    supervisor: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Set when an admin resets the password: the user must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(
+        default=False, server_default=false()
+    )
 
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -74,5 +84,7 @@ class ApiToken(db.Model):
     expires: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A read-only token acts as a viewer, whatever its user's role.
+    read_only: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     user: Mapped[User] = relationship(back_populates="tokens")

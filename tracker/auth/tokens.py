@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from flask import request
+from flask import g, request
 from sqlalchemy import select, update
 
 from tracker.auth.models import ApiToken, User
@@ -26,10 +26,14 @@ def digest(token: str) -> str:
 
 
 def issue_token(
-    session, user: User, name: str = "", expires_in_days: int = DEFAULT_EXPIRY_DAYS
+    session,
+    user: User,
+    name: str = "",
+    expires_in_days: int = DEFAULT_EXPIRY_DAYS,
+    read_only: bool = False,
 ) -> str:
-    """Add a new token for ``user`` to ``session``, valid for ``expires_in_days``,
-    and return it in clear."""
+    """Add a new token for ``user`` to ``session``, valid for ``expires_in_days``
+    (acting as a viewer if ``read_only``), and return it in clear."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
@@ -37,6 +41,7 @@ def issue_token(
             name=name,
             token_hash=digest(token),
             expires=utcnow() + timedelta(days=expires_in_days),
+            read_only=read_only,
         )
     )
     return token
@@ -71,6 +76,8 @@ def user_for_token(token: str) -> User | None:
     if row is None:
         return None
     user, token_row = row
+    g.token_sign_in = True
+    g.read_only_token = token_row.read_only
     if token_row.last_used is None or token_row.last_used < now - LAST_USED_PRECISION:
         # Committed here, at the edge: a read-only request commits nothing else,
         # and nothing of the request is pending yet.

@@ -17,9 +17,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
+from tracker.audit.trail import record
 from tracker.auth import SESSION_KEY
 from tracker.auth.accounts import (
     USERNAME_MAX_LENGTH,
@@ -31,10 +32,14 @@ from tracker.auth.accounts import (
 )
 from tracker.auth.forms import ChangePasswordForm, LoginForm
 from tracker.auth.models import ApiToken
-from tracker.auth.tokens import ACTIVE, revoke_token, token_status
+from tracker.auth.roles import PUBLIC, VIEWER, access, blueprint_access
+from tracker.auth.tokens import ACTIVE, issue_token, revoke_token, token_status
 from tracker.extensions import db, limiter
 
 bp = Blueprint("auth", __name__)
+# Every signed-in user has an account of their own.
+blueprint_access(bp, read=VIEWER, write=VIEWER)
+MAX_TOKEN_DAYS = 3650
 
 
 def safe_next(target: str | None) -> str | None:
@@ -75,6 +80,7 @@ def _failed_sign_ins(key_func):
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@access(PUBLIC)
 @_failed_sign_ins(get_remote_address)
 @_failed_sign_ins(_username_key)
 def login():
@@ -105,7 +111,6 @@ def login():
 
 
 @bp.post("/logout")
-@login_required
 def logout():
     """Sign the current user out, ending the session on the server too."""
     end_session(db.session, session.pop(SESSION_KEY, None))
@@ -125,10 +130,12 @@ def _own_tokens() -> list[ApiToken]:
     )
 
 
-def _account_page(password_form: ChangePasswordForm, status: int = 200):
+def _account_page(password_form: ChangePasswordForm, status: int = 200, **extra):
     page = render_template(
         "auth/account.html",
         password_form=password_form,
+        max_token_days=MAX_TOKEN_DAYS,
+        **extra,
         tokens=_own_tokens(),
         token_status=token_status,
         min_length=current_app.config["PASSWORD_MIN_LENGTH"],
@@ -137,14 +144,12 @@ def _account_page(password_form: ChangePasswordForm, status: int = 200):
 
 
 @bp.get("/account")
-@login_required
 def account():
     """Show one's own account: change the password, list and revoke tokens."""
     return _account_page(ChangePasswordForm())
 
 
 @bp.post("/account/password")
-@login_required
 def change_password():
     """Change one's own password; one's other sessions end."""
     form = ChangePasswordForm()
@@ -163,14 +168,15 @@ def change_password():
         )
         return _account_page(form, 400)
     current_user.set_password(form.new_password.data)
+    current_user.must_change_password = False
     end_sessions(db.session, current_user, keep=session.get(SESSION_KEY))
+    record(db.session, "users", "change_password", "User", current_user.id)
     db.session.commit()
     flash(_("Your password is changed; your other sessions are signed out."), "info")
     return redirect(url_for("auth.account"))
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
-@login_required
 def revoke(token_id: int):
     """Revoke one of one's own API tokens."""
     # CSRFProtect has checked the form's token; someone else's token is a 404.
@@ -186,3 +192,26 @@ def revoke(token_id: int):
         _("The token %(name)s is revoked.", name=token.name or f"#{token.id}"), "info"
     )
     return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/tokens")
+def new_token():
+    """Issue an API token of one's own, shown once; it may be read-only."""
+    name = (request.form.get("name") or "").strip()[:80]
+    raw_days = (request.form.get("days") or "").strip()
+    if not (raw_days.isascii() and raw_days.isdigit()) or not (
+        1 <= int(raw_days) <= MAX_TOKEN_DAYS
+    ):
+        flash(
+            _(
+                "Days valid: a whole number from 1 to %(most)d.",
+                most=MAX_TOKEN_DAYS,
+            ),
+            "error",
+        )
+        return _account_page(ChangePasswordForm(formdata=None), 400)
+    # A read-only user's token cannot do more than its user anyway.
+    read_only = request.form.get("read_only") == "on"
+    token = issue_token(db.session, current_user, name, int(raw_days), read_only)
+    db.session.commit()
+    return _account_page(ChangePasswordForm(formdata=None), new_token=token)

@@ -1,10 +1,10 @@
 """Batch operations over the admin API."""
 
 from flask import Blueprint, current_app, jsonify, request
-from flask_login import login_required
 from sqlalchemy import select
 
 from tracker.api import invalid, paginated
+from tracker.auth.roles import OPERATOR, VIEWER, blueprint_access
 from tracker.batch.items import (
     OUTCOME_FILTERS,
     describe,
@@ -17,6 +17,7 @@ from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import csrf, db
 
 bp = Blueprint("batch_api", __name__)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 csrf.exempt(bp)
 
 
@@ -27,14 +28,12 @@ def _operation_or_404(operation_id: int) -> BatchOperation:
 
 
 @bp.get("/api/batch-operations/<int:operation_id>")
-@login_required
 def show(operation_id: int):
     """Show one batch operation's status and progress."""
     return jsonify(batch_operation_summary(_operation_or_404(operation_id)))
 
 
 @bp.get("/api/batch-operations/<int:operation_id>/items")
-@login_required
 def items(operation_id: int):
     """List an operation's items with their outcome and error (by default the
     failed and skipped ones: for a crawl run, each instance down or skipped)."""
@@ -62,7 +61,6 @@ def items(operation_id: int):
 
 
 @bp.get("/api/batch-operations")
-@login_required
 def index():
     """List batch operations, newest first."""
     config = current_app.config

@@ -15,7 +15,8 @@ from tracker.batch.models import RESULTS, STATUSES, BatchOperation
 TYPE_LENGTH = 64
 
 
-def _day(raw: str | None) -> date | None:
+def day_or_none(raw: str | None) -> date | None:
+    """The ISO date ``raw`` names, or None for nothing or nonsense."""
     try:
         return date.fromisoformat(raw) if raw else None
     except ValueError:
@@ -42,8 +43,8 @@ class OperationQuery:
             operation_type=(args.get("type") or "").strip()[:TYPE_LENGTH] or None,
             status=status if status in STATUSES else None,
             result=result if result in RESULTS else None,
-            since=_day(args.get("since")),
-            until=_day(args.get("until")),
+            since=day_or_none(args.get("since")),
+            until=day_or_none(args.get("until")),
         )
 
     def as_args(self, **changes: object) -> dict[str, str]:
@@ -71,10 +72,20 @@ def operations_statement(query: OperationQuery, zone: ZoneInfo) -> Select:
         statement = statement.where(BatchOperation.status == query.status)
     if query.result:
         statement = statement.where(BatchOperation.result == query.result)
-    if query.since:
-        start = datetime.combine(query.since, time(), zone)
-        statement = statement.where(BatchOperation.created >= start)
-    if query.until:
-        end = datetime.combine(query.until + timedelta(days=1), time(), zone)
-        statement = statement.where(BatchOperation.created < end)
+    statement = within_days(
+        statement, BatchOperation.created, query.since, query.until, zone
+    )
     return statement.order_by(BatchOperation.id.desc())
+
+
+def within_days(
+    statement: Select, column, since: date | None, until: date | None, zone: ZoneInfo
+) -> Select:
+    """``statement`` limited to ``column`` on the days ``since`` to ``until``
+    in ``zone``, both included (either may be None)."""
+    if since:
+        statement = statement.where(column >= datetime.combine(since, time(), zone))
+    if until:
+        end = datetime.combine(until + timedelta(days=1), time(), zone)
+        statement = statement.where(column < end)
+    return statement

@@ -18,7 +18,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from tracker.api import page_within
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import OPERATOR, VIEWER, blueprint_access
 from tracker.batch import operations
 from tracker.batch.items import describe, items_statement, parse_outcomes
 from tracker.batch.listing import OperationQuery, operations_statement
@@ -28,7 +28,7 @@ from tracker.batch.serialize import batch_operation_summary
 from tracker.extensions import db
 
 bp = Blueprint("batch", __name__)
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 
 
 def _page_size() -> int:

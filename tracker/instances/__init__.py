@@ -9,6 +9,7 @@ def init_app(app: Flask) -> None:
     navigation and template globals."""
     from flask_babel import lazy_gettext as _l
 
+    from tracker.audit.trail import track
     from tracker.background import (
         add_periodic_task,
         require_visibility_timeout,
@@ -33,6 +34,7 @@ def init_app(app: Flask) -> None:
     from tracker.instances.geo import ATTRIBUTION
     from tracker.instances.idempotency import prune_keys
     from tracker.instances.metrics import registry_metrics
+    from tracker.instances.models import Instance
     from tracker.instances.openapi import registry_paths, registry_schemas
     from tracker.instances.settings import CRAWL_SCHEDULE_ENTRY
     from tracker.instances.states import seconds_text
@@ -43,6 +45,26 @@ def init_app(app: Flask) -> None:
     from tracker.templating import FIRST, add_navigation
 
     app.register_blueprint(api_bp)
+    # An instance's own fields, as people and clients change them (not its
+    # crawl state); InstanceTag rows go through the request net.
+    track(
+        Instance,
+        "instances",
+        (
+            "url",
+            "contact",
+            "email",
+            "organisation",
+            "enabled",
+            "client_enabled",
+            "admin_disabled",
+            "approved",
+            "location_manual",
+            "contact_every",
+            "contact_grace",
+        ),
+        actions=("update", "delete"),
+    )
     app.register_blueprint(fleet_api_bp)
     app.register_blueprint(fleet_views_bp)
     add_metrics(app, registry_metrics)

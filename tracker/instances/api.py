@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
+from tracker.auth.roles import ADMIN, OPERATOR, PUBLIC, VIEWER, access, blueprint_access
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.db_types import utcnow
@@ -33,6 +34,7 @@ from tracker.instances.validation import (
 )
 
 bp = Blueprint("instances_api", __name__)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 SEARCHED_COLUMNS = (
     Instance.url,
     Instance.contact,
@@ -69,6 +71,7 @@ def _registration_unlimited() -> bool:
 @bp.post("/api/instance", endpoint="register_no_slash")
 @bp.post("/instance/", endpoint="register_legacy")
 @bp.post("/instance", endpoint="register_legacy_no_slash")
+@access(PUBLIC)
 @limiter.shared_limit(
     _registration_limit, "registration", exempt_when=_registration_unlimited
 )
@@ -112,6 +115,7 @@ def _registered(instance: Instance):
 
 @bp.get("/api/instance/<uuid>")
 @bp.get("/instance/<uuid>", endpoint="show_legacy")
+@access(PUBLIC)
 def show(uuid: str):
     """Answer an instance's summary."""
     return jsonify(instance_summary(_instance_or_404(uuid)))
@@ -119,6 +123,7 @@ def show(uuid: str):
 
 @bp.patch("/api/instance/<uuid>")
 @bp.patch("/instance/<uuid>", endpoint="update_legacy")
+@access(PUBLIC)
 def update(uuid: str):
     """Change some of an instance's fields; null leaves a field as it is."""
     changes = parse_update(_body())
@@ -143,6 +148,7 @@ def _heartbeat_key() -> str:
 
 
 @bp.post("/api/instance/<uuid>/heartbeat")
+@access(PUBLIC)
 @limiter.limit(
     _heartbeat_limit, key_func=_heartbeat_key, exempt_when=_heartbeat_unlimited
 )
@@ -173,7 +179,6 @@ def heartbeat(uuid: str):
 
 
 @bp.get("/api/instances")
-@login_required
 def list_instances():
     """List instances a page at a time, filtered by enabled, organisation, text."""
     statement = select(Instance).order_by(
@@ -208,14 +213,12 @@ def list_instances():
 
 
 @bp.get("/api/instances/<uuid>")
-@login_required
 def show_instance(uuid: str):
     """Answer an instance's detail: the summary, crawl state, who disabled it."""
     return jsonify(_detail(_instance_or_404(uuid)))
 
 
 @bp.patch("/api/instances/<uuid>")
-@login_required
 def admin_update(uuid: str):
     """Change an instance as an admin; an admin's disable outlasts its client's
     ``{"enabled": true}``."""
@@ -229,7 +232,7 @@ def admin_update(uuid: str):
 
 
 @bp.delete("/api/instances/<uuid>")
-@login_required
+@access(ADMIN)
 def delete_instance(uuid: str):
     """Delete an instance; its client will register again."""
     db.session.delete(_instance_or_404(uuid))
@@ -260,14 +263,12 @@ def _start_crawl(scope: str, instance_ids: list[int] | None = None):
 
 
 @bp.post("/api/instances/crawl")
-@login_required
 def crawl_all():
     """Crawl every enabled instance in the background; answer the batch operation."""
     return _start_crawl(SCOPE_ALL)
 
 
 @bp.post("/api/instances/<uuid>/crawl")
-@login_required
 def crawl_one(uuid: str):
     """Crawl one instance in the background; answer the batch operation."""
     instance = _instance_or_404(uuid)
@@ -280,7 +281,6 @@ def crawl_one(uuid: str):
 
 
 @bp.post("/api/instances/<uuid>/approve")
-@login_required
 def approve_instance(uuid: str):
     """Accept an instance for crawling."""
     instance = _instance_or_404(uuid)
@@ -290,7 +290,6 @@ def approve_instance(uuid: str):
 
 
 @bp.put("/api/instances/<uuid>/location")
-@login_required
 def set_location(uuid: str):
     """Set an instance's location by hand (say, a site behind a private network)."""
     location = parse_location(_body())
@@ -301,7 +300,6 @@ def set_location(uuid: str):
 
 
 @bp.delete("/api/instances/<uuid>/location")
-@login_required
 def clear_location(uuid: str):
     """Forget a hand-set location; the next crawl looks the address up again."""
     instance = _instance_or_404(uuid)

@@ -4,10 +4,10 @@ contact, and the fleet as a source of targets for Prometheus."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, url_for
-from flask_login import login_required
 from sqlalchemy import select
 
 from tracker.api import ApiError, created, json_object_body
+from tracker.auth.roles import OPERATOR, VIEWER, blueprint_access
 from tracker.db_types import utcnow
 from tracker.extensions import csrf, db
 from tracker.instances import admin
@@ -32,6 +32,7 @@ from tracker.instances.validation import (
 )
 
 bp = Blueprint("fleet_api", __name__)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 csrf.exempt(bp)
 
 
@@ -76,7 +77,6 @@ def _forget_paused(kind: str, value: str) -> None:
 
 
 @bp.get("/api/pauses")
-@login_required
 def list_pauses():
     """The maintenance pauses still in force."""
     pauses = db.session.scalars(
@@ -86,7 +86,6 @@ def list_pauses():
 
 
 @bp.put("/api/pauses/<kind>/<path:value>")
-@login_required
 def pause(kind: str, value: str):
     """Pause an instance (by uuid), a tag or an organisation until a time."""
     fields = parse_pause(_body())
@@ -106,7 +105,6 @@ def pause(kind: str, value: str):
 
 
 @bp.delete("/api/pauses/<kind>/<path:value>")
-@login_required
 def resume(kind: str, value: str):
     """End a pause now."""
     value = _pause_target(kind, value)
@@ -128,7 +126,6 @@ def _default_summary(organisation: str, default: OrganisationDefault | None) -> 
 
 
 @bp.get("/api/organisations/<path:organisation>/schedule")
-@login_required
 def organisation_schedule(organisation: str):
     """The contact expected of an organisation's instances that set none."""
     organisation = organisation_name(organisation)
@@ -140,7 +137,6 @@ def organisation_schedule(organisation: str):
 
 
 @bp.put("/api/organisations/<path:organisation>/schedule")
-@login_required
 def set_organisation_schedule(organisation: str):
     """Set the contact expected of an organisation's instances; 0 or null
     clears a value back to the settings' default."""
@@ -152,7 +148,6 @@ def set_organisation_schedule(organisation: str):
 
 
 @bp.get("/api/sd/prometheus")
-@login_required
 def prometheus_sd():
     """Prometheus HTTP service discovery: one target group per instance."""
     return jsonify(prometheus_targets(db.session, current_app.config, utcnow()))

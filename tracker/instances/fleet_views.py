@@ -19,7 +19,7 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import OPERATOR, VIEWER, blueprint_access
 from tracker.db_types import utcnow
 from tracker.extensions import db
 from tracker.fields import FieldError
@@ -36,7 +36,7 @@ from tracker.instances.state_names import HEALTH_NAMES, STATE_NAMES
 from tracker.instances.validation import ADMIN_UPDATE, parse_pause, parse_schedule
 
 bp = Blueprint("fleet", __name__)
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 HOUR = 3600
 
 

@@ -20,7 +20,14 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from tracker.api import page_within
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import (
+    ADMIN,
+    OPERATOR,
+    VIEWER,
+    access,
+    blueprint_access,
+    can,
+)
 from tracker.batch import operations
 from tracker.db_types import utcnow
 from tracker.devices import linked_devices
@@ -46,7 +53,7 @@ from tracker.instances.uptime import instance_uptime
 from tracker.instances.validation import parse_location
 
 bp = Blueprint("instances", __name__)
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 HISTORY_ROWS = 20
 
 
@@ -157,6 +164,8 @@ def bulk():
     action = request.form.get("action", "")
     if action not in ACTIONS:
         abort(400, description=_("Unknown action."))
+    if action == "delete" and not can(ADMIN):
+        abort(403, description=_("Deleting instances needs the admin role."))
     columns = {name for name, _label in _columns()}
     back = url_for(
         "instances.index", **ListQuery.from_args(request.form, columns).as_args()
@@ -263,6 +272,7 @@ def set_enabled(uuid: str):
 
 
 @bp.post("/instances/<uuid>/delete")
+@access(ADMIN)
 def delete(uuid: str):
     """Delete an instance and its history."""
     instance = _instance_or_404(uuid)

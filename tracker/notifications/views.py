@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from sqlalchemy import select
 
-from tracker.auth import login_required_blueprint
+from tracker.auth.roles import OPERATOR, VIEWER, blueprint_access
 from tracker.extensions import db
 from tracker.notifications.models import Delivery, Notification, OpenAlert
 from tracker.notifications.routing import destinations
 
 bp = Blueprint("notifications", __name__)
-login_required_blueprint(bp)
+blueprint_access(bp, read=VIEWER, write=OPERATOR)
 SHOWN = 200
 
 
