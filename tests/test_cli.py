@@ -340,7 +340,7 @@ def test_users_lists_every_user(manage, app, user, token):
     result = manage("users")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["USER", "ACTIVE", "CREATED", "TOKENS"]
+    assert lines[0].split() == ["USER", "ROLE", "ACTIVE", "CREATED", "TOKENS"]
     assert [line.split()[0] for line in lines[1:]] == ["ada", "grace"]
     assert lines[1].split()[-1] == "1" and lines[2].split()[-1] == "0"
 

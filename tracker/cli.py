@@ -283,11 +283,13 @@ def list_users() -> None:
     rows = database.session.execute(
         select(User, live_tokens).order_by(User.username)
     ).all()
-    click.echo(f"{'USER':<24} {'ACTIVE':<6} {'CREATED':<20} TOKENS")
+    click.echo(f"{'USER':<24} {'ROLE':<20} {'ACTIVE':<6} {'CREATED':<20} TOKENS")
     for user, tokens in rows:
         active = "yes" if user.active else "no"
+        role = user.role + (" + supervisor" if user.supervisor else "")
         click.echo(
-            f"{user.username:<24} {active:<6} {_when(user.created):<20} {tokens}"
+            f"{user.username:<24} {role:<20} {active:<6} "
+            f"{_when(user.created):<20} {tokens}"
         )
 
 

@@ -225,7 +225,10 @@ def access_app(sqlite_schema, tmp_path_factory):
         f"sqlite:///{path}",
         directory / "instance",
         WTF_CSRF_ENABLED=False,
-        RATELIMIT_ENABLED=False,
+        # Not RATELIMIT_ENABLED: the limiter is one object for every app.
+        LOGIN_RATE_LIMIT=None,
+        API_REGISTRATION_RATE_LIMIT=None,
+        API_HEARTBEAT_RATE_LIMIT=None,
     )
     app.before_request_funcs.setdefault(None, []).append(_reached)
     from tracker.auth.models import User

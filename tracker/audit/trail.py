@@ -131,7 +131,10 @@ def _secret(column: str) -> bool:
 
 
 def _shown(column: str, value: Any) -> Any:
-    return HIDDEN if _secret(column) and value is not None else _plain(value)
+    # A flag such as must_change_password tells nothing secret.
+    if _secret(column) and value is not None and not isinstance(value, bool):
+        return HIDDEN
+    return _plain(value)
 
 
 def _columns(instance, tracked: Tracked) -> list[str]:
