@@ -208,3 +208,31 @@ def test_create_usr_makes_the_first_user_an_admin_and_takes_a_role(tmp_path):
     assert "'boss' is not one of 'viewer', 'operator', 'admin'" in wrong.stderr
     listed = manage(tmp_path, "users")
     assert "otto" in listed.stdout
+
+
+def test_a_viewer_is_offered_no_action_but_signing_out(app, client, user, login):
+    login()
+    add_user(client, "vera", "viewer")
+    uuid = client.post(
+        "/api/instance/",
+        json={
+            "url": "https://indico.example.org",
+            "contact": "Ada",
+            "email": "ada@example.org",
+            "organisation": "CERN",
+        },
+    ).get_json()["uuid"]
+    admin_detail = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    assert 'id="edit-form"' in admin_detail
+    login.logout()
+    login("vera", "a long password")
+    pages = ["/", f"/instances/{uuid}", "/quotas", "/sync", "/allocation/records/"]
+    pages += ["/allocation/records/machines/", "/batch-operations", "/account"]
+    for path in pages:
+        page = client.get(path)
+        assert page.status_code == 200, path
+        actions = re.findall(r'<form method="post" action="([^"]+)"', page.text)
+        allowed = {"/logout", "/account/password", "/account/tokens"}
+        assert set(actions) <= allowed, (path, actions)
+    detail = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    assert "https://indico.example.org" in detail  # shown, not editable

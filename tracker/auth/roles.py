@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from flask import Blueprint, Flask, current_app, g, request
 from flask_login import current_user
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import Forbidden, HTTPException
 
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
@@ -93,6 +93,22 @@ def can(level: str) -> bool:
     return permits(current_user, level, g.get("read_only_token", False))
 
 
+def may(endpoint: str, method: str = "POST") -> bool:
+    """True when the current user may use ``endpoint``: for templates."""
+    return can(required_level(current_app, endpoint, method))
+
+
+def may_post(url: str) -> bool:
+    """True when the current user may post to ``url`` (a path of this app):
+    the button macro offers only what the user may do."""
+    adapter = current_app.url_map.bind("")
+    try:
+        endpoint, _arguments = adapter.match(url.split("?", 1)[0], method="POST")
+    except HTTPException:
+        return False
+    return may(endpoint)
+
+
 def enforce_access():
     """Refuse the request unless the current user may use its view: sign in
     first (401, or the sign-in page), then 403 for a role too low."""
@@ -118,5 +134,11 @@ def init_app(app: Flask) -> None:
     """Check access before every other request hook of the app."""
     app.before_request_funcs.setdefault(None, []).insert(0, enforce_access)
     app.jinja_env.globals.update(
-        can=can, VIEWER=VIEWER, OPERATOR=OPERATOR, ADMIN=ADMIN, SUPERVISE=SUPERVISE
+        can=can,
+        may=may,
+        may_post=may_post,
+        VIEWER=VIEWER,
+        OPERATOR=OPERATOR,
+        ADMIN=ADMIN,
+        SUPERVISE=SUPERVISE,
     )
