@@ -163,3 +163,17 @@ def test_a_command_is_recorded_as_manage_py(tmp_path):
             "SELECT actor, via, domain, action, target_type FROM audit_events"
         ).fetchall()
     assert rows == [("manage.py (ops)", "cli", "users", "create", "User")]
+
+
+def test_a_job_a_person_starts_is_recorded_and_the_schedules_are_not(
+    app, client, auth_headers
+):
+    from tracker.batch.operations import create_asynchronous
+
+    started = client.post("/api/instances/crawl", headers=auth_headers)
+    assert started.status_code == 202
+    with app.app_context():
+        create_asynchronous(db.session, "quota-pull", scope="household")
+        db.session.commit()
+    (job,) = events(app, domain="batch")
+    assert (job.actor, job.action, job.summary) == ("ada", "create", "crawl")

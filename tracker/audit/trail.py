@@ -57,6 +57,8 @@ class Tracked:
     columns: frozenset[str] | None
     # Which actions are recorded.
     actions: frozenset[str]
+    # Only changes made by a person or a command, not by background jobs.
+    by_people_only: bool = False
 
 
 _TRACKED: dict[type, Tracked] = {}
@@ -67,11 +69,16 @@ def track(
     domain: str,
     columns: tuple[str, ...] | None = None,
     actions: tuple[str, ...] = ("create", "update", "delete"),
+    by_people_only: bool = False,
 ) -> None:
     """Record every create, update and delete of ``model`` in ``domain``'s
-    trail (only changes of ``columns`` when given; only ``actions``)."""
+    trail (only changes of ``columns`` when given; only ``actions``; only
+    those of people and commands if ``by_people_only``)."""
     _TRACKED[model] = Tracked(
-        domain, frozenset(columns) if columns else None, frozenset(actions)
+        domain,
+        frozenset(columns) if columns else None,
+        frozenset(actions),
+        by_people_only,
     )
 
 
@@ -164,7 +171,14 @@ def _changed_columns(instance, tracked: Tracked) -> dict[str, list[Any]]:
 
 
 def _name_of(instance) -> str:
-    for attribute in ("name", "username", "producer_id", "record_kind", "url"):
+    for attribute in (
+        "name",
+        "username",
+        "producer_id",
+        "record_kind",
+        "operation_type",
+        "url",
+    ):
         value = getattr(instance, attribute, None)
         if isinstance(value, str) and value:
             return value
@@ -246,8 +260,11 @@ def record(
     _mark_audited()
 
 
-def _tracked(instance) -> Tracked | None:
-    return _TRACKED.get(type(instance))
+def _tracked(instance, session: Session) -> Tracked | None:
+    tracked = _TRACKED.get(type(instance))
+    if tracked and tracked.by_people_only and current_actor(session) == SYSTEM:
+        return None
+    return tracked
 
 
 def note_changes(session: Session, _flush_context, _instances) -> None:
@@ -257,13 +274,13 @@ def note_changes(session: Session, _flush_context, _instances) -> None:
     # Replaced at every flush, so a flush that failed leaves nothing behind.
     pending = session.info[PENDING_KEY] = []
     for instance in session.dirty:
-        tracked = _tracked(instance)
+        tracked = _tracked(instance, session)
         if tracked and "update" in tracked.actions and session.is_modified(instance):
             changes = _changed_columns(instance, tracked)
             if changes:
                 pending.append(_entry(session, instance, tracked, "update", changes))
     for instance in session.deleted:
-        tracked = _tracked(instance)
+        tracked = _tracked(instance, session)
         if tracked and "delete" in tracked.actions:
             values = _column_values(instance, tracked)
             pending.append(_entry(session, instance, tracked, "delete", values))
@@ -271,7 +288,7 @@ def note_changes(session: Session, _flush_context, _instances) -> None:
     session.info[CREATED_KEY] = [
         o
         for o in session.new
-        if (tracked := _tracked(o)) is not None and "create" in tracked.actions
+        if (tracked := _tracked(o, session)) is not None and "create" in tracked.actions
     ]
 
 
