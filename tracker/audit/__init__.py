@@ -54,10 +54,13 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
     from tracker.audit import api, views
+    from tracker.audit.openapi import audit_paths
+    from tracker.openapi import add_paths
     from tracker.templating import add_navigation
 
     install(db.session)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.after_request(record_unaudited_write)
+    add_paths(app, audit_paths())
     add_navigation(app, "audit.index", _l("Audit"), 950)
