@@ -96,3 +96,25 @@ def test_migrated_postgresql_schema_equals_the_created_one(
         if migrated_schema.get(key) != created_schema.get(key)
     }
     assert differences == {}
+
+
+def test_migrating_down_and_up_keeps_the_rows_that_refer_to_a_rebuilt_table(
+    empty_database_url, tmp_path
+):
+    """SQLite rebuilds a table to alter it: the rows referring to it (a user's
+    tokens and sessions, a job's starter) must survive, both ways."""
+    manage = manage_command(empty_database_url, tmp_path)
+    assert manage("db", "upgrade").returncode == 0
+    assert manage("create_usr", "ada", "a long password").returncode == 0
+    assert manage("create-token", "ada", "--name", "prometheus").returncode == 0
+    before_roles = "5b7e0c9d2a41"
+    for step in (("db", "downgrade", before_roles, "--yes"), ("db", "upgrade")):
+        result = manage(*step)
+        assert result.returncode == 0, result.stderr
+        engine = create_engine(empty_database_url)
+        try:
+            with engine.connect() as connection:
+                names = connection.exec_driver_sql("SELECT name FROM api_tokens")
+                assert names.scalars().all() == ["prometheus"], step
+        finally:
+            engine.dispose()

@@ -42,11 +42,23 @@ def run_migrations_online() -> None:
     # SQLite cannot ALTER most things; batch mode copies the table instead.
     conf_args.setdefault("render_as_batch", True)
     with database.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode drops and re-creates a table: with foreign keys on,
+            # that would cascade to every row referring to it (tokens and
+            # sessions of users, for one). Off for the migration, then checked.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection, target_metadata=database.metadata, **conf_args
         )
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            if broken:
+                raise RuntimeError(f"rows refer to missing rows: {broken[:5]}")
 
 
 include_all_models()
