@@ -177,3 +177,13 @@ def test_a_job_a_person_starts_is_recorded_and_the_schedules_are_not(
         db.session.commit()
     (job,) = events(app, domain="batch")
     assert (job.actor, job.action, job.summary) == ("ada", "create", "crawl")
+
+
+def test_a_write_that_changes_nothing_is_not_an_action(app, client, auth_headers):
+    uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
+    for _ in range(2):
+        answer = client.post(f"/api/instances/{uuid}/approve", headers=auth_headers)
+        assert answer.status_code == 200
+    approvals = events(app, domain="instances", target_type="Instance")
+    assert [event.changes for event in approvals] == [{"approved": [False, True]}]
+    assert events(app, action="approve_instance") == []

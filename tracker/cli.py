@@ -246,6 +246,7 @@ cli.add_command(create_user, "create_user")
 def set_password(username: str) -> None:
     """Set USERNAME's password (asks for it, or reads it from standard input);
     the user's signed-in sessions end."""
+    from tracker.audit.trail import record
     from tracker.auth.accounts import end_sessions
     from tracker.extensions import db as database
 
@@ -253,9 +254,48 @@ def set_password(username: str) -> None:
     password = _read_new_password()
     _check_new_password(password)
     user.set_password(password)
+    user.must_change_password = False
     ended = end_sessions(database.session, user)
+    record(database.session, "users", "set_password", "User", user.id, username)
     database.session.commit()
     click.echo(f"Changed the password of {username}; ended {ended} session(s).")
+
+
+@cli.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["viewer", "operator", "admin"]))
+@click.option(
+    "--supervisor/--no-supervisor",
+    default=None,
+    help="Grant or withdraw the permission to approve quota overrides.",
+)
+@click.option("--enable/--disable", default=None, help="Let the user sign in, or not.")
+@with_appcontext
+def set_role(
+    username: str, role: str, supervisor: bool | None, enable: bool | None
+) -> None:
+    """Give USERNAME a role (and the supervisor permission, or enable them):
+    the way back when no admin can sign in."""
+    from tracker.auth.users import change_role, set_active
+    from tracker.extensions import db as database
+    from tracker.fields import FieldError
+
+    user = _user_named(username)
+    try:
+        change_role(
+            database.session,
+            user,
+            role,
+            user.supervisor if supervisor is None else supervisor,
+        )
+        if enable is not None:
+            set_active(database.session, user, enable)
+    except FieldError as exc:
+        raise click.ClickException(f"{exc.field}: {exc.message}") from None
+    database.session.commit()
+    state = "active" if user.active else "disabled"
+    extra = " + supervisor" if user.supervisor else ""
+    click.echo(f"{username} is now {user.role}{extra}, {state}.")
 
 
 def _when(moment) -> str:
@@ -283,12 +323,12 @@ def list_users() -> None:
     rows = database.session.execute(
         select(User, live_tokens).order_by(User.username)
     ).all()
-    click.echo(f"{'USER':<24} {'ROLE':<20} {'ACTIVE':<6} {'CREATED':<20} TOKENS")
+    click.echo(f"{'USER':<24} {'ROLE':<22} {'ACTIVE':<6} {'CREATED':<20} TOKENS")
     for user, tokens in rows:
         active = "yes" if user.active else "no"
         role = user.role + (" + supervisor" if user.supervisor else "")
         click.echo(
-            f"{user.username:<24} {role:<20} {active:<6} "
+            f"{user.username:<24} {role:<22} {active:<6} "
             f"{_when(user.created):<20} {tokens}"
         )
 

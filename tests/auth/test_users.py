@@ -61,6 +61,9 @@ def test_bad_input_names_the_field_and_adds_nobody(app, client, user, login):
     assert "must be one of viewer, operator, admin" in wrong_role.get_data(as_text=True)
     taken = add_user(client, "ada", "viewer")
     assert taken.status_code == 400
+    look_alike = add_user(client, "ADA", "viewer")
+    assert look_alike.status_code == 400
+    assert "&#39;ada&#39; already exists" in look_alike.get_data(as_text=True)
     assert user_named(app, "vera") is None
 
 
@@ -91,6 +94,16 @@ def test_a_reset_password_is_shown_once_and_must_be_changed(app, client, user, l
     login("vera", temporary)
     held = client.get("/statistics")
     assert held.status_code == 302 and held.headers["Location"] == "/account"
+    kept = post(
+        client,
+        "/account/password",
+        page="/account",
+        current_password=temporary,
+        new_password=temporary,
+        confirm_password=temporary,
+    )
+    assert kept.status_code == 400
+    assert "must differ from the current one" in kept.get_data(as_text=True)
     changed = post(
         client,
         "/account/password",
@@ -208,6 +221,11 @@ def test_create_usr_makes_the_first_user_an_admin_and_takes_a_role(tmp_path):
     assert "'boss' is not one of 'viewer', 'operator', 'admin'" in wrong.stderr
     listed = manage(tmp_path, "users")
     assert "otto" in listed.stdout
+    last = manage(tmp_path, "set-role", "root", "viewer")
+    assert last.returncode == 1
+    assert "role: root is the last active admin" in last.stderr
+    promoted = manage(tmp_path, "set-role", "otto", "admin", "--supervisor")
+    assert promoted.stdout.strip() == "otto is now admin + supervisor, active."
 
 
 def test_a_viewer_is_offered_no_action_but_signing_out(app, client, user, login):

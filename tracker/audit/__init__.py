@@ -19,8 +19,9 @@ def domain_of(blueprint: str | None) -> str:
 
 
 def record_unaudited_write(response):
-    """The request net: a signed-in write that succeeded and recorded nothing
-    of its own is recorded by its route, in a transaction of its own."""
+    """The request net: a signed-in write that succeeded, wrote to the
+    database and recorded nothing of its own is recorded by its route, in a
+    transaction of its own (a refusal or a no-op is not an action)."""
     from tracker.auth.roles import PUBLIC, READ_METHODS, required_level
 
     if (
@@ -28,6 +29,7 @@ def record_unaudited_write(response):
         or request.endpoint is None
         or response.status_code >= 400
         or g.get("audited")
+        or not g.get("wrote")
         or required_level(current_app, request.endpoint, request.method) == PUBLIC
         or not current_user.is_authenticated
     ):

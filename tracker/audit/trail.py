@@ -267,8 +267,21 @@ def _tracked(instance, session: Session) -> Tracked | None:
     return tracked
 
 
+def _mark_written() -> None:
+    if has_request_context():
+        g.wrote = True
+
+
+def note_writes(execute_state) -> None:
+    """Note that the request wrote something (a do_orm_execute hook)."""
+    if execute_state.is_insert or execute_state.is_update or execute_state.is_delete:
+        _mark_written()
+
+
 def note_changes(session: Session, _flush_context, _instances) -> None:
     """Note the tracked records about to be flushed (a before_flush hook)."""
+    if session.new or session.deleted or any(map(session.is_modified, session.dirty)):
+        _mark_written()
     if not _TRACKED:
         return
     # Replaced at every flush, so a flush that failed leaves nothing behind.
@@ -309,3 +322,4 @@ def install(session: scoped_session) -> None:
     if not event.contains(session, "before_flush", note_changes):
         event.listen(session, "before_flush", note_changes)
         event.listen(session, "after_flush", write_changes)
+        event.listen(session, "do_orm_execute", note_writes)

@@ -52,6 +52,7 @@ def _page(status: int = 200, **extra):
 
 
 def _refused(exc: FieldError):
+    db.session.rollback()  # nothing of a refused change, flushed or not
     return _page(400, problem=exc)
 
 
@@ -106,6 +107,8 @@ def set_role(user_id: int):
 def set_user_active(user_id: int):
     """Disable a user (their sessions end, their tokens stop) or enable them."""
     user = db.get_or_404(User, user_id)
+    if request.form.get("active") not in ("true", "false"):
+        return _refused(FieldError("active", "must be true or false"))
     active = request.form.get("active") == "true"
     try:
         set_active(db.session, user, active)

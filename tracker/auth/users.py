@@ -27,9 +27,12 @@ def role_value(role: str) -> str:
 def username_value(session: Session, username: str) -> str:
     if not USERNAME_PATTERN.match(username or ""):
         raise FieldError("username", "use 1 to 80 letters, digits or . _ @ -")
-    taken = session.scalar(select(User.id).where(User.username == username))
+    # Told apart by case, two names would look alike in lists and the trail.
+    taken = session.scalar(
+        select(User.username).where(func.lower(User.username) == username.lower())
+    )
     if taken is not None:
-        raise FieldError("username", f"{username!r} already exists")
+        raise FieldError("username", f"{taken!r} already exists")
     return username
 
 
@@ -64,10 +67,14 @@ def create_user(
 
 
 def _other_active_admins(session: Session, user: User) -> int:
-    return session.scalar(
-        select(func.count(User.id)).where(
-            User.role == ADMIN, User.active.is_(True), User.id != user.id
-        )
+    # Locked (PostgreSQL) so two admins demoting each other at once cannot
+    # both pass; SQLite lets one writer at a time anyway.
+    return len(
+        session.scalars(
+            select(User.id)
+            .where(User.role == ADMIN, User.active.is_(True), User.id != user.id)
+            .with_for_update()
+        ).all()
     )
 
 
@@ -76,12 +83,24 @@ def _keep_an_admin(session: Session, user: User, field: str) -> None:
         raise FieldError(field, f"{user.username} is the last active admin")
 
 
+def _an_admin_remains(session: Session, field: str) -> None:
+    """Checked again once the change is written (and the write lock held), so
+    that two admins demoting each other at once cannot both pass."""
+    session.flush()
+    remaining = session.scalar(
+        select(func.count(User.id)).where(User.role == ADMIN, User.active.is_(True))
+    )
+    if not remaining:
+        raise FieldError(field, "this would leave no active admin")
+
+
 def change_role(session: Session, user: User, role: str, supervisor: bool) -> None:
     role = role_value(role)
     if role != ADMIN:
         _keep_an_admin(session, user, "role")
     user.role = role
     user.supervisor = supervisor
+    _an_admin_remains(session, "role")
 
 
 def set_active(session: Session, user: User, active: bool) -> int:
@@ -89,6 +108,7 @@ def set_active(session: Session, user: User, active: bool) -> int:
     if not active:
         _keep_an_admin(session, user, "active")
     user.active = active
+    _an_admin_remains(session, "active")
     return 0 if active else end_sessions(session, user)
 
 
@@ -105,3 +125,4 @@ def reset_password(session: Session, user: User) -> str:
 def delete_user(session: Session, user: User) -> None:
     _keep_an_admin(session, user, "user")
     session.delete(user)
+    _an_admin_remains(session, "user")

@@ -158,6 +158,11 @@ def change_password():
     if not current_user.check_password(form.current_password.data):
         form.current_password.errors.append(_("The current password is wrong."))
         return _account_page(form, 400)
+    if form.new_password.data == form.current_password.data:
+        form.new_password.errors.append(
+            _("The new password must differ from the current one.")
+        )
+        return _account_page(form, 400)
     min_length = current_app.config["PASSWORD_MIN_LENGTH"]
     if password_problem(form.new_password.data, min_length) is not None:
         form.new_password.errors.append(

@@ -1,5 +1,5 @@
 /* Small behaviours of the dashboard pages: progress of background jobs,
-   showing and hiding crawled columns, confirming dangerous buttons. */
+   showing and hiding crawled columns. */
 (function () {
   "use strict";
 
@@ -51,11 +51,6 @@
     apply();
   }
 
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
-    });
-  });
   // Bulk actions: a header box ticks every row; deleting asks first.
   document.querySelectorAll("input.select-all").forEach(function (all) {
     all.addEventListener("change", function () {

@@ -1,8 +1,15 @@
-/* The top navigation folds behind a menu button on narrow screens: this marks
-   the bar collapsible (without JavaScript its entries wrap instead) and keeps
-   the button's aria-expanded in step with the menu. */
+/* On every page: a form with data-confirm asks first; the top navigation
+   folds behind a menu button on narrow screens: this marks the bar
+   collapsible (without JavaScript its entries wrap instead) and keeps the
+   button's aria-expanded in step with the menu. */
 (function () {
   "use strict";
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
+    });
+  });
 
   var bar = document.querySelector(".topbar");
   var toggle = bar && bar.querySelector(".menu-toggle");
