@@ -95,6 +95,9 @@ def test_the_page_shows_the_button_and_signs_out_as_usual(provider, sso_client):
     assert 'href="/login/oidc?next=/batch"' in page
     assert 'name="password"' in page  # passwords too, by default
     sso_sign_in(sso_client)
+    account = sso_client.get("/account").get_data(as_text=True)
+    assert "You sign in with Test ID and have no password here." in account
+    assert 'name="current_password"' not in account
     Login(sso_client).logout()
     assert not signed_in(sso_client)
 
