@@ -63,9 +63,9 @@ def signed_in(client) -> bool:
 
 def test_sign_in_creates_the_user_with_the_mapped_role(provider, sso_client, sso_db):
     provider.claims["groups"] = ["staff", "operations", "visitors"]
-    answer = sso_sign_in(sso_client, next_path="/batch")
+    answer = sso_sign_in(sso_client, next_path="/batch-operations")
     assert answer.status_code == 302
-    assert answer.headers["Location"] == "/batch"
+    assert answer.headers["Location"] == "/batch-operations"
     assert users(sso_db) == [("grace", "operator", False, "248289761001")]
     assert sso_db.count(UserSession) == 1
     assert signed_in(sso_client)
@@ -90,9 +90,9 @@ def test_sign_in_creates_the_user_with_the_mapped_role(provider, sso_client, sso
 
 
 def test_the_page_shows_the_button_and_signs_out_as_usual(provider, sso_client):
-    page = sso_client.get("/login?next=/batch").get_data(as_text=True)
+    page = sso_client.get("/login?next=/batch-operations").get_data(as_text=True)
     assert "Sign in with Test ID" in page
-    assert 'href="/login/oidc?next=/batch"' in page
+    assert 'href="/login/oidc?next=/batch-operations"' in page
     assert 'name="password"' in page  # passwords too, by default
     sso_sign_in(sso_client)
     account = sso_client.get("/account").get_data(as_text=True)
@@ -270,6 +270,18 @@ def test_a_callback_with_another_state_or_in_another_browser_is_refused(
     assert users(sso_db) == []
     assert sso_db.count(UserSession) == 0
     assert provider.token_requests == []  # the code never left the tracker
+
+
+def test_a_sign_in_over_another_ends_the_first_session(
+    provider, sso_client, sso_db, user
+):
+    callback = at_provider(start_sso(sso_client).headers["Location"])
+    Login(sso_client)()  # signed in with a password meanwhile
+    assert sso_db.count(UserSession) == 1
+    assert sso_client.get(callback).status_code == 302
+    with sso_db.session() as session:
+        (only,) = session.scalars(select(UserSession))
+        assert only.user.username == "grace"
 
 
 def test_next_must_stay_on_the_site(provider, sso_client):

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tracker.audit.trail import set_actor
 from tracker.auth import SESSION_KEY
-from tracker.auth.accounts import start_session
+from tracker.auth.accounts import end_session, start_session
 from tracker.auth.oidc import RoleRules, SignInRefused, claim_values, sso_user
 from tracker.auth.roles import PUBLIC, access
 from tracker.auth.views import safe_next
@@ -172,6 +172,7 @@ def _verified_claims(client) -> dict:
 def _start_session(claims: dict, rules: RoleRules):
     user = sso_user(db.session, claims, rules)
     set_actor(db.session, user.id, user.username, "sso")
+    end_session(db.session, session.get(SESSION_KEY))  # whoever was signed in
     key = start_session(db.session, user)
     db.session.commit()
     return user, key
