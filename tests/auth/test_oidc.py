@@ -118,6 +118,11 @@ def test_a_changed_claim_changes_the_role_at_the_next_sign_in(
     sso_sign_in(sso_client)
     assert users(sso_db) == [("grace", "viewer", False, "248289761001")]
     assert sso_client.get("/users").status_code == 403
+    provider.claims["groups"] = ["tracker-admins"]
+    Login(sso_client).logout()
+    sso_sign_in(sso_client)
+    page = sso_client.get("/users").get_data(as_text=True)
+    assert "Signs in with Test ID; the role is set again at each sign-in." in page
     with sso_db.session() as session:
         changes = [
             event.changes["role"]
@@ -128,7 +133,11 @@ def test_a_changed_claim_changes_the_role_at_the_next_sign_in(
             )
             if "role" in event.changes
         ]
-    assert changes == [["admin", "operator"], ["operator", "viewer"]]
+    assert changes == [
+        ["admin", "operator"],
+        ["operator", "viewer"],
+        ["viewer", "admin"],
+    ]
 
 
 def test_a_role_claim_in_userinfo_alone_counts(provider, sso_client, sso_db):
@@ -324,3 +333,30 @@ def test_single_sign_on_off_shows_no_button_and_has_no_routes(client):
     assert "/login/oidc" not in client.get("/login").get_data(as_text=True)
     assert client.get("/login/oidc").status_code == 404
     assert client.get("/login/oidc/callback?code=x&state=y").status_code == 404
+
+
+def test_claim_values_and_names_are_read_with_care():
+    from tracker.auth.oidc import RoleRules, assigned_role, claim_values, username_base
+
+    url_claim = "https://tracker.example.org/roles"
+    assert claim_values({url_claim: ["ops"]}, url_claim) == ["ops"]
+    assert claim_values({"groups": ["ops", 3, None]}, "groups") == ["ops"]
+    assert claim_values({"realm_access": "ops"}, "realm_access.roles") == []
+    rules = RoleRules("groups", {"a": "admin", "s": "supervisor", "v": "viewer"}, None)
+    assert assigned_role({"groups": ["v", "s"]}, rules) == ("operator", True)
+    assert assigned_role({"groups": ["a", "s"]}, rules) == ("admin", True)
+    assert assigned_role({"groups": "nothing"}, rules) is None
+    assert username_base({"preferred_username": " ..//"}) == "user"
+    assert len(username_base({"preferred_username": "x" * 300})) == 80
+
+
+def test_a_long_taken_name_stays_within_the_limit(db):
+    from tracker.auth.oidc import free_username
+
+    long_name = "x" * 80
+    with db.session() as session:
+        session.add(User(username=long_name, password_hash=""))
+        session.add(User(username="x" * 78 + "-2", password_hash=""))
+        session.commit()
+        assert free_username(session, long_name) == "x" * 78 + "-3"
+        assert free_username(session, "x_%") == "x_%"
