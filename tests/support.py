@@ -164,6 +164,8 @@ def chunked_request(path: str, chunk_size_line: bytes) -> bytes:
 
 # Pages that only a signed-out visitor sees.
 SIGNED_OUT_ENDPOINTS = {"auth.login"}
+# Single sign-on's way to the provider and back: redirects, 404 while it is off.
+NOT_PAGES = {"oidc.login", "oidc.callback"}
 
 
 def page_paths(app, ids: dict) -> dict[str, str]:
@@ -177,6 +179,7 @@ def page_paths(app, ids: dict) -> dict[str, str]:
                 "GET" not in rule.methods
                 or blueprint.endswith("_api")
                 or rule.endpoint == "static"
+                or rule.endpoint in NOT_PAGES
                 or rule.endpoint.endswith(".static")
                 or rule.rule.startswith("/api/")
                 or rule.rule.endswith((".csv", ".jsonl"))  # a download, not a page

@@ -156,6 +156,20 @@ BAD_SETTINGS = [
     ("NOTIFICATION_BACKOFF_SECONDS", 0, "an integer from 1 to"),
     ("NOTIFICATION_DAYS", 0, "an integer from 1 to"),
     ("BATCH_OPERATION_DAYS", 0, "an integer from 1 to 36500"),
+    ("OIDC_ISSUER", "http://id.example.org", "http:// only on a loopback address"),
+    ("OIDC_ISSUER", "https://id.example.org/?realm=ops", "an https:// issuer URL"),
+    ("OIDC_ISSUER", "id.example.org", "an https:// issuer URL"),
+    ("OIDC_PROVIDER_NAME", "", "a non-empty string"),
+    ("OIDC_CLIENT_ID", 42, "a string"),
+    ("OIDC_CLIENT_SECRET", 42, "OIDC_CLIENT_SECRET = <hidden> is invalid"),
+    ("OIDC_SCOPES", "profile email", "a space-separated list of scopes including"),
+    ("OIDC_SCOPES", 'openid "email"', "a space-separated list of scopes including"),
+    ("OIDC_ROLE_CLAIM", "", "a non-empty string"),
+    ("OIDC_ROLE_MAP", {"ops": "root"}, "a dict of claim value -> one of 'viewer'"),
+    ("OIDC_ROLE_MAP", ["ops"], "a dict of claim value"),
+    ("OIDC_DEFAULT_ROLE", "guest", "one of 'viewer', 'operator', 'admin'"),
+    ("OIDC_ALLOW_PASSWORDS", "no", "True or False"),
+    ("OIDC_TIMEOUT", 0, "a number from 0.5 to 120"),
 ]
 
 
@@ -177,6 +191,31 @@ def test_every_core_setting_has_a_failing_case():
     tested = {key for key, _, _ in BAD_SETTINGS}
     every = (*CORE_SETTINGS, *REGISTRY_SETTINGS, *NOTIFICATION_SETTINGS)
     assert {s.name for s in every} <= tested
+
+
+def test_single_sign_on_settings_go_together(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        build(tmp_path, {"OIDC_ISSUER": "https://id.example.org"})
+    assert str(info.value).startswith("OIDC_CLIENT_ID = None is invalid: must be")
+    assert "\n" not in str(info.value)
+    with pytest.raises(SettingsError) as info:
+        build(tmp_path, {"OIDC_ALLOW_PASSWORDS": False})
+    assert str(info.value).startswith("OIDC_ALLOW_PASSWORDS = False is invalid")
+    app = build(
+        tmp_path,
+        environ={
+            "TRACKER_OIDC_ISSUER": "http://127.0.0.1:8080/realms/ops",
+            "TRACKER_OIDC_CLIENT_ID": "tracker",
+            "TRACKER_OIDC_ROLE_MAP": "{'ops-admins': 'admin'}",
+            "TRACKER_OIDC_DEFAULT_ROLE": "viewer",
+            "TRACKER_OIDC_ALLOW_PASSWORDS": "False",
+            "TRACKER_OIDC_SCOPES": "openid groups",
+        },
+    )
+    assert app.config["OIDC_ROLE_MAP"] == {"ops-admins": "admin"}
+    assert app.config["OIDC_DEFAULT_ROLE"] == "viewer"
+    assert app.config["OIDC_ALLOW_PASSWORDS"] is False
+    assert app.config["OIDC_SCOPES"] == "openid groups"
 
 
 def test_a_crawl_timeout_longer_than_the_interval_is_refused(tmp_path):

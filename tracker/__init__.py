@@ -19,6 +19,7 @@ from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.notifications.settings import CHECKS as NOTIFICATION_CHECKS
 from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
 from tracker.settings import (
+    CORE_CHECKS,
     CORE_SETTINGS,
     REGISTRY,
     CrossCheck,
@@ -51,7 +52,7 @@ def create_app(
     # The registry is always on; the other domains as DOMAINS says.
     parts = [importlib.import_module(name) for name in (REGISTRY, *layers.domains())]
     specs: list[Setting] = [*CORE_SETTINGS, *NOTIFICATION_SETTINGS]
-    checks: list[CrossCheck] = [*NOTIFICATION_CHECKS]
+    checks: list[CrossCheck] = [*CORE_CHECKS, *NOTIFICATION_CHECKS]
     for part in parts:
         part_settings = importlib.import_module(f"{part.__name__}.settings")
         specs.extend(part_settings.SETTINGS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import ipaddress
 import os
+import re
 import secrets
 import time
 import zoneinfo
@@ -17,11 +18,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
 from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from tracker.auth.roles import ROLES
 
 ENV_PREFIX = "TRACKER_"
 SETTINGS_FILE_ENV = "TRACKER_SETTINGS"
@@ -290,6 +294,54 @@ def schedule_seconds(schedule: Any) -> float | None:
     return run_every.total_seconds() if isinstance(run_every, timedelta) else None
 
 
+LOOPBACK_HOSTS = ("localhost",)
+# What an OIDC_ROLE_MAP value may be: a role, or the supervisor permission
+# (which comes with the operator role).
+SUPERVISOR = "supervisor"
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def _loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def oidc_issuer(value: Any) -> str | None:
+    """None (single sign-on off) or an https:// issuer URL; http:// only on a
+    loopback address, for trying it out."""
+    if value is None:
+        return None
+    shape = "an https:// issuer URL such as 'https://id.example.org/realms/ops'"
+    parts = urlsplit(string(500)(value))
+    if not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise Invalid(shape)
+    if parts.scheme == "http" and _loopback(parts.hostname):
+        return value
+    if parts.scheme != "https":
+        raise Invalid(f"{shape} (http:// only on a loopback address)")
+    return value
+
+
+def oidc_scopes(value: Any) -> str:
+    scopes = string(500)(value).split()
+    if "openid" not in scopes or not all(SCOPE_TOKEN.match(s) for s in scopes):
+        raise Invalid("a space-separated list of scopes including 'openid'")
+    return " ".join(dict.fromkeys(scopes))
+
+
+def oidc_role_map(value: Any) -> dict[str, str]:
+    choices = ", ".join(repr(r) for r in (*ROLES, SUPERVISOR))
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k and v in (*ROLES, SUPERVISOR) for k, v in value.items()
+    ):
+        raise Invalid(f"a dict of claim value -> one of {choices}")
+    return dict(value)
+
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", None, optional(string(500)), secret=True),
     Setting("APP_NAME", "Instance Tracker", string(100)),
@@ -316,10 +368,37 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_ITEM_DAYS", 30, integer(1, 36500)),
     Setting("METRICS_ALLOW_NETWORKS", DEFAULT_METRICS_NETWORKS, networks),
     Setting("BATCH_OPERATION_DAYS", 180, integer(1, 36500)),
+    Setting("OIDC_ISSUER", None, oidc_issuer),
+    Setting("OIDC_PROVIDER_NAME", "OpenID Connect", string(60)),
+    Setting("OIDC_CLIENT_ID", None, optional(string(200))),
+    Setting("OIDC_CLIENT_SECRET", None, optional(string(500)), secret=True),
+    Setting("OIDC_SCOPES", "openid profile email", oidc_scopes),
+    Setting("OIDC_ROLE_CLAIM", "groups", string(200)),
+    Setting("OIDC_ROLE_MAP", {}, oidc_role_map),
+    Setting("OIDC_DEFAULT_ROLE", None, optional(one_of(*ROLES))),
+    Setting("OIDC_ALLOW_PASSWORDS", True, boolean),
+    Setting("OIDC_TIMEOUT", 10, number(0.5, 120)),
 )
 
 # A check of several settings together: raises SettingsError naming the first.
 CrossCheck = Callable[[dict[str, Any]], None]
+
+
+def check_single_sign_on(values: dict[str, Any]) -> None:
+    """Single sign-on needs a client id; turning passwords off needs it on."""
+    if values["OIDC_ISSUER"] is not None and values["OIDC_CLIENT_ID"] is None:
+        raise SettingsError(
+            "OIDC_CLIENT_ID = None is invalid: must be the client id registered "
+            "at the provider when OIDC_ISSUER is set"
+        )
+    if values["OIDC_ISSUER"] is None and not values["OIDC_ALLOW_PASSWORDS"]:
+        raise SettingsError(
+            "OIDC_ALLOW_PASSWORDS = False is invalid: must be True unless "
+            "OIDC_ISSUER is set (no one could sign in)"
+        )
+
+
+CORE_CHECKS: tuple[CrossCheck, ...] = (check_single_sign_on,)
 
 
 # --- loading ---

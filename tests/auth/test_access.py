@@ -53,6 +53,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("sync_api.position", "POST"): PUBLIC,
     ("auth.login", "GET"): PUBLIC,
     ("auth.login", "POST"): PUBLIC,
+    ("oidc.login", "GET"): PUBLIC,  # single sign-on: the provider vouches
+    ("oidc.callback", "GET"): PUBLIC,
     ("monitoring.healthz", "GET"): PUBLIC,
     ("monitoring.readyz", "GET"): PUBLIC,
     ("monitoring.metrics", "GET"): PUBLIC,  # METRICS_ALLOWED_NETWORKS guards it

@@ -90,7 +90,7 @@ def init_app(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
 
     from tracker.audit.trail import track
-    from tracker.auth import roles, user_views
+    from tracker.auth import oidc_views, roles, user_views
     from tracker.auth.accounts import prune_sessions
     from tracker.auth.models import ApiToken, User
     from tracker.auth.tokens import load_user_from_request
@@ -104,12 +104,21 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(unauthorized)
     app.register_blueprint(bp)
     app.register_blueprint(user_views.bp)
+    app.register_blueprint(oidc_views.bp)
+    oidc_views.register_client(app)
     roles.init_app(app)
     app.before_request_funcs[None].insert(1, require_new_password)
     track(
         User,
         "users",
-        ("username", "role", "supervisor", "active", "must_change_password"),
+        (
+            "username",
+            "role",
+            "supervisor",
+            "active",
+            "must_change_password",
+            "oidc_subject",
+        ),
     )
     track(ApiToken, "users", ("user_id", "name", "expires", "revoked", "read_only"))
     add_navigation(app, "users.index", _l("Users"), 990)

@@ -32,6 +32,9 @@ class User(UserMixin, db.Model):
     must_change_password: Mapped[bool] = mapped_column(
         default=False, server_default=false()
     )
+    # The OpenID Connect subject ("sub") of a user who signs in by single
+    # sign-on: who they are at the provider, whatever their user name here.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

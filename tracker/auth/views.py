@@ -90,7 +90,8 @@ def login():
             safe_next(request.args.get("next")) or url_for("instances.index")
         )
     form = LoginForm()
-    if form.validate_on_submit():
+    passwords = current_app.config["OIDC_ALLOW_PASSWORDS"]
+    if passwords and form.validate_on_submit():
         user = authenticate(
             db.session,
             form.username.data,
@@ -104,10 +105,28 @@ def login():
             return redirect(
                 safe_next(request.args.get("next")) or url_for("instances.index")
             )
+    if request.method == "POST" and not passwords:
+        flash(_("Signing in with a password is off here."), "error")
+        return _login_page(form, 403)
     if request.method == "POST":
         g.sign_in_failed = True
         flash(_("Wrong user name or password."), "error")
-    return render_template("auth/login.html", form=form)
+    return _login_page(form)
+
+
+def _login_page(form: LoginForm, status: int = 200):
+    from tracker.auth.oidc_views import sso_enabled
+
+    page = render_template(
+        "auth/login.html",
+        form=form,
+        passwords=current_app.config["OIDC_ALLOW_PASSWORDS"],
+        sso_provider=current_app.config["OIDC_PROVIDER_NAME"]
+        if sso_enabled()
+        else None,
+        next_path=safe_next(request.args.get("next")),
+    )
+    return page, status
 
 
 @bp.post("/logout")
