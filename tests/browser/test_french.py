@@ -26,7 +26,7 @@ PLACEHOLDER = re.compile(r"(%\([a-z_]+\)[sd])")
 # A number in any locale's digits and separators; any text for the rest.
 NUMBER = r"[0-9][0-9\s.,\u202f\xa0]*"
 # What the seeded data itself says, which is not interface text.
-DATA = {"all"}
+DATA = {"all", "Users"}  # "Users": a seeded crawled field named users
 # Every visible text node, and the texts of titles, placeholders and labels.
 TEXTS = """() => {
   const texts = [document.title];
