@@ -7,14 +7,20 @@ transaction, so a crash at any point leaves every transaction applied once or
 not at all. A transaction whose parent record has not arrived (say, from
 another device) is parked, and so are later ones of the same record; the rest
 go on, and parked ones are retried after every pass.
+
+Each record remembers which change set each of its fields last. When a change
+sets a field that another producer set last, to another value, and the two are
+concurrent (each was made, by its device's clock, before the other was applied
+here: neither device could have seen the other's value), the change is applied
+as any other and a conflict keeps both sides (``SyncConflict``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -30,14 +36,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from sync.models import (
     APPLIED,
     HELD,
+    OPEN,
     PARKED,
     QUARANTINED,
     IncomingTransaction,
+    SyncConflict,
     SyncProducer,
     SyncRecord,
 )
@@ -47,15 +56,11 @@ from tracker.db_types import utcnow
 
 Key = tuple[str, str]  # (model, canonical JSON natural key)
 KEYS_PER_QUERY = 400
-RECORD_VALUES = (
-    "fields",
-    "parents",
-    "schema_version",
-    "version",
-    "producer_id",
-    "sequence",
-    "updated",
-)
+# Two runs of different producers that write the same record at once: the
+# later waits for the earlier's row lock, or its insert of the same new key
+# fails; the run is then tried again, and sees the other's records.
+RUN_ATTEMPTS = 5
+RETRIED_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
 @dataclass
@@ -71,6 +76,8 @@ class Entry:
     schema_version: int = 1
     producer_id: int | None = None
     sequence: int = 0
+    # field -> [producer row id, sequence, made ms, applied ms] of its last change
+    changes: dict[str, list[int]] | None = None
 
 
 @dataclass
@@ -80,6 +87,7 @@ class ApplyTotals:
     quarantined: int = 0
     unparked: int = 0
     held: int = 0
+    conflicts: int = 0
 
     def add(self, other: ApplyTotals) -> None:
         self.applied += other.applied
@@ -87,11 +95,14 @@ class ApplyTotals:
         self.quarantined += other.quarantined
         self.unparked += other.unparked
         self.held += other.held
+        self.conflicts += other.conflicts
 
 
-def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[str]):
-    """The id, natural key, version and creation time of MODEL's records with
-    one of NATURAL_KEYS.
+def _stored_records(
+    table: Table, dialect: str, model: str, natural_keys: list[str], lock: bool
+):
+    """MODEL's records with one of NATURAL_KEYS, row-locked on PostgreSQL when
+    ``lock`` is set (SQLite has one writer at a time already).
 
     On PostgreSQL, one probe of the unique index per key (a lateral subquery
     with LIMIT 1 is not flattened into a join), a plan that needs no
@@ -108,6 +119,7 @@ def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[s
         table.c.fields,
         table.c.parents,
         table.c.schema_version,
+        table.c.changes,
     )
     if dialect != "postgresql":
         return select(*columns).where(
@@ -122,8 +134,10 @@ def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[s
         select(*columns)
         .where(table.c.model == model, table.c.natural_key == wanted.c.natural_key)
         .limit(1)
-        .lateral("probe")
     )
+    if lock:
+        probe = probe.with_for_update()
+    probe = probe.lateral("probe")
     return select(probe).select_from(wanted).join(probe, true())
 
 
@@ -140,8 +154,15 @@ class RecordState:
         self.original: dict[Key, Entry | None] = {}
         self.current: dict[Key, Entry | None] = {}
 
-    def load(self, keys: Iterable[Key]) -> None:
-        wanted = sorted({key for key in keys if key not in self.original})
+    def load(self, written: Iterable[Key], read: Iterable[Key] = ()) -> None:
+        """Load the records the run may write (locked) and those it only
+        reads (its changes' parents)."""
+        locked = {key for key in written if key not in self.original}
+        unlocked = {key for key in read if key not in self.original} - locked
+        for keys, lock in ((locked, True), (unlocked, False)):
+            self._load(sorted(keys), lock)
+
+    def _load(self, wanted: list[Key], lock: bool) -> None:
         for key in wanted:
             self.original[key] = None
         by_model: dict[str, list[str]] = {}
@@ -153,7 +174,7 @@ class RecordState:
             for start in range(0, len(natural_keys), KEYS_PER_QUERY):
                 part = natural_keys[start : start + KEYS_PER_QUERY]
                 for row in self.session.execute(
-                    _stored_records(table, dialect, model, part)
+                    _stored_records(table, dialect, model, part, lock)
                 ):
                     self.original[(model, row.natural_key)] = Entry(
                         row.id,
@@ -162,6 +183,7 @@ class RecordState:
                         row.fields,
                         row.parents or {},
                         row.schema_version,
+                        changes=row.changes,
                     )
         for key in wanted:
             self.current[key] = self.original[key]
@@ -189,6 +211,7 @@ class RecordState:
                 "version": entry.version,
                 "producer_id": entry.producer_id,
                 "sequence": entry.sequence,
+                "changes": entry.changes,
                 "updated": now,
             }
             if before is None:
@@ -238,6 +261,8 @@ class Change:
     previous: Key | None
     created: datetime
     parent_keys: list[tuple[str, dict[str, Any], Key]]
+    # Device-local columns (a primary key): never a conflict between devices.
+    local_fields: frozenset[str] = frozenset()
 
     @classmethod
     def read(cls, row: Any) -> Change:
@@ -259,20 +284,95 @@ class Change:
                 (name, parent, _reference_key(parent))
                 for name, parent in parents.items()
             ],
+            frozenset(payload.get("local_fields", ())),
         )
 
-    def touched_keys(self) -> list[Key]:
-        keys = [self.key]
-        if self.previous:
-            keys.append(self.previous)
-        keys.extend(key for _, _, key in self.parent_keys)
-        return keys
+    def written_keys(self) -> list[Key]:
+        return [self.key, self.previous] if self.previous else [self.key]
+
+    def parent_records(self) -> list[Key]:
+        return [key for _, _, key in self.parent_keys]
 
 
-def _apply_change(
-    state: RecordState, change: Change, producer_id: int, blocked: dict[Key, int]
-) -> str | None:
+def milliseconds(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def moment_of(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
+
+
+@dataclass
+class Run:
+    """What one pass applies with: its producer, its time, what it found."""
+
+    producer_id: int
+    blocked: dict[Key, int]
+    now: datetime
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def now_ms(self) -> int:
+        return milliseconds(self.now)
+
+
+def _same(before: Any, after: Any) -> bool:
+    # JSON values: 1 and true are equal in Python, not in JSON.
+    return before == after and type(before) is type(after)
+
+
+def _note_conflicts(
+    run: Run, existing: Entry, change: Change, stamp: list[int]
+) -> dict[str, list[int]]:
+    """The record's field stamps after ``change``; each field it sets that
+    another producer set last, concurrently and to another value, is noted as a
+    conflict."""
+    changes = dict(existing.changes or {})
+    fields, parents = existing.fields or {}, existing.parents or {}
+    for name, value in change.fields.items():
+        last = changes.get(name)
+        changes[name] = stamp
+        if (
+            last is None
+            or last[0] == run.producer_id
+            or name in change.local_fields
+            # Concurrent: each made before the other was applied here.
+            or not (stamp[2] < last[3] and last[2] < stamp[3])
+        ):
+            continue
+        before, after = parents.get(name), change.parents.get(name)
+        if before is not None or after is not None:
+            # A parent's local id differs between devices; its natural key not.
+            if before == after:
+                continue
+        elif _same(fields.get(name), value):
+            continue
+        run.conflicts.append(
+            {
+                "model": change.model,
+                "natural_key": change.key[1],
+                "field": name,
+                "applied_value": value,
+                "applied_parent": after,
+                "applied_producer_id": run.producer_id,
+                "applied_sequence": change.sequence,
+                "applied_made": change.created,
+                "other_value": fields.get(name),
+                "other_parent": before,
+                "other_producer_id": last[0],
+                "other_sequence": last[1],
+                "other_made": moment_of(last[2]),
+                "other_applied": moment_of(last[3]),
+                "detected": run.now,
+                "status": OPEN,
+            }
+        )
+    return changes
+
+
+def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
     """Apply one change to ``state``; return why it must wait, or None."""
+    blocked = run.blocked
     for key in (change.key, change.previous):
         if key in blocked:
             return f"waits for parked transaction {blocked[key]} of the same record"
@@ -292,6 +392,7 @@ def _apply_change(
         if moved is not None:
             state.set(change.previous, None)
             existing = moved
+    stamp = [run.producer_id, change.sequence, milliseconds(change.created), run.now_ms]
     if existing is None:
         state.set(
             change.key,
@@ -302,8 +403,9 @@ def _apply_change(
                 change.fields,
                 change.parents,
                 change.schema_version,
-                producer_id,
+                run.producer_id,
                 change.sequence,
+                dict.fromkeys(change.fields, stamp),
             ),
         )
         return None
@@ -317,8 +419,9 @@ def _apply_change(
             fields,
             parents,
             max(existing.schema_version, change.schema_version),
-            producer_id,
+            run.producer_id,
             change.sequence,
+            _note_conflicts(run, existing, change, stamp),
         ),
     )
     return None
@@ -349,10 +452,14 @@ def _apply_run(
     totals.held = sum(row.status == HELD for row in rows)
     totals.quarantined = len(rows) - len(changes) - totals.held
     state = RecordState(session)
-    state.load(key for change in changes for key in change.touched_keys())
+    state.load(
+        (key for change in changes for key in change.written_keys()),
+        (key for change in changes for key in change.parent_records()),
+    )
+    run = Run(producer_id, blocked, utcnow())
     applied, parked = [], []
     for change in changes:
-        reason = _apply_change(state, change, producer_id, blocked)
+        reason = _apply_change(state, change, run)
         if reason is None:
             applied.append({"row_id": change.row_id})
         else:
@@ -360,9 +467,12 @@ def _apply_run(
             for key in (change.key, change.previous):
                 if key is not None:
                     blocked.setdefault(key, change.sequence)
-    state.write(utcnow())
+    state.write(run.now)
+    if run.conflicts:
+        session.execute(insert(SyncConflict.__table__), run.conflicts)
     totals.applied = len(applied)
     totals.parked = len(parked)
+    totals.conflicts = len(run.conflicts)
     return applied, parked, totals
 
 
@@ -461,7 +571,7 @@ def retry_parked(session: Session, producer_id: int) -> ApplyTotals:
     ).all()
     applied, parked, totals = _apply_run(session, rows, producer_id, {})
     _set_statuses(session, producer_id, rows, applied, parked, utcnow())
-    return ApplyTotals(unparked=totals.applied)
+    return ApplyTotals(unparked=totals.applied, conflicts=totals.conflicts)
 
 
 def producers_with_parked(session: Session) -> list[int]:
@@ -483,12 +593,38 @@ def producers_behind(session: Session) -> list[int]:
     )
 
 
+def _met_another_run(exc: Exception) -> bool:
+    """Whether a pass failed only because another pass wrote the same record
+    at the same moment (the same new key, a deadlock of row locks)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRIED_STATES
+
+
+def committed(
+    session: Session, commit: Callable[[], None], step: Callable[[], ApplyTotals]
+) -> ApplyTotals:
+    """Run one pass and commit it; a pass that met another at the same record
+    is rolled back and run again, when the other's records are there to see."""
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        try:
+            totals = step()
+            commit()
+            return totals
+        except DBAPIError as exc:
+            session.rollback()
+            if attempt == RUN_ATTEMPTS or not _met_another_run(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 def retry_all_parked(session: Session, commit: Callable[[], None]) -> ApplyTotals:
     """Retry every producer's parked transactions, committing after each."""
     totals = ApplyTotals()
     for producer_id in producers_with_parked(session):
-        totals.add(retry_parked(session, producer_id))
-        commit()
+        totals.add(
+            committed(session, commit, lambda p=producer_id: retry_parked(session, p))
+        )
     return totals
 
 
@@ -504,8 +640,9 @@ def apply_producer(
     parked (a new record may be the parent they wait for)."""
     totals = ApplyTotals()
     while True:
-        run = apply_next_run(session, producer_id, run_size)
-        commit()
+        run = committed(
+            session, commit, lambda: apply_next_run(session, producer_id, run_size)
+        )
         if not (run.applied or run.parked or run.quarantined or run.held):
             break
         totals.add(run)

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from sync.conflicts import open_conflict_total
 from sync.deliveries import (
     AlreadyImported,
     DeliverySettings,
@@ -208,7 +209,7 @@ def status() -> None:
         return
     click.echo(
         f"{'producer':<24} {'received':>9} {'applied':>9} {'lag':>7} {'parked':>7}"
-        f" {'quar.':>6} {'held':>6} {'rej.':>5}  last contact"
+        f" {'quar.':>6} {'held':>6} {'rej.':>5} {'confl.':>6}  last contact"
     )
     held = 0
     for row in rows:
@@ -218,12 +219,20 @@ def status() -> None:
             f"{row['producer_id']:<24} {row['received_through']:>9}"
             f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['held']:>6} {row['rejected']:>5}"
+            f" {row['conflicts']:>6}"
             f"  {contact.isoformat() if contact else 'never'}"
         )
         for first, last in row["missing"]:
             click.echo(f"  missing {first}-{last}")
     if held:
         click.echo(f"warning: {held_warning(held, allowed)}", err=True)
+    conflicts = open_conflict_total(db.session)
+    if conflicts:
+        click.echo(
+            f"warning: {conflicts} open conflicts (a field two producers changed"
+            " concurrently): resolve them on the Sync page's Conflicts",
+            err=True,
+        )
 
 
 @group.command("link")

@@ -75,6 +75,11 @@ def _reply(
             f"{len(receipt.quarantined)} transactions were quarantined: see"
             " their reasons; manage.py sync reapply retries them once fixed"
         )
+    if totals.conflicts:
+        warnings.append(
+            f"{totals.conflicts} changes conflict with another producer's change of"
+            " the same field (they were applied; see the server's Conflicts page)"
+        )
     return {
         "producer": producer.producer_id,
         "first_sequence": bundle.first_sequence,
@@ -89,6 +94,7 @@ def _reply(
         "applied_through": producer.applied_through,
         "applied": totals.applied + totals.unparked,
         "parked": totals.parked,
+        "conflicts": totals.conflicts,
         "warnings": warnings,
     }
 

@@ -77,6 +77,9 @@ def _payload_text(transaction: dict[str, Any], encryption_key: str | None) -> st
     previous = payload.get("previous_natural_key")
     if previous is not None and not (isinstance(previous, list) and previous):
         raise InvalidPayload("previous_natural_key must be a non-empty list")
+    local = payload.get("local_fields", [])
+    if not isinstance(local, list) or not all(isinstance(n, str) for n in local):
+        raise InvalidPayload("local_fields must be a list of field names")
     return text
 
 

@@ -66,8 +66,9 @@ TRANSACTION_FIELDS: dict[str, dict[str, Any]] = {
     },
     "payload": {
         "type": "string",
-        "description": "canonical JSON {schema_version, fields, parents,"
-        " previous_natural_key?}, or sealed with AES-256-GCM when encrypted",
+        "description": "canonical JSON {schema_version, fields (an update:"
+        " those it changes), parents, previous_natural_key?, local_fields?},"
+        " or sealed with AES-256-GCM when encrypted",
     },
     "encrypted": {"type": "boolean"},
     "hash": {
