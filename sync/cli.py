@@ -32,7 +32,17 @@ from tracker.devices import instance_to_link
 from tracker.extensions import db
 
 group = AppGroup("sync", help="Records sent by field devices: producers and files.")
-FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+FILE_ARGUMENT = click.Path(exists=True, readable=True, path_type=Path)
+BUNDLE_FILES = "*.jsonl.gz"
+
+
+def bundle_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files named, and in each directory named its bundle files by name
+    (a middleman's export names them by producer and sequences)."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.glob(BUNDLE_FILES)) if path.is_dir() else [path])
+    return found
 
 
 @group.command("add-producer")
@@ -111,9 +121,13 @@ def revoke(producer_id: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=FILE_ARGUMENT)
 @with_appcontext
 def import_files(files: tuple[Path, ...]) -> None:
-    """Import carried bundle FILES (in any order; gaps wait for the rest)."""
+    """Import carried bundle FILES, or every *.jsonl.gz of a directory (in any
+    order; gaps wait for the rest)."""
     settings = DeliverySettings.from_config(current_app.config)
     failures = 0
+    files = tuple(bundle_files(files))
+    if not files:
+        raise click.ClickException(f"no {BUNDLE_FILES} file to import there")
     for path in files:
         try:
             reply = import_file(
