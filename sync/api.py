@@ -84,12 +84,20 @@ def _bundle_error(exc: BundleError) -> ApiError:
     return ApiError(400, "Invalid value", str(exc), field=exc.field)
 
 
+# A body of at most this many bytes is read whole and parsed at once (within
+# the same bounds); a larger one as a stream.
+WHOLE_BODY_BYTES = 4 * 1024 * 1024
+
+
 def _pushed_body() -> Any:
-    """The pushed bundle, parsed as a stream within the body and batch caps."""
+    """The pushed bundle, parsed within the body and batch caps."""
     limit = current_app.config["SYNC_MAX_BATCH"]
     stream = CappedStream(current_app.config["SYNC_MAX_BODY_BYTES"])
+    source: Any = stream
+    if (request.content_length or WHOLE_BODY_BYTES + 1) <= WHOLE_BODY_BYTES:
+        source = b"".join(iter(stream.read, b""))
     try:
-        return load_pushed_bundle(stream, limit)
+        return load_pushed_bundle(source, limit)
     except JsonRefused as exc:
         if exc.field == "transactions" and exc.too_large:
             raise ApiError(

@@ -18,10 +18,10 @@ as any other and a conflict keeps both sides (``SyncConflict``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     String,
@@ -45,14 +45,21 @@ from sync.models import (
     OPEN,
     PARKED,
     QUARANTINED,
+    RECEIVED,
     IncomingTransaction,
     SyncConflict,
     SyncProducer,
     SyncRecord,
 )
 from sync.producers import lock_producer
+from sync.storing import (
+    JSON_COLUMNS,
+    insert_rows,
+    is_postgresql,
+    update_records_postgresql,
+)
 from sync.wire.payloads import canonical_json
-from tracker.db_types import utcnow
+from tracker.db_types import UTCDateTime, utcnow
 
 Key = tuple[str, str]  # (model, canonical JSON natural key)
 KEYS_PER_QUERY = 400
@@ -80,6 +87,24 @@ class Entry:
     changes: dict[str, list[int]] | None = None
 
 
+# A record a run only reads (a parent): it is there, and the run leaves it be.
+READ_ONLY = Entry(None, 0, datetime.min)
+
+
+class Received(NamedTuple):
+    """A received transaction as applying reads it; ``payload`` is its text as
+    stored, or already parsed when it was just received."""
+
+    sequence: int
+    model: str
+    natural_key: str
+    action: str
+    schema_version: int
+    payload: Any
+    created: datetime
+    status: str
+
+
 @dataclass
 class ApplyTotals:
     applied: int = 0
@@ -101,8 +126,10 @@ class ApplyTotals:
 def _stored_records(
     table: Table, dialect: str, model: str, natural_keys: list[str], lock: bool
 ):
-    """MODEL's records with one of NATURAL_KEYS, row-locked on PostgreSQL when
-    ``lock`` is set (SQLite has one writer at a time already).
+    """MODEL's records with one of NATURAL_KEYS: whole and row-locked on
+    PostgreSQL when ``lock`` is set (to be written; SQLite has one writer at a
+    time already), else only their ids (parents, whose existence is all a run
+    needs).
 
     On PostgreSQL, one probe of the unique index per key (a lateral subquery
     with LIMIT 1 is not flattened into a join), a plan that needs no
@@ -111,16 +138,16 @@ def _stored_records(
     every record of the model against every key, and once psycopg prepares the
     statement that plan is kept, so each run costs more as the table grows.
     """
-    columns = (
-        table.c.id,
-        table.c.natural_key,
-        table.c.version,
-        table.c.created,
-        table.c.fields,
-        table.c.parents,
-        table.c.schema_version,
-        table.c.changes,
-    )
+    columns: tuple = (table.c.id, table.c.natural_key)
+    if lock:
+        columns += (
+            table.c.version,
+            table.c.created,
+            table.c.fields,
+            table.c.parents,
+            table.c.schema_version,
+            table.c.changes,
+        )
     if dialect != "postgresql":
         return select(*columns).where(
             table.c.model == model, table.c.natural_key.in_(natural_keys)
@@ -176,14 +203,18 @@ class RecordState:
                 for row in self.session.execute(
                     _stored_records(table, dialect, model, part, lock)
                 ):
-                    self.original[(model, row.natural_key)] = Entry(
-                        row.id,
-                        row.version,
-                        row.created,
-                        row.fields,
-                        row.parents or {},
-                        row.schema_version,
-                        changes=row.changes,
+                    self.original[(model, row.natural_key)] = (
+                        Entry(
+                            row.id,
+                            row.version,
+                            row.created,
+                            row.fields,
+                            row.parents or {},
+                            row.schema_version,
+                            changes=row.changes,
+                        )
+                        if lock
+                        else READ_ONLY
                     )
         for key in wanted:
             self.current[key] = self.original[key]
@@ -232,7 +263,9 @@ class RecordState:
                     table.c.id.in_(deletes[start : start + KEYS_PER_QUERY])
                 )
             )
-        if updates:
+        if updates and is_postgresql(self.session):
+            update_records_postgresql(self.session, updates)
+        elif updates:
             self.session.connection().execute(
                 update(table)
                 .where(table.c.id == bindparam("row_id"))
@@ -242,7 +275,7 @@ class RecordState:
                 updates,
             )
         if inserts:
-            self.session.execute(insert(table), inserts)
+            insert_rows(self.session, table, inserts, JSON_COLUMNS)
         self.original = dict(self.current)
 
 
@@ -250,7 +283,6 @@ class RecordState:
 class Change:
     """One incoming transaction, read for applying."""
 
-    row_id: int
     sequence: int
     model: str
     key: Key
@@ -265,12 +297,13 @@ class Change:
     local_fields: frozenset[str] = frozenset()
 
     @classmethod
-    def read(cls, row: Any) -> Change:
-        payload = json.loads(row.payload)
+    def read(cls, row: Received) -> Change:
+        payload = row.payload
+        if isinstance(payload, str):
+            payload = json.loads(payload)
         previous = payload.get("previous_natural_key")
         parents = payload.get("parents", {})
         return cls(
-            row.id,
             row.sequence,
             row.model,
             (row.model, row.natural_key),
@@ -279,7 +312,7 @@ class Change:
             payload["fields"],
             parents,
             (row.model, canonical_json(previous)) if previous else None,
-            row.created or row.received,
+            row.created,
             [
                 (name, parent, _reference_key(parent))
                 for name, parent in parents.items()
@@ -442,15 +475,14 @@ def merged(existing: Entry, change: Change) -> tuple[dict, dict]:
 
 
 def _apply_run(
-    session: Session, rows: list[Any], producer_id: int, blocked: dict[Key, int]
-) -> tuple[list[dict], list[dict], ApplyTotals]:
-    """Apply ``rows`` in order; return the status updates of applied and parked."""
+    session: Session, rows: list[Received], producer_id: int, blocked: dict[Key, int]
+) -> tuple[list[int], list[dict], ApplyTotals]:
+    """Apply ``rows`` in order (those waiting: received or parked); return the
+    sequences applied and the status updates of those parked."""
     totals = ApplyTotals()
-    changes = [
-        Change.read(row) for row in rows if row.status not in (QUARANTINED, HELD)
-    ]
+    changes = [Change.read(row) for row in rows if row.status in (RECEIVED, PARKED)]
     totals.held = sum(row.status == HELD for row in rows)
-    totals.quarantined = len(rows) - len(changes) - totals.held
+    totals.quarantined = sum(row.status == QUARANTINED for row in rows)
     state = RecordState(session)
     state.load(
         (key for change in changes for key in change.written_keys()),
@@ -461,9 +493,9 @@ def _apply_run(
     for change in changes:
         reason = _apply_change(state, change, run)
         if reason is None:
-            applied.append({"row_id": change.row_id})
+            applied.append(change.sequence)
         else:
-            parked.append({"row_id": change.row_id, "new_reason": reason})
+            parked.append({"parked_sequence": change.sequence, "new_reason": reason})
             for key in (change.key, change.previous):
                 if key is not None:
                     blocked.setdefault(key, change.sequence)
@@ -479,18 +511,15 @@ def _apply_run(
 def _set_statuses(
     session: Session,
     producer_id: int,
-    rows: list[Any],
-    applied: list[dict],
+    applied: list[int],
     parked: list[dict],
     now: datetime,
 ) -> None:
-    """Record what became of ``rows``: the applied in as few statements as the
+    """Record what became of a run: the applied in as few statements as the
     runs of consecutive sequences they form, the parked one by one."""
     table = IncomingTransaction.__table__
     connection = session.connection()
-    applied_ids = {item["row_id"] for item in applied}
-    sequences = [row.sequence for row in rows if row.id in applied_ids]
-    for first, last in _runs(sequences):
+    for first, last in _runs(applied):
         connection.execute(
             update(table)
             .where(
@@ -502,7 +531,10 @@ def _set_statuses(
     if parked:
         connection.execute(
             update(table)
-            .where(table.c.id == bindparam("row_id"))
+            .where(
+                table.c.producer_id == producer_id,
+                table.c.sequence == bindparam("parked_sequence"),
+            )
             .values(status=PARKED, reason=bindparam("new_reason")),
             parked,
         )
@@ -534,28 +566,54 @@ def _parked_keys(session: Session, producer_id: int) -> dict[Key, int]:
     return blocked
 
 
-def apply_next_run(session: Session, producer_id: int, run_size: int) -> ApplyTotals:
+def _received(session: Session, *where: Any) -> list[Received]:
+    table = IncomingTransaction.__table__
+    created = func.coalesce(table.c.created, table.c.received, type_=UTCDateTime)
+    statement = select(
+        table.c.sequence,
+        table.c.model,
+        table.c.natural_key,
+        table.c.action,
+        table.c.schema_version,
+        table.c.payload,
+        created,
+        table.c.status,
+    )
+    rows = session.execute(statement.where(*where).order_by(table.c.sequence))
+    return [Received(*row) for row in rows]
+
+
+def apply_next_run(
+    session: Session,
+    producer_id: int,
+    run_size: int,
+    known: Mapping[int, Received] | None = None,
+) -> ApplyTotals:
     """Apply the producer's next run of received transactions and advance its
-    cursor; the caller commits. Empty totals when it is caught up."""
+    cursor; the caller commits. Empty totals when it is caught up.
+
+    ``known`` holds transactions this process has just received, as stored:
+    a run they cover whole is not read back from the database."""
     lock_producer(session, producer_id)
     producer = session.get(SyncProducer, producer_id, populate_existing=True)
     start = producer.applied_through
     end = min(start + run_size, producer.received_through)
     if end <= start:
         return ApplyTotals()
-    table = IncomingTransaction.__table__
-    rows = session.execute(
-        select(table)
-        .where(
+    sequences = range(start + 1, end + 1)
+    if known and all(sequence in known for sequence in sequences):
+        rows = [known[sequence] for sequence in sequences]
+    else:
+        table = IncomingTransaction.__table__
+        rows = _received(
+            session,
             table.c.producer_id == producer_id,
             table.c.sequence > start,
             table.c.sequence <= end,
         )
-        .order_by(table.c.sequence)
-    ).all()
     blocked = _parked_keys(session, producer_id)
     applied, parked, totals = _apply_run(session, rows, producer_id, blocked)
-    _set_statuses(session, producer_id, rows, applied, parked, utcnow())
+    _set_statuses(session, producer_id, applied, parked, utcnow())
     producer.applied_through = end
     return totals
 
@@ -564,13 +622,11 @@ def retry_parked(session: Session, producer_id: int) -> ApplyTotals:
     """Try the producer's parked transactions again, in order; caller commits."""
     lock_producer(session, producer_id)
     table = IncomingTransaction.__table__
-    rows = session.execute(
-        select(table)
-        .where(table.c.producer_id == producer_id, table.c.status == PARKED)
-        .order_by(table.c.sequence)
-    ).all()
+    rows = _received(
+        session, table.c.producer_id == producer_id, table.c.status == PARKED
+    )
     applied, parked, totals = _apply_run(session, rows, producer_id, {})
-    _set_statuses(session, producer_id, rows, applied, parked, utcnow())
+    _set_statuses(session, producer_id, applied, parked, utcnow())
     return ApplyTotals(unparked=totals.applied, conflicts=totals.conflicts)
 
 
@@ -634,6 +690,7 @@ def apply_producer(
     commit: Callable[[], None],
     run_size: int = 1000,
     retry: bool = True,
+    known: Mapping[int, Received] | None = None,
 ) -> ApplyTotals:
     """Apply everything received from one producer, a committed run at a time;
     then, if anything was applied and ``retry`` is set, retry what any producer
@@ -641,7 +698,9 @@ def apply_producer(
     totals = ApplyTotals()
     while True:
         run = committed(
-            session, commit, lambda: apply_next_run(session, producer_id, run_size)
+            session,
+            commit,
+            lambda: apply_next_run(session, producer_id, run_size, known),
         )
         if not (run.applied or run.parked or run.quarantined or run.held):
             break
@@ -653,6 +712,7 @@ def apply_producer(
 
 __all__ = [
     "ApplyTotals",
+    "Received",
     "apply_next_run",
     "apply_producer",
     "producers_behind",

@@ -101,7 +101,7 @@ def _reply(
 
 def _apply_after_receipt(
     session: Session,
-    producer_id: int,
+    receipt: Receipt,
     settings: DeliverySettings,
     commit: Callable[[], None],
     operation_id: int,
@@ -109,7 +109,14 @@ def _apply_after_receipt(
     """Apply what arrived; a failure here loses nothing (it stays received and is
     applied later), so it is reported rather than raised."""
     try:
-        return apply_producer(session, producer_id, commit, settings.run_size), ""
+        totals = apply_producer(
+            session,
+            receipt.producer.id,
+            commit,
+            settings.run_size,
+            known=receipt.known,
+        )
+        return totals, ""
     except Exception as exc:
         session.rollback()
         log.exception("applying sync operation %s failed", operation_id)
@@ -151,7 +158,7 @@ def _receive_and_apply(
     )
     commit()
     totals, error = _apply_after_receipt(
-        session, receipt.producer.id, settings, commit, operation_id
+        session, receipt, settings, commit, operation_id
     )
     session.refresh(receipt.producer)
     reply = _reply(receipt, bundle, totals, session, settings.allowed_models)
