@@ -442,7 +442,7 @@ def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
             ),
         )
         return None
-    fields, parents = merged(existing, change)
+    fields, parents = merged(existing, change, run.producer_id)
     state.set(
         change.key,
         Entry(
@@ -460,17 +460,26 @@ def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
     return None
 
 
-def merged(existing: Entry, change: Change) -> tuple[dict, dict]:
+def merged(
+    existing: Entry, change: Change, producer_id: int | None = None
+) -> tuple[dict, dict]:
     """The record's fields and parents after ``change``, field by field: a field
     the change does not carry (a device on an older model does not know it)
-    keeps its value; a field it carries, even as null, takes the new value."""
+    keeps its value; a field it carries, even as null, takes the new value, with
+    its parent. A parent of a field it does not carry names anew the record the
+    field points to (renamed since, say) when this producer set the field last;
+    one another producer set stays as that producer set it."""
     fields = {**(existing.fields or {}), **change.fields}
     parents = {
         name: parent
         for name, parent in (existing.parents or {}).items()
         if name not in change.fields
     }
-    parents.update(change.parents)
+    stamps = existing.changes or {}
+    for name, parent in change.parents.items():
+        last = stamps.get(name)
+        if name in change.fields or last is None or last[0] == producer_id:
+            parents[name] = parent
     return fields, parents
 
 

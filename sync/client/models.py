@@ -304,20 +304,24 @@ def record_change(mapper: Mapper, connection: Any, target: Any, action: str) -> 
 
     An insert or a delete carries every column; an update only the columns it
     changes, so that the server merges it field by field and a change another
-    device made to another field stays. An insert names its primary key's
-    columns in ``local_fields``: they differ between devices by nature."""
+    device made to another field stays, and the natural keys of all its parents.
+    An insert names its primary key's columns in ``local_fields``: they differ
+    between devices by nature."""
     tables = _tables_for(mapper)
     cls = type(target)
     every = [prop.key for prop in mapper.column_attrs]
     carried = _changed_names(mapper, target) if action == "update" else every
-    wanted = list(dict.fromkeys([*carried, *cls.__natural_key__]))
+    references = [
+        prop.key for prop in mapper.column_attrs if prop.columns[0].foreign_keys
+    ]
+    wanted = list(dict.fromkeys([*carried, *cls.__natural_key__, *references]))
     values = _column_values(mapper, connection, target, wanted)
     natural_key = [json_value(values[name]) for name in cls.__natural_key__]
-    carried_values = {name: values[name] for name in carried}
     payload: dict[str, Any] = {
         "schema_version": cls.sync_schema_version,
-        "fields": {key: json_value(value) for key, value in carried_values.items()},
-        "parents": _parents(mapper, connection, carried_values),
+        "fields": {name: json_value(values[name]) for name in carried},
+        # Every parent, changed or not: a parent renamed since is named anew.
+        "parents": _parents(mapper, connection, values),
     }
     if action == "insert":
         payload["local_fields"] = [

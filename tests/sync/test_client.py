@@ -106,9 +106,11 @@ def test_an_update_carries_only_the_fields_it_changes(field):
         assert set(inserted["fields"]) == set(COLUMNS)
         assert updated["fields"] == {"village": "Ramotswa"}
         assert "local_fields" not in updated
-        # A child's unchanged parent is not sent again: the server keeps it.
+        # A child names its parent again (renamed since, perhaps).
         assert member_update["fields"] == {"name": "Ada"}
-        assert member_update["parents"] == {}
+        assert member_update["parents"] == {
+            "household_id": {"model": "Household", "natural_key": ["HH-1"]}
+        }
 
 
 def test_an_unchanged_dirty_record_writes_nothing(field):

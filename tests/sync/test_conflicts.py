@@ -4,15 +4,18 @@ it on the page or through the API."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from sync.client.transfer import HttpTransport, push_url, send_bundle
+from sync.deliveries import DeliverySettings, apply_all
 from sync.models import SyncConflict, SyncRecord
 from sync.wire.bundles import make_bundle, plain_transaction
 from tests.support import csrf_token
-from tests.sync.support import CREATED, register, server_records, wire
+from tests.sync.support import CREATED, NO_WAIT, register, server_records, wire
 from tracker.extensions import db
 
 PUSH = "/api/sync/push"
@@ -348,3 +351,69 @@ def test_sync_status_counts_open_conflicts(server, conflicted):
     counts = {row[0]: row[8] for row in rows if row and row[0].startswith("tablet")}
     assert counts == {"tablet-1": "2", "tablet-2": "2"}
     assert "2 open conflicts" in result.output
+
+
+def test_two_producers_applying_to_the_same_records_at_once_lose_nothing(
+    server, server_url
+):
+    """Each run holds the rows it writes (PostgreSQL) or the database (SQLite):
+    the two producers' updates of the same records, pushed at the same moment
+    over HTTP, are all applied, none over another's."""
+    one, two = register(server, "tablet-1")[0], register(server, "tablet-2")[0]
+    codes = [f"H{n}" for n in range(20)]
+    push(
+        server,
+        one,
+        *(
+            wire("tablet-1", n + 1, "Household", [code], "insert", {"code": code})
+            for n, code in enumerate(codes)
+        ),
+    )
+    rounds = 10
+
+    def bundles(producer, credential, f, first):
+        """ROUNDS bundles, each changing every record's field by ``f``."""
+        return [
+            make_bundle(
+                [
+                    wire(producer, first + r * 20 + n, "Household", [c], "update", f(r))
+                    for n, c in enumerate(codes)
+                ],
+                credential,
+            )
+            for r in range(rounds)
+        ]
+
+    work = {
+        "tablet-1": bundles("tablet-1", one, lambda r: {"a": r}, 21),
+        "tablet-2": bundles("tablet-2", two, lambda r: {"b": r}, 1),
+    }
+    start = threading.Barrier(2)
+    failures = []
+
+    def send(producer):
+        transport = HttpTransport(timeout=120)
+        start.wait()
+        try:
+            for bundle in work[producer]:
+                send_bundle(transport, push_url(server_url), bundle, NO_WAIT)
+        except Exception as exc:  # reported below, with the producer
+            failures.append(f"{producer}: {exc}")
+
+    threads = [threading.Thread(target=send, args=(p,)) for p in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with server.app_context():
+        settings = DeliverySettings.from_config(server.config)
+        apply_all(db.session, settings, db.session.commit)  # whatever a retry left
+        records = db.session.scalars(select(SyncRecord)).all()
+        assert {r.natural_key: r.version for r in records} == {
+            f'["{code}"]': 1 + 2 * rounds for code in codes
+        }
+        assert all(
+            r.fields == {"code": r.fields["code"], "a": 9, "b": 9} for r in records
+        )
+    assert conflicts(server) == []
