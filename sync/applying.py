@@ -343,10 +343,10 @@ class Run:
     blocked: dict[Key, int]
     now: datetime
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    now_ms: int = 0
 
-    @property
-    def now_ms(self) -> int:
-        return milliseconds(self.now)
+    def __post_init__(self) -> None:
+        self.now_ms = milliseconds(self.now)
 
 
 def _same(before: Any, after: Any) -> bool:
