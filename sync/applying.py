@@ -17,6 +17,7 @@ as any other and a conflict keeps both sides (``SyncConflict``).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,15 +28,15 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    cast,
     delete,
     func,
     insert,
-    literal,
     select,
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,10 +124,10 @@ class ApplyTotals:
         self.conflicts += other.conflicts
 
 
-def _stored_records(
-    table: Table, dialect: str, model: str, natural_keys: list[str], lock: bool
-):
-    """MODEL's records with one of NATURAL_KEYS: whole and row-locked on
+@functools.cache
+def _stored_records(table: Table, dialect: str, lock: bool):
+    """The records of the model ``:model`` with one of ``:keys``, as a statement
+    built once: whole and row-locked on
     PostgreSQL when ``lock`` is set (to be written; SQLite has one writer at a
     time already), else only their ids (parents, whose existence is all a run
     needs).
@@ -148,18 +149,21 @@ def _stored_records(
             table.c.schema_version,
             table.c.changes,
         )
+    model = bindparam("model", type_=String)
     if dialect != "postgresql":
         return select(*columns).where(
-            table.c.model == model, table.c.natural_key.in_(natural_keys)
+            table.c.model == model,
+            table.c.natural_key.in_(bindparam("keys", expanding=True)),
         )
+    # The keys as one JSON text: an array parameter escapes each key apart.
     wanted = (
-        func.unnest(literal(natural_keys, ARRAY(String)))
-        .table_valued("natural_key")
+        func.json_array_elements_text(cast(bindparam("keys", type_=String), JSON))
+        .table_valued("value")
         .render_derived(name="wanted")
     )
     probe = (
         select(*columns)
-        .where(table.c.model == model, table.c.natural_key == wanted.c.natural_key)
+        .where(table.c.model == model, table.c.natural_key == wanted.c.value)
         .limit(1)
     )
     if lock:
@@ -200,9 +204,11 @@ class RecordState:
         for model, natural_keys in by_model.items():
             for start in range(0, len(natural_keys), KEYS_PER_QUERY):
                 part = natural_keys[start : start + KEYS_PER_QUERY]
+                keys = json.dumps(part) if dialect == "postgresql" else part
                 for row in self.session.execute(
-                    _stored_records(table, dialect, model, part, lock)
-                ):
+                    _stored_records(table, dialect, lock),
+                    {"model": model, "keys": keys},
+                ).all():
                     self.original[(model, row.natural_key)] = (
                         Entry(
                             row.id,
