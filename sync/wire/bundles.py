@@ -80,6 +80,10 @@ TRANSACTION_FIELDS: dict[str, dict[str, Any]] = {
     "created": {"type": "string", "format": "date-time"},
 }
 PYTHON_TYPES = {"string": str, "integer": int, "array": list, "boolean": bool}
+FIELD_NAMES = frozenset(TRANSACTION_FIELDS)
+FIELD_KINDS = tuple(
+    (name, PYTHON_TYPES[schema["type"]]) for name, schema in TRANSACTION_FIELDS.items()
+)
 
 
 class BundleError(ValueError):
@@ -249,30 +253,32 @@ def _check_manifest(manifest: Any) -> dict[str, Any]:
 
 def check_transaction(index: int, transaction: Any) -> dict[str, Any]:
     """Check one wire transaction's shape; raise BundleError naming the field."""
-    where = f"transactions[{index}]"
+
+    def refuse(name: str | None, message: str) -> BundleError:
+        where = f"transactions[{index}]"
+        return BundleError(f"{where}.{name}" if name else where, message)
+
     if not isinstance(transaction, dict):
-        raise BundleError(where, "must be a JSON object")
-    unknown = set(transaction) - set(TRANSACTION_FIELDS)
-    if unknown:
-        raise BundleError(f"{where}.{sorted(unknown)[0]}", "is not a known field")
-    for name, schema in TRANSACTION_FIELDS.items():
-        kind = PYTHON_TYPES[schema["type"]]
-        value = transaction.get(name)
+        raise refuse(None, "must be a JSON object")
+    if not transaction.keys() <= FIELD_NAMES:
+        unknown = sorted(set(transaction) - FIELD_NAMES)[0]
+        raise refuse(unknown, "is not a known field")
+    for name, kind in FIELD_KINDS:
         # bool is an int in Python: compare types exactly.
-        if type(value) is not kind:
-            raise BundleError(f"{where}.{name}", f"must be a {kind.__name__}")
+        if type(transaction.get(name)) is not kind:
+            raise refuse(name, f"must be a {kind.__name__}")
     if transaction["action"] not in ACTIONS:
-        raise BundleError(f"{where}.action", "must be insert, update or delete")
+        raise refuse("action", "must be insert, update or delete")
     if not 0 < len(transaction["model"]) <= MAX_MODEL_LENGTH:
-        raise BundleError(f"{where}.model", "must be 1 to 100 characters")
+        raise refuse("model", "must be 1 to 100 characters")
     if not transaction["natural_key"]:
-        raise BundleError(f"{where}.natural_key", "must not be empty")
+        raise refuse("natural_key", "must not be empty")
     if len(canonical_json(transaction["natural_key"])) > MAX_KEY_LENGTH:
-        raise BundleError(f"{where}.natural_key", "is longer than 500 characters")
+        raise refuse("natural_key", "is longer than 500 characters")
     if not 0 < transaction["schema_version"] <= MAX_SCHEMA_VERSION:
-        raise BundleError(f"{where}.schema_version", "must be a positive integer")
+        raise refuse("schema_version", "must be a positive integer")
     if len(transaction["hash"]) != HASH_LENGTH:
-        raise BundleError(f"{where}.hash", "must be a SHA-256 hex digest")
+        raise refuse("hash", "must be a SHA-256 hex digest")
     return transaction
 
 

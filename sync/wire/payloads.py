@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import json
 import uuid
@@ -63,21 +64,27 @@ def transaction_hash(
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _text(value: str) -> str:
+    """A short, often repeated text (an action, a model, a producer) as JSON."""
+    return canonical_json(value)
+
+
 def _hash_over_text(transaction: Mapping[str, Any], text: str) -> str:
     """The transaction's hash if ``text`` is its payload's canonical JSON, made
     without parsing and writing the payload again: the content's keys in
     canonical (sorted) order, the payload's text in its place."""
     content = (
         '{"action":'
-        + canonical_json(transaction["action"])
+        + _text(transaction["action"])
         + ',"model":'
-        + canonical_json(transaction["model"])
+        + _text(transaction["model"])
         + ',"natural_key":'
         + canonical_json(transaction["natural_key"])
         + ',"payload":'
         + text
         + ',"producer":'
-        + canonical_json(transaction["producer"])
+        + _text(transaction["producer"])
         + ',"sequence":'
         + canonical_json(transaction["sequence"])
         + "}"
