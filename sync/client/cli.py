@@ -36,7 +36,7 @@ from sync.client.transfer import (
     push_url,
     recover,
 )
-from sync.wire.bundles import BundleError
+from sync.wire.bundles import MAX_FILE_TRANSACTIONS, BundleError
 
 ATTEMPTS = click.IntRange(1, 1000)
 
@@ -118,9 +118,11 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
     @click.option("--from-sequence", type=click.IntRange(1), default=None)
     @click.option(
         "--per-file",
-        type=click.IntRange(1, 1_000_000),
-        default=100_000,
-        help="The most transactions in one file; more go to PATH-2, PATH-3...",
+        # A server takes files of at most MAX_FILE_TRANSACTIONS.
+        type=click.IntRange(1, MAX_FILE_TRANSACTIONS),
+        default=MAX_FILE_TRANSACTIONS,
+        help="The most transactions in one file (at most 100000, what a server"
+        " takes); more go to PATH-2, PATH-3...",
     )
     @click.option(
         "--max-files", type=click.IntRange(1), default=None, help="Stop after N files."
