@@ -10,8 +10,16 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from sync.conflicts import (
+    STATES,
+    ConflictRefused,
+    conflict_item,
+    conflicts_statement,
+    resolve_conflict,
+    user_names,
+)
 from sync.deliveries import AlreadyImported, DeliverySettings, accept_push, import_file
-from sync.models import SyncProducer
+from sync.models import RESOLUTIONS, SyncProducer
 from sync.producers import (
     PRODUCER_FIELDS,
     ProducerRefused,
@@ -78,12 +86,20 @@ def _bundle_error(exc: BundleError) -> ApiError:
     return ApiError(400, "Invalid value", str(exc), field=exc.field)
 
 
+# A body of at most this many bytes is read whole and parsed at once (within
+# the same bounds); a larger one as a stream.
+WHOLE_BODY_BYTES = 4 * 1024 * 1024
+
+
 def _pushed_body() -> Any:
-    """The pushed bundle, parsed as a stream within the body and batch caps."""
+    """The pushed bundle, parsed within the body and batch caps."""
     limit = current_app.config["SYNC_MAX_BATCH"]
     stream = CappedStream(current_app.config["SYNC_MAX_BODY_BYTES"])
+    source: Any = stream
+    if (request.content_length or WHOLE_BODY_BYTES + 1) <= WHOLE_BODY_BYTES:
+        source = b"".join(iter(stream.read, b""))
     try:
-        return load_pushed_bundle(stream, limit)
+        return load_pushed_bundle(source, limit)
     except JsonRefused as exc:
         if exc.field == "transactions" and exc.too_large:
             raise ApiError(
@@ -336,3 +352,69 @@ def list_records():
             RECORDS_MAX_PAGE,
         )
     )
+
+
+CONFLICTS_PAGE, CONFLICTS_MAX_PAGE = 100, 1000
+CONFLICT_STATES = (*STATES, "all")
+
+
+def _conflict_json(conflict) -> dict[str, Any]:
+    return conflict_item(conflict, producer_names(db.session), user_names(db.session))
+
+
+@bp.get("/conflicts")
+@login_required
+def list_conflicts():
+    """Concurrent changes of one field by two producers, by model, producer
+    and state (open by default)."""
+    status = request.args.get("status", "open")
+    if status not in CONFLICT_STATES:
+        raise ApiError(
+            400,
+            "Invalid value",
+            f"status: one of {', '.join(CONFLICT_STATES)}",
+            field="status",
+        )
+    producer_id = _query_text("producer")
+    producer = _producer_or_404(producer_id) if producer_id is not None else None
+    statement = conflicts_statement(
+        _query_text("model"),
+        producer.id if producer else None,
+        None if status == "all" else status,
+    )
+    producers, users = producer_names(db.session), user_names(db.session)
+    return jsonify(
+        paginated(
+            statement,
+            lambda conflict: conflict_item(conflict, producers, users),
+            CONFLICTS_PAGE,
+            CONFLICTS_MAX_PAGE,
+        )
+    )
+
+
+@bp.post("/conflicts/<int:conflict_id>/resolve")
+@login_required
+def resolve(conflict_id: int):
+    """Resolve a conflict: keep the applied value, take the other one (applied
+    to the record at once), or mark it resolved."""
+    body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+    refuse_unknown_keys(body, ("action",), "resolution")
+    action = body.get("action")
+    if action not in RESOLUTIONS:
+        raise ApiError(
+            400,
+            "Invalid value",
+            f"action: one of {', '.join(RESOLUTIONS)}",
+            field="action",
+        )
+    try:
+        conflict = resolve_conflict(db.session, conflict_id, action, current_user.id)
+    except ConflictRefused as exc:
+        db.session.rollback()
+        raise ApiError(409, "Conflict", str(exc), field="action") from None
+    if conflict is None:
+        db.session.rollback()
+        raise ApiError(404, "Not found", f"no conflict {conflict_id}")
+    db.session.commit()
+    return jsonify(_conflict_json(conflict))

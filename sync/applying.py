@@ -7,55 +7,68 @@ transaction, so a crash at any point leaves every transaction applied once or
 not at all. A transaction whose parent record has not arrived (say, from
 another device) is parked, and so are later ones of the same record; the rest
 go on, and parked ones are retried after every pass.
+
+Each record remembers which change set each of its fields last. When a change
+sets a field that another producer set last, to another value, and the two are
+concurrent (each was made, by its device's clock, before the other was applied
+here: neither device could have seen the other's value), the change is applied
+as any other and a conflict keeps both sides (``SyncConflict``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     String,
     Table,
     bindparam,
+    cast,
     delete,
     func,
     insert,
-    literal,
     select,
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from sync.models import (
     APPLIED,
     HELD,
+    OPEN,
     PARKED,
     QUARANTINED,
+    RECEIVED,
     IncomingTransaction,
+    SyncConflict,
     SyncProducer,
     SyncRecord,
 )
 from sync.producers import lock_producer
+from sync.storing import (
+    JSON_COLUMNS,
+    insert_rows,
+    is_postgresql,
+    update_records_postgresql,
+)
 from sync.wire.payloads import canonical_json
-from tracker.db_types import utcnow
+from tracker.db_types import UTCDateTime, utcnow
 
 Key = tuple[str, str]  # (model, canonical JSON natural key)
 KEYS_PER_QUERY = 400
-RECORD_VALUES = (
-    "fields",
-    "parents",
-    "schema_version",
-    "version",
-    "producer_id",
-    "sequence",
-    "updated",
-)
+# Two runs of different producers that write the same record at once: the
+# later waits for the earlier's row lock, or its insert of the same new key
+# fails; the run is then tried again, and sees the other's records.
+RUN_ATTEMPTS = 5
+RETRIED_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
 @dataclass
@@ -71,6 +84,26 @@ class Entry:
     schema_version: int = 1
     producer_id: int | None = None
     sequence: int = 0
+    # field -> [producer row id, sequence, made ms, applied ms] of its last change
+    changes: dict[str, list[int]] | None = None
+
+
+# A record a run only reads (a parent): it is there, and the run leaves it be.
+READ_ONLY = Entry(None, 0, datetime.min)
+
+
+class Received(NamedTuple):
+    """A received transaction as applying reads it; ``payload`` is its text as
+    stored, or already parsed when it was just received."""
+
+    sequence: int
+    model: str
+    natural_key: str
+    action: str
+    schema_version: int
+    payload: Any
+    created: datetime
+    status: str
 
 
 @dataclass
@@ -80,6 +113,7 @@ class ApplyTotals:
     quarantined: int = 0
     unparked: int = 0
     held: int = 0
+    conflicts: int = 0
 
     def add(self, other: ApplyTotals) -> None:
         self.applied += other.applied
@@ -87,11 +121,16 @@ class ApplyTotals:
         self.quarantined += other.quarantined
         self.unparked += other.unparked
         self.held += other.held
+        self.conflicts += other.conflicts
 
 
-def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[str]):
-    """The id, natural key, version and creation time of MODEL's records with
-    one of NATURAL_KEYS.
+@functools.cache
+def _stored_records(table: Table, dialect: str, lock: bool):
+    """The records of the model ``:model`` with one of ``:keys``, as a statement
+    built once: whole and row-locked on
+    PostgreSQL when ``lock`` is set (to be written; SQLite has one writer at a
+    time already), else only their ids (parents, whose existence is all a run
+    needs).
 
     On PostgreSQL, one probe of the unique index per key (a lateral subquery
     with LIMIT 1 is not flattened into a join), a plan that needs no
@@ -100,30 +139,36 @@ def _stored_records(table: Table, dialect: str, model: str, natural_keys: list[s
     every record of the model against every key, and once psycopg prepares the
     statement that plan is kept, so each run costs more as the table grows.
     """
-    columns = (
-        table.c.id,
-        table.c.natural_key,
-        table.c.version,
-        table.c.created,
-        table.c.fields,
-        table.c.parents,
-        table.c.schema_version,
-    )
+    columns: tuple = (table.c.id, table.c.natural_key)
+    if lock:
+        columns += (
+            table.c.version,
+            table.c.created,
+            table.c.fields,
+            table.c.parents,
+            table.c.schema_version,
+            table.c.changes,
+        )
+    model = bindparam("model", type_=String)
     if dialect != "postgresql":
         return select(*columns).where(
-            table.c.model == model, table.c.natural_key.in_(natural_keys)
+            table.c.model == model,
+            table.c.natural_key.in_(bindparam("keys", expanding=True)),
         )
+    # The keys as one JSON text: an array parameter escapes each key apart.
     wanted = (
-        func.unnest(literal(natural_keys, ARRAY(String)))
-        .table_valued("natural_key")
+        func.json_array_elements_text(cast(bindparam("keys", type_=String), JSON))
+        .table_valued("value")
         .render_derived(name="wanted")
     )
     probe = (
         select(*columns)
-        .where(table.c.model == model, table.c.natural_key == wanted.c.natural_key)
+        .where(table.c.model == model, table.c.natural_key == wanted.c.value)
         .limit(1)
-        .lateral("probe")
     )
+    if lock:
+        probe = probe.with_for_update()
+    probe = probe.lateral("probe")
     return select(probe).select_from(wanted).join(probe, true())
 
 
@@ -140,8 +185,15 @@ class RecordState:
         self.original: dict[Key, Entry | None] = {}
         self.current: dict[Key, Entry | None] = {}
 
-    def load(self, keys: Iterable[Key]) -> None:
-        wanted = sorted({key for key in keys if key not in self.original})
+    def load(self, written: Iterable[Key], read: Iterable[Key] = ()) -> None:
+        """Load the records the run may write (locked) and those it only
+        reads (its changes' parents)."""
+        locked = {key for key in written if key not in self.original}
+        unlocked = {key for key in read if key not in self.original} - locked
+        for keys, lock in ((locked, True), (unlocked, False)):
+            self._load(sorted(keys), lock)
+
+    def _load(self, wanted: list[Key], lock: bool) -> None:
         for key in wanted:
             self.original[key] = None
         by_model: dict[str, list[str]] = {}
@@ -152,16 +204,23 @@ class RecordState:
         for model, natural_keys in by_model.items():
             for start in range(0, len(natural_keys), KEYS_PER_QUERY):
                 part = natural_keys[start : start + KEYS_PER_QUERY]
+                keys = json.dumps(part) if dialect == "postgresql" else part
                 for row in self.session.execute(
-                    _stored_records(table, dialect, model, part)
-                ):
-                    self.original[(model, row.natural_key)] = Entry(
-                        row.id,
-                        row.version,
-                        row.created,
-                        row.fields,
-                        row.parents or {},
-                        row.schema_version,
+                    _stored_records(table, dialect, lock),
+                    {"model": model, "keys": keys},
+                ).all():
+                    self.original[(model, row.natural_key)] = (
+                        Entry(
+                            row.id,
+                            row.version,
+                            row.created,
+                            row.fields,
+                            row.parents or {},
+                            row.schema_version,
+                            changes=row.changes,
+                        )
+                        if lock
+                        else READ_ONLY
                     )
         for key in wanted:
             self.current[key] = self.original[key]
@@ -189,6 +248,7 @@ class RecordState:
                 "version": entry.version,
                 "producer_id": entry.producer_id,
                 "sequence": entry.sequence,
+                "changes": entry.changes,
                 "updated": now,
             }
             if before is None:
@@ -209,7 +269,9 @@ class RecordState:
                     table.c.id.in_(deletes[start : start + KEYS_PER_QUERY])
                 )
             )
-        if updates:
+        if updates and is_postgresql(self.session):
+            update_records_postgresql(self.session, updates)
+        elif updates:
             self.session.connection().execute(
                 update(table)
                 .where(table.c.id == bindparam("row_id"))
@@ -219,7 +281,7 @@ class RecordState:
                 updates,
             )
         if inserts:
-            self.session.execute(insert(table), inserts)
+            insert_rows(self.session, table, inserts, JSON_COLUMNS)
         self.original = dict(self.current)
 
 
@@ -227,7 +289,6 @@ class RecordState:
 class Change:
     """One incoming transaction, read for applying."""
 
-    row_id: int
     sequence: int
     model: str
     key: Key
@@ -238,14 +299,17 @@ class Change:
     previous: Key | None
     created: datetime
     parent_keys: list[tuple[str, dict[str, Any], Key]]
+    # Device-local columns (a primary key): never a conflict between devices.
+    local_fields: frozenset[str] = frozenset()
 
     @classmethod
-    def read(cls, row: Any) -> Change:
-        payload = json.loads(row.payload)
+    def read(cls, row: Received) -> Change:
+        payload = row.payload
+        if isinstance(payload, str):
+            payload = json.loads(payload)
         previous = payload.get("previous_natural_key")
         parents = payload.get("parents", {})
         return cls(
-            row.id,
             row.sequence,
             row.model,
             (row.model, row.natural_key),
@@ -254,25 +318,100 @@ class Change:
             payload["fields"],
             parents,
             (row.model, canonical_json(previous)) if previous else None,
-            row.created or row.received,
+            row.created,
             [
                 (name, parent, _reference_key(parent))
                 for name, parent in parents.items()
             ],
+            frozenset(payload.get("local_fields", ())),
         )
 
-    def touched_keys(self) -> list[Key]:
-        keys = [self.key]
-        if self.previous:
-            keys.append(self.previous)
-        keys.extend(key for _, _, key in self.parent_keys)
-        return keys
+    def written_keys(self) -> list[Key]:
+        return [self.key, self.previous] if self.previous else [self.key]
+
+    def parent_records(self) -> list[Key]:
+        return [key for _, _, key in self.parent_keys]
 
 
-def _apply_change(
-    state: RecordState, change: Change, producer_id: int, blocked: dict[Key, int]
-) -> str | None:
+def milliseconds(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def moment_of(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
+
+
+@dataclass
+class Run:
+    """What one pass applies with: its producer, its time, what it found."""
+
+    producer_id: int
+    blocked: dict[Key, int]
+    now: datetime
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    now_ms: int = 0
+
+    def __post_init__(self) -> None:
+        self.now_ms = milliseconds(self.now)
+
+
+def _same(before: Any, after: Any) -> bool:
+    # JSON values: 1 and true are equal in Python, not in JSON.
+    return before == after and type(before) is type(after)
+
+
+def _note_conflicts(
+    run: Run, existing: Entry, change: Change, stamp: list[int]
+) -> dict[str, list[int]]:
+    """The record's field stamps after ``change``; each field it sets that
+    another producer set last, concurrently and to another value, is noted as a
+    conflict."""
+    changes = dict(existing.changes or {})
+    fields, parents = existing.fields or {}, existing.parents or {}
+    for name, value in change.fields.items():
+        last = changes.get(name)
+        changes[name] = stamp
+        if (
+            last is None
+            or last[0] == run.producer_id
+            or name in change.local_fields
+            # Concurrent: each made before the other was applied here.
+            or not (stamp[2] < last[3] and last[2] < stamp[3])
+        ):
+            continue
+        before, after = parents.get(name), change.parents.get(name)
+        if before is not None or after is not None:
+            # A parent's local id differs between devices; its natural key not.
+            if before == after:
+                continue
+        elif _same(fields.get(name), value):
+            continue
+        run.conflicts.append(
+            {
+                "model": change.model,
+                "natural_key": change.key[1],
+                "field": name,
+                "applied_value": value,
+                "applied_parent": after,
+                "applied_producer_id": run.producer_id,
+                "applied_sequence": change.sequence,
+                "applied_made": change.created,
+                "other_value": fields.get(name),
+                "other_parent": before,
+                "other_producer_id": last[0],
+                "other_sequence": last[1],
+                "other_made": moment_of(last[2]),
+                "other_applied": moment_of(last[3]),
+                "detected": run.now,
+                "status": OPEN,
+            }
+        )
+    return changes
+
+
+def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
     """Apply one change to ``state``; return why it must wait, or None."""
+    blocked = run.blocked
     for key in (change.key, change.previous):
         if key in blocked:
             return f"waits for parked transaction {blocked[key]} of the same record"
@@ -292,6 +431,7 @@ def _apply_change(
         if moved is not None:
             state.set(change.previous, None)
             existing = moved
+    stamp = [run.producer_id, change.sequence, milliseconds(change.created), run.now_ms]
     if existing is None:
         state.set(
             change.key,
@@ -302,12 +442,13 @@ def _apply_change(
                 change.fields,
                 change.parents,
                 change.schema_version,
-                producer_id,
+                run.producer_id,
                 change.sequence,
+                dict.fromkeys(change.fields, stamp),
             ),
         )
         return None
-    fields, parents = merged(existing, change)
+    fields, parents = merged(existing, change, run.producer_id)
     state.set(
         change.key,
         Entry(
@@ -317,70 +458,83 @@ def _apply_change(
             fields,
             parents,
             max(existing.schema_version, change.schema_version),
-            producer_id,
+            run.producer_id,
             change.sequence,
+            _note_conflicts(run, existing, change, stamp),
         ),
     )
     return None
 
 
-def merged(existing: Entry, change: Change) -> tuple[dict, dict]:
+def merged(
+    existing: Entry, change: Change, producer_id: int | None = None
+) -> tuple[dict, dict]:
     """The record's fields and parents after ``change``, field by field: a field
     the change does not carry (a device on an older model does not know it)
-    keeps its value; a field it carries, even as null, takes the new value."""
+    keeps its value; a field it carries, even as null, takes the new value, with
+    its parent. A parent of a field it does not carry names anew the record the
+    field points to (renamed since, say) when this producer set the field last;
+    one another producer set stays as that producer set it."""
     fields = {**(existing.fields or {}), **change.fields}
     parents = {
         name: parent
         for name, parent in (existing.parents or {}).items()
         if name not in change.fields
     }
-    parents.update(change.parents)
+    stamps = existing.changes or {}
+    for name, parent in change.parents.items():
+        last = stamps.get(name)
+        if name in change.fields or last is None or last[0] == producer_id:
+            parents[name] = parent
     return fields, parents
 
 
 def _apply_run(
-    session: Session, rows: list[Any], producer_id: int, blocked: dict[Key, int]
-) -> tuple[list[dict], list[dict], ApplyTotals]:
-    """Apply ``rows`` in order; return the status updates of applied and parked."""
+    session: Session, rows: list[Received], producer_id: int, blocked: dict[Key, int]
+) -> tuple[list[int], list[dict], ApplyTotals]:
+    """Apply ``rows`` in order (those waiting: received or parked); return the
+    sequences applied and the status updates of those parked."""
     totals = ApplyTotals()
-    changes = [
-        Change.read(row) for row in rows if row.status not in (QUARANTINED, HELD)
-    ]
+    changes = [Change.read(row) for row in rows if row.status in (RECEIVED, PARKED)]
     totals.held = sum(row.status == HELD for row in rows)
-    totals.quarantined = len(rows) - len(changes) - totals.held
+    totals.quarantined = sum(row.status == QUARANTINED for row in rows)
     state = RecordState(session)
-    state.load(key for change in changes for key in change.touched_keys())
+    state.load(
+        (key for change in changes for key in change.written_keys()),
+        (key for change in changes for key in change.parent_records()),
+    )
+    run = Run(producer_id, blocked, utcnow())
     applied, parked = [], []
     for change in changes:
-        reason = _apply_change(state, change, producer_id, blocked)
+        reason = _apply_change(state, change, run)
         if reason is None:
-            applied.append({"row_id": change.row_id})
+            applied.append(change.sequence)
         else:
-            parked.append({"row_id": change.row_id, "new_reason": reason})
+            parked.append({"parked_sequence": change.sequence, "new_reason": reason})
             for key in (change.key, change.previous):
                 if key is not None:
                     blocked.setdefault(key, change.sequence)
-    state.write(utcnow())
+    state.write(run.now)
+    if run.conflicts:
+        session.execute(insert(SyncConflict.__table__), run.conflicts)
     totals.applied = len(applied)
     totals.parked = len(parked)
+    totals.conflicts = len(run.conflicts)
     return applied, parked, totals
 
 
 def _set_statuses(
     session: Session,
     producer_id: int,
-    rows: list[Any],
-    applied: list[dict],
+    applied: list[int],
     parked: list[dict],
     now: datetime,
 ) -> None:
-    """Record what became of ``rows``: the applied in as few statements as the
+    """Record what became of a run: the applied in as few statements as the
     runs of consecutive sequences they form, the parked one by one."""
     table = IncomingTransaction.__table__
     connection = session.connection()
-    applied_ids = {item["row_id"] for item in applied}
-    sequences = [row.sequence for row in rows if row.id in applied_ids]
-    for first, last in _runs(sequences):
+    for first, last in _runs(applied):
         connection.execute(
             update(table)
             .where(
@@ -392,7 +546,10 @@ def _set_statuses(
     if parked:
         connection.execute(
             update(table)
-            .where(table.c.id == bindparam("row_id"))
+            .where(
+                table.c.producer_id == producer_id,
+                table.c.sequence == bindparam("parked_sequence"),
+            )
             .values(status=PARKED, reason=bindparam("new_reason")),
             parked,
         )
@@ -424,28 +581,54 @@ def _parked_keys(session: Session, producer_id: int) -> dict[Key, int]:
     return blocked
 
 
-def apply_next_run(session: Session, producer_id: int, run_size: int) -> ApplyTotals:
+def _received(session: Session, *where: Any) -> list[Received]:
+    table = IncomingTransaction.__table__
+    created = func.coalesce(table.c.created, table.c.received, type_=UTCDateTime)
+    statement = select(
+        table.c.sequence,
+        table.c.model,
+        table.c.natural_key,
+        table.c.action,
+        table.c.schema_version,
+        table.c.payload,
+        created,
+        table.c.status,
+    )
+    rows = session.execute(statement.where(*where).order_by(table.c.sequence))
+    return [Received(*row) for row in rows]
+
+
+def apply_next_run(
+    session: Session,
+    producer_id: int,
+    run_size: int,
+    known: Mapping[int, Received] | None = None,
+) -> ApplyTotals:
     """Apply the producer's next run of received transactions and advance its
-    cursor; the caller commits. Empty totals when it is caught up."""
+    cursor; the caller commits. Empty totals when it is caught up.
+
+    ``known`` holds transactions this process has just received, as stored:
+    a run they cover whole is not read back from the database."""
     lock_producer(session, producer_id)
     producer = session.get(SyncProducer, producer_id, populate_existing=True)
     start = producer.applied_through
     end = min(start + run_size, producer.received_through)
     if end <= start:
         return ApplyTotals()
-    table = IncomingTransaction.__table__
-    rows = session.execute(
-        select(table)
-        .where(
+    sequences = range(start + 1, end + 1)
+    if known and all(sequence in known for sequence in sequences):
+        rows = [known[sequence] for sequence in sequences]
+    else:
+        table = IncomingTransaction.__table__
+        rows = _received(
+            session,
             table.c.producer_id == producer_id,
             table.c.sequence > start,
             table.c.sequence <= end,
         )
-        .order_by(table.c.sequence)
-    ).all()
     blocked = _parked_keys(session, producer_id)
     applied, parked, totals = _apply_run(session, rows, producer_id, blocked)
-    _set_statuses(session, producer_id, rows, applied, parked, utcnow())
+    _set_statuses(session, producer_id, applied, parked, utcnow())
     producer.applied_through = end
     return totals
 
@@ -454,14 +637,12 @@ def retry_parked(session: Session, producer_id: int) -> ApplyTotals:
     """Try the producer's parked transactions again, in order; caller commits."""
     lock_producer(session, producer_id)
     table = IncomingTransaction.__table__
-    rows = session.execute(
-        select(table)
-        .where(table.c.producer_id == producer_id, table.c.status == PARKED)
-        .order_by(table.c.sequence)
-    ).all()
+    rows = _received(
+        session, table.c.producer_id == producer_id, table.c.status == PARKED
+    )
     applied, parked, totals = _apply_run(session, rows, producer_id, {})
-    _set_statuses(session, producer_id, rows, applied, parked, utcnow())
-    return ApplyTotals(unparked=totals.applied)
+    _set_statuses(session, producer_id, applied, parked, utcnow())
+    return ApplyTotals(unparked=totals.applied, conflicts=totals.conflicts)
 
 
 def producers_with_parked(session: Session) -> list[int]:
@@ -483,12 +664,38 @@ def producers_behind(session: Session) -> list[int]:
     )
 
 
+def _met_another_run(exc: Exception) -> bool:
+    """Whether a pass failed only because another pass wrote the same record
+    at the same moment (the same new key, a deadlock of row locks)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRIED_STATES
+
+
+def committed(
+    session: Session, commit: Callable[[], None], step: Callable[[], ApplyTotals]
+) -> ApplyTotals:
+    """Run one pass and commit it; a pass that met another at the same record
+    is rolled back and run again, when the other's records are there to see."""
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        try:
+            totals = step()
+            commit()
+            return totals
+        except DBAPIError as exc:
+            session.rollback()
+            if attempt == RUN_ATTEMPTS or not _met_another_run(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 def retry_all_parked(session: Session, commit: Callable[[], None]) -> ApplyTotals:
     """Retry every producer's parked transactions, committing after each."""
     totals = ApplyTotals()
     for producer_id in producers_with_parked(session):
-        totals.add(retry_parked(session, producer_id))
-        commit()
+        totals.add(
+            committed(session, commit, lambda p=producer_id: retry_parked(session, p))
+        )
     return totals
 
 
@@ -498,14 +705,18 @@ def apply_producer(
     commit: Callable[[], None],
     run_size: int = 1000,
     retry: bool = True,
+    known: Mapping[int, Received] | None = None,
 ) -> ApplyTotals:
     """Apply everything received from one producer, a committed run at a time;
     then, if anything was applied and ``retry`` is set, retry what any producer
     parked (a new record may be the parent they wait for)."""
     totals = ApplyTotals()
     while True:
-        run = apply_next_run(session, producer_id, run_size)
-        commit()
+        run = committed(
+            session,
+            commit,
+            lambda: apply_next_run(session, producer_id, run_size, known),
+        )
         if not (run.applied or run.parked or run.quarantined or run.held):
             break
         totals.add(run)
@@ -516,6 +727,7 @@ def apply_producer(
 
 __all__ = [
     "ApplyTotals",
+    "Received",
     "apply_next_run",
     "apply_producer",
     "producers_behind",

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from sync.conflicts import open_conflict_total
 from sync.deliveries import (
     AlreadyImported,
     DeliverySettings,
@@ -31,7 +32,17 @@ from tracker.devices import instance_to_link
 from tracker.extensions import db
 
 group = AppGroup("sync", help="Records sent by field devices: producers and files.")
-FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+FILE_ARGUMENT = click.Path(exists=True, readable=True, path_type=Path)
+BUNDLE_FILES = "*.jsonl.gz"
+
+
+def bundle_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The files named, and in each directory named its bundle files by name
+    (a middleman's export names them by producer and sequences)."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.glob(BUNDLE_FILES)) if path.is_dir() else [path])
+    return found
 
 
 @group.command("add-producer")
@@ -110,9 +121,13 @@ def revoke(producer_id: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=FILE_ARGUMENT)
 @with_appcontext
 def import_files(files: tuple[Path, ...]) -> None:
-    """Import carried bundle FILES (in any order; gaps wait for the rest)."""
+    """Import carried bundle FILES, or every *.jsonl.gz of a directory (in any
+    order; gaps wait for the rest)."""
     settings = DeliverySettings.from_config(current_app.config)
     failures = 0
+    files = tuple(bundle_files(files))
+    if not files:
+        raise click.ClickException(f"no {BUNDLE_FILES} file to import there")
     for path in files:
         try:
             reply = import_file(
@@ -208,7 +223,7 @@ def status() -> None:
         return
     click.echo(
         f"{'producer':<24} {'received':>9} {'applied':>9} {'lag':>7} {'parked':>7}"
-        f" {'quar.':>6} {'held':>6} {'rej.':>5}  last contact"
+        f" {'quar.':>6} {'held':>6} {'rej.':>5} {'confl.':>6}  last contact"
     )
     held = 0
     for row in rows:
@@ -218,12 +233,20 @@ def status() -> None:
             f"{row['producer_id']:<24} {row['received_through']:>9}"
             f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['held']:>6} {row['rejected']:>5}"
+            f" {row['conflicts']:>6}"
             f"  {contact.isoformat() if contact else 'never'}"
         )
         for first, last in row["missing"]:
             click.echo(f"  missing {first}-{last}")
     if held:
         click.echo(f"warning: {held_warning(held, allowed)}", err=True)
+    conflicts = open_conflict_total(db.session)
+    if conflicts:
+        click.echo(
+            f"warning: {conflicts} open conflicts (a field two producers changed"
+            " concurrently): resolve them on the Sync page's Conflicts",
+            err=True,
+        )
 
 
 @group.command("link")

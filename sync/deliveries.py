@@ -75,6 +75,11 @@ def _reply(
             f"{len(receipt.quarantined)} transactions were quarantined: see"
             " their reasons; manage.py sync reapply retries them once fixed"
         )
+    if totals.conflicts:
+        warnings.append(
+            f"{totals.conflicts} changes conflict with another producer's change of"
+            " the same field (they were applied; see the server's Conflicts page)"
+        )
     return {
         "producer": producer.producer_id,
         "first_sequence": bundle.first_sequence,
@@ -89,13 +94,14 @@ def _reply(
         "applied_through": producer.applied_through,
         "applied": totals.applied + totals.unparked,
         "parked": totals.parked,
+        "conflicts": totals.conflicts,
         "warnings": warnings,
     }
 
 
 def _apply_after_receipt(
     session: Session,
-    producer_id: int,
+    receipt: Receipt,
     settings: DeliverySettings,
     commit: Callable[[], None],
     operation_id: int,
@@ -103,7 +109,14 @@ def _apply_after_receipt(
     """Apply what arrived; a failure here loses nothing (it stays received and is
     applied later), so it is reported rather than raised."""
     try:
-        return apply_producer(session, producer_id, commit, settings.run_size), ""
+        totals = apply_producer(
+            session,
+            receipt.producer.id,
+            commit,
+            settings.run_size,
+            known=receipt.known,
+        )
+        return totals, ""
     except Exception as exc:
         session.rollback()
         log.exception("applying sync operation %s failed", operation_id)
@@ -145,7 +158,7 @@ def _receive_and_apply(
     )
     commit()
     totals, error = _apply_after_receipt(
-        session, receipt.producer.id, settings, commit, operation_id
+        session, receipt, settings, commit, operation_id
     )
     session.refresh(receipt.producer)
     reply = _reply(receipt, bundle, totals, session, settings.allowed_models)

@@ -27,6 +27,14 @@ QUARANTINED = "quarantined"
 HELD = "held"
 STATUSES = (RECEIVED, APPLIED, PARKED, QUARANTINED, HELD)
 
+# A conflict is open until someone resolves it, in one of three ways.
+OPEN = "open"
+RESOLVED = "resolved"
+KEEP_APPLIED = "keep_applied"
+TAKE_OTHER = "take_other"
+MARK_RESOLVED = "mark_resolved"
+RESOLUTIONS = (KEEP_APPLIED, TAKE_OTHER, MARK_RESOLVED)
+
 
 class SyncProducer(db.Model):
     """A field device that sends transactions, with its credential and cursors.
@@ -115,7 +123,9 @@ class SyncRecord(db.Model):
     """The server's copy of a synchronised record, found by model and natural key.
 
     ``version`` counts the transactions applied to it, so a transaction applied
-    twice would show.
+    twice would show. ``changes`` says, for each field, which change set it last:
+    ``[producer row id, sequence, made (ms since 1970), applied (ms)]``, so that a
+    concurrent change of the same field by another producer is seen.
     """
 
     __tablename__ = "sync_records"
@@ -126,6 +136,7 @@ class SyncRecord(db.Model):
     natural_key: Mapped[str] = mapped_column(String(500))  # canonical JSON list
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
     parents: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     schema_version: Mapped[int] = mapped_column(default=1)
     version: Mapped[int] = mapped_column(default=1)
     producer_id: Mapped[int | None] = mapped_column(
@@ -134,6 +145,43 @@ class SyncRecord(db.Model):
     sequence: Mapped[int] = mapped_column(BigInteger)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncConflict(db.Model):
+    """Two producers changed one field of a record concurrently (each change was
+    made before the other was applied on the server): the one applied later
+    won, as always; this keeps both sides until someone resolves it."""
+
+    __tablename__ = "sync_conflicts"
+    __table_args__ = (Index("ix_sync_conflicts_status_model", "status", "model"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(100))
+    natural_key: Mapped[str] = mapped_column(String(500))  # canonical JSON list
+    field: Mapped[str] = mapped_column(Text)
+    # The change applied (the record holds its value) and the one it replaced.
+    applied_value: Mapped[Any | None] = mapped_column(JSON)
+    applied_parent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    applied_producer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_producers.id", ondelete="SET NULL"), index=True
+    )
+    applied_sequence: Mapped[int] = mapped_column(BigInteger)
+    applied_made: Mapped[datetime] = mapped_column(UTCDateTime)
+    other_value: Mapped[Any | None] = mapped_column(JSON)
+    other_parent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    other_producer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sync_producers.id", ondelete="SET NULL"), index=True
+    )
+    other_sequence: Mapped[int] = mapped_column(BigInteger)
+    other_made: Mapped[datetime] = mapped_column(UTCDateTime)
+    other_applied: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default=OPEN)
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolved: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
 
 
 class ImportedFile(db.Model):

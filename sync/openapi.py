@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sync.models import RESOLUTIONS
 from sync.producers import PRODUCER_FIELDS
 from sync.wire.bundles import TRANSACTION_FIELDS
 from tracker.fields import object_schema
@@ -20,6 +21,16 @@ from tracker.openapi import (
 )
 
 PRODUCER_ID = path_parameter("producer_id", {"type": "string", "maxLength": 100})
+CONFLICT_ID = path_parameter("conflict_id", {"type": "integer", "minimum": 1})
+QUERY_TEXT = {"type": "string", "maxLength": 100}
+PAGING = [
+    {"name": "page", "in": "query", "schema": {"type": "integer"}},
+    {
+        "name": "per_page",
+        "in": "query",
+        "schema": {"type": "integer", "maximum": 1000},
+    },
+]
 
 TRANSACTION = object_schema(
     TRANSACTION_FIELDS, required=tuple(TRANSACTION_FIELDS), closed=True
@@ -224,17 +235,80 @@ def sync_paths() -> dict[str, Any]:
                         "schema": {"type": "string", "maxLength": 200},
                         "description": "text in the natural key or a field",
                     },
-                    {"name": "page", "in": "query", "schema": {"type": "integer"}},
-                    {
-                        "name": "per_page",
-                        "in": "query",
-                        "schema": {"type": "integer", "maximum": 1000},
-                    },
+                    *PAGING,
                 ],
                 "responses": {
                     "200": json_response("{items, page, per_page, total, pages}"),
                     "400": error_response("Invalid field"),
                     "401": unauthorized,
+                },
+            }
+        },
+        "/api/sync/conflicts": {
+            "get": {
+                "summary": "Conflicts: one field changed concurrently by two"
+                " producers, paginated",
+                "description": "Two changes are concurrent when each was made"
+                " (its device's clock) before the other was applied on the server."
+                " The one applied later is in the record. Each item: id, model,"
+                " natural_key, field, applied and other (value, parent, producer,"
+                " sequence, made, applied), detected, status (open, resolved),"
+                " resolution, resolved, resolved_by. Newest first.",
+                "security": BEARER,
+                "parameters": [
+                    {"name": "model", "in": "query", "schema": QUERY_TEXT},
+                    {
+                        "name": "producer",
+                        "in": "query",
+                        "schema": QUERY_TEXT,
+                        "description": "a producer on either side",
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["open", "resolved", "all"],
+                            "default": "open",
+                        },
+                    },
+                    *PAGING,
+                ],
+                "responses": {
+                    "200": json_response("{items, page, per_page, total, pages}"),
+                    "400": error_response("Invalid field"),
+                    "401": unauthorized,
+                    "404": error_response("No such producer"),
+                },
+            }
+        },
+        "/api/sync/conflicts/{conflict_id}/resolve": {
+            "post": {
+                "summary": "Resolve a conflict",
+                "description": "keep_applied leaves the record as it is;"
+                " take_other puts the other value (and its parent) in the record,"
+                " refused with 409 if the field changed again since;"
+                " mark_resolved only closes the conflict.",
+                "security": BEARER,
+                "parameters": [CONFLICT_ID],
+                "requestBody": json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "action": {"type": "string", "enum": list(RESOLUTIONS)}
+                        },
+                        "required": ["action"],
+                        "additionalProperties": False,
+                    }
+                ),
+                "responses": {
+                    "200": json_response("The conflict, resolved"),
+                    "400": error_response("Invalid field"),
+                    "401": unauthorized,
+                    "404": error_response("No such conflict"),
+                    "409": error_response(
+                        "Already resolved, or the record changed since"
+                    ),
                 },
             }
         },

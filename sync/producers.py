@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from sync.models import (
     APPLIED,
     HELD,
+    OPEN,
     PARKED,
     QUARANTINED,
     RECEIVED,
     IncomingTransaction,
     RejectedTransaction,
+    SyncConflict,
     SyncProducer,
 )
 from sync.wire.crypto import new_device_key
@@ -209,6 +211,21 @@ def _status_counts(session: Session) -> dict[int, dict[str, int]]:
         select(rejected.c.producer_id, func.count()).group_by(rejected.c.producer_id)
     ):
         counts.setdefault(producer_id, {})["rejected"] = count
+    for producer_id, count in open_conflict_counts(session).items():
+        counts.setdefault(producer_id, {})["conflicts"] = count
+    return counts
+
+
+def open_conflict_counts(session: Session) -> dict[int, int]:
+    """How many open conflicts each producer (row id) is a side of."""
+    counts: dict[int, int] = {}
+    for column in (SyncConflict.applied_producer_id, SyncConflict.other_producer_id):
+        for producer_id, count in session.execute(
+            select(column, func.count())
+            .where(SyncConflict.status == OPEN, column.is_not(None))
+            .group_by(column)
+        ):
+            counts[producer_id] = counts.get(producer_id, 0) + count
     return counts
 
 
@@ -230,6 +247,7 @@ def producer_summary(
         "quarantined": counts.get(QUARANTINED, 0),
         "held": counts.get(HELD, 0),
         "rejected": counts.get("rejected", 0),
+        "conflicts": counts.get("conflicts", 0),
         "missing": missing_ranges(session, producer),
         "last_contact": producer.last_contact,
         "credential_changed": producer.credential_changed,

@@ -4,9 +4,11 @@ can now be opened (say, the producer's encryption key was registered since).
 
 They go back in line as parked transactions of their producer and are retried in
 sequence order, so a record's changes are still applied in the order the device
-made them. The periodic apply releases held transactions on its own as soon as
-their model is listed; ``manage.py sync reapply``, the page and the API do it on
-demand, for quarantined ones too.
+made them. Only those the producer's cursor has passed go back: one beyond it
+(past a gap) is applied when the cursor reaches it, in its turn, and once. The
+periodic apply releases held transactions on its own as soon as their model is
+listed; ``manage.py sync reapply``, the page and the API do it on demand, for
+quarantined ones too.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def _reopen_quarantined(
     producer: SyncProducer,
     allowed_models: Collection[str],
     model: str | None,
+    through: int,
 ) -> int:
     """Open again the quarantined transactions kept with their body; return how
     many went back in line."""
@@ -65,6 +68,7 @@ def _reopen_quarantined(
             select(table.c.id, table.c.body)
             .where(
                 *_filters(table, producer.id, model),
+                table.c.sequence <= through,
                 table.c.status == QUARANTINED,
                 table.c.body.is_not(None),
                 table.c.id > after,
@@ -76,7 +80,7 @@ def _reopen_quarantined(
             return released
         for row in rows:
             after = row.id
-            status, reason, payload = opened(
+            status, reason, payload, _ = opened(
                 json.loads(row.body), producer.encryption_key, allowed_models
             )
             if status == QUARANTINED:
@@ -111,6 +115,9 @@ def reapply_producer(
     """Put the producer's held (and quarantined) transactions whose cause is gone
     back in line and retry them; the caller commits."""
     lock_producer(session, producer.id)
+    through = session.scalar(
+        select(SyncProducer.applied_through).where(SyncProducer.id == producer.id)
+    )
     table = IncomingTransaction.__table__
     totals = ReapplyTotals()
     if allowed_models:
@@ -118,13 +125,16 @@ def reapply_producer(
             update(table)
             .where(
                 *_filters(table, producer.id, model),
+                table.c.sequence <= through,
                 table.c.status == HELD,
                 table.c.model.in_(sorted(allowed_models)),
             )
             .values(status=PARKED, reason=REAPPLIED)
         ).rowcount
     if quarantined:
-        totals.released += _reopen_quarantined(session, producer, allowed_models, model)
+        totals.released += _reopen_quarantined(
+            session, producer, allowed_models, model, through
+        )
     if totals.released:
         retried = retry_parked(session, producer.id)
         totals.applied = retried.unparked
@@ -164,7 +174,12 @@ def releasable_held(session: Session, allowed_models: Collection[str]) -> list[i
     return list(
         session.scalars(
             select(table.c.producer_id)
-            .where(table.c.status == HELD, table.c.model.in_(sorted(allowed_models)))
+            .join(SyncProducer, SyncProducer.id == table.c.producer_id)
+            .where(
+                table.c.status == HELD,
+                table.c.model.in_(sorted(allowed_models)),
+                table.c.sequence <= SyncProducer.applied_through,
+            )
             .distinct()
         )
     )

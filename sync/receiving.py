@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sync.applying import Received
 from sync.models import (
     HELD,
     QUARANTINED,
@@ -28,6 +29,7 @@ from sync.models import (
     SyncProducer,
 )
 from sync.producers import lock_producer
+from sync.storing import insert_rows
 from sync.verifying import VerifiedBundle
 from sync.wire.crypto import InvalidPayload
 from sync.wire.payloads import canonical_json, open_transaction
@@ -45,6 +47,8 @@ class Receipt:
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     held: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # The new transactions by sequence, for applying them without reading back.
+    known: dict[int, Received] = field(default_factory=dict)
 
 
 def _check_reference(value: Any, where: str) -> None:
@@ -57,8 +61,10 @@ def _check_reference(value: Any, where: str) -> None:
         raise InvalidPayload(f"{where} must name a model and a natural key")
 
 
-def _payload_text(transaction: dict[str, Any], encryption_key: str | None) -> str:
-    """Open a wire transaction's payload and check its shape; return its
+def _payload_text(
+    transaction: dict[str, Any], encryption_key: str | None
+) -> tuple[dict[str, Any], str]:
+    """Open a wire transaction's payload and check its shape; return it and its
     plaintext, or raise InvalidPayload."""
     if transaction["encrypted"] and not encryption_key:
         raise InvalidPayload(
@@ -77,7 +83,10 @@ def _payload_text(transaction: dict[str, Any], encryption_key: str | None) -> st
     previous = payload.get("previous_natural_key")
     if previous is not None and not (isinstance(previous, list) and previous):
         raise InvalidPayload("previous_natural_key must be a non-empty list")
-    return text
+    local = payload.get("local_fields", [])
+    if not isinstance(local, list) or not all(isinstance(n, str) for n in local):
+        raise InvalidPayload("local_fields must be a list of field names")
+    return payload, text
 
 
 def _created(value: str) -> datetime | None:
@@ -96,15 +105,16 @@ def opened(
     transaction: dict[str, Any],
     encryption_key: str | None,
     allowed_models: Collection[str],
-) -> tuple[str, str, str | None]:
-    """What becomes of a wire transaction: (status, reason, plaintext payload)."""
+) -> tuple[str, str, str | None, dict[str, Any] | None]:
+    """What becomes of a wire transaction: (status, reason, plaintext payload,
+    the payload parsed)."""
     try:
-        payload = _payload_text(transaction, encryption_key)
+        payload, text = _payload_text(transaction, encryption_key)
     except InvalidPayload as exc:
-        return QUARANTINED, str(exc), None
+        return QUARANTINED, str(exc), None, None
     if transaction["model"] not in allowed_models:
-        return HELD, held_reason(transaction["model"]), payload
-    return RECEIVED, "", payload
+        return HELD, held_reason(transaction["model"]), text, payload
+    return RECEIVED, "", text, payload
 
 
 def _row(
@@ -113,19 +123,20 @@ def _row(
     allowed_models: Collection[str],
     operation_id: int | None,
     now: datetime,
-) -> dict[str, Any]:
-    status, reason, payload = opened(
+) -> tuple[dict[str, Any], Received]:
+    """The row to store, and the transaction as applying reads it."""
+    status, reason, text, payload = opened(
         transaction, producer.encryption_key, allowed_models
     )
-    return {
+    row = {
         "producer_id": producer.id,
         "sequence": transaction["sequence"],
         "model": transaction["model"],
         "natural_key": canonical_json(transaction["natural_key"]),
         "action": transaction["action"],
         "schema_version": transaction["schema_version"],
-        "payload": payload,
-        "body": canonical_json(transaction) if payload is None else None,
+        "payload": text,
+        "body": canonical_json(transaction) if text is None else None,
         "hash": transaction["hash"],
         "created": _created(transaction["created"]),
         "received": now,
@@ -133,6 +144,17 @@ def _row(
         "reason": reason,
         "operation_id": operation_id,
     }
+    known = Received(
+        row["sequence"],
+        row["model"],
+        row["natural_key"],
+        row["action"],
+        row["schema_version"],
+        payload,
+        row["created"] or now,
+        status,
+    )
+    return row, known
 
 
 def receive(
@@ -161,7 +183,9 @@ def receive(
     for transaction in bundle.transactions:
         sequence = transaction["sequence"]
         if sequence not in known:
-            row = _row(transaction, producer, allowed_models, operation_id, now)
+            row, receipt.known[sequence] = _row(
+                transaction, producer, allowed_models, operation_id, now
+            )
             if row["status"] in (QUARANTINED, HELD):
                 listed = (
                     receipt.quarantined
@@ -179,25 +203,6 @@ def receive(
     receipt.new = len(rows)
     advance_received(session, producer, bundle.last_sequence, now)
     return receipt
-
-
-def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` in the session's transaction: on PostgreSQL with COPY
-    (one statement per row costs a round trip each), elsewhere as one
-    executemany."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    columns = list(rows[0])
-    names = ", ".join(f'"{name}"' for name in columns)
-    driver = connection.connection.driver_connection
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[name] for name in columns])
 
 
 def _reject(

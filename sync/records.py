@@ -3,8 +3,6 @@ and the exports, filtered by model, update time and a search text."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,6 +12,7 @@ from sqlalchemy import Select, Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from sync.models import SyncProducer, SyncRecord
+from tracker.spreadsheet import csv_lines as spreadsheet_lines
 
 EXPORT_ROWS_PER_FETCH = 1000
 SEARCH_LENGTH = 200
@@ -92,30 +91,24 @@ def _field_names(session: Session, model: str) -> list[str]:
 
 def csv_lines(session: Session, model: str) -> Iterator[str]:
     """MODEL's records as CSV: the natural key, one column per field any record
-    has, then version, producer and update time; fields hold JSON values."""
+    has, then version, producer and update time; fields hold JSON values. A
+    cell a spreadsheet would run as a formula is quoted (tracker.spreadsheet)."""
     names = _field_names(session, model)
     producers = producer_names(session)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
 
-    def line(values: list[Any]) -> str:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(values)
-        return buffer.getvalue()
-
-    yield line(["natural_key", *names, "_version", "_producer", "_updated"])
-    for record in _rows(session, records_statement(model)):
-        fields = record.fields
-        yield line(
-            [
+    def rows() -> Iterator[list[Any]]:
+        yield ["natural_key", *names, "_version", "_producer", "_updated"]
+        for record in _rows(session, records_statement(model)):
+            fields = record.fields
+            yield [
                 record.natural_key,
                 *(_cell(fields.get(name)) for name in names),
                 record.version,
                 producers.get(record.producer_id, ""),
                 record.updated.isoformat(),
             ]
-        )
+
+    return spreadsheet_lines(rows())
 
 
 def _cell(value: Any) -> str:

@@ -25,6 +25,15 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from sync.conflicts import (
+    STATES,
+    ConflictRefused,
+    conflict_models,
+    conflicts_statement,
+    open_conflict_total,
+    resolve_conflict,
+    user_names,
+)
 from sync.deliveries import (
     APPLY_OPERATION,
     IMPORT_OPERATION,
@@ -33,7 +42,13 @@ from sync.deliveries import (
     DeliverySettings,
     import_file,
 )
-from sync.models import ImportedFile, SyncProducer
+from sync.models import (
+    KEEP_APPLIED,
+    RESOLUTIONS,
+    TAKE_OTHER,
+    ImportedFile,
+    SyncProducer,
+)
 from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
@@ -140,6 +155,7 @@ def _render_index(
             set_aside=set_aside if any(set_aside.values()) else None,
             files=files,
             file_count=db.session.scalar(select(func.count(ImportedFile.id))),
+            open_conflicts=open_conflict_total(db.session),
             operations=operations,
             max_upload=_size(current_app.config["SYNC_MAX_BODY_BYTES"]),
             issued=issued,
@@ -346,6 +362,7 @@ def records():
         text=text,
         pagination=pagination,
         producers=producer_names(db.session),
+        open_conflicts=open_conflict_total(db.session),
     )
 
 
@@ -368,3 +385,88 @@ def records_csv(model: str):
 def records_jsonl(model: str):
     """Stream a model's records as JSON lines, as the API gives each."""
     return _export(model, json_lines, "application/x-ndjson", "jsonl")
+
+
+CONFLICTS_PER_PAGE = 50
+CONFLICT_STATES = (*STATES, "all")
+
+
+def _conflict_filters(source) -> dict[str, str]:
+    """The list's filters as given (query or form), each checked."""
+    status = source.get("status", "open")
+    filters = {
+        "model": source.get("model", "").strip()[:100],
+        "producer": source.get("producer", "").strip()[:100],
+        "status": status if status in CONFLICT_STATES else "open",
+    }
+    page = source.get("page", "")
+    if page.isdigit() and 1 < int(page) < 2**31:
+        filters["page"] = page
+    return {name: value for name, value in filters.items() if value}
+
+
+@bp.get("/sync/conflicts")
+def conflicts():
+    """List conflicting changes of one field by two producers, with filters."""
+    filters = _conflict_filters(request.args)
+    producers = producer_names(db.session)
+    producer_row = next(
+        (row for row, name in producers.items() if name == filters.get("producer")),
+        None,
+    )
+    if filters.get("producer") and producer_row is None:
+        abort(404, description=_("No producer with this id."))
+    status = filters["status"]
+    pagination = db.paginate(
+        conflicts_statement(
+            filters.get("model"), producer_row, None if status == "all" else status
+        ),
+        page=int(filters.get("page", 1)),
+        per_page=CONFLICTS_PER_PAGE,
+        error_out=False,
+    )
+    return render_template(
+        "sync/conflicts.html",
+        pagination=pagination,
+        filters=filters,
+        listed={name: value for name, value in filters.items() if name != "page"},
+        models=conflict_models(db.session),
+        producers=producers,
+        users=user_names(db.session),
+        open_total=open_conflict_total(db.session),
+    )
+
+
+def _resolved(action: str, number: int) -> str:
+    if action == KEEP_APPLIED:
+        return _(
+            "Conflict %(number)d resolved: the applied value stays.", number=number
+        )
+    if action == TAKE_OTHER:
+        return _(
+            "Conflict %(number)d resolved: the other value is now in the record.",
+            number=number,
+        )
+    return _("Conflict %(number)d marked resolved.", number=number)
+
+
+@bp.post("/sync/conflicts/<int:conflict_id>/resolve")
+def resolve(conflict_id: int):
+    """Resolve a conflict and go back to the list as it was filtered."""
+    action = request.form.get("action")
+    back = redirect(url_for("sync.conflicts", **_conflict_filters(request.form)))
+    if action not in RESOLUTIONS:
+        flash(_("Choose how to resolve the conflict."), "error")
+        return back
+    try:
+        conflict = resolve_conflict(db.session, conflict_id, action, current_user.id)
+    except ConflictRefused as exc:
+        db.session.rollback()
+        flash(_("The conflict was not resolved: %(reason)s", reason=exc), "error")
+        return back
+    if conflict is None:
+        db.session.rollback()
+        abort(404, description=_("No conflict with this number."))
+    db.session.commit()
+    flash(_resolved(action, conflict_id), "success")
+    return back

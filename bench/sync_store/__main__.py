@@ -4,7 +4,7 @@
 
 Stores the same rows into ``sync_incoming_transactions`` of a throwaway
 PostgreSQL cluster, in bundles of 1000 (as a file import does), once with
-``sync.receiving.insert_rows`` (COPY) and once with the executemany INSERT it
+``sync.storing.insert_rows`` (COPY) and once with the executemany INSERT it
 replaced, alternating, each round on an emptied table; prints rows per second
 of each and their ratio.
 """
@@ -23,7 +23,7 @@ from bench.api.servers import database_urls
 from bench.common import bounded_int
 from bench.sync.server import close_app, register_producers, server_app
 from sync.models import IncomingTransaction, SyncProducer
-from sync.receiving import insert_rows
+from sync.storing import insert_rows
 from sync.wire.signing import new_credential, public_key_of
 from tracker.db_types import utcnow
 from tracker.extensions import db

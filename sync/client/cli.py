@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sync.client.models import SyncConfigurationError
 from sync.client.operations import configure_producer
 from sync.client.relay import (
+    ExportStopped,
     RelayRefused,
     export_bundles,
     fetch_producer_keys,
@@ -35,7 +36,7 @@ from sync.client.transfer import (
     push_url,
     recover,
 )
-from sync.wire.bundles import BundleError
+from sync.wire.bundles import MAX_FILE_TRANSACTIONS, BundleError
 
 ATTEMPTS = click.IntRange(1, 1000)
 
@@ -117,9 +118,11 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
     @click.option("--from-sequence", type=click.IntRange(1), default=None)
     @click.option(
         "--per-file",
-        type=click.IntRange(1, 1_000_000),
-        default=100_000,
-        help="The most transactions in one file; more go to PATH-2, PATH-3...",
+        # A server takes files of at most MAX_FILE_TRANSACTIONS.
+        type=click.IntRange(1, MAX_FILE_TRANSACTIONS),
+        default=MAX_FILE_TRANSACTIONS,
+        help="The most transactions in one file (at most 100000, what a server"
+        " takes); more go to PATH-2, PATH-3...",
     )
     @click.option(
         "--max-files", type=click.IntRange(1), default=None, help="Stop after N files."
@@ -219,17 +222,25 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
     @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
     def export_command(directory: Path):
         """Write every bundle waiting to be forwarded as a file in DIRECTORY,
-        to carry to the server (manage.py sync import)."""
+        to carry to the server (manage.py sync import DIRECTORY); say what
+        remains if the writing stops."""
+        stopped = None
         try:
             written = export_bundles(db.session, relayed_model, directory)
-        except OSError as exc:
-            raise click.ClickException(str(exc)) from None
+        except ExportStopped as exc:
+            written, stopped = exc.written, exc.error
         for item in written:
             click.echo(
                 f"{item.path}: {item.producer}"
                 f" {item.first_sequence}-{item.last_sequence}"
             )
         click.echo(f"Wrote {len(written)} bundle files.")
+        if stopped is not None:
+            waiting = relay_status(db.session, relayed_model)["waiting"]
+            raise click.ClickException(
+                f"the export stopped: {stopped}; {waiting} bundles remain waiting"
+                " (run flask relay export again once it is fixed)"
+            )
 
     @group.command("drop")
     @click.argument("bundle_id", type=click.IntRange(1))

@@ -234,14 +234,12 @@ def _tables_for(mapper: Mapper) -> SyncTables:
     return tables
 
 
-def _column_values(mapper: Mapper, connection: Any, target: Any) -> dict[str, Any]:
+def _column_values(
+    mapper: Mapper, connection: Any, target: Any, names: list[str]
+) -> dict[str, Any]:
     state = inspect(target)
-    values = {
-        prop.key: state.dict[prop.key]
-        for prop in mapper.column_attrs
-        if prop.key in state.dict
-    }
-    missing = [prop for prop in mapper.column_attrs if prop.key not in values]
+    values = {name: state.dict[name] for name in names if name in state.dict}
+    missing = [mapper.attrs[name] for name in names if name not in values]
     if missing:
         # Server-generated or expired values: read them on the flush's connection.
         where = [
@@ -257,6 +255,19 @@ def _column_values(mapper: Mapper, connection: Any, target: Any) -> dict[str, An
         ).one()
         values.update(zip((prop.key for prop in missing), row, strict=True))
     return values
+
+
+def _changed_names(mapper: Mapper, target: Any) -> list[str]:
+    """The columns an update sets: those given a new value, and those the
+    database or an onupdate default fills."""
+    attrs = inspect(target).attrs
+    return [
+        prop.key
+        for prop in mapper.column_attrs
+        if attrs[prop.key].history.has_changes()
+        or prop.columns[0].onupdate is not None
+        or prop.columns[0].server_onupdate is not None
+    ]
 
 
 def _parents(mapper: Mapper, connection: Any, values: dict[str, Any]) -> dict:
@@ -289,16 +300,33 @@ def _parents(mapper: Mapper, connection: Any, values: dict[str, Any]) -> dict:
 
 
 def record_change(mapper: Mapper, connection: Any, target: Any, action: str) -> None:
-    """Write one outgoing transaction for this change on the flush's connection."""
+    """Write one outgoing transaction for this change on the flush's connection.
+
+    An insert or a delete carries every column; an update only the columns it
+    changes, so that the server merges it field by field and a change another
+    device made to another field stays, and the natural keys of all its parents.
+    An insert names its primary key's columns in ``local_fields``: they differ
+    between devices by nature."""
     tables = _tables_for(mapper)
     cls = type(target)
-    values = _column_values(mapper, connection, target)
+    every = [prop.key for prop in mapper.column_attrs]
+    carried = _changed_names(mapper, target) if action == "update" else every
+    references = [
+        prop.key for prop in mapper.column_attrs if prop.columns[0].foreign_keys
+    ]
+    wanted = list(dict.fromkeys([*carried, *cls.__natural_key__, *references]))
+    values = _column_values(mapper, connection, target, wanted)
     natural_key = [json_value(values[name]) for name in cls.__natural_key__]
     payload: dict[str, Any] = {
         "schema_version": cls.sync_schema_version,
-        "fields": {key: json_value(value) for key, value in values.items()},
+        "fields": {name: json_value(values[name]) for name in carried},
+        # Every parent, changed or not: a parent renamed since is named anew.
         "parents": _parents(mapper, connection, values),
     }
+    if action == "insert":
+        payload["local_fields"] = [
+            mapper.get_property_by_column(column).key for column in mapper.primary_key
+        ]
     if action == "update":
         previous = inspect(target).info.pop("sync_previous_key", None)
         if previous is not None and previous != natural_key:

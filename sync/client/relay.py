@@ -334,6 +334,16 @@ def forward(
         summary.transactions += len(bundle.transactions)
 
 
+class ExportStopped(Exception):
+    """Writing the files stopped (a full disk, say): ``written`` were written
+    and marked, the rest wait for the next export."""
+
+    def __init__(self, written: list[ExportedFile], error: OSError) -> None:
+        super().__init__(str(error))
+        self.written = written
+        self.error = error
+
+
 @dataclass
 class ExportedFile:
     path: Path
@@ -350,15 +360,32 @@ def export_bundles(
 ) -> list[ExportedFile]:
     """Write every bundle waiting to be forwarded as a file in ``directory``
     (as the producer signed it, for ``manage.py sync import`` on the central
-    server) and mark it forwarded by file; commit after each."""
+    server) and mark it forwarded by file; commit after each. A write that
+    fails raises ExportStopped with the files written until then."""
     commit = commit or session.commit
     target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    written, after = [], 0
+    written: list[ExportedFile] = []
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        _export_each(session, relayed_model, target, commit, written)
+    except OSError as exc:
+        session.rollback()
+        raise ExportStopped(written, exc) from None
+    return written
+
+
+def _export_each(
+    session: Session,
+    relayed_model: type,
+    target: Path,
+    commit: Callable[[], None],
+    written: list[ExportedFile],
+) -> None:
+    after = 0
     while True:
         row = _next_waiting(session, relayed_model, after)
         if row is None:
-            return written
+            return
         after = row.id
         bundle = _stored_bundle(row)
         path = target / (

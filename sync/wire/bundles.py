@@ -66,8 +66,9 @@ TRANSACTION_FIELDS: dict[str, dict[str, Any]] = {
     },
     "payload": {
         "type": "string",
-        "description": "canonical JSON {schema_version, fields, parents,"
-        " previous_natural_key?}, or sealed with AES-256-GCM when encrypted",
+        "description": "canonical JSON {schema_version, fields (an update:"
+        " those it changes), parents, previous_natural_key?, local_fields?},"
+        " or sealed with AES-256-GCM when encrypted",
     },
     "encrypted": {"type": "boolean"},
     "hash": {
@@ -79,6 +80,10 @@ TRANSACTION_FIELDS: dict[str, dict[str, Any]] = {
     "created": {"type": "string", "format": "date-time"},
 }
 PYTHON_TYPES = {"string": str, "integer": int, "array": list, "boolean": bool}
+FIELD_NAMES = frozenset(TRANSACTION_FIELDS)
+FIELD_KINDS = tuple(
+    (name, PYTHON_TYPES[schema["type"]]) for name, schema in TRANSACTION_FIELDS.items()
+)
 
 
 class BundleError(ValueError):
@@ -248,35 +253,41 @@ def _check_manifest(manifest: Any) -> dict[str, Any]:
 
 def check_transaction(index: int, transaction: Any) -> dict[str, Any]:
     """Check one wire transaction's shape; raise BundleError naming the field."""
-    where = f"transactions[{index}]"
+
+    def refuse(name: str | None, message: str) -> BundleError:
+        where = f"transactions[{index}]"
+        return BundleError(f"{where}.{name}" if name else where, message)
+
     if not isinstance(transaction, dict):
-        raise BundleError(where, "must be a JSON object")
-    unknown = set(transaction) - set(TRANSACTION_FIELDS)
-    if unknown:
-        raise BundleError(f"{where}.{sorted(unknown)[0]}", "is not a known field")
-    for name, schema in TRANSACTION_FIELDS.items():
-        kind = PYTHON_TYPES[schema["type"]]
-        value = transaction.get(name)
+        raise refuse(None, "must be a JSON object")
+    if not transaction.keys() <= FIELD_NAMES:
+        unknown = sorted(set(transaction) - FIELD_NAMES)[0]
+        raise refuse(unknown, "is not a known field")
+    for name, kind in FIELD_KINDS:
         # bool is an int in Python: compare types exactly.
-        if type(value) is not kind:
-            raise BundleError(f"{where}.{name}", f"must be a {kind.__name__}")
+        if type(transaction.get(name)) is not kind:
+            raise refuse(name, f"must be a {kind.__name__}")
     if transaction["action"] not in ACTIONS:
-        raise BundleError(f"{where}.action", "must be insert, update or delete")
+        raise refuse("action", "must be insert, update or delete")
     if not 0 < len(transaction["model"]) <= MAX_MODEL_LENGTH:
-        raise BundleError(f"{where}.model", "must be 1 to 100 characters")
+        raise refuse("model", "must be 1 to 100 characters")
     if not transaction["natural_key"]:
-        raise BundleError(f"{where}.natural_key", "must not be empty")
+        raise refuse("natural_key", "must not be empty")
     if len(canonical_json(transaction["natural_key"])) > MAX_KEY_LENGTH:
-        raise BundleError(f"{where}.natural_key", "is longer than 500 characters")
+        raise refuse("natural_key", "is longer than 500 characters")
     if not 0 < transaction["schema_version"] <= MAX_SCHEMA_VERSION:
-        raise BundleError(f"{where}.schema_version", "must be a positive integer")
+        raise refuse("schema_version", "must be a positive integer")
     if len(transaction["hash"]) != HASH_LENGTH:
-        raise BundleError(f"{where}.hash", "must be a SHA-256 hex digest")
+        raise refuse("hash", "must be a SHA-256 hex digest")
     return transaction
 
 
-def check_bundle(bundle: Bundle) -> Bundle:
-    """Check that the transactions are exactly those the manifest describes."""
+def check_bundle(bundle: Bundle, read_digest: str | None = None) -> Bundle:
+    """Check that the transactions are exactly those the manifest describes.
+
+    ``read_digest`` is the SHA-256 of the lines a file's transactions were read
+    from, each already checked: when it is the manifest's, those lines were the
+    canonical ones signed, and they need not be written again to compare."""
     manifest = _check_manifest(bundle.manifest)
     if not isinstance(bundle.signature, str) or not bundle.signature:
         raise BundleError("signature", "is missing")
@@ -288,7 +299,8 @@ def check_bundle(bundle: Bundle) -> Bundle:
         )
     expected = manifest["first_sequence"]
     for index, transaction in enumerate(bundle.transactions):
-        check_transaction(index, transaction)
+        if read_digest is None:
+            check_transaction(index, transaction)
         where = f"transactions[{index}]"
         if transaction["producer"] != manifest["producer"]:
             raise BundleError(
@@ -305,6 +317,8 @@ def check_bundle(bundle: Bundle) -> Bundle:
     models = Counter(t["model"] for t in bundle.transactions)
     if dict(models) != manifest["models"]:
         raise BundleError("manifest.models", "does not match the transactions")
+    if read_digest == manifest["sha256"]:
+        return bundle
     lines = (canonical_json(t) for t in bundle.transactions)
     if _lines_digest(lines) != manifest["sha256"]:
         raise BundleError(
@@ -399,6 +413,7 @@ def read_bundle_file(
     signature there, so only a producer's own count is ever read."""
     head: Any = None
     transactions = []
+    digest = hashlib.sha256()
     for number, line in _file_lines(stream, max_bytes):
         item = _file_item(number, line)
         if head is None:
@@ -423,10 +438,12 @@ def read_bundle_file(
                 " manifest announces: the bundle is incomplete or altered",
             )
         transactions.append(check_transaction(len(transactions), item))
+        digest.update(line)
     if not isinstance(head, dict):
         raise BundleError("file", "has no manifest: it is empty or not a sync export")
     return check_bundle(
-        Bundle(head.get("manifest"), head.get("signature"), transactions)
+        Bundle(head.get("manifest"), head.get("signature"), transactions),
+        digest.hexdigest(),
     )
 
 

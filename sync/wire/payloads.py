@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import json
 import uuid
@@ -63,13 +64,45 @@ def transaction_hash(
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _text(value: str) -> str:
+    """A short, often repeated text (an action, a model, a producer) as JSON."""
+    return canonical_json(value)
+
+
+def _hash_over_text(transaction: Mapping[str, Any], text: str) -> str:
+    """The transaction's hash if ``text`` is its payload's canonical JSON, made
+    without parsing and writing the payload again: the content's keys in
+    canonical (sorted) order, the payload's text in its place."""
+    content = (
+        '{"action":'
+        + _text(transaction["action"])
+        + ',"model":'
+        + _text(transaction["model"])
+        + ',"natural_key":'
+        + canonical_json(transaction["natural_key"])
+        + ',"payload":'
+        + text
+        + ',"producer":'
+        + _text(transaction["producer"])
+        + ',"sequence":'
+        + canonical_json(transaction["sequence"])
+        + "}"
+    )
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
 def open_transaction(
     transaction: Mapping[str, Any], key: str | bytes | None
 ) -> tuple[Any, str]:
     """Decrypt a wire transaction's payload if it is sealed, parse it and check
     it against the transaction's hash; return it and its plaintext, or raise
     InvalidPayload. A sealed payload needs ``key``: callers say when it is
-    missing."""
+    missing.
+
+    The hash is first computed over the payload's text as sent, which devices
+    write canonically: when that matches, the text is the one the hash was made
+    of and the payload need not be written again to compare."""
     text = transaction["payload"]
     if transaction["encrypted"]:
         context = f"{transaction['producer']}:{transaction['sequence']}"
@@ -80,6 +113,8 @@ def open_transaction(
         raise InvalidPayload("the payload is not JSON") from None
     except RecursionError:
         raise InvalidPayload("the payload nests too deep") from None
+    if _hash_over_text(transaction, text) == transaction["hash"]:
+        return payload, text
     expected = transaction_hash(
         transaction["producer"],
         transaction["sequence"],

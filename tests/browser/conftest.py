@@ -115,6 +115,81 @@ LONG_ERROR = (
 )
 
 
+def seed_synced_records(tablet, laptop, now: datetime) -> None:
+    """Households and members two producers sent, and conflicts between them:
+    one open on a household's village, one resolved on a member's household."""
+    from sync.models import SyncConflict, SyncRecord
+
+    db.session.flush()
+    in_h1 = {"model": "Household", "natural_key": ["KSM-0001"]}
+    in_h2 = {"model": "Household", "natural_key": ["KSM-0002"]}
+    applied = int(now.timestamp() * 1000)
+    for number, village in ((1, "Kisumu Ndogo"), (2, "Manyatta B")):
+        db.session.add(
+            SyncRecord(
+                model="Household",
+                natural_key=f'["KSM-{number:04d}"]',
+                fields={"code": f"KSM-{number:04d}", "village": village, "size": 5},
+                parents={},
+                # The field's last change: the producer, its sequence, made, applied.
+                changes={"village": [laptop.id, number, applied, applied]},
+                version=2,
+                producer_id=laptop.id,
+                sequence=number,
+            )
+        )
+    db.session.add(
+        SyncRecord(
+            model="Member",
+            natural_key='["KSM-0001-01"]',
+            fields={"identifier": "KSM-0001-01", "household_id": 2, "name": "Achieng"},
+            parents={"household_id": in_h2},
+            version=2,
+            producer_id=tablet.id,
+            sequence=3,
+        )
+    )
+    common = {
+        "applied_made": now - timedelta(hours=3),
+        "other_made": now - timedelta(hours=5),
+        "other_applied": now - timedelta(hours=2),
+        "detected": now - timedelta(hours=1),
+    }
+    db.session.add(
+        SyncConflict(
+            model="Household",
+            natural_key='["KSM-0001"]',
+            field="village",
+            applied_value="Kisumu Ndogo",
+            applied_producer_id=laptop.id,
+            applied_sequence=1,
+            other_value="Kisumu Ndogo Estate, behind the dispensary",
+            other_producer_id=tablet.id,
+            other_sequence=7,
+            **common,
+        )
+    )
+    db.session.add(
+        SyncConflict(
+            model="Member",
+            natural_key='["KSM-0001-01"]',
+            field="household_id",
+            applied_value=2,
+            applied_parent=in_h2,
+            applied_producer_id=tablet.id,
+            applied_sequence=3,
+            other_value=1,
+            other_parent=in_h1,
+            other_producer_id=laptop.id,
+            other_sequence=9,
+            status="resolved",
+            resolution="keep_applied",
+            resolved=now,
+            **common,
+        )
+    )
+
+
 def seed_domains() -> dict[str, object]:
     """A crawl run with failures, a quota with clients, sync producers and
     KEP 5's allocation site beside the seeded instances; return the ids pages
@@ -184,7 +259,10 @@ def seed_domains() -> dict[str, object]:
     producer, _credential, _key = register_producer(
         db.session, "tablet-kisumu-0001", "Field tablet, Kisumu district team"
     )
-    register_producer(db.session, "laptop-manaus-02", "Clinic laptop", encrypt=True)
+    laptop, _credential, _key = register_producer(
+        db.session, "laptop-manaus-02", "Clinic laptop", encrypt=True
+    )
+    seed_synced_records(producer, laptop, now)
     ids = build_kep_site()
     db.session.commit()
     return {

@@ -102,6 +102,8 @@ def test_every_page_fits_and_every_entry_is_reachable(browser, every_page, viewp
         "quota.index",
         "sync.index",
         "sync.producer",
+        "sync.records",
+        "sync.conflicts",
         "allocation.index",
         "allocation.tree",
         "allocation.pool",

@@ -6,6 +6,7 @@ import pytest
 
 from tests.support import serve
 from tests.sync.field_app import create_field_app, create_relay_app, field_db
+from tests.sync.processes import Processes
 from tests.sync.support import FIELD_MODELS, register
 
 
@@ -53,3 +54,11 @@ def relay(tmp_path):
     with app.app_context():
         field_db.session.remove()
         field_db.engine.dispose()
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start processes; each is SIGKILLed at the end, pass or fail."""
+    started = Processes(tmp_path)
+    yield started
+    started.kill_all()

@@ -83,11 +83,13 @@ def wire(
     action: str,
     fields: dict,
     parents: dict | None = None,
+    made: datetime = CREATED,
 ) -> dict[str, Any]:
-    """A wire transaction built by hand, as a device would send it."""
+    """A wire transaction built by hand, as a device would send it; ``made`` is
+    the device's clock when it made the change."""
     payload = {"schema_version": 1, "fields": fields, "parents": parents or {}}
     return plain_transaction(
-        producer, sequence, model, natural_key, action, payload, CREATED
+        producer, sequence, model, natural_key, action, payload, made
     )
 
 

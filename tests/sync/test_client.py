@@ -35,6 +35,7 @@ from tests.sync.field_app import (
 )
 
 PRODUCER = "tablet-7"
+COLUMNS = ("id", "code", "village", "income", "enumerated")
 
 
 @pytest.fixture
@@ -87,6 +88,29 @@ def test_insert_update_delete_each_write_one_transaction_in_sequence(field):
         assert open_payload(rows[1])["fields"]["village"] == "Ramotswa"
         assert rows[0].created.tzinfo is not None
         assert not any(r.sent or r.encrypted for r in rows)
+
+
+def test_an_update_carries_only_the_fields_it_changes(field):
+    with field.app_context():
+        household = add_household(village="Mochudi", income=Decimal("1.50"))
+        field_db.session.add(Member(identifier="M-1", household_id=household.id))
+        field_db.session.commit()
+        household.village = "Ramotswa"
+        field_db.session.commit()
+        member = field_db.session.scalar(select(Member))
+        member.name = "Ada"
+        field_db.session.commit()
+        inserted, _, updated, member_update = (open_payload(r) for r in transactions())
+        # An insert names the columns that are this device's own (its ids).
+        assert inserted["local_fields"] == ["id"]
+        assert set(inserted["fields"]) == set(COLUMNS)
+        assert updated["fields"] == {"village": "Ramotswa"}
+        assert "local_fields" not in updated
+        # A child names its parent again (renamed since, perhaps).
+        assert member_update["fields"] == {"name": "Ada"}
+        assert member_update["parents"] == {
+            "household_id": {"model": "Household", "natural_key": ["HH-1"]}
+        }
 
 
 def test_an_unchanged_dirty_record_writes_nothing(field):

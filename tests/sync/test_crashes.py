@@ -215,14 +215,6 @@ def make_client(field_templates, server_app, tmp_path):
             field_db.engine.dispose()
 
 
-@pytest.fixture
-def processes(tmp_path):
-    """Start processes; each is SIGKILLed at the end, pass or fail."""
-    started = Processes(tmp_path)
-    yield started
-    started.kill_all()
-
-
 def start_tracker(processes: Processes, server_app: Flask, **options) -> HttpProcess:
     """The tracker as a server process, with the settings of ``server_app``."""
     return processes.tracker(

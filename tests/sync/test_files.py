@@ -219,3 +219,6 @@ def test_export_writes_every_pending_transaction_in_capped_files(
     for name in ("rest-2.jsonl.gz", "out.jsonl.gz", "rest.jsonl.gz"):
         import_into(server, tmp_path / name)
     assert server_records(server) == field_records(field)
+    # No file holds more than a server takes.
+    past = runner.invoke(args=["sync", "export", str(target), "--per-file", "100001"])
+    assert past.exit_code == 2 and "100000" in past.output

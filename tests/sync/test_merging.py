@@ -82,3 +82,56 @@ def test_a_parent_a_device_does_not_know_is_kept_and_one_it_clears_goes(server):
         wire("tablet-1", 4, "Member", ["M1"], "update", {"household_id": None}),
     )
     assert parents() == {}
+
+
+def test_a_parent_renamed_is_named_anew_but_not_over_another_producers_choice(
+    server,
+):
+    one, two = register(server, "tablet-1")[0], register(server, "tablet-2")[0]
+    in_h1 = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
+    in_h1b = {"household_id": {"model": "Household", "natural_key": ["H1b"]}}
+    in_h2 = {"household_id": {"model": "Household", "natural_key": ["H2"]}}
+    push(
+        server,
+        one,
+        wire("tablet-1", 1, "Household", ["H1"], "insert", {"code": "H1"}),
+        wire("tablet-1", 2, "Household", ["H2"], "insert", {"code": "H2"}),
+        wire("tablet-1", 3, "Member", ["M1"], "insert", {"household_id": 1}, in_h1),
+        wire("tablet-1", 4, "Member", ["M2"], "insert", {"household_id": 1}, in_h1),
+    )
+    # tablet-2 moves M2 to H2; then tablet-1 renames H1 and edits both members.
+    push(
+        server,
+        two,
+        wire("tablet-2", 1, "Member", ["M2"], "update", {"household_id": 5}, in_h2),
+    )
+    renamed = plain_transaction(
+        "tablet-1",
+        5,
+        "Household",
+        ["H1b"],
+        "update",
+        {
+            "schema_version": 1,
+            "fields": {"code": "H1b"},
+            "parents": {},
+            "previous_natural_key": ["H1"],
+        },
+        CREATED,
+    )
+    push(
+        server,
+        one,
+        renamed,
+        wire("tablet-1", 6, "Member", ["M1"], "update", {"name": "A"}, in_h1b),
+        wire("tablet-1", 7, "Member", ["M2"], "update", {"name": "B"}, in_h1b),
+    )
+
+    def parents(key):
+        with server.app_context():
+            return db.session.scalar(
+                db.select(SyncRecord.parents).where(SyncRecord.natural_key == key)
+            )
+
+    assert parents('["M1"]') == in_h1b
+    assert parents('["M2"]') == in_h2

@@ -155,7 +155,8 @@ class Recorded:
 
 def replay(log: list[Recorded]) -> dict[Key, tuple[dict[str, Any], int]]:
     """The records a device's transactions describe, each with the number of
-    changes made to it since it was inserted: the model the server must follow."""
+    changes made to it since it was inserted: the model the server must follow.
+    An update carries the fields it changes; the others keep their values."""
     records: dict[Key, tuple[dict[str, Any], int]] = {}
     for change in log:
         if change.action == "delete":
@@ -163,10 +164,10 @@ def replay(log: list[Recorded]) -> dict[Key, tuple[dict[str, Any], int]]:
             continue
         if change.action == "insert":
             assert change.key not in records, change
-            version = 0
+            fields, version = {}, 0
         else:
-            _, version = records.pop(change.previous or change.key)
-        records[change.key] = (change.fields, version + 1)
+            fields, version = records.pop(change.previous or change.key)
+        records[change.key] = ({**fields, **change.fields}, version + 1)
     return records
 
 

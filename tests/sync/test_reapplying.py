@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from sync.deliveries import DeliverySettings, apply_all
-from sync.models import HELD, IncomingTransaction, SyncProducer
+from sync.models import HELD, IncomingTransaction, SyncProducer, SyncRecord
 from sync.wire.bundles import make_bundle
 from tests.support import Login, csrf_token
 from tests.sync.support import FIELD_MODELS, register, server_records, wire
@@ -105,6 +105,25 @@ def test_a_held_record_keeps_the_order_of_its_changes(app, credential, make_app)
     assert result.exit_code == 0, result.output
     assert "Re-applied 2: 2 applied, 0 parked; still held 0" in result.output
     assert server_records(listed)[("Member", '["H1-1"]')]["name"] == "B"
+
+
+def test_a_held_transaction_past_a_gap_is_applied_once_in_its_turn(
+    app, credential, make_app
+):
+    later = household_and_member(sequence=2)  # sequence 1 has not arrived
+    push(app, credential, later)
+    listed = make_app(SYNC_MODELS=FIELD_MODELS)
+    result = listed.test_cli_runner().invoke(args=["sync", "reapply"])
+    assert "Re-applied 0:" in result.output and "still held 1" in result.output
+    assert statuses(listed) == {2: "received", 3: HELD}
+    push(listed, credential, [wire("tablet-1", 1, "Household", ["H0"], "insert", {})])
+    with listed.app_context():
+        settings = DeliverySettings.from_config(listed.config)
+        apply_all(db.session, settings, db.session.commit)
+        assert apply_all(db.session, settings, db.session.commit) is None
+        versions = list(db.session.scalars(select(SyncRecord.version)))
+    assert statuses(listed) == {1: "applied", 2: "applied", 3: "applied"}
+    assert versions == [1, 1, 1]
 
 
 def test_reapply_command_filters_by_producer_and_model_and_warns(app, credential):

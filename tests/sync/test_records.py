@@ -111,3 +111,35 @@ def test_pages_and_exports_need_a_sign_in(pushed):
     client = pushed.test_client()
     assert client.get("/sync/records").status_code == 302
     assert client.get("/sync/records/Household.csv").status_code == 302
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(server, signed_in):
+    credential = register(server, "tablet-9")[0]
+    fields = {
+        "a_formula": '=HYPERLINK("http://x")',
+        "b_at": "@SUM(A1)",
+        "c_plus": "+1+2",
+        "d_minus": "-2-3",
+        "e_tab": "\tx",
+        "f_return": "\rx",
+        "g_number": -5,
+        "h_text_number": "-1.5",
+        "i_plain": "Maun",
+    }
+    transaction = wire("tablet-9", 1, "Household", ["=H9"], "insert", fields)
+    bundle = make_bundle([transaction], credential).as_json()
+    assert server.test_client().post(PUSH, json=bundle).status_code == 200
+    text = signed_in.get("/sync/records/Household.csv").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0][1:10] == sorted(fields)
+    assert rows[1][1:10] == [
+        '\'=HYPERLINK("http://x")',
+        "'@SUM(A1)",
+        "'+1+2",
+        "'-2-3",
+        "'\tx",
+        "'\rx",
+        "-5",
+        "-1.5",
+        "Maun",
+    ]

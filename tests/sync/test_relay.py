@@ -133,3 +133,23 @@ def test_site_server_to_file_to_central_server(
     assert result.exit_code == 0, result.output
     assert producer_state(server, "tablet-1")["applied_through"] == 2
     assert len(server_records(server)) == 2
+
+
+def test_an_export_that_stops_says_what_it_wrote_and_what_remains(
+    server, relay, relay_url, server_url, make_field, token, tmp_path
+):
+    field = make_field(server, "tablet-1")
+    fetch_keys(relay, server_url, token)
+    add(field, "H1", "H2", "H3")
+    cli(field, "sync", "push", relay_url, "--batch-size", "1")
+    out = tmp_path / "out"
+    # The second file's name is taken by a directory: its write fails.
+    (out / "tablet-1-000000002-000000002.jsonl.gz").mkdir(parents=True)
+    code, output = cli(relay, "relay", "export", str(out))
+    assert code == 1
+    assert "Wrote 1 bundle files." in output
+    assert "the export stopped:" in output and "2 bundles remain waiting" in output
+    (out / "tablet-1-000000002-000000002.jsonl.gz").rmdir()
+    code, output = cli(relay, "relay", "export", str(out))
+    assert code == 0 and "Wrote 2 bundle files." in output
+    assert "3 exported to files" in cli(relay, "relay", "status")[1]

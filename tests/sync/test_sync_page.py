@@ -85,7 +85,7 @@ def producer_row(page: str, producer_id: str) -> dict[str, str]:
     ]
     names = "producer description received applied applied_count lag pending parked"
     names += " quarantined held"
-    names += " rejected missing contact action"
+    names += " rejected conflicts missing contact action"
     return dict(zip(names.split(), text, strict=True))
 
 
@@ -130,6 +130,7 @@ def test_producers_show_cursors_gaps_and_problems(app, signed_in):
         "quarantined": "0",
         "held": "0",
         "rejected": "0",
+        "conflicts": "0",
         "missing": DASH,
         "contact": "never",
         "action": "",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tracker.instances import admin
 from tracker.instances.changes import admin_update_instance
 from tracker.instances.models import Instance
+from tracker.spreadsheet import spreadsheet_text
 from tracker.templating import crawled_text
 
 # How many rows one bulk action takes (the page shows far fewer).
@@ -71,8 +72,6 @@ MAIN_COLUMNS = (
     "last_attempt",
     "last_success",
 )
-# A spreadsheet runs a cell that starts so as a formula: such text is quoted.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: object) -> str:
@@ -81,7 +80,7 @@ def _cell(value: object) -> str:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     text = value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return spreadsheet_text(text)
 
 
 def csv_rows(
