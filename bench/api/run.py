@@ -1,4 +1,5 @@
-"""Benchmark the registry API under gunicorn and under the naive development server.
+"""Benchmark the registry API under gunicorn as shipped, against gunicorn's defaults
+and the naive development server.
 
 For each database and server, a fresh database is migrated, the app is served on
 127.0.0.1, and at each client count a fixed number of registrations (POST, expect 201)
@@ -86,6 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"requests per level, one third registrations, two thirds look-ups "
         f"(default: {DEFAULT_REQUESTS}; {QUICK_REQUESTS} with --quick)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=_csv(str, SERVER_KINDS),
+        default=list(SERVER_KINDS),
+        help="comma-separated: gunicorn (as shipped), sync (gunicorn's defaults), "
+        "naive (development server); default: all",
     )
     parser.add_argument(
         "--workers", type=int, default=4, help="gunicorn workers (default: 4)"
@@ -240,9 +248,7 @@ def bench_server(
     rows: list[dict[str, Any]] = []
     with serving(server, env, run_dir, options.workers) as running:
         progress(f"{db}: {server} serving on 127.0.0.1:{running.port}")
-        warm_up(
-            running.port, options.workers if server == "gunicorn" else 1, options.stop
-        )
+        warm_up(running.port, 1 if server == "naive" else options.workers, options.stop)
         for level, clients in enumerate(options.clients):
             first_site = level * options.requests
             rows += bench_level(db, server, running.port, clients, options, first_site)
@@ -262,7 +268,7 @@ def bench_database(
     progress(f"{db}: setting up")
     try:
         with database_urls(db, workdir) as make_url:
-            for server in SERVER_KINDS:
+            for server in options.servers:
                 try:
                     rows += bench_server(db, server, make_url, workdir, options)
                 except BenchError as exc:
@@ -287,9 +293,13 @@ def metadata(options: argparse.Namespace) -> dict[str, Any]:
         "registrations_per_level": options.requests // 3,
         "lookups_per_level": options.requests - options.requests // 3,
         "gunicorn_workers": options.workers,
-        "naive_server": "werkzeug run_simple(threaded=False)",
-        "load_generator": "http.client threads on the same host; both servers close "
-        "the connection after each answer, so every request connects anew",
+        "servers": {
+            "gunicorn": "gunicorn -c gunicorn.conf.py (as shipped)",
+            "sync": "gunicorn's defaults: sync workers, no access log",
+            "naive": "werkzeug run_simple(threaded=False)",
+        },
+        "load_generator": "threads speaking HTTP/1.1 over plain sockets on the "
+        "same host, keeping connections alive while the server does",
     }
 
 
@@ -334,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     print(file=out)
     report.print_ratios(paired, out)
     report.print_errors(rows, out)
+    print(file=out)
+    for line in report.goals(rows):
+        print(line, file=out)
     for problem in problems:
         print(f"failed: {problem}", file=out)
     document = {"meta": meta, "results": rows, "ratios": paired, "failed": problems}

@@ -22,7 +22,11 @@ SECRET_KEY = "bench-api-fixed-secret-key-shared-by-every-worker"
 READY_PATH = "/api/openapi.json"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-SERVER_KINDS = ("gunicorn", "naive")
+# gunicorn as shipped (gunicorn.conf.py); gunicorn's own defaults (sync
+# workers, each connection closed after its answer, no access log), the
+# earlier way of serving; and the single-threaded development server.
+SERVER_KINDS = ("gunicorn", "sync", "naive")
+CONFIG_FILE = REPO_ROOT / "gunicorn.conf.py"
 
 
 class BenchError(RuntimeError):
@@ -124,8 +128,21 @@ def server_command(
     """Return the command line that serves the app as KIND on PORT; gunicorn
     kills a worker busy for longer than ``timeout`` seconds (its own default
     when None)."""
+    limit = [] if timeout is None else ["--timeout", str(timeout)]
     if kind == "gunicorn":
-        limit = [] if timeout is None else ["--timeout", str(timeout)]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(CONFIG_FILE),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"{HOST}:{port}",
+            *limit,
+        ]
+    if kind == "sync":
         return [
             sys.executable,
             "-m",

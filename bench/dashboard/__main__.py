@@ -379,7 +379,7 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        print(f"{size} instances, {args.days} days of history:")
+        print(f"{size} instances, {args.days} days of history:", flush=True)
         figures = run_size(size, args.days, args.repeat, args.naive_max)
         for name, value in figures.items():
             cpu = f" (CPU {CPU[name]:7.1f} ms)" if name in CPU else ""

@@ -43,7 +43,6 @@ from sqlalchemy import (
     inspect,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -356,23 +355,23 @@ def write_daily_values(session: Session, rows: list[dict]) -> None:
         return
     # One value per key: the last one given wins, as the upsert would have it.
     latest = {(r["field"], r["day"], r["instance_id"]): r for r in rows}
-    keys = list(latest)
     connection = session.connection()
+    # Looked up per field and day (a batch has one or two), so that the
+    # primary key's index finds them.
+    by_day: dict[tuple, list[int]] = defaultdict(list)
+    for field, day, instance_id in latest:
+        by_day[(field, day)].append(instance_id)
     old: dict[tuple, float | None] = {}
-    for part in _chunks(keys, IDS_PER_QUERY // 3):
-        for field, day, instance_id, value in connection.execute(
-            select(
-                DailyValue.field,
-                DailyValue.day,
-                DailyValue.instance_id,
-                DailyValue.value,
-            ).where(
-                tuple_(DailyValue.field, DailyValue.day, DailyValue.instance_id).in_(
-                    part
+    for (field, day), instance_ids in by_day.items():
+        for ids in _chunks(instance_ids):
+            for instance_id, value in connection.execute(
+                select(DailyValue.instance_id, DailyValue.value).where(
+                    DailyValue.field == field,
+                    DailyValue.day == day,
+                    DailyValue.instance_id.in_(ids),
                 )
-            )
-        ):
-            old[(field, day, instance_id)] = value
+            ):
+                old[(field, day, instance_id)] = value
     deltas: dict[tuple, list[float]] = defaultdict(lambda: [0, 0, 0.0])
     for key, row in latest.items():
         value = row["value"]
