@@ -68,6 +68,7 @@ def create_app(
     csrf.init_app(app)
     babel.init_app(app)
     limiter.init_app(app)
+    _limit_only_decorated_views(app)
     if app.config["TRUSTED_PROXIES"]:
         # The client's address and scheme as the reverse proxies in front saw them.
         proxies = app.config["TRUSTED_PROXIES"]
@@ -128,6 +129,27 @@ class DatabaseIntConverter(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+LIMITS_FOR_EVERY_REQUEST = (
+    "RATELIMIT_DEFAULT",
+    "RATELIMIT_APPLICATION",
+    "RATELIMIT_META",
+)
+
+
+def _limit_only_decorated_views(app: Flask) -> None:
+    """Unless limits for every request are configured, drop Flask-Limiter's
+    check before every request: the views with limits check their own in
+    their decorators, and the check found nothing to do for the others at a
+    third of a GET's cost."""
+    if any(app.config.get(name) for name in LIMITS_FOR_EVERY_REQUEST):
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    hooks[:] = [hook for hook in hooks if hook != limiter._check_request_limit]
+
+
+POOL_DEFAULTS = {"pool_size": 16, "max_overflow": 8}
+
+
 def _apply_embedded_defaults(app: Flask) -> None:
     """Fill in what a fresh install has no settings file for."""
     instance = Path(app.instance_path)
@@ -141,6 +163,12 @@ def _apply_embedded_defaults(app: Flask) -> None:
     # request fails on a connection the server has already closed.
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if ":memory:" not in uri and "mode=memory" not in uri:
+        # As many kept connections as a process has busy threads: past the pool
+        # size, each request would open a connection and close it after.
+        for name, value in POOL_DEFAULTS.items():
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault(name, value)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     # Rate-limit counters: shared through Redis when the broker is Redis (every
     # web process counts together), in memory on the embedded defaults.

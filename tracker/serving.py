@@ -11,6 +11,8 @@ from gunicorn.glogging import Logger
 
 from tracker.redaction import mask_uri
 
+UUID_LENGTH = 36
+
 
 class RedactingLogger(Logger):
     """gunicorn's logger with instance uuids masked in every logged value."""
@@ -19,7 +21,9 @@ class RedactingLogger(Logger):
         """The access log's values, uuids masked (paths decoded first)."""
         atoms = super().atoms(resp, req, environ, request_time)
         for key, value in atoms.items():
-            if isinstance(value, str):
+            # Shorter than a uuid (most values: status, method, sizes): none
+            # can hold one, encoded or not.
+            if isinstance(value, str) and len(value) >= UUID_LENGTH:
                 atoms[key] = mask_uri(value)
         return atoms
 

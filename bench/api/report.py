@@ -19,6 +19,9 @@ RESULT_COLUMNS = (
     ("busy %", ">6"),
     ("client %", ">8"),
     ("steal %", ">7"),
+    ("srv ms/req", ">10"),
+    ("cli ms/req", ">10"),
+    ("cpu-bound req/s", ">15"),
 )
 RATIO_COLUMNS = (
     ("db", "<10"),
@@ -85,12 +88,16 @@ def goals(rows: list[dict[str, Any]]) -> list[str]:
         if wanted is None:
             continue
         met = row["req_per_s"] >= wanted and row["p99_ms"] < GOAL_P99_MS
+        bound = row.get("cpu_bound_req_per_s", math.nan)
         lines.append(
             f"goal {row['db']} {row['op']}: {row['req_per_s']:.0f} req/s "
             f"(goal {wanted:.0f}, x{row['req_per_s'] / wanted:.2f}), p99 "
             f"{row['p99_ms']:.1f} ms (goal < {GOAL_P99_MS:.0f}), load generator "
             f"{row.get('client_cpu_pct', math.nan):.0f}% of the machine: "
-            f"{'met' if met else 'not met'}"
+            f"{'met' if met else 'not met'}; by CPU per request (server "
+            f"{row.get('server_cpu_ms_per_req', math.nan):.2f} ms + load generator "
+            f"{row.get('client_cpu_ms_per_req', math.nan):.2f} ms) the cores "
+            f"would serve {bound:.0f} req/s (x{bound / wanted:.2f})"
         )
     return lines
 
@@ -111,6 +118,9 @@ def print_results(rows: list[dict[str, Any]], out: TextIO) -> None:
             _number(row["cpu_busy_pct"], 0),
             _number(row.get("client_cpu_pct", math.nan), 0),
             _number(row["cpu_steal_pct"]),
+            _number(row.get("server_cpu_ms_per_req", math.nan), 3),
+            _number(row.get("client_cpu_ms_per_req", math.nan), 3),
+            _number(row.get("cpu_bound_req_per_s", math.nan), 0),
         ]
         print(_line(values, RESULT_COLUMNS), file=out)
 

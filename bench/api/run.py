@@ -27,12 +27,14 @@ from bench.api.servers import (
     REPO_ROOT,
     SERVER_KINDS,
     BenchError,
+    Databases,
     app_environment,
     database_urls,
     log_tail,
     migrate,
     serving,
     temp_directory,
+    tree_cpu_seconds,
 )
 
 DATABASES = ("sqlite", "postgresql")
@@ -149,15 +151,29 @@ def measure(
     expect: int,
     stop: threading.Event,
     keep_uuids: bool = False,
+    server_pids: tuple[int, ...] = (),
 ) -> tuple[load.Measurement, dict[str, float]]:
-    """Run one phase; also answer machine CPU use and the load generator's share."""
+    """Run one phase; also answer machine CPU use, the load generator's share,
+    and the CPU milliseconds per request of the load generator and of the
+    server's processes (web and database): on a shared machine these say what
+    the phase costs, whatever else runs."""
     before, own_before = cpu_times(), _own_cpu_seconds()
+    server_before = sum(tree_cpu_seconds(pid) for pid in server_pids)
     measured = load.run_phase(port, job, total, clients, expect, stop, keep_uuids)
     own = _own_cpu_seconds() - own_before
+    server = sum(tree_cpu_seconds(pid) for pid in server_pids) - server_before
     cpus = os.cpu_count() or 1
+    done = max(measured.requests, 1)
+    client_ms, server_ms = 1000 * own / done, 1000 * server / done
     return measured, {
         **cpu_shares(before, cpu_times()),
         "client_cpu_pct": round(100 * own / max(measured.seconds, 1e-9) / cpus, 1),
+        "client_cpu_ms_per_req": round(client_ms, 3),
+        "server_cpu_ms_per_req": round(server_ms, 3),
+        # What the machine's cores would serve if the phase had them to itself.
+        "cpu_bound_req_per_s": round(1000 * cpus / (client_ms + server_ms), 1)
+        if client_ms + server_ms
+        else math.nan,
     }
 
 
@@ -206,6 +222,7 @@ def bench_level(
     clients: int,
     options: argparse.Namespace,
     first_site: int,
+    server_pids: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:
     """Measure registrations, then look-ups of what was registered, at one level."""
     registrations = options.requests // 3
@@ -218,17 +235,26 @@ def bench_level(
         201,
         options.stop,
         keep_uuids=True,
+        server_pids=server_pids,
     )
     rows = [row(db, server, "register", clients, registered, cpu)]
     uuids = registered.uuids or [MISSING_UUID]
     looked_up, cpu = measure(
-        port, load.lookup_job(uuids), lookups, clients, 200, options.stop
+        port,
+        load.lookup_job(uuids),
+        lookups,
+        clients,
+        200,
+        options.stop,
+        server_pids=server_pids,
     )
     rows.append(row(db, server, "get", clients, looked_up, cpu))
     for done in rows:
         progress(
             f"  {db:<10} {server:<8} {done['op']:<8} clients={clients:<3} "
-            f"{done['req_per_s']:>8.1f} req/s  errors={done['errors']}"
+            f"{done['req_per_s']:>8.1f} req/s  errors={done['errors']}  CPU/req "
+            f"server {done['server_cpu_ms_per_req']:.2f} ms, "
+            f"client {done['client_cpu_ms_per_req']:.2f} ms"
         )
     return rows
 
@@ -236,7 +262,7 @@ def bench_level(
 def bench_server(
     db: str,
     server: str,
-    make_url: Callable[[str], str],
+    make_url: Databases,
     workdir: Path,
     options: argparse.Namespace,
 ) -> list[dict[str, Any]]:
@@ -251,7 +277,16 @@ def bench_server(
         warm_up(running.port, 1 if server == "naive" else options.workers, options.stop)
         for level, clients in enumerate(options.clients):
             first_site = level * options.requests
-            rows += bench_level(db, server, running.port, clients, options, first_site)
+            pids = (running.process.pid, make_url.server_pid)
+            rows += bench_level(
+                db,
+                server,
+                running.port,
+                clients,
+                options,
+                first_site,
+                tuple(pid for pid in pids if pid is not None),
+            )
         if any(r["errors"] for r in rows):
             tail = log_tail(running.log)
             for r in rows:
