@@ -164,27 +164,13 @@ def prepare_database(
     workdir: Path, plan: Plan, port: int, options: Options
 ) -> tuple[list[int], int]:
     """Create the tables, insert the fleet, start a crawl operation; return ids, op."""
-    from tracker.batch import operations
     from tracker.extensions import db
-    from tracker.instances.crawling import CRAWL_OPERATION, SCOPE_ALL
 
     app = make_app(workdir, options)
     with app.app_context():
         ids = insert_fleet(plan, port)
-        operation = operations.create_asynchronous(
-            db.session, CRAWL_OPERATION, SCOPE_ALL
-        )
-        db.session.commit()
-        operations.mark_running(db.session, operation.id, total=len(ids))
-        # Each instance is an item of the run, counted once (where the app
-        # has items).
-        add_items = getattr(operations, "add_items", None)
-        if add_items is not None:
-            add_items(db.session, operation.id, ids)
-        db.session.commit()
-        operation_id = operation.id
         db.engine.dispose()
-    return ids, operation_id
+    return ids, new_operation(workdir, options, ids)
 
 
 def prepare(workdir: Path, plan: Plan, port: int, options: Options) -> dict:
@@ -261,6 +247,8 @@ def new_operation(workdir: Path, options: Options, ids: list[int]) -> int:
         )
         db.session.commit()
         operations.mark_running(db.session, operation.id, total=len(ids))
+        # Each instance is an item of the run, counted once (where the app
+        # has items).
         add_items = getattr(operations, "add_items", None)
         if add_items is not None:
             add_items(db.session, operation.id, ids)
