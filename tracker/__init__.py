@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from tracker.api import refuse_unbounded_page_args
-from tracker.db_types import VERSION_KEY_FUNCTION, version_key
+from tracker.db_types import VERSION_KEY_FUNCTION, dumps_json, loads_json, version_key
 from tracker.extensions import babel, csrf, db, limiter, migrate
 from tracker.notifications.settings import CHECKS as NOTIFICATION_CHECKS
 from tracker.notifications.settings import SETTINGS as NOTIFICATION_SETTINGS
@@ -163,6 +163,9 @@ def _apply_embedded_defaults(app: Flask) -> None:
     # request fails on a connection the server has already closed.
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
+    # JSON columns (crawled values, history) written and read by orjson.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("json_serializer", dumps_json)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("json_deserializer", loads_json)
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if ":memory:" not in uri and "mode=memory" not in uri:
         # As many kept connections as a process has busy threads: past the pool
