@@ -294,7 +294,8 @@ def write_rows(session: Session, rows: Rows) -> None:
             rows.locations,
         )
     if rows.history:
-        session.execute(insert(CrawlResult), rows.history)
+        # A Core executemany: no ORM bookkeeping per row.
+        session.connection().execute(insert(CrawlResult.__table__), rows.history)
     upsert_daily_values(session, rows.daily)
 
 

@@ -185,7 +185,9 @@ def _add_totals(
     if not rows:
         return
     table = model.__table__
-    statement = _insert_for(session)(table).values(rows)
+    # One statement run for every row (executemany, compiled once and cached),
+    # in the rows' order.
+    statement = _insert_for(session)(table)
     # The first column counts rows: at zero, the sums are reset, so that
     # rounding left by adding and taking away does not linger.
     count = sums[0]
@@ -196,7 +198,7 @@ def _add_totals(
             (emptied, 0), else_=table.c[name] + statement.excluded[name]
         )
     session.connection().execute(
-        statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
+        statement.on_conflict_do_update(index_elements=list(keys), set_=updates), rows
     )
 
 
@@ -384,12 +386,13 @@ def write_daily_values(session: Session, rows: list[dict]) -> None:
             delta[0] += 1
             delta[1] += value is not None
             delta[2] += value or 0.0
-    statement = _insert_for(session)(DailyValue).values(list(latest.values()))
+    statement = _insert_for(session)(DailyValue.__table__)
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=["field", "day", "instance_id"],
             set_={"value": statement.excluded.value},
-        )
+        ),
+        list(latest.values()),
     )
     _add_daily(session, deltas)
 
