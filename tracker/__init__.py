@@ -13,6 +13,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from tracker import sqlite_writers
 from tracker.api import refuse_unbounded_page_args
 from tracker.db_types import VERSION_KEY_FUNCTION, dumps_json, loads_json, version_key
 from tracker.extensions import babel, csrf, db, limiter, migrate
@@ -225,3 +226,4 @@ def _tune_sqlite(app: Flask) -> None:
                 else None
             )
             event.listen(db.engine, "connect", _sqlite_pragmas(database_file))
+            app.extensions[sqlite_writers.EXTENSION] = sqlite_writers.install(db.engine)
