@@ -50,9 +50,15 @@ class OneWriter:
     def on_end(self, conn) -> None:
         self.release(conn.info)
 
-    def on_reset(self, _dbapi_connection, record, *_args: Any) -> None:
-        if record is not None:
-            self.release(record.info)
+    def on_reset(self, dbapi_connection, connection_record, reset_state) -> None:
+        self.on_checkin(dbapi_connection, connection_record)
+
+    def on_checkin(self, dbapi_connection, connection_record) -> None:
+        if connection_record is not None:
+            self.release(connection_record.info)
+
+    def on_invalidate(self, dbapi_connection, connection_record, exception) -> None:
+        self.on_checkin(dbapi_connection, connection_record)
 
 
 def install(engine: Engine) -> OneWriter:
@@ -62,6 +68,8 @@ def install(engine: Engine) -> OneWriter:
     event.listen(engine, "commit", writer.on_end)
     event.listen(engine, "rollback", writer.on_end)
     # A connection given back without either (closed, invalidated) lets go too.
-    for name in ("reset", "checkin", "close", "invalidate"):
-        event.listen(engine.pool, name, writer.on_reset)
+    event.listen(engine.pool, "reset", writer.on_reset)
+    event.listen(engine.pool, "checkin", writer.on_checkin)
+    event.listen(engine.pool, "close", writer.on_checkin)
+    event.listen(engine.pool, "invalidate", writer.on_invalidate)
     return writer
