@@ -161,13 +161,16 @@ def _apply_embedded_defaults(app: Flask) -> None:
             f"sqlite:///{instance / 'tracker.sqlite'}"
         )
     # Pooled connections are tested before use: after a database restart no
-    # request fails on a connection the server has already closed.
+    # request fails on a connection the server has already closed (a SQLite
+    # file has no server to restart).
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault(
+        "pool_pre_ping", not uri.startswith("sqlite")
+    )
     # JSON columns (crawled values, history) written and read by orjson.
     app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("json_serializer", dumps_json)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("json_deserializer", loads_json)
-    uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if ":memory:" not in uri and "mode=memory" not in uri:
         # As many kept connections as a process has busy threads: past the pool
         # size, each request would open a connection and close it after.

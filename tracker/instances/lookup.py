@@ -39,8 +39,10 @@ def instance_or_404(uuid: str, description: str) -> Instance:
 def summary_or_404(uuid: str, description: str) -> Row:
     """The summary columns of the instance with this uuid, or a 404."""
     uuid = _stored_form(uuid, description)
-    # One statement, outside a transaction: no BEGIN and ROLLBACK around it.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":  # which begins none for a SELECT
+            # One statement, outside a transaction: no BEGIN and ROLLBACK.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         row = conn.execute(SUMMARY_BY_UUID, {"uuid": uuid}).first()
     if row is None:
         abort(404, description)
