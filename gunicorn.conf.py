@@ -55,6 +55,14 @@ made_folders = []
 
 
 def on_starting(server):
+    # gunicorn 27 holds a worker after each closed connection until the client
+    # closes too (up to two seconds); close plainly instead. Workers are forked
+    # from here, so every one of them inherits it.
+    import gunicorn.util
+
+    from tracker.serving import close_plainly
+
+    gunicorn.util.close_graceful = close_plainly
     if not os.environ.get(METRICS_FOLDER):
         os.environ[METRICS_FOLDER] = tempfile.mkdtemp(prefix="tracker-metrics-")
         made_folders.append(os.environ[METRICS_FOLDER])

@@ -227,6 +227,8 @@ def refuse_unbounded_page_args() -> None:
     """Refuse a ``page`` or ``per_page`` query argument past 10^9 on every
     request: the dashboard's pagination would send it to the database as an
     offset no column type holds."""
+    if not request.query_string:
+        return
     for name in PAGE_ARGS:
         raw = request.args.get(name)
         if raw and raw.isascii() and raw.isdigit() and len(raw) > 9:

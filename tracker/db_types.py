@@ -1,12 +1,37 @@
 """Column types shared by every domain."""
 
+import json
 import re
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy import DateTime, Text
 from sqlalchemy.types import TypeDecorator
 
 from tracker.crypto import current_keyring, decrypt, encrypt
+
+
+def dumps_json(value) -> str:
+    """JSON columns' text, by orjson; by the standard library for what orjson
+    does not write (integers past 64 bits, keys that are not text)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def loads_json(text):
+    """JSON columns' values, by orjson; by the standard library for what orjson
+    does not read as it would (integers past 64 bits, lone surrogates)."""
+    if isinstance(text, str) and LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+LONG_DIGITS = re.compile(r"\d{20}")
 
 
 def utcnow() -> datetime:

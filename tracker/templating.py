@@ -6,14 +6,29 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from flask import Flask, send_from_directory
 from flask_babel import format_decimal, get_locale, gettext
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
 
 NAVIGATION_KEY = "tracker.navigation"
 # Where a page sits in the top navigation: the registry's pages first, then the
 # background jobs, then the other domains in the order they are set up.
 FIRST, BACKGROUND_JOBS, DOMAIN = 10, 50, 100
+
+
+def _orjson_text(value: Any, **_options: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a lazy translation, say: written as tojson writes it
+        return json.dumps(value, default=str)
+
+
+def large_json(value: Any) -> Markup:
+    """``tojson`` for a page's large data (the statistics' thousands of map
+    points), written by orjson and escaped as ``tojson`` escapes it."""
+    return htmlsafe_json_dumps(value, dumps=_orjson_text)
 
 
 def safe_href(url: Any) -> str | None:
@@ -140,6 +155,7 @@ def init_app(app: Flask) -> None:
         crawled_summary=crawled_summary,
         crawled_html=crawled_html,
         country=country_label,
+        large_json=large_json,
     )
     app.jinja_env.globals.update(country_names=country_names)
 

@@ -1,4 +1,5 @@
-"""Benchmark the registry API under gunicorn and under the naive development server.
+"""Benchmark the registry API under gunicorn as shipped, against gunicorn's defaults
+and the naive development server.
 
 For each database and server, a fresh database is migrated, the app is served on
 127.0.0.1, and at each client count a fixed number of registrations (POST, expect 201)
@@ -26,12 +27,14 @@ from bench.api.servers import (
     REPO_ROOT,
     SERVER_KINDS,
     BenchError,
+    Databases,
     app_environment,
     database_urls,
     log_tail,
     migrate,
     serving,
     temp_directory,
+    tree_cpu_seconds,
 )
 
 DATABASES = ("sqlite", "postgresql")
@@ -88,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"(default: {DEFAULT_REQUESTS}; {QUICK_REQUESTS} with --quick)",
     )
     parser.add_argument(
+        "--servers",
+        type=_csv(str, SERVER_KINDS),
+        default=list(SERVER_KINDS),
+        help="comma-separated: gunicorn (as shipped), sync (gunicorn's defaults), "
+        "naive (development server); default: all",
+    )
+    parser.add_argument(
         "--workers", type=int, default=4, help="gunicorn workers (default: 4)"
     )
     parser.add_argument(
@@ -141,15 +151,29 @@ def measure(
     expect: int,
     stop: threading.Event,
     keep_uuids: bool = False,
+    server_pids: tuple[int, ...] = (),
 ) -> tuple[load.Measurement, dict[str, float]]:
-    """Run one phase; also answer machine CPU use and the load generator's share."""
+    """Run one phase; also answer machine CPU use, the load generator's share,
+    and the CPU milliseconds per request of the load generator and of the
+    server's processes (web and database): on a shared machine these say what
+    the phase costs, whatever else runs."""
     before, own_before = cpu_times(), _own_cpu_seconds()
+    server_before = sum(tree_cpu_seconds(pid) for pid in server_pids)
     measured = load.run_phase(port, job, total, clients, expect, stop, keep_uuids)
     own = _own_cpu_seconds() - own_before
+    server = sum(tree_cpu_seconds(pid) for pid in server_pids) - server_before
     cpus = os.cpu_count() or 1
+    done = max(measured.requests, 1)
+    client_ms, server_ms = 1000 * own / done, 1000 * server / done
     return measured, {
         **cpu_shares(before, cpu_times()),
         "client_cpu_pct": round(100 * own / max(measured.seconds, 1e-9) / cpus, 1),
+        "client_cpu_ms_per_req": round(client_ms, 3),
+        "server_cpu_ms_per_req": round(server_ms, 3),
+        # What the machine's cores would serve if the phase had them to itself.
+        "cpu_bound_req_per_s": round(1000 * cpus / (client_ms + server_ms), 1)
+        if client_ms + server_ms
+        else math.nan,
     }
 
 
@@ -198,6 +222,7 @@ def bench_level(
     clients: int,
     options: argparse.Namespace,
     first_site: int,
+    server_pids: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:
     """Measure registrations, then look-ups of what was registered, at one level."""
     registrations = options.requests // 3
@@ -210,17 +235,26 @@ def bench_level(
         201,
         options.stop,
         keep_uuids=True,
+        server_pids=server_pids,
     )
     rows = [row(db, server, "register", clients, registered, cpu)]
     uuids = registered.uuids or [MISSING_UUID]
     looked_up, cpu = measure(
-        port, load.lookup_job(uuids), lookups, clients, 200, options.stop
+        port,
+        load.lookup_job(uuids),
+        lookups,
+        clients,
+        200,
+        options.stop,
+        server_pids=server_pids,
     )
     rows.append(row(db, server, "get", clients, looked_up, cpu))
     for done in rows:
         progress(
             f"  {db:<10} {server:<8} {done['op']:<8} clients={clients:<3} "
-            f"{done['req_per_s']:>8.1f} req/s  errors={done['errors']}"
+            f"{done['req_per_s']:>8.1f} req/s  errors={done['errors']}  CPU/req "
+            f"server {done['server_cpu_ms_per_req']:.2f} ms, "
+            f"client {done['client_cpu_ms_per_req']:.2f} ms"
         )
     return rows
 
@@ -228,7 +262,7 @@ def bench_level(
 def bench_server(
     db: str,
     server: str,
-    make_url: Callable[[str], str],
+    make_url: Databases,
     workdir: Path,
     options: argparse.Namespace,
 ) -> list[dict[str, Any]]:
@@ -240,12 +274,19 @@ def bench_server(
     rows: list[dict[str, Any]] = []
     with serving(server, env, run_dir, options.workers) as running:
         progress(f"{db}: {server} serving on 127.0.0.1:{running.port}")
-        warm_up(
-            running.port, options.workers if server == "gunicorn" else 1, options.stop
-        )
+        warm_up(running.port, 1 if server == "naive" else options.workers, options.stop)
         for level, clients in enumerate(options.clients):
             first_site = level * options.requests
-            rows += bench_level(db, server, running.port, clients, options, first_site)
+            pids = (running.process.pid, make_url.server_pid)
+            rows += bench_level(
+                db,
+                server,
+                running.port,
+                clients,
+                options,
+                first_site,
+                tuple(pid for pid in pids if pid is not None),
+            )
         if any(r["errors"] for r in rows):
             tail = log_tail(running.log)
             for r in rows:
@@ -262,7 +303,7 @@ def bench_database(
     progress(f"{db}: setting up")
     try:
         with database_urls(db, workdir) as make_url:
-            for server in SERVER_KINDS:
+            for server in options.servers:
                 try:
                     rows += bench_server(db, server, make_url, workdir, options)
                 except BenchError as exc:
@@ -287,9 +328,13 @@ def metadata(options: argparse.Namespace) -> dict[str, Any]:
         "registrations_per_level": options.requests // 3,
         "lookups_per_level": options.requests - options.requests // 3,
         "gunicorn_workers": options.workers,
-        "naive_server": "werkzeug run_simple(threaded=False)",
-        "load_generator": "http.client threads on the same host; both servers close "
-        "the connection after each answer, so every request connects anew",
+        "servers": {
+            "gunicorn": "gunicorn -c gunicorn.conf.py (as shipped)",
+            "sync": "gunicorn's defaults: sync workers, no access log",
+            "naive": "werkzeug run_simple(threaded=False)",
+        },
+        "load_generator": "threads speaking HTTP/1.1 over plain sockets on the "
+        "same host, keeping connections alive while the server does",
     }
 
 
@@ -334,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     print(file=out)
     report.print_ratios(paired, out)
     report.print_errors(rows, out)
+    print(file=out)
+    for line in report.goals(rows):
+        print(line, file=out)
     for problem in problems:
         print(f"failed: {problem}", file=out)
     document = {"meta": meta, "results": rows, "ratios": paired, "failed": problems}

@@ -22,7 +22,11 @@ SECRET_KEY = "bench-api-fixed-secret-key-shared-by-every-worker"
 READY_PATH = "/api/openapi.json"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
-SERVER_KINDS = ("gunicorn", "naive")
+# gunicorn as shipped (gunicorn.conf.py); gunicorn's own defaults (sync
+# workers, each connection closed after its answer, no access log), the
+# earlier way of serving; and the single-threaded development server.
+SERVER_KINDS = ("gunicorn", "sync", "naive")
+CONFIG_FILE = REPO_ROOT / "gunicorn.conf.py"
 
 
 class BenchError(RuntimeError):
@@ -56,11 +60,40 @@ def temp_directory() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its live descendants."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+@dataclass
+class Databases:
+    """Makes empty databases of one kind; ``server_pid`` is PostgreSQL's
+    postmaster (None for SQLite, which runs inside the web processes)."""
+
+    make: Callable[[str], str]
+    server_pid: int | None = None
+
+    def __call__(self, name: str) -> str:
+        return self.make(name)
+
+
 @contextmanager
-def database_urls(kind: str, workdir: Path) -> Iterator[Callable[[str], str]]:
+def database_urls(kind: str, workdir: Path) -> Iterator[Databases]:
     """Yield a function that creates an empty database of KIND and answers its URL."""
     if kind == "sqlite":
-        yield lambda name: f"sqlite:///{workdir / name}.sqlite"
+        yield Databases(lambda name: f"sqlite:///{workdir / name}.sqlite")
         return
     server = _start_postgres()
     try:
@@ -69,7 +102,8 @@ def database_urls(kind: str, workdir: Path) -> Iterator[Callable[[str], str]]:
             server.admin(f"CREATE DATABASE {name}")
             return server.url(name)
 
-        yield make
+        pid_file = server.directory / "data" / "postmaster.pid"
+        yield Databases(make, int(pid_file.read_text().split()[0]))
     finally:
         server.stop()
 
@@ -124,8 +158,21 @@ def server_command(
     """Return the command line that serves the app as KIND on PORT; gunicorn
     kills a worker busy for longer than ``timeout`` seconds (its own default
     when None)."""
+    limit = [] if timeout is None else ["--timeout", str(timeout)]
     if kind == "gunicorn":
-        limit = [] if timeout is None else ["--timeout", str(timeout)]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(CONFIG_FILE),
+            "--workers",
+            str(workers),
+            "--bind",
+            f"{HOST}:{port}",
+            *limit,
+        ]
+    if kind == "sync":
         return [
             sys.executable,
             "-m",

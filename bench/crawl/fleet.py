@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from bench.crawl.plan import ENDPOINTS, Plan
+from bench.crawl.plan import ENDPOINTS, METRICS_PATH, Plan
 
 START_TIMEOUT = 300.0
 STOP_TIMEOUT = 30.0
@@ -32,7 +32,7 @@ class FleetError(Exception):
 
 def build_behaviours(plan: Plan, indexes: range) -> dict[str, Any]:
     """One Behaviour per address: small JSON after a seeded delay, or HANG."""
-    from tests.fleet import HANG, JSON, Behaviour
+    from tests.fleet import HANG, JSON, RAW, Behaviour
 
     hanging = plan.hanging_indexes()
     latencies = plan.latencies()
@@ -50,6 +50,16 @@ def build_behaviours(plan: Plan, indexes: range) -> dict[str, Any]:
             path: Behaviour(JSON, delay=delay, data=answers[path])
             for path, delay in zip(ENDPOINTS, delays, strict=True)
         }
+        # What Prometheus scrapes in the comparison: the same numbers as text,
+        # after the first endpoint's delay.
+        paths[METRICS_PATH] = Behaviour(
+            RAW,
+            delay=delays[0],
+            body=(
+                f'instance_info{{name="instance-{index}",version="3.3.1"}} 1\n'
+                f"users {index % 97}\nrecords {index * 7}\n"
+            ).encode(),
+        )
         behaviours[address] = Behaviour(JSON, delay=delays[0], paths=paths)
     return behaviours
 

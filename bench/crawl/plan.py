@@ -7,6 +7,7 @@ import resource
 from dataclasses import dataclass
 
 ENDPOINTS = ("/system-info", "/stats")
+METRICS_PATH = "/metrics"
 MIN_LATENCY = 0.010
 MAX_LATENCY = 0.060
 HOSTS_PER_BLOCK = 250

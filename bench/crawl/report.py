@@ -17,6 +17,7 @@ COLUMNS = (
     ("inst/s", 8, "rate"),
     ("peak MiB", 9, "peak_rss_mib"),
     ("cpu s", 7, "cpu_s"),
+    ("cpu ms/fetch", 13, "cpu_ms_per_fetch"),
     ("fleet cpu s", 12, "fleet_cpu_s"),
     ("peak fds", 9, "peak_fds"),
     ("up", 6, "up"),
@@ -107,6 +108,50 @@ def target_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+PIPELINE = "(b) pipeline"
+FLOOR = "floor"
+RSS_SHARE = 5  # at most a fifth of Prometheus's
+WALL_OVER_FLOOR = 1.2
+
+
+def peer_lines(results: dict[str, Any]) -> list[str]:
+    """The pipeline against the floor and Prometheus, measured in this run."""
+    modes = results["modes"]
+    floor = next((m for m in modes if m["label"].startswith(FLOOR)), None)
+    pipelines = [m for m in modes if m["label"].startswith(PIPELINE)]
+    lines = []
+    for mode in pipelines if floor else []:
+        ratio = mode["wall_s"] / floor["wall_s"]
+        lines.append(
+            f"goal wall <= {WALL_OVER_FLOOR:g} x floor ({mode['label']}): "
+            f"{mode['wall_s']:.2f} s / {floor['wall_s']:.2f} s = {ratio:.2f}x - "
+            f"{'met' if ratio <= WALL_OVER_FLOOR else 'not met'}; CPU per fetch "
+            f"{mode['cpu_ms_per_fetch']:.3f} ms against the floor's "
+            f"{floor['cpu_ms_per_fetch']:.3f} ms"
+        )
+    prometheus = results.get("prometheus")
+    if not prometheus:
+        hint = results.get("prometheus_hint")
+        return lines + ([f"Prometheus not compared: {hint}"] if hint else [])
+    lines.append(
+        f"Prometheus ({prometheus['targets']} targets each "
+        f"{prometheus['interval_s']:g} s, {prometheus['scrapes']:.0f} scrapes in "
+        f"{prometheus['window_s']:.1f} s): {prometheus['cpu_ms_per_fetch']:.3f} ms "
+        f"CPU per scrape, peak {prometheus['peak_rss_mib']:.1f} MiB"
+    )
+    for mode in pipelines:
+        cpu = mode["cpu_ms_per_fetch"] / prometheus["cpu_ms_per_fetch"]
+        rss = mode["peak_rss_mib"] / prometheus["peak_rss_mib"]
+        lines.append(
+            f"goal CPU per fetch <= Prometheus's ({mode['label']}): "
+            f"{mode['cpu_ms_per_fetch']:.3f} / {prometheus['cpu_ms_per_fetch']:.3f}"
+            f" ms = {cpu:.2f}x - {'met' if cpu <= 1 else 'not met'}; peak RSS "
+            f"{mode['peak_rss_mib']:.1f} MiB = {rss:.2f}x Prometheus's (goal <= "
+            f"{1 / RSS_SHARE:.2f}x) - {'met' if rss <= 1 / RSS_SHARE else 'not met'}"
+        )
+    return lines
+
+
 def emit(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
     """Print everything after the run."""
     for line in header(results["config"], results["fleet"]):
@@ -124,6 +169,8 @@ def emit(results: dict[str, Any], out: Callable[[str], None] = print) -> None:
         for line in naive_lines(results["naive"], results["config"]):
             out(line)
     for line in ratio_lines(results) + target_lines(results):
+        out(line)
+    for line in peer_lines(results):
         out(line)
     fleet = results["fleet"]
     processes = fleet["processes"]

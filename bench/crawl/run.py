@@ -2,11 +2,20 @@
 
 A separate process (more if the open-files limit requires) serves N fake instances
 on 127.1.x.y, one port, each answering /system-info and /stats with small JSON
-after 10-60 ms; a few hang. Then, each in its own process: (a) the crawl engine
-alone, (b) crawl_chunk into SQLite as one worker does, (c) the same split over
-several worker processes at once, and a naive sequential requests.get baseline on
-a sample without hanging hosts, extrapolated to N (hanging hosts added as
-timeout x endpoints each). Results also go to bench/results/crawl.json.
+after 10-60 ms (and /metrics with the same numbers as text); a few hang. Then,
+each in its own process: (a) the crawl engine alone, (b) crawl_chunk into SQLite
+as one worker does, twice (the second crawl starts with the slow hosts, as every
+later one does), (c) the same split over several worker processes at once, the
+floor (plain aiohttp fetching both endpoints, nothing stored), and a naive
+sequential requests.get baseline on a sample without hanging hosts, extrapolated
+to N (hanging hosts added as timeout x endpoints each). Each mode's CPU per fetch
+(its CPU time over N x endpoints) and peak RSS are reported.
+
+When the prometheus binary is installed (scripts/install-services installs
+Debian's package; nothing is downloaded), Prometheus scrapes every answering
+instance's /metrics for comparison: its CPU per scrape over a few intervals in
+the steady state, and its peak RSS. The pipeline's goals against both are
+printed as ratios. Results also go to bench/results/crawl.json.
 
 With --fault: crawl runs on Celery as in production (PostgreSQL, Redis, two
 workers and a beat of their own), N = 10,000 by default: one run without a
@@ -31,7 +40,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.common import bounded_int
-from bench.crawl import faults, modes, report
+from bench.crawl import faults, modes, peers, report
 from bench.crawl.children import ChildError, make_barrier, run_children
 from bench.crawl.fleet import FleetError, FleetProcesses, start_fleet
 from bench.crawl.plan import (
@@ -119,6 +128,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=200,
         help="instances crawled sequentially for the baseline (default: 200; 0 "
         "skips it)",
+    )
+    parser.add_argument(
+        "--prometheus-interval",
+        type=_positive_float,
+        default=15.0,
+        help="Prometheus's scrape interval in the comparison, seconds (default: 15)",
+    )
+    parser.add_argument(
+        "--prometheus-rounds",
+        type=bounded_int(1, 20),
+        default=2,
+        help="scrape intervals Prometheus is measured over (default: 2)",
     )
     parser.add_argument(
         "--seed", type=int, default=1, help="seed of latencies and hanging hosts"
@@ -211,9 +232,43 @@ def run_pipeline(
     """Mode (b): one crawl_chunk over every instance, into SQLite."""
     progress("(b) pipeline: crawl_chunk into SQLite, one process")
     call = (modes.run_pipeline, (workdir, plan, fleet.port, options))
-    [result], fleet_cpu = measured(fleet, [call], crawl_bound(plan.instances))
+    [result], fleet_cpu = measured(fleet, [call], 2 * crawl_bound(plan.instances))
     label = "(b) pipeline: crawl_chunk, 1 worker"
+    second = result.pop("second")
+    # Both crawls ran in one process: its peak covers both.
+    second.update(peak_rss_mib=result["peak_rss_mib"], peak_fds=result["peak_fds"])
+    return [
+        row(label, {**result, "fleet_cpu_s": fleet_cpu}, plan.instances),
+        row(f"{label}, 2nd crawl", {**second, "crawls": 2}, plan.instances),
+    ]
+
+
+def run_floor(
+    plan: Plan, fleet: FleetProcesses, options: modes.Options
+) -> dict[str, Any]:
+    """The floor: plain aiohttp over the fleet, nothing stored."""
+    progress("floor: plain aiohttp, both endpoints of every instance, no database")
+    call = (peers.run_floor, (plan, fleet.port, options))
+    [result], fleet_cpu = measured(fleet, [call], crawl_bound(plan.instances))
+    label = "floor: plain aiohttp, no database"
     return row(label, {**result, "fleet_cpu_s": fleet_cpu}, plan.instances)
+
+
+def run_prometheus(
+    plan: Plan, fleet: FleetProcesses, options: modes.Options, args
+) -> dict[str, Any] | None:
+    """Prometheus scraping the same fleet, when it is installed."""
+    if shutil.which(peers.PROMETHEUS) is None:
+        progress(peers.INSTALL_HINT)
+        return None
+    progress(
+        f"Prometheus: scraping every answering instance each "
+        f"{args.prometheus_interval:g} s, measured over {args.prometheus_rounds} "
+        "intervals"
+    )
+    return peers.run_prometheus(
+        plan, fleet.port, options, args.prometheus_interval, args.prometheus_rounds
+    )
 
 
 def run_fan_out(
@@ -293,7 +348,7 @@ def check_counts(mode: dict[str, Any], plan: Plan, warnings: list[str]) -> None:
         return
     health, operation = database["health"], database["operation"]
     stored = (health.get("up", 0), health.get("down", 0), database["history_rows"])
-    if stored != (up, down, plan.instances):
+    if stored != (up, down, plan.instances * mode.get("crawls", 1)):
         warnings.append(
             f"{mode['label']}: stored health {health}, {database['history_rows']} "
             f"history rows; expected up {up} down {down}, {plan.instances} rows"
@@ -331,19 +386,30 @@ def measure(
     options = modes.Options(args.timeout, CONNECT_TIMEOUT, args.concurrency)
     rows = [
         run_engine(plan, fleet, options),
-        run_pipeline(plan, fleet, options, workdir / "pipeline"),
+        *run_pipeline(plan, fleet, options, workdir / "pipeline"),
+        # After the crawls, with the fleet as warm as it was for the second one.
+        run_floor(plan, fleet, options),
     ]
     if args.workers:
         fan_out = run_fan_out(plan, fleet, options, workdir / "fan-out", args.workers)
         rows.append(fan_out)
     naive = run_naive(plan, fleet, args) if args.naive_sample else None
+    prometheus = run_prometheus(plan, fleet, options, args)
     warnings: list[str] = []
+    fetches = plan.instances * len(ENDPOINTS)
     for mode in rows:
+        mode["cpu_ms_per_fetch"] = 1000 * mode["cpu_s"] / fetches
         check_counts(mode, plan, warnings)
         check_descriptors(mode, args.concurrency, warnings)
     if naive and (naive["up"], naive["down"]) != (naive["sample"], 0):
         warnings.append(f"naive sample: up {naive['up']} down {naive['down']}")
-    return {"modes": rows, "naive": naive, "warnings": warnings}
+    return {
+        "modes": rows,
+        "naive": naive,
+        "prometheus": prometheus,
+        "prometheus_hint": None if prometheus else peers.INSTALL_HINT,
+        "warnings": warnings,
+    }
 
 
 def measure_faults(

@@ -171,7 +171,7 @@ def serving(
     log = workdir / "gunicorn.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            server_command("gunicorn", port, workers, GUNICORN_TIMEOUT),
+            server_command("sync", port, workers, GUNICORN_TIMEOUT),
             env=env,
             cwd=workdir,
             stdin=subprocess.DEVNULL,

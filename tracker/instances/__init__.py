@@ -18,8 +18,9 @@ def init_app(app: Flask) -> None:
     from tracker.batch.items import add_item_describer
     from tracker.batch.retries import add_retrier
     from tracker.devices import add_contact_listener
+    from tracker.extensions import db
     from tracker.housekeeping import add_housekeeping_step, add_resumer
-    from tracker.instances import alerts, launch, tasks
+    from tracker.instances import alerts, launch, tallies, tasks
     from tracker.instances.api import bp as api_bp
     from tracker.instances.cli import crawl, inventory
     from tracker.instances.contact import note_contact_of, prune_contacts
@@ -44,6 +45,7 @@ def init_app(app: Flask) -> None:
     from tracker.openapi import add_paths
     from tracker.templating import FIRST, add_navigation
 
+    tallies.install(db.session)
     app.register_blueprint(api_bp)
     # An instance's own fields, as people and clients change them (not its
     # crawl state); InstanceTag rows go through the request net.

@@ -22,10 +22,12 @@ from tracker.instances.crawled_values import document_problem
 from tracker.instances.crawler import CrawlSettings
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
 from tracker.instances.launch import QueueUnavailable, launch_crawl
-from tracker.instances.lookup import instance_or_404
-from tracker.instances.models import VIA_REGISTRATION, VIA_UPDATE, Instance
+from tracker.instances.lookup import instance_or_404, summary_or_404
+from tracker.instances.models import VIA_UPDATE, Instance
+from tracker.instances.registration import register_instance
 from tracker.instances.serialize import instance_detail, instance_summary
 from tracker.instances.states import expectations
+from tracker.instances.tallies import app_charts
 from tracker.instances.validation import (
     parse_admin_update,
     parse_location,
@@ -44,8 +46,11 @@ SEARCHED_COLUMNS = (
 csrf.exempt(bp)
 
 
+NOT_REGISTERED = "no instance with this uuid; register again"
+
+
 def _instance_or_404(uuid: str) -> Instance:
-    return instance_or_404(uuid, "no instance with this uuid; register again")
+    return instance_or_404(uuid, NOT_REGISTERED)
 
 
 def _detail(instance: Instance) -> dict:
@@ -84,16 +89,12 @@ def register():
     earlier = key and idempotency.earlier_registration(db.session, key, content)
     if earlier:
         return _registered(earlier)
-    # An admin approves it: only then does it get crawl headers.
-    instance = Instance(**values, approved=False)
-    db.session.add(instance)
     try:
-        db.session.flush()
-        note_contact(db.session, instance, VIA_REGISTRATION)
+        # An admin approves it: only then does it get crawl headers.
+        instance = register_instance(db.session, values, app_charts())
         if key:
-            idempotency.remember(db.session, key, content, instance)
-        # The answer is built before the commit expires the instance: no
-        # second SELECT to reload what was just written.
+            idempotency.remember(db.session, key, content, instance.id)
+        # The answer is built from the values written: nothing is read back.
         answer = _registered(instance)
         db.session.commit()
     except IntegrityError:
@@ -118,7 +119,7 @@ def _registered(instance: Instance):
 @access(PUBLIC)
 def show(uuid: str):
     """Answer an instance's summary."""
-    return jsonify(instance_summary(_instance_or_404(uuid)))
+    return jsonify(instance_summary(summary_or_404(uuid, NOT_REGISTERED)))
 
 
 @bp.patch("/api/instance/<uuid>")

@@ -60,7 +60,8 @@ def field_settings(
     }
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number (not a boolean)."""
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
@@ -90,10 +91,10 @@ def aggregate_value(value: Any, aggregation: str | None) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
         return value
-    if _is_number(value):
+    if is_number(value):
         return value
     items = list(value.values()) if isinstance(value, dict) else value
-    if not isinstance(items, list) or not items or not all(map(_is_number, items)):
+    if not isinstance(items, list) or not items or not all(map(is_number, items)):
         return None
     return fold(items, aggregation)
 
@@ -144,12 +145,38 @@ def chart_series(
         groups: dict[str, list[float]] = defaultdict(list)
         for row in rows:
             value = aggregate_value(row.crawled.get(setting.name), setting.aggregation)
-            if _is_number(value):
+            if is_number(value):
                 groups[group_label(row, setting.chart_aggregate_by, fields)].append(
                     value
                 )
         labels = sorted(groups)
         values = [fold(groups[label], setting.chart_aggregation) for label in labels]
+    return series(setting, labels, values)
+
+
+def series_from_totals(
+    setting: FieldSettings, totals: Iterable[tuple[str, int, float]]
+) -> dict[str, Any]:
+    """A chart from its categories' (label, instances, sum of numbers), as
+    ``chart_series`` draws it from every instance."""
+    if setting.chart_aggregation == "count":
+        ordered = sorted(
+            ((label, count) for label, count, _ in totals),
+            key=lambda item: (-item[1], item[0]),
+        )
+        return series(
+            setting, [label for label, _ in ordered], [count for _, count in ordered]
+        )
+    how = setting.chart_aggregation
+    ordered = sorted(totals)
+    values = [total if how == "sum" else total / count for _, count, total in ordered]
+    return series(setting, [label for label, _, _ in ordered], values)
+
+
+def series(
+    setting: FieldSettings, labels: list[str], values: list[float]
+) -> dict[str, Any]:
+    """One chart's labels, values and each value's share of the whole."""
     total = sum(values)
     return {
         "field": setting.name,
@@ -185,7 +212,7 @@ def daily_value(raw: Any, aggregation: str | None) -> tuple[bool, float | None]:
     value = aggregate_value(raw, aggregation)
     if value is None:
         return False, None
-    if not _is_number(value):
+    if not is_number(value):
         return True, None
     number = float(value)
     # A sum of huge numbers can still overflow: kept as present, not a number.
@@ -195,9 +222,14 @@ def daily_value(raw: Any, aggregation: str | None) -> tuple[bool, float | None]:
 def registrations_series(registered: Iterable[datetime]) -> dict[str, Any]:
     """Cumulative registrations per month."""
     per_month = Counter(moment.strftime("%Y-%m") for moment in registered)
+    return cumulative_per_month(per_month.items())
+
+
+def cumulative_per_month(per_month: Iterable[tuple[str, int]]) -> dict[str, Any]:
+    """Cumulative registrations from ("YYYY-MM", registrations) pairs."""
     labels, values, total = [], [], 0
-    for month in sorted(per_month):
-        total += per_month[month]
+    for month, count in sorted(per_month):
+        total += count
         labels.append(month)
         values.append(total)
     return {"field": "registered", "type": "line", "labels": labels, "values": values}

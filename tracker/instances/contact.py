@@ -18,12 +18,8 @@ from sqlalchemy.orm import Session
 from tracker.db_types import utcnow
 from tracker.instances.crawler import Endpoint
 from tracker.instances.models import VIA_HEARTBEAT, ContactEvent, Instance
-from tracker.instances.recording import (
-    daily_rows,
-    merged_sources,
-    upsert_daily_values,
-    with_heartbeat,
-)
+from tracker.instances.recording import daily_rows, merged_sources, with_heartbeat
+from tracker.instances.tallies import write_daily_values
 
 
 def note_contact(
@@ -66,7 +62,7 @@ def record_heartbeat(
         values, merged_sources(instance.crawled_sources or {}, endpoints)
     )
     instance.crawled = merged
-    upsert_daily_values(
+    write_daily_values(
         session, daily_rows(instance.id, now.date(), merged, daily_fields)
     )
 

@@ -45,6 +45,7 @@ from tracker.instances.recording import (
     HistoryLimit,
     record_outcomes,
 )
+from tracker.instances.tallies import Chart, prune_daily_totals
 
 CRAWL_OPERATION = "crawl"
 SCOPE_ALL = "all"
@@ -84,6 +85,7 @@ def crawl_chunk(
     on_progress: Callable[[Counts], None] | None = None,
     daily_fields: Mapping[str, str | None] | None = None,
     history_limit: HistoryLimit = UNLIMITED,
+    charts: Sequence[Chart] | None = None,
 ) -> Counts:
     """Crawl some instances of one run, committing progress as outcomes arrive.
 
@@ -144,6 +146,7 @@ def crawl_chunk(
             operation_id,
             daily_fields,
             history_limit,
+            charts,
         )
         running = True
         if operation_id is not None:
@@ -291,5 +294,6 @@ def prune_history(session: Session, keep_days: int) -> int:
     how many crawl results went."""
     cutoff = utcnow() - timedelta(days=keep_days)
     session.execute(delete(DailyValue).where(DailyValue.day < cutoff.date()))
+    prune_daily_totals(session, cutoff.date())
     result = session.execute(delete(CrawlResult).where(CrawlResult.crawled_at < cutoff))
     return result.rowcount or 0

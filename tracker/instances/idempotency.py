@@ -65,7 +65,7 @@ def earlier_registration(
 
 
 def remember(
-    session: Session, digest: str, values_fingerprint: str, instance: Instance
+    session: Session, digest: str, values_fingerprint: str, instance_id: int
 ) -> None:
     """Keep the key of a new registration. Another request storing the same
     key meanwhile makes the commit fail: the caller answers that one's instance."""
@@ -73,7 +73,7 @@ def remember(
         RegistrationKey(
             key=digest,
             fingerprint=values_fingerprint,
-            instance_id=instance.id,
+            instance_id=instance_id,
             created=utcnow(),
         )
     )

@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 from flask import abort
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 
 from tracker.extensions import db
 from tracker.instances.models import Instance
 
+_table = Instance.__table__
+# What a client's GET answers, read as one plain row: no ORM object, no JSON
+# columns decoded.
+SUMMARY_BY_UUID = select(
+    _table.c.uuid,
+    _table.c.enabled,
+    _table.c.url,
+    _table.c.contact,
+    _table.c.email,
+    _table.c.organisation,
+    _table.c.registered,
+).where(_table.c.uuid == bindparam("uuid"))
+
+
+def _stored_form(uuid: str, description: str) -> str:
+    if "\x00" in uuid:  # no database stores it: no such instance
+        abort(404, description)
+    return uuid.strip().lower()
+
 
 def instance_or_404(uuid: str, description: str) -> Instance:
     """The instance with this uuid (in any letter case), or a 404."""
-    if "\x00" in uuid:  # no database stores it: no such instance
-        abort(404, description)
     return db.one_or_404(
-        select(Instance).filter_by(uuid=uuid.strip().lower()),
+        select(Instance).filter_by(uuid=_stored_form(uuid, description)),
         description=description,
     )
+
+
+def summary_or_404(uuid: str, description: str) -> Row:
+    """The summary columns of the instance with this uuid, or a 404."""
+    uuid = _stored_form(uuid, description)
+    with db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":  # which begins none for a SELECT
+            # One statement, outside a transaction: no BEGIN and ROLLBACK.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = conn.execute(SUMMARY_BY_UUID, {"uuid": uuid}).first()
+    if row is None:
+        abort(404, description)
+    return row

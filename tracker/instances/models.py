@@ -154,6 +154,56 @@ class DailyValue(db.Model):
     value: Mapped[float | None] = mapped_column(Float)
 
 
+class DailyTotal(db.Model):
+    """The daily values of one field on one day, added up as they are written:
+    how many instances have one, how many of those are numbers, and their sum.
+    The statistics page reads these few rows instead of every daily value."""
+
+    __tablename__ = "daily_totals"
+
+    field: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    instances: Mapped[int] = mapped_column(default=0)
+    numbers: Mapped[int] = mapped_column(default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ChartEntry(db.Model):
+    """What one enabled instance adds to one chart: a category it counts in, or
+    the group its number is added to (``number``). ``chart`` names the field and
+    how it is charted, so entries of a changed setting are never mixed in."""
+
+    __tablename__ = "chart_entries"
+
+    chart: Mapped[str] = mapped_column(String(120), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    label: Mapped[str] = mapped_column(String(TEXT_MAX), primary_key=True)
+    number: Mapped[float | None] = mapped_column(Float)
+
+
+class ChartTotal(db.Model):
+    """The chart entries of one category, added up as they are written."""
+
+    __tablename__ = "chart_totals"
+
+    chart: Mapped[str] = mapped_column(String(120), primary_key=True)
+    label: Mapped[str] = mapped_column(String(TEXT_MAX), primary_key=True)
+    instances: Mapped[int] = mapped_column(default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ChartBuilt(db.Model):
+    """A chart whose entries were built from every instance: from then on they
+    are kept up to date as instances change."""
+
+    __tablename__ = "charts_built"
+
+    chart: Mapped[str] = mapped_column(String(120), primary_key=True)
+    built: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RegistrationKey(db.Model):
     """An ``Idempotency-Key`` a client sent with a registration, kept for a day,
     so that a retried POST answers the instance the first one created."""

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import Row, bindparam, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -27,9 +25,10 @@ from tracker.instances.models import (
     HEALTH_UP,
     VIA_CRAWL,
     CrawlResult,
-    DailyValue,
     Instance,
 )
+from tracker.instances.tallies import Chart, charts_or_app, refresh_entries
+from tracker.instances.tallies import write_daily_values as upsert_daily_values
 
 LOCATION_FIELDS = (
     "country_code",
@@ -88,24 +87,6 @@ def merged_sources(sources: dict, endpoints: Sequence[Endpoint]) -> dict:
     for endpoint in endpoints:
         merged.update(sources.get(endpoint.path, {}))
     return merged
-
-
-def upsert_daily_values(session: Session, rows: list[dict]) -> None:
-    """Insert or replace (field, day, instance) values: the day's last crawl wins."""
-    if not rows:
-        return
-    insert_for = (
-        postgresql_insert
-        if session.get_bind().dialect.name == "postgresql"
-        else sqlite_insert
-    )
-    statement = insert_for(DailyValue).values(rows)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["field", "day", "instance_id"],
-            set_={"value": statement.excluded.value},
-        )
-    )
 
 
 def daily_rows(
@@ -226,6 +207,8 @@ class Rows:
     locations: list[dict] = dataclasses.field(default_factory=list)
     history: list[dict] = dataclasses.field(default_factory=list)
     daily: list[dict] = dataclasses.field(default_factory=list)
+    # Instances whose values or location changed, with their values now.
+    crawled: dict[int, dict] = dataclasses.field(default_factory=dict)
     counts: Counts = dataclasses.field(default_factory=Counts)
 
 
@@ -247,6 +230,8 @@ def build_rows(
             continue
         values, merged = state_row(outcome, row, endpoints)
         rows.states.append(values)
+        if merged is not None:
+            rows.crawled[outcome.instance_id] = merged
         if merged is None:
             rows.counts.skipped += 1
         else:
@@ -268,6 +253,7 @@ def build_rows(
             rows.history.append(history_row(outcome, batch_operation_id, history_limit))
         if outcome.address and not row.location_manual:
             rows.locations.append(location_row(outcome, locator))
+            rows.crawled.setdefault(outcome.instance_id, row.crawled)
     return rows
 
 
@@ -308,8 +294,31 @@ def write_rows(session: Session, rows: Rows) -> None:
             rows.locations,
         )
     if rows.history:
-        session.execute(insert(CrawlResult), rows.history)
+        # A Core executemany: no ORM bookkeeping per row.
+        session.connection().execute(insert(CrawlResult.__table__), rows.history)
     upsert_daily_values(session, rows.daily)
+
+
+def write_entries(session: Session, rows: Rows, charts: Sequence[Chart]) -> None:
+    """Bring the chart entries of the instances whose values or location changed
+    in step, with what the rows just written hold (read back under their locks:
+    an instance disabled or pinned meanwhile is counted as it now is)."""
+    if not charts or not rows.crawled:
+        return
+    ids = list(rows.crawled)
+    now = session.execute(
+        select(Instance.id, Instance.enabled, Instance.country_name).where(
+            Instance.id.in_(ids)
+        )
+    )
+    refresh_entries(
+        session,
+        (
+            (instance_id, enabled, rows.crawled[instance_id], country)
+            for instance_id, enabled, country in now
+        ),
+        charts,
+    )
 
 
 # What a write of one instance's rows can raise; anything else is not its fault.
@@ -350,6 +359,7 @@ def record_outcomes(
     batch_operation_id: int | None = None,
     daily_fields: Mapping[str, str | None] | None = None,
     history_limit: HistoryLimit = UNLIMITED,
+    charts: Sequence[Chart] | None = None,
 ) -> Counts:
     """Store a batch of outcomes; return how many were up, down and skipped.
 
@@ -359,6 +369,7 @@ def record_outcomes(
     """
     if not outcomes:
         return Counts()
+    charts = charts_or_app(charts)
     current = {
         row.id: row
         for row in session.execute(
@@ -387,6 +398,7 @@ def record_outcomes(
                 history_limit,
             )
             write_rows(session, rows)
+            write_entries(session, rows, charts)
         return rows.counts
 
     try:

@@ -1,22 +1,23 @@
-"""The statistics page's numbers, gathered with a few grouped queries."""
+"""The statistics page's numbers, read from totals kept as instances change
+(``tracker.instances.tallies``) and a few grouped queries over indexed columns."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
 
 from tracker.db_types import utcnow
 from tracker.instances.charts import (
     FieldSettings,
-    Row,
-    chart_series,
     country_table,
-    registrations_series,
+    cumulative_per_month,
+    series_from_totals,
 )
-from tracker.instances.models import DailyValue, Instance
+from tracker.instances.models import DailyTotal, Instance
+from tracker.instances.tallies import build_charts, chart_totals, unbuilt, value_charts
 
 HISTORY_DAYS = 30
 
@@ -31,71 +32,104 @@ def _countries(session: Session) -> list[dict]:
 
 
 def _points(session: Session) -> list[dict]:
-    """One point per distinct location, with how many instances are there."""
-    grouped: dict[tuple[float, float], dict] = {}
-    for lat, lng, city in session.execute(
-        select(Instance.latitude, Instance.longitude, Instance.city).where(
-            Instance.enabled.is_(True), Instance.latitude.is_not(None)
+    """One point per distinct location, with how many instances are there,
+    grouped by the database."""
+    return [
+        {"lat": lat, "lng": lng, "city": city, "count": count}
+        # Core rows: no ORM bookkeeping for thousands of plain tuples.
+        for lat, lng, city, count in session.connection().execute(
+            select(
+                Instance.latitude,
+                Instance.longitude,
+                func.min(Instance.city),
+                func.count(),
+            )
+            .where(Instance.enabled.is_(True), Instance.latitude.is_not(None))
+            .group_by(Instance.latitude, Instance.longitude)
         )
-    ):
-        point = grouped.setdefault(
-            (lat, lng), {"lat": lat, "lng": lng, "city": city, "count": 0}
-        )
-        point["count"] += 1
-    return list(grouped.values())
+    ]
 
 
 def _history(session: Session, setting: FieldSettings, days: int) -> dict[str, Any]:
     """A field over time: per day, each instance's value that day (its last
     crawl), folded across instances by the chart aggregation (count: instances
-    reporting the field)."""
+    reporting the field), from the totals kept as the values are written."""
     since = (utcnow() - timedelta(days=days)).date()
-    fold = {"count": func.count, "sum": func.sum, "avg": func.avg}[
-        setting.chart_aggregation
-    ]
-    folded = fold() if setting.chart_aggregation == "count" else fold(DailyValue.value)
-    rows = session.execute(
-        select(DailyValue.day, folded)
-        .where(DailyValue.field == setting.name, DailyValue.day >= since)
-        .group_by(DailyValue.day)
-        .order_by(DailyValue.day)
-    ).all()
+    how = setting.chart_aggregation
+    labels, values = [], []
+    for day, instances, numbers, total in session.execute(
+        select(
+            DailyTotal.day, DailyTotal.instances, DailyTotal.numbers, DailyTotal.total
+        )
+        .where(
+            DailyTotal.field == setting.name,
+            DailyTotal.day >= since,
+            DailyTotal.instances > 0,
+        )
+        .order_by(DailyTotal.day)
+    ):
+        if how == "count":
+            value = instances
+        elif not numbers:
+            continue
+        else:
+            value = total if how == "sum" else total / numbers
+        labels.append(day.isoformat())
+        values.append(round(float(value), 4))
     return {
         "field": setting.name,
         "label": setting.label,
         "type": "line",
-        "aggregation": setting.chart_aggregation,
-        "labels": [day.isoformat() for day, value in rows if value is not None],
-        "values": [round(float(value), 4) for _, value in rows if value is not None],
+        "aggregation": how,
+        "labels": labels,
+        "values": values,
     }
 
 
-def _rows(session: Session) -> list[Row]:
-    """Crawled values and country of every enabled instance."""
-    statement = select(Instance.crawled, Instance.country_name).where(
-        Instance.enabled.is_(True)
-    )
-    return [
-        Row(crawled or {}, country) for crawled, country in session.execute(statement)
-    ]
+def _value_charts(
+    session: Session, fields: dict[str, FieldSettings]
+) -> dict[str, dict[str, Any]]:
+    """The charts of current values by field, from the totals kept as instances
+    change; a chart whose setting is new is built from every instance first."""
+    charts = value_charts(fields)
+    missing = unbuilt(session, charts)
+    if missing:
+        build_charts(session, missing, charts)
+        session.commit()
+    return {
+        chart.setting.name: series_from_totals(
+            chart.setting, chart_totals(session, chart)
+        )
+        for chart in charts
+    }
+
+
+def _registrations(session: Session) -> dict[str, Any]:
+    """Cumulative registrations per month, counted by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        utc = func.timezone("UTC", Instance.registered)
+        month = func.to_char(utc, "YYYY-MM", type_=String)
+    else:  # stored as UTC text, "YYYY-MM-DD HH:MM:SS"
+        month = func.substr(Instance.registered, 1, 7, type_=String)
+    per_month = session.execute(select(month, func.count()).group_by(month)).all()
+    return cumulative_per_month(per_month)
 
 
 def gather(
     session: Session, fields: dict[str, FieldSettings], history_days: int = HISTORY_DAYS
 ) -> dict[str, Any]:
     """Everything the statistics page shows, as plain data."""
-    charted = [f for f in fields.values() if f.chart]
-    rows = _rows(session) if any(f.chart_type != "line" for f in charted) else []
-    charts = []
-    for setting in charted:
-        if setting.chart_type == "line":
-            charts.append(_history(session, setting, history_days))
-        else:
-            charts.append(chart_series(rows, setting, fields))
-    registered = session.scalars(select(Instance.registered)).all()
+    current = _value_charts(session, fields)
+    charts = [
+        _history(session, setting, history_days)
+        if setting.chart_type == "line"
+        else current[setting.name]
+        for setting in fields.values()
+        if setting.chart
+    ]
     return {
         "countries": _countries(session),
         "points": _points(session),
         "charts": charts,
-        "registrations": registrations_series(registered),
+        "registrations": _registrations(session),
     }

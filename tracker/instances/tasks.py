@@ -41,6 +41,7 @@ from tracker.instances.crawling import (
 )
 from tracker.instances.geo import Locator
 from tracker.instances.recording import Counts, HistoryLimit
+from tracker.instances.tallies import configured_charts
 from tracker.notifications.tasks import evaluate_soon
 
 START_TASK = "tracker.instances.tasks.start_crawl"
@@ -256,6 +257,7 @@ def _crawl(
         on_progress=on_progress,
         daily_fields=daily_fields_from_config(config),
         history_limit=HistoryLimit.from_config(config),
+        charts=configured_charts(config),
     )
     finished = finish_run(db.session, operation_id, config)
     db.session.commit()
