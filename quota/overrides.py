@@ -150,18 +150,14 @@ def approve_request(
     idle clients to confirm lower ceilings if too few records are free."""
     policy = Policy.from_config(config)
     if reclaim:
-        controller = Controller(
-            session,
-            quota,
-            HttpTransport(config["QUOTA_CLIENT_TIMEOUT"]),
-            commit,
-            policy=policy,
-            actor=actor,
-        )
-        try:
-            controller.reclaim(extra)
-        except QuotaNotActive as exc:
-            raise OverrideRefused(str(exc)) from None
+        with HttpTransport.from_config(config) as transport:
+            controller = Controller(
+                session, quota, transport, commit, policy=policy, actor=actor
+            )
+            try:
+                controller.reclaim(extra)
+            except QuotaNotActive as exc:
+                raise OverrideRefused(str(exc)) from None
     return approve(
         session,
         quota,

@@ -127,15 +127,15 @@ def _client_of(quota: ControllerQuota, client_id: int) -> QuotaClient:
 def pull(quota_id: int):
     """Pull one quota now."""
     quota = db.get_or_404(ControllerQuota, quota_id)
-    transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
-    _operation, summary = run_pull(
-        db.session,
-        quota,
-        transport,
-        db.session.commit,
-        current_user.id,
-        policy=Policy.from_config(current_app.config),
-    )
+    with HttpTransport.from_config(current_app.config) as transport:
+        _operation, summary = run_pull(
+            db.session,
+            quota,
+            transport,
+            db.session.commit,
+            current_user.id,
+            policy=Policy.from_config(current_app.config),
+        )
     if summary is None:
         flash(_("The quota was not pulled: see Background jobs."), "error")
     else:

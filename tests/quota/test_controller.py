@@ -75,13 +75,14 @@ def quota(app, field_clients):
 def pull(app, quota_id):
     with app.app_context():
         quota = db.session.get(ControllerQuota, quota_id)
-        return run_pull(
-            db.session,
-            quota,
-            HttpTransport(timeout=2),
-            db.session.commit,
-            policy=Policy.from_config(app.config),
-        )
+        with HttpTransport(timeout=2) as transport:
+            return run_pull(
+                db.session,
+                quota,
+                transport,
+                db.session.commit,
+                policy=Policy.from_config(app.config),
+            )
 
 
 def test_pull_sets_ceilings_on_reachable_clients_and_isolates_the_down_one(
@@ -255,5 +256,5 @@ def test_odd_replies_are_transport_errors(odd_client, status, body):
 
     answers, url = odd_client
     answers["next"] = (status, body)
-    with pytest.raises(TransportError):
-        HttpTransport(timeout=5).get(Address("odd", url, "s"), "visit")
+    with HttpTransport(timeout=5) as transport, pytest.raises(TransportError):
+        transport.get(Address("odd", url, "s"), "visit")
