@@ -164,6 +164,17 @@ def client_named(quota: ControllerQuota, name: str) -> QuotaClient | None:
     return next((c for c in quota.clients if c.name == name), None)
 
 
+def find_client(
+    session: Session, quota: ControllerQuota, name: str
+) -> QuotaClient | None:
+    """The client of this name, read alone (not the whole list of clients)."""
+    return session.scalar(
+        select(QuotaClient).where(
+            QuotaClient.quota_id == quota.id, QuotaClient.name == name
+        )
+    )
+
+
 def add_client(
     session: Session,
     quota: ControllerQuota,

@@ -18,6 +18,7 @@ and check-ins running at once never overwrite each other's pending raises.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -399,12 +400,18 @@ class Controller:
         self.now = now
         self.policy = policy or Policy()
         self.actor = actor
-        wanted = set(clients) if clients is not None else None
-        self.clients = [c for c in quota.clients if wanted is None or c.name in wanted]
+        self._wanted = set(clients) if clients is not None else None
         self.reachable: set[int] = set()
         self.reports: dict[int, dict[str, Any]] = {}
         self._addresses: dict[int, Address] = {}
         self._history_rows: list[dict[str, Any]] = []
+
+    @functools.cached_property
+    def clients(self) -> list[QuotaClient]:
+        """The clients pulled from and pushed to (a check-in needs none: it
+        never loads them all with their secrets)."""
+        wanted = self._wanted
+        return [c for c in self.quota.clients if wanted is None or c.name in wanted]
 
     def _address(self, client: QuotaClient) -> Address:
         """Where to reach ``client``, read once: its secret is not read again
