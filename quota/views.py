@@ -40,7 +40,6 @@ from quota.pulls import run_pull
 from tracker.auth import login_required_blueprint
 from tracker.db_types import utcnow
 from tracker.extensions import db
-from tracker.fields import FieldError, url_value
 
 bp = Blueprint("quota", __name__, template_folder="templates")
 login_required_blueprint(bp)
@@ -184,18 +183,29 @@ def update(quota_id: int):
 def add(quota_id: int):
     """Add a field client to a quota."""
     quota = db.get_or_404(ControllerQuota, quota_id)
+    name = request.form.get("name", "").strip()
+    endpoint = request.form.get("endpoint", "").strip()
     try:
-        endpoint = url_value(request.form.get("endpoint", ""), "endpoint")
         add_client(
             db.session,
             quota,
-            request.form.get("name", "").strip(),
+            name,
             endpoint,
             request.form.get("secret", ""),
             current_user.username,
         )
-    except (AdminRefused, FieldError) as exc:
-        return _refused(exc)
+    except AdminRefused as exc:
+        db.session.rollback()
+        labels = {
+            "name": _("Name"),
+            "endpoint": _("Address"),
+            "secret": _("Client secret"),
+        }
+        for field, message in exc.problems.items():
+            flash(f"{labels.get(field, field)}: {message}", "error")
+        # Shown again as typed (the secret is typed again: it is never echoed).
+        entered = {"quota_id": quota.id, "name": name[:100], "endpoint": endpoint}
+        return _render_index(entered=entered), 400
     db.session.commit()
     flash(_("Client added: it gets headroom at the next pull."), "info")
     return _back()
