@@ -19,17 +19,26 @@ from quota.controller import (
 )
 from quota.models import ControllerQuota, QuotaClient, QuotaHistory
 from tracker.db_types import utcnow
+from tracker.fields import FieldError, url_value
 
 UNSET = object()
 NAME_LENGTH = 100
+SECRET_LENGTH = 200
 
 
 class AdminRefused(ValueError):
-    """The change would break the quota; the message says why, with numbers."""
+    """The change would break the quota; the message says why, with numbers.
+    ``problems`` holds every field at fault when there are several."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        problems: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.problems = problems or ({field: message} if field else {})
 
 
 def _history(
@@ -164,6 +173,35 @@ def client_named(quota: ControllerQuota, name: str) -> QuotaClient | None:
     return next((c for c in quota.clients if c.name == name), None)
 
 
+def find_client(
+    session: Session, quota: ControllerQuota, name: str
+) -> QuotaClient | None:
+    """The client of this name, read alone (not the whole list of clients)."""
+    return session.scalar(
+        select(QuotaClient).where(
+            QuotaClient.quota_id == quota.id, QuotaClient.name == name
+        )
+    )
+
+
+def new_client_problems(
+    session: Session, quota: ControllerQuota, name: str, endpoint: str, secret: str
+) -> dict[str, str]:
+    """What is wrong with a new client's name, endpoint and secret, by field."""
+    problems = {}
+    if not name.strip() or len(name) > NAME_LENGTH:
+        problems["name"] = f"1 to {NAME_LENGTH} characters"
+    elif find_client(session, quota, name) is not None:
+        problems["name"] = f"{name!r} is already a client of this quota"
+    try:
+        url_value(endpoint, "endpoint")
+    except FieldError as exc:
+        problems["endpoint"] = exc.message
+    if not secret or len(secret) > SECRET_LENGTH:
+        problems["secret"] = f"1 to {SECRET_LENGTH} characters"
+    return problems
+
+
 def add_client(
     session: Session,
     quota: ControllerQuota,
@@ -172,13 +210,16 @@ def add_client(
     secret: str,
     actor: str = "",
 ) -> QuotaClient:
-    """Add a field client; it gets headroom at the next pull or check-in."""
-    if not name.strip() or len(name) > NAME_LENGTH:
-        raise AdminRefused(f"a name of 1 to {NAME_LENGTH} characters", "name")
-    if not secret or len(secret) > 200:
-        raise AdminRefused("a secret of 1 to 200 characters", "secret")
-    if client_named(quota, name) is not None:
-        raise AdminRefused(f"client {name!r} is already in this quota", "name")
+    """Add a field client; it gets headroom at the next pull or check-in.
+    Every field at fault is named at once (``AdminRefused.problems``)."""
+    problems = new_client_problems(session, quota, name, endpoint, secret)
+    if problems:
+        raise AdminRefused(
+            "; ".join(f"{field}: {message}" for field, message in problems.items()),
+            next(iter(problems)),
+            problems,
+        )
+    endpoint = url_value(endpoint, "endpoint")
     client = QuotaClient(name=name, endpoint=endpoint, secret=secret)
     quota.clients.append(client)
     session.flush()

@@ -17,6 +17,7 @@ from quota.admin import (
     add_client,
     client_named,
     create_quota,
+    find_client,
     quota_for,
     remove_client,
     update_client,
@@ -307,7 +308,7 @@ def check_in(kind: str):
     secret = bearer_token()
     quota = quota_for(db.session, kind)
     client = (
-        client_named(quota, name)
+        find_client(db.session, quota, name)
         if quota is not None and isinstance(name, str)
         else None
     )

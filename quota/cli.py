@@ -179,23 +179,24 @@ def pull(kind: str | None) -> None:
             select(ControllerQuota).where(ControllerQuota.active.is_(True))
         ).all()
     )
-    transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
     policy = Policy.from_config(current_app.config)
-    for quota in quotas:
-        operation_id, summary = run_pull(
-            db.session, quota, transport, db.session.commit, policy=policy
-        )
-        if summary is None:
-            click.echo(
-                f"{quota.record_kind}: not pulled (batch operation #{operation_id})."
+    with HttpTransport.from_config(current_app.config) as transport:
+        for quota in quotas:
+            operation_id, summary = run_pull(
+                db.session, quota, transport, db.session.commit, policy=policy
             )
-            continue
-        click.echo(
-            f"{quota.record_kind}: {summary.reached} reached, {summary.unreachable} "
-            f"unreachable, {summary.changed} ceilings changed; "
-            f"{committed_total(db.session, quota)} of {quota.target} assigned "
-            f"(batch operation #{operation_id})."
-        )
+            if summary is None:
+                click.echo(
+                    f"{quota.record_kind}: not pulled"
+                    f" (batch operation #{operation_id})."
+                )
+                continue
+            click.echo(
+                f"{quota.record_kind}: {summary.reached} reached,"
+                f" {summary.unreachable} unreachable, {summary.changed} ceilings"
+                f" changed; {committed_total(db.session, quota)} of {quota.target}"
+                f" assigned (batch operation #{operation_id})."
+            )
 
 
 @cli.command("approve")

@@ -17,7 +17,9 @@ and check-ins running at once never overwrite each other's pending raises.
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import functools
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import requests
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+import aiohttp
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from quota.models import ControllerQuota, QuotaApproval, QuotaClient, QuotaHistory
 from quota.planning import ClientState, plan, withheld
@@ -35,7 +38,9 @@ from tracker.db_types import utcnow
 from tracker.devices import note_device_contact
 
 RATE_SMOOTHING = 0.5
-MAX_WORKERS = 48
+MAX_WORKERS = 48  # threads, for a transport that makes one call at a time
+HTTP_CONCURRENCY = 100
+MAX_ANSWER_BYTES = 1 << 20  # a report is a few hundred bytes; codes add little
 QUOTA_COLUMNS = ("target", "retired", "active", "window_start", "window_expires")
 
 VIA_QUOTA = "quota"  # the channel of contact, for the registry
@@ -98,6 +103,10 @@ class Address:
 
 
 class Transport(Protocol):
+    """Reaches the field clients. A transport may also offer
+    ``exchange_all(method, kind, calls)`` (see HttpTransport) to make a round
+    of calls itself; otherwise the controller makes them from threads."""
+
     def get(self, client: Address, kind: str) -> dict[str, Any]: ...
 
     def put(
@@ -125,61 +134,129 @@ def check_report(data: Any) -> dict[str, Any]:
 
 
 class HttpTransport:
-    """Talks to the field clients' quota blueprint over HTTP with timeouts; one
-    connection pool per thread, so a client's GET and PUT share a connection."""
+    """Talks to the field clients' quota blueprint over HTTP with timeouts.
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    A round of calls (``exchange_all``) runs on one event loop with aiohttp, at
+    most ``concurrency`` at a time: a pull over a thousand clients is a round of
+    GETs and a round of PUTs, and threads with one blocking call each cost far
+    more processor time than the calls themselves. Connections are kept from
+    one round to the next (a client's PUT reuses its GET's), so use it in a
+    ``with`` block, or ``close()`` it."""
+
+    def __init__(
+        self, timeout: float = 10.0, concurrency: int = HTTP_CONCURRENCY
+    ) -> None:
         self.timeout = timeout
-        self._local = threading.local()
+        self.concurrency = max(1, concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> HttpTransport:
+        return cls(config["QUOTA_CLIENT_TIMEOUT"], config["QUOTA_PULL_CONCURRENCY"])
 
-    def _call(self, method: str, client: Address, kind: str, body=None) -> dict:
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections kept open."""
+        loop, session = self._loop, self._session
+        self._loop = self._session = None
+        if loop is None:
+            return
+        if session is not None:
+            loop.run_until_complete(session.close())
+        loop.close()
+
+    def get(self, client: Address, kind: str) -> dict[str, Any]:
+        return self._one("GET", client, kind, None)
+
+    def put(self, client: Address, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._one("PUT", client, kind, body)
+
+    def _one(self, method: str, client: Address, kind: str, body) -> dict[str, Any]:
+        (answer,) = self.exchange_all(method, kind, [(client, body)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def exchange_all(
+        self, method: str, kind: str, calls: list[tuple[Address, dict | None]]
+    ) -> list[dict[str, Any] | TransportError]:
+        """Make every call; return each report, or the TransportError (or
+        CeilingRefused) it ended in, in the order of ``calls``."""
+        if not calls:
+            return []
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(self._exchange_all(method, kind, calls))
+
+    async def _exchange_all(self, method: str, kind: str, calls) -> list:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                trust_env=False,  # field clients are reached directly, no proxy
+            )
+        session = self._session
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(client: Address, body):
+            async with gate:
+                try:
+                    return await self._request(session, method, client, kind, body)
+                except (TransportError, CeilingRefused) as exc:
+                    return exc
+
+        return await asyncio.gather(*(one(c, b) for c, b in calls))
+
+    async def _request(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        client: Address,
+        kind: str,
+        body: dict | None,
+    ) -> dict[str, Any]:
+        """One call; the report, or TransportError / CeilingRefused."""
         url = f"{client.endpoint.rstrip('/')}/quota/{kind}"
         try:
-            response = self._session().request(
+            async with session.request(
                 method,
                 url,
                 json=body,
                 headers={"Authorization": f"Bearer {client.secret}"},
-                timeout=self.timeout,
                 allow_redirects=False,
-            )
-            data = response.json()
-        except requests.Timeout:
+            ) as response:
+                status = response.status
+                raw = await response.content.read(MAX_ANSWER_BYTES + 1)
+        except TimeoutError:
             raise TransportError(f"no answer within {self.timeout:g} s") from None
-        except requests.ConnectionError:
+        except aiohttp.ClientConnectorError:
             raise TransportError("could not connect to the client") from None
-        except requests.RequestException as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise TransportError(f"the request failed: {exc}"[:300]) from None
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise TransportError(f"the answer is larger than {MAX_ANSWER_BYTES} bytes")
+        try:
+            data = json.loads(raw)
         except (ValueError, RecursionError):
-            raise TransportError(
-                f"the answer (HTTP {response.status_code}) is not JSON"
-            ) from None
+            raise TransportError(f"the answer (HTTP {status}) is not JSON") from None
         if not isinstance(data, dict):
-            raise TransportError(f"HTTP {response.status_code}: not a JSON object")
-        if response.status_code == 409 and _is_count(data.get("count")):
+            raise TransportError(f"HTTP {status}: not a JSON object")
+        if status == 409 and _is_count(data.get("count")):
             raise CeilingRefused(data["count"])
-        if response.status_code == 401:
+        if status == 401:
             raise TransportError("the client refused the secret (HTTP 401)")
-        if response.status_code != 200:
+        if status != 200:
             message = str(data.get("message", ""))[:200]
-            raise TransportError(
-                f"the client answered HTTP {response.status_code}: {message}"
-            )
+            raise TransportError(f"the client answered HTTP {status}: {message}")
         data = check_report(data)
         data["_received"] = time.time()
         return data
-
-    def get(self, client: Address, kind: str) -> dict[str, Any]:
-        return self._call("GET", client, kind)
-
-    def put(self, client: Address, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PUT", client, kind, body)
 
 
 @dataclass
@@ -247,11 +324,24 @@ def lock_quota(session: Session, quota: ControllerQuota) -> None:
     # The quota's own columns and every client's row, read again; the loaded
     # list of clients is kept (re-reading it would cost a second load).
     session.refresh(quota, QUOTA_COLUMNS)
-    session.scalars(
+    reread_clients(session, quota)
+
+
+def reread_clients(session: Session, quota: ControllerQuota) -> None:
+    """Read every client's row of the quota again, in one query.
+
+    The secret is left as it is: it does not change what may be created, and
+    decrypting it for every client was most of what a re-read cost. The
+    quota's list of clients is set from the same rows (loaded on its own, it
+    would read every secret again)."""
+    clients = session.scalars(
         select(QuotaClient)
         .where(QuotaClient.quota_id == quota.id)
+        .order_by(QuotaClient.id)
+        .options(defer(QuotaClient.secret))
         .execution_options(populate_existing=True)
     ).all()
+    set_committed_value(quota, "clients", list(clients))
 
 
 def committed_total(session: Session, quota: ControllerQuota) -> int:
@@ -310,10 +400,33 @@ class Controller:
         self.now = now
         self.policy = policy or Policy()
         self.actor = actor
-        wanted = set(clients) if clients is not None else None
-        self.clients = [c for c in quota.clients if wanted is None or c.name in wanted]
+        self._wanted = set(clients) if clients is not None else None
         self.reachable: set[int] = set()
         self.reports: dict[int, dict[str, Any]] = {}
+        self._addresses: dict[int, Address] = {}
+        self._history_rows: list[dict[str, Any]] = []
+
+    @functools.cached_property
+    def clients(self) -> list[QuotaClient]:
+        """The clients pulled from and pushed to (a check-in needs none: it
+        never loads them all with their secrets)."""
+        wanted = self._wanted
+        return [c for c in self.quota.clients if wanted is None or c.name in wanted]
+
+    def _address(self, client: QuotaClient) -> Address:
+        """Where to reach ``client``, read once: its secret is not read again
+        after a commit."""
+        address = self._addresses.get(client.id)
+        if address is None:
+            address = self._addresses[client.id] = Address.of(client)
+        return address
+
+    def _commit(self) -> None:
+        """Write the history noted so far (one bulk insert), then commit."""
+        if self._history_rows:
+            self.session.execute(insert(QuotaHistory), self._history_rows)
+            self._history_rows = []
+        self.commit()
 
     def _check_active(self) -> None:
         now = self.now()
@@ -324,18 +437,18 @@ class Controller:
     def _history(
         self, client: QuotaClient | None, event: str, detail: str = ""
     ) -> None:
-        self.session.add(
-            QuotaHistory(
-                quota_id=self.quota.id,
-                client_id=client.id if client else None,
-                client_name=client.name if client else "",
-                actor=self.actor,
-                event=event,
-                count=client.count if client else None,
-                ceiling=client.acknowledged if client else None,
-                detail=detail,
-                at=self.now(),
-            )
+        self._history_rows.append(
+            {
+                "quota_id": self.quota.id,
+                "client_id": client.id if client else None,
+                "client_name": client.name if client else "",
+                "actor": self.actor,
+                "event": event,
+                "count": client.count if client else None,
+                "ceiling": client.acknowledged if client else None,
+                "detail": detail,
+                "at": self.now(),
+            }
         )
 
     def _observe_count(self, client: QuotaClient, device_count: int) -> None:
@@ -402,21 +515,15 @@ class Controller:
     def get_all(self) -> PullSummary:
         """Ask every client for its ceiling and count; record who answered."""
         self._check_active()
-        kind = self.quota.record_kind
         summary = PullSummary()
-
-        def ask(address: Address):
-            try:
-                return self.transport.get(address, kind), None
-            except TransportError as exc:
-                return None, str(exc)
-
-        answers = self._concurrently(ask, [Address.of(c) for c in self.clients])
+        answers = self._exchange(
+            "GET", [(self._address(c), None) for c in self.clients]
+        )
         self._locked()
         self.reachable = set()
-        for client, (report, error) in zip(self.clients, answers, strict=True):
-            if report is None:
-                client.last_error = error or "unreachable"
+        for client, report in zip(self.clients, answers, strict=True):
+            if isinstance(report, Exception):
+                client.last_error = str(report) or "unreachable"
                 summary.unreachable += 1
                 self._history(client, "unreachable", client.last_error)
                 continue
@@ -425,15 +532,31 @@ class Controller:
             self.reachable.add(client.id)
             summary.reached += 1
             self._history(client, "report")
-        self.commit()
+        self._commit()
         return summary
 
-    def _concurrently(self, call: Callable, items: list) -> list:
-        if not items:
+    def _exchange(self, method: str, calls: list[tuple[Address, dict | None]]):
+        """Make the calls at once; each answer is a report or the exception
+        (TransportError, CeilingRefused) the call ended in."""
+        if not calls:
             return []
-        workers = max(1, min(MAX_WORKERS, len(items)))
+        kind = self.quota.record_kind
+        exchange_all = getattr(self.transport, "exchange_all", None)
+        if exchange_all is not None:
+            return exchange_all(method, kind, calls)
+
+        def call(item: tuple[Address, dict | None]):
+            address, body = item
+            try:
+                if method == "GET":
+                    return self.transport.get(address, kind)
+                return self.transport.put(address, kind, body)
+            except (CeilingRefused, TransportError) as exc:
+                return exc
+
+        workers = max(1, min(MAX_WORKERS, len(calls)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(call, items))
+            return list(pool.map(call, calls))
 
     def _body(self, client: QuotaClient, ceiling: int, leased: bool) -> dict:
         quota = self.quota
@@ -449,24 +572,26 @@ class Controller:
             body["lease_expires"] = int((self.now() + self.policy.lease).timestamp())
         return body
 
-    def _send_all(self, changes: list[tuple[QuotaClient, int, bool]]) -> int:
+    def _calls(
+        self, changes: list[tuple[QuotaClient, int, bool]]
+    ) -> list[tuple[Address, dict]]:
+        """The address and body of each change, made while the rows are loaded."""
+        return [
+            (self._address(client), self._body(client, ceiling, leased))
+            for client, ceiling, leased in changes
+        ]
+
+    def _send_all(
+        self,
+        changes: list[tuple[QuotaClient, int, bool]],
+        calls: list[tuple[Address, dict]] | None = None,
+    ) -> int:
         """Send ceilings concurrently; settle the answers; return how many took."""
         if not changes:
             return 0
-        kind = self.quota.record_kind
-
-        def send(call: tuple[Address, dict]):
-            address, body = call
-            try:
-                return self.transport.put(address, kind, body)
-            except (CeilingRefused, TransportError) as exc:
-                return exc
-
-        calls = [
-            (Address.of(client), self._body(client, ceiling, leased))
-            for client, ceiling, leased in changes
-        ]
-        answers = self._concurrently(send, calls)
+        if calls is None:
+            calls = self._calls(changes)
+        answers = self._exchange("PUT", calls)
         self._locked()
         taken = 0
         for (client, ceiling, _leased), answer in zip(changes, answers, strict=True):
@@ -532,13 +657,14 @@ class Controller:
     def post_all(self) -> int:
         """Lower, then raise, ceilings towards the plan; return how many changed."""
         self._check_active()
+        reread_clients(self.session, self.quota)  # one query, not one a client
         desired = self._desired(lambda c: c.id in self.reachable)
         ours = [c for c in self.clients if c.id in desired]
         lowered = [
             (c, desired[c.id], False) for c in ours if desired[c.id] < c.acknowledged
         ]
         changed = self._send_all(lowered)
-        self.commit()
+        self._commit()
         self._locked()
         states = client_states(self.session, self.quota, lambda c: False)
         spare = self._raise_room(states)
@@ -552,9 +678,10 @@ class Controller:
                 raises.append((client, ceiling, True))
             elif self._needs_refresh(client):
                 raises.append((client, client.acknowledged, False))
-        self.commit()  # every raise is on record before any client can use it
-        changed += self._send_all(raises)
-        self.commit()
+        calls = self._calls(raises)
+        self._commit()  # every raise is on record before any client can use it
+        changed += self._send_all(raises, calls)
+        self._commit()
         return changed
 
     def pull(self) -> PullSummary:
@@ -568,6 +695,7 @@ class Controller:
         below their count plus the fair floor) until ``needed`` records are
         free; return how many were freed."""
         self.get_all()
+        reread_clients(self.session, self.quota)
         before = free_records(self.session, self.quota)
         left = needed - before
         lowered = []
@@ -583,7 +711,7 @@ class Controller:
             lowered.append((client, client.acknowledged - take, False))
             left -= take
         self._send_all(lowered)
-        self.commit()
+        self._commit()
         return free_records(self.session, self.quota) - before
 
     def check_in(self, client: QuotaClient, report: dict[str, Any]) -> dict[str, Any]:
@@ -610,5 +738,5 @@ class Controller:
             else:
                 body = self._body(client, ceiling, leased=True)
                 self._history(client, "ceiling", f"ceiling {ceiling} sent")
-        self.commit()
+        self._commit()
         return body

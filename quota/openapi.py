@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from quota.forecast import OUTLOOKS
 from tracker.fields import object_schema
 from tracker.openapi import (
     BEARER,
@@ -28,7 +29,13 @@ FORECAST = object_schema(
         "runs_out": {
             "type": ["string", "null"],
             "format": "date-time",
-            "description": "null: not within the window at this rate",
+            "description": "when, at this rate (outlook runs-out); else null",
+        },
+        "outlook": {
+            "enum": list(OUTLOOKS),
+            "description": "runs-out: at runs_out; no-room: nothing left;"
+            " inactive: the client gets no more headroom; not-in-window: not"
+            " before the window closes at this rate",
         },
     }
 )

@@ -35,6 +35,39 @@ class OverrideRefused(ValueError):
     """The request cannot be approved (wrong client, no headroom, seen before)."""
 
 
+class TooFewFree(OverrideRefused):
+    """Fewer records are free under the target than the approval asks for."""
+
+    def __init__(
+        self, spare: int, extra: int, target: int, reclaimed: int | None = None
+    ) -> None:
+        self.spare, self.extra, self.target = spare, extra, target
+        free = (
+            f"only {spare} of the target of {target} records"
+            f" {'is' if spare == 1 else 'are'} free"
+            if spare
+            else f"none of the target of {target} records is free"
+        )
+        held = f"clients' ceilings and approvals not used yet hold {target - spare}"
+        fewer = f"Approve {spare} or fewer" if spare else ""
+        if reclaimed is None:
+            message = (
+                f"{extra} more cannot be approved: {free} ({held}). "
+                + (f"{fewer}, or reclaim" if fewer else "Reclaim")
+                + " first (ask idle clients for headroom): they are asked to"
+                " confirm lower ceilings, and what they give back becomes free."
+            )
+        else:
+            message = (
+                f"{extra} more cannot be approved: idle clients were asked for"
+                f" headroom and gave back {reclaimed}, so {free} ({held}). "
+                + (f"{fewer}. " if fewer else "")
+                + "Busy or unreachable clients, and those with a raise not yet"
+                " confirmed, keep theirs."
+            )
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class Approved:
     code: str
@@ -79,11 +112,7 @@ def approve(
         raise OverrideRefused("this request was already approved")
     spare = free_records(session, quota)
     if extra > spare:
-        raise OverrideRefused(
-            f"only {spare} records are free under the target of {quota.target}:"
-            " approve fewer, or reclaim headroom from clients with room to spare"
-            " (they must confirm a lower ceiling first)"
-        )
+        raise TooFewFree(spare, extra, quota.target)
     expires = now + valid_for
     try:
         with session.begin_nested():
@@ -149,27 +178,29 @@ def approve_request(
     """The one door for approvals (page, CLI, API): with ``reclaim``, first ask
     idle clients to confirm lower ceilings if too few records are free."""
     policy = Policy.from_config(config)
+    reclaimed = None
     if reclaim:
-        controller = Controller(
+        with HttpTransport.from_config(config) as transport:
+            controller = Controller(
+                session, quota, transport, commit, policy=policy, actor=actor
+            )
+            try:
+                reclaimed = controller.reclaim(extra)
+            except QuotaNotActive as exc:
+                raise OverrideRefused(str(exc)) from None
+    try:
+        return approve(
             session,
             quota,
-            HttpTransport(config["QUOTA_CLIENT_TIMEOUT"]),
-            commit,
-            policy=policy,
+            request_code,
+            extra,
+            utcnow(),
+            timedelta(hours=config["QUOTA_OVERRIDE_HOURS"]),
+            approved_by_id,
+            max_skew=policy.max_skew,
             actor=actor,
         )
-        try:
-            controller.reclaim(extra)
-        except QuotaNotActive as exc:
-            raise OverrideRefused(str(exc)) from None
-    return approve(
-        session,
-        quota,
-        request_code,
-        extra,
-        utcnow(),
-        timedelta(hours=config["QUOTA_OVERRIDE_HOURS"]),
-        approved_by_id,
-        max_skew=policy.max_skew,
-        actor=actor,
-    )
+    except TooFewFree as exc:
+        if reclaimed is None:
+            raise
+        raise TooFewFree(exc.spare, extra, exc.target, reclaimed) from None

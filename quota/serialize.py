@@ -22,6 +22,7 @@ def _forecast(forecast: Forecast) -> dict[str, Any]:
         "left": forecast.left,
         "rate_per_hour": round(forecast.rate, 3),
         "runs_out": _when(forecast.runs_out),
+        "outlook": forecast.outlook,
     }
 
 

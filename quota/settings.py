@@ -24,6 +24,7 @@ def reserve(value: Any) -> int | str:
 SETTINGS = (
     Setting("QUOTA_PULL_INTERVAL", 900, integer(10, 7 * 86400)),
     Setting("QUOTA_CLIENT_TIMEOUT", 10.0, number(0.5, 300)),
+    Setting("QUOTA_PULL_CONCURRENCY", 100, integer(1, 2000)),
     Setting("QUOTA_OVERRIDE_HOURS", 24, integer(1, 24 * 90)),
     Setting("QUOTA_OVERRIDE_RESERVE", "5%", reserve),
     Setting("QUOTA_FAIR_FLOOR", 5, integer(0, 1_000_000)),

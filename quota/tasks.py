@@ -15,14 +15,14 @@ PULL_TASK = "quota.tasks.pull_quotas"
 @shared_task(name=PULL_TASK, ignore_result=True)
 def pull_quotas() -> None:
     """Pull every active quota (run by beat every QUOTA_PULL_INTERVAL)."""
-    transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
-    for quota_id in db.session.scalars(
-        select(ControllerQuota.id).where(ControllerQuota.active.is_(True))
-    ).all():
-        run_pull(
-            db.session,
-            db.session.get(ControllerQuota, quota_id),
-            transport,
-            db.session.commit,
-            policy=Policy.from_config(current_app.config),
-        )
+    with HttpTransport.from_config(current_app.config) as transport:
+        for quota_id in db.session.scalars(
+            select(ControllerQuota.id).where(ControllerQuota.active.is_(True))
+        ).all():
+            run_pull(
+                db.session,
+                db.session.get(ControllerQuota, quota_id),
+                transport,
+                db.session.commit,
+                policy=Policy.from_config(current_app.config),
+            )

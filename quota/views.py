@@ -47,7 +47,6 @@ from tracker.auth.roles import (
 )
 from tracker.db_types import utcnow
 from tracker.extensions import db
-from tracker.fields import FieldError, url_value
 
 bp = Blueprint("quota", __name__, template_folder="templates")
 blueprint_access(bp, read=VIEWER, write=ADMIN)
@@ -135,15 +134,15 @@ def _client_of(quota: ControllerQuota, client_id: int) -> QuotaClient:
 def pull(quota_id: int):
     """Pull one quota now."""
     quota = db.get_or_404(ControllerQuota, quota_id)
-    transport = HttpTransport(current_app.config["QUOTA_CLIENT_TIMEOUT"])
-    _operation, summary = run_pull(
-        db.session,
-        quota,
-        transport,
-        db.session.commit,
-        current_user.id,
-        policy=Policy.from_config(current_app.config),
-    )
+    with HttpTransport.from_config(current_app.config) as transport:
+        _operation, summary = run_pull(
+            db.session,
+            quota,
+            transport,
+            db.session.commit,
+            current_user.id,
+            policy=Policy.from_config(current_app.config),
+        )
     if summary is None:
         flash(_("The quota was not pulled: see Background jobs."), "error")
     else:
@@ -192,18 +191,29 @@ def update(quota_id: int):
 def add(quota_id: int):
     """Add a field client to a quota."""
     quota = db.get_or_404(ControllerQuota, quota_id)
+    name = request.form.get("name", "").strip()
+    endpoint = request.form.get("endpoint", "").strip()
     try:
-        endpoint = url_value(request.form.get("endpoint", ""), "endpoint")
         add_client(
             db.session,
             quota,
-            request.form.get("name", "").strip(),
+            name,
             endpoint,
             request.form.get("secret", ""),
             current_user.username,
         )
-    except (AdminRefused, FieldError) as exc:
-        return _refused(exc)
+    except AdminRefused as exc:
+        db.session.rollback()
+        labels = {
+            "name": _("Name"),
+            "endpoint": _("Address"),
+            "secret": _("Client secret"),
+        }
+        for field, message in exc.problems.items():
+            flash(f"{labels.get(field, field)}: {message}", "error")
+        # Shown again as typed (the secret is typed again: it is never echoed).
+        entered = {"quota_id": quota.id, "name": name[:100], "endpoint": endpoint}
+        return _render_index(entered=entered), 400
     db.session.commit()
     flash(_("Client added: it gets headroom at the next pull."), "info")
     return _back()

@@ -32,14 +32,14 @@ MIN_HOURS = 1 / 60
 class TimedTransport(HttpTransport):
     """HttpTransport that notes when each call started and ended."""
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(self, timeout: float, concurrency: int) -> None:
+        super().__init__(timeout, concurrency)
         self.calls: list[tuple[str, float, float]] = []
 
-    def _call(self, method: str, client: QuotaClient, kind: str, body=None) -> dict:
+    async def _request(self, session, method, client, kind, body) -> dict:
         start = time.perf_counter()
         try:
-            return super()._call(method, client, kind, body)
+            return await super()._request(session, method, client, kind, body)
         finally:
             self.calls.append((method, start, time.perf_counter()))
 
@@ -148,9 +148,11 @@ def pull_ours(app: Flask, quota_id: int, timeout: float) -> dict[str, Any]:
     """Time one ``run_pull`` of the quota with an HTTP transport."""
     with app.app_context():
         quota = db.session.get(ControllerQuota, quota_id)
-        transport = TimedTransport(timeout)
-        with counting_sql(db.engine, db.session) as sql:
-            start = time.perf_counter()
+        with (
+            TimedTransport(timeout, app.config["QUOTA_PULL_CONCURRENCY"]) as transport,
+            counting_sql(db.engine, db.session) as sql,
+        ):
+            start, cpu = time.perf_counter(), time.process_time()
             operation_id, summary = run_pull(
                 db.session,
                 quota,
@@ -158,10 +160,11 @@ def pull_ours(app: Flask, quota_id: int, timeout: float) -> dict[str, Any]:
                 db.session.commit,
                 policy=Policy.from_config(app.config),
             )
-            end = time.perf_counter()
+            end, cpu = time.perf_counter(), time.process_time() - cpu
         operation = db.session.get(BatchOperation, operation_id)
         result = {
             "seconds": end - start,
+            "cpu_seconds": cpu,
             "reached": summary.reached if summary else 0,
             "unreachable": summary.unreachable if summary else 0,
             "changed": summary.changed if summary else 0,

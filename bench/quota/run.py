@@ -255,6 +255,7 @@ def _print_pulls(
                 f" between {phases['puts_between_s']:.2f} s)",
             ]
         parts.append(f"after {phases['after_calls_s']:.2f} s")
+        parts.append(f"controller CPU {run['cpu_seconds']:.2f} s")
         say(f"   ours pull {number} time: " + ", ".join(parts))
         say(
             f"   ours pull {number} SQL: {sql['statements']:,} statements"

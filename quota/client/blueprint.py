@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Callable, Iterable
 from html import escape
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from sqlalchemy.orm import Session
 
 from quota.client.codes import InvalidCode
@@ -71,6 +71,16 @@ def _error(status: int, error: str, message: str, field: str | None = None, **ex
     return response
 
 
+def _page(kind: str, body: str, status: int = 200) -> Response:
+    """The field user's page (HTML, never a JSON error)."""
+    return Response(
+        "<!doctype html><title>Quota override</title>"
+        f"<h1>Quota for {escape(kind)}</h1>{body}",
+        status=status,
+        content_type="text/html; charset=utf-8",
+    )
+
+
 def make_blueprint(
     session: Callable[[], Session],
     quota_model: type,
@@ -86,8 +96,19 @@ def make_blueprint(
     known = set(kinds) if kinds is not None else None
 
     @bp.url_value_preprocessor
-    def known_kind(_endpoint, values) -> None:
+    def known_kind(endpoint, values) -> None:
         if known is not None and values and values.get("kind") not in known:
+            kind = str(values.get("kind"))
+            if endpoint == f"{bp.name}.override":
+                listed = ", ".join(sorted(known)) or "none"
+                abort(
+                    _page(
+                        kind,
+                        f"<p>No quota counts {escape(kind)} records on this device"
+                        f" (it counts: {escape(listed)}).</p>",
+                        404,
+                    )
+                )
             abort(
                 _error(404, "Unknown record kind", "no model counts this kind", "kind")
             )
@@ -175,12 +196,12 @@ def make_blueprint(
                 message = f"Refused: {exc}."
         code = request_code(db_session, quota_model, override_model, client_name, kind)
         db_session.commit()
-        return (
-            "<!doctype html><title>Quota override</title>"
-            f"<h1>Quota for {escape(kind)}</h1><p>{escape(message)}</p>"
+        return _page(
+            kind,
+            f"<p>{escape(message)}</p>"
             f"<p>Request code: <code id='request-code'>{escape(code)}</code></p>"
             "<form method='post'><label>Approval code <input name='code'></label>"
-            "<button type='submit'>Apply</button></form>"
+            "<button type='submit'>Apply</button></form>",
         )
 
     if csrf_exempt is not None:

@@ -184,6 +184,9 @@ def test_the_admin_api(app, client, auth_headers, quota):
     clinic = next(c for c in detail["clients"] if c["name"] == "clinic-3")
     assert (clinic["weight"], clinic["active"]) == (4.0, False)
     assert "forecast" in detail and "runs_out" in clinic["forecast"]
+    # Inactive, it is forecast nothing (not "runs out now").
+    assert clinic["forecast"]["outlook"] == "inactive"
+    assert clinic["forecast"]["runs_out"] is None
     assert (
         client.delete(
             "/api/quotas/visit/clients/nobody", headers=auth_headers
@@ -199,3 +202,34 @@ def test_the_admin_api(app, client, auth_headers, quota):
     assert "/api/quotas/{kind}/clients/{name}" in document["paths"]
     assert "/api/quotas/{kind}/checkin" in document["paths"]
     assert "QuotaClient" in document["components"]["schemas"]
+
+
+def test_the_add_client_form_names_every_wrong_field_and_keeps_what_was_typed(
+    db, signed_in, quota
+):
+    typed = {"name": "clinic-1", "endpoint": "ftp://clinic-9.local", "secret": ""}
+    typed["csrf_token"] = csrf_token(signed_in, "/quotas")
+    refused = signed_in.post(f"/quotas/{quota}/clients", data=typed)
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert "Name: &#39;clinic-1&#39; is already a client of this quota" in page
+    assert "Address: must start with http:// or https://" in page
+    assert "Client secret: 1 to 200 characters" in page
+    assert 'value="ftp://clinic-9.local"' in page
+    _target, _retired, clients = stored(db, quota)
+    assert set(clients) == {"clinic-1", "clinic-2"}
+
+
+def test_an_inactive_clients_forecast_says_inactive_on_the_page(
+    app, db, signed_in, quota
+):
+    with db.session() as session:
+        clinic = session.scalar(
+            select(QuotaClient).where(QuotaClient.name == "clinic-1")
+        )
+        clinic.active, clinic.rate = False, 50.0
+        session.commit()
+    page = signed_in.get("/quotas").get_data(as_text=True)
+    row = page.split('data-client="clinic-1"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-outlook="inactive"' in row
+    assert "inactive: no more headroom" in row

@@ -411,3 +411,14 @@ def test_a_code_judged_on_a_slow_or_fast_clock_says_to_check_it():
     fast = datetime.fromtimestamp(now + 2 * 86400, UTC)
     with pytest.raises(InvalidCode, match=r"expired .* check the device clock"):
         verify_approval(code, key, "clinic-1", "visit", now=fast)
+
+
+def test_the_override_page_of_an_unknown_kind_is_a_page(field):
+    page = field.test_client().get("/quota/consent/override")
+    assert page.status_code == 404
+    assert page.content_type.startswith("text/html")
+    text = page.get_data(as_text=True)
+    assert "No quota counts consent records on this device" in text
+    assert '"error"' not in text
+    api = field.test_client().get("/quota/consent")
+    assert api.get_json()["field"] == "kind"  # the controller's API stays JSON

@@ -75,13 +75,14 @@ def quota(app, field_clients):
 def pull(app, quota_id):
     with app.app_context():
         quota = db.session.get(ControllerQuota, quota_id)
-        return run_pull(
-            db.session,
-            quota,
-            HttpTransport(timeout=2),
-            db.session.commit,
-            policy=Policy.from_config(app.config),
-        )
+        with HttpTransport(timeout=2) as transport:
+            return run_pull(
+                db.session,
+                quota,
+                transport,
+                db.session.commit,
+                policy=Policy.from_config(app.config),
+            )
 
 
 def test_pull_sets_ceilings_on_reachable_clients_and_isolates_the_down_one(
@@ -149,7 +150,8 @@ def test_supervisor_override_end_to_end(app, field_clients, quota):
     # The pull handed out all but the reserve (5% of 100): an override of 6
     # is refused with the numbers, one of 5 comes out of the reserve.
     too_many = runner.invoke(cli, ["quota", "approve", "visit", request_code, "6"])
-    assert "only 5 records are free under the target of 100" in too_many.output
+    assert "only 5 of the target of 100 records are free" in too_many.output
+    assert "Approve 5 or fewer, or reclaim first" in too_many.output
     result = runner.invoke(cli, ["quota", "approve", "visit", request_code, "5"])
     assert result.exit_code == 0, result.output
     code = result.output.strip()
@@ -166,6 +168,31 @@ def test_supervisor_override_end_to_end(app, field_clients, quota):
         clinic = next(c for c in stored.clients if c.name == "clinic-2")
         left = clinic.acknowledged - clinic.count
     assert create_visits(field_app, 200) == left
+
+
+def test_reclaiming_says_what_idle_clients_gave_back(app, field_clients, quota):
+    from quota.client.codes import OverrideRequest
+    from tracker.cli import cli
+
+    pull(app, quota)
+    runner = app.test_cli_runner()
+    code = OverrideRequest.new("clinic-1", "visit", 0).code()
+    # Both reachable clinics created nothing: each keeps the fair floor (5).
+    refused = runner.invoke(
+        cli, ["quota", "approve", "visit", code, "100", "--reclaim"]
+    )
+    assert refused.exit_code == 1
+    message = " ".join(refused.output.split())
+    assert "100 more cannot be approved" in message
+    assert "idle clients were asked for headroom and gave back 85" in message
+    assert "only 90 of the target of 100 records are free" in message
+    assert "Approve 90 or fewer" in message
+    # What they gave back stays free for the next approval.
+    approved = runner.invoke(cli, ["quota", "approve", "visit", code, "90"])
+    assert approved.exit_code == 0, approved.output
+    with app.app_context():
+        stored = db.session.get(ControllerQuota, quota)
+        assert committed_total(db.session, stored) == 100
 
 
 def test_quota_page_shows_progress_and_approves(
@@ -255,5 +282,5 @@ def test_odd_replies_are_transport_errors(odd_client, status, body):
 
     answers, url = odd_client
     answers["next"] = (status, body)
-    with pytest.raises(TransportError):
-        HttpTransport(timeout=5).get(Address("odd", url, "s"), "visit")
+    with HttpTransport(timeout=5) as transport, pytest.raises(TransportError):
+        transport.get(Address("odd", url, "s"), "visit")
