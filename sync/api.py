@@ -363,7 +363,6 @@ def _conflict_json(conflict) -> dict[str, Any]:
 
 
 @bp.get("/conflicts")
-@login_required
 def list_conflicts():
     """Concurrent changes of one field by two producers, by model, producer
     and state (open by default)."""
@@ -394,7 +393,7 @@ def list_conflicts():
 
 
 @bp.post("/conflicts/<int:conflict_id>/resolve")
-@login_required
+@access(OPERATOR)
 def resolve(conflict_id: int):
     """Resolve a conflict: keep the applied value, take the other one (applied
     to the record at once), or mark it resolved."""

@@ -451,6 +451,7 @@ def _resolved(action: str, number: int) -> str:
 
 
 @bp.post("/sync/conflicts/<int:conflict_id>/resolve")
+@access(OPERATOR)
 def resolve(conflict_id: int):
     """Resolve a conflict and go back to the list as it was filtered."""
     action = request.form.get("action")

@@ -1,7 +1,7 @@
 """Totals of the statistics kept as instances change
 
 Revision ID: 3d5a214a5004
-Revises: 5b7e0c9d2a41
+Revises: db6aa71d5289
 Create Date: 2026-12-01 15:37:35.188470
 
 """
@@ -13,7 +13,7 @@ import tracker.db_types
 
 # revision identifiers, used by Alembic.
 revision = '3d5a214a5004'
-down_revision = '5b7e0c9d2a41'
+down_revision = 'db6aa71d5289'
 branch_labels = None
 depends_on = None
 

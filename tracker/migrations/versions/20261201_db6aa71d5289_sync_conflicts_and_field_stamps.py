@@ -1,7 +1,7 @@
 """sync: conflicts and field stamps
 
 Revision ID: db6aa71d5289
-Revises: 5b7e0c9d2a41
+Revises: c8986c548940
 Create Date: 2026-12-01 15:34:18
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 import tracker.db_types
 
 revision = "db6aa71d5289"
-down_revision = "5b7e0c9d2a41"
+down_revision = "c8986c548940"
 branch_labels = None
 depends_on = None
 
