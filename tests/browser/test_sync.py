@@ -22,6 +22,17 @@ def fits(tab) -> bool:
     )
 
 
+def follow(tab, selector: str) -> None:
+    """Click a link or button and wait for the page it leads to."""
+    with tab.expect_navigation():
+        tab.click(selector)
+
+
+def show(tab) -> None:
+    """Submit the filters and wait for the page they lead to."""
+    follow(tab, ".filters button[type=submit]")
+
+
 def size(viewport) -> str:
     return f"{viewport['width']}x{viewport['height']}"
 
@@ -34,11 +45,11 @@ def test_records_are_browsed_searched_and_offered_for_download(
     with signed_in_tab(browser, base) as tab:
         tab.set_viewport_size(viewport)
         tab.goto("/sync")
-        tab.click("a[href='/sync/records']")
+        follow(tab, "a[href='/sync/records']")
         assert tab.locator("#records tbody tr").count() == 2  # the two households
         tab.select_option("select[name=model]", "Member")
         tab.fill("input[name=q]", "achieng")
-        tab.click(".filters button[type=submit]")
+        show(tab)
         rows = tab.locator("#records tbody tr")
         assert rows.count() == 1 and "KSM-0001-01" in rows.first.inner_text()
         exports = tab.locator("#record-exports a[download]")
@@ -47,9 +58,9 @@ def test_records_are_browsed_searched_and_offered_for_download(
         screenshot(tab, f"sync-records-{size(viewport)}")
         assert fits(tab)
         tab.fill("input[name=q]", "nobody by that name")
-        tab.click(".filters button[type=submit]")
+        show(tab)
         assert "No record matches." in tab.inner_text("#records")
-        tab.click("#conflicts-link")
+        follow(tab, "#conflicts-link")
         assert tab.url.endswith("/sync/conflicts")
         assert tab.errors == []
 
@@ -63,7 +74,7 @@ def test_a_producer_page_shows_its_standing_and_issues_a_new_credential(
     with signed_in_tab(browser, base) as tab:
         tab.set_viewport_size(viewport)
         tab.goto("/sync")
-        tab.click(f"#producers a[href='/sync/producers/{producer}']")
+        follow(tab, f"#producers a[href='/sync/producers/{producer}']")
         assert tab.inner_text("h1") == producer
         facts = tab.inner_text("#producer-facts")
         assert "Field tablet, Kisumu district team" in facts
@@ -71,11 +82,11 @@ def test_a_producer_page_shows_its_standing_and_issues_a_new_credential(
         screenshot(tab, f"sync-producer-{size(viewport)}")
         assert fits(tab)
         tab.once("dialog", lambda dialog: dialog.accept())
-        tab.click("button:has-text('New credential')")
+        follow(tab, "button:has-text('New credential')")
         credential = tab.inner_text("#issued #credential")
         assert len(credential) == 44
         assert fits(tab)
-        tab.click("#producer-conflicts a")
+        follow(tab, "#producer-conflicts a")
         assert tab.locator("#conflicts tbody tr[data-conflict]").count() == 1
         assert tab.errors == []
 
@@ -87,7 +98,7 @@ def test_conflicts_are_filtered_and_resolved(browser, every_page, viewport):
         tab.set_viewport_size(viewport)
         tab.goto("/sync")
         assert tab.inner_text("#conflicts-link") == "1 open conflict"
-        tab.click("#conflicts-link")
+        follow(tab, "#conflicts-link")
         rows = tab.locator("#conflicts tbody tr[data-conflict]")
         assert rows.count() == 1
         row = rows.first
@@ -97,7 +108,7 @@ def test_conflicts_are_filtered_and_resolved(browser, every_page, viewport):
         assert fits(tab)
 
         tab.select_option("select[name=status]", "resolved")
-        tab.click(".filters button[type=submit]")
+        show(tab)
         resolved = tab.locator("#conflicts tbody tr[data-conflict]")
         assert resolved.count() == 1
         assert "kept the applied value" in resolved.first.inner_text()
@@ -105,12 +116,12 @@ def test_conflicts_are_filtered_and_resolved(browser, every_page, viewport):
         tab.select_option("select[name=status]", "all")
         tab.select_option("select[name=model]", "Household")
         tab.select_option("select[name=producer]", "laptop-manaus-02")
-        tab.click(".filters button[type=submit]")
+        show(tab)
         assert tab.locator("#conflicts tbody tr[data-conflict]").count() == 1
 
         tab.goto("/sync/conflicts")
         tab.once("dialog", lambda dialog: dialog.accept())
-        tab.click("#conflicts button:has-text('Take other value')")
+        follow(tab, "#conflicts button:has-text('Take other value')")
         assert "the other value is now in the record" in tab.inner_text("main")
         assert "No conflict matches." in tab.inner_text("#conflicts")
         assert tab.inner_text("#open-conflicts") == "0 open"
