@@ -11,6 +11,7 @@ from tests.support import PASSWORD, USERNAME, serve, signed_in_tab
 from tracker.auth.models import User
 from tracker.extensions import db
 from tracker.instances.models import CrawlResult, DailyValue, Instance
+from tracker.instances.tallies import rebuild_daily_totals
 
 FIELDS = {
     "python_version": {"label": "Python", "chart": True, "chart_type": "pie"},
@@ -88,6 +89,9 @@ def seed(count: int = 30) -> None:
     user = User(username=USERNAME, role="admin")
     user.set_password(PASSWORD)
     db.session.add(user)
+    db.session.flush()
+    # Daily values added directly, as a bulk load would: their totals too.
+    rebuild_daily_totals(db.session)
     db.session.commit()
 
 
