@@ -8,14 +8,14 @@ commits, chunk by chunk, through ``on_chunk``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
 from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, select
+from sqlalchemy import BigInteger, Date, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -101,8 +101,12 @@ def _insert(session: Session, table):
     return module.insert(table)
 
 
-def _execute_many(session: Session, statement, rows: list[dict]) -> int:
+def _execute_many(
+    session: Session, statement, rows: list[dict], ready: Iterable[str] = ()
+) -> int:
     """Run ``statement`` once per row; return how many rows it changed.
+    On SQLite, the values of the ``ready`` columns are already what the
+    driver takes.
 
     On SQLite the statement is compiled once and handed to the driver with each
     row's values through the columns' own bind processors: the same values
@@ -114,8 +118,15 @@ def _execute_many(session: Session, statement, rows: list[dict]) -> int:
         return session.execute(statement, rows).rowcount
     compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
     names = compiled.positiontup
+    ready = set(ready)
     processors = [
-        compiled.binds[name].type._cached_bind_processor(dialect) for name in names
+        None
+        if compiled.binds[name].key in ready
+        else _quick_bind(
+            compiled.binds[name].type,
+            compiled.binds[name].type._cached_bind_processor(dialect),
+        )
+        for name in names
     ]
     keys = [compiled.binds[name].key for name in names]
     plan = list(zip(keys, processors, strict=True))
@@ -127,6 +138,53 @@ def _execute_many(session: Session, statement, rows: list[dict]) -> int:
     ]
     cursor = session.connection().exec_driver_sql(compiled.string, values)
     return cursor.rowcount
+
+
+_DAY_TEXT: dict[int, str] = {}
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_HOURS_MINUTES = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
+_SECONDS = [f":{s:02d}.000000" for s in range(60)]
+
+
+def _sqlite_utc_text(instant: int) -> str:
+    """The text SQLite keeps for the UTC time at Unix second ``instant``."""
+    day, seconds = divmod(instant, 86400)
+    prefix = _DAY_TEXT.get(day)
+    if prefix is None:
+        prefix = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + " "
+        if len(_DAY_TEXT) > 100_000:
+            _DAY_TEXT.clear()
+        _DAY_TEXT[day] = prefix
+    minutes, second = divmod(seconds, 60)
+    return prefix + _HOURS_MINUTES[minutes] + _SECONDS[second]
+
+
+def _utc_texts_match(session: Session) -> bool:
+    """Whether ``_sqlite_utc_text`` gives exactly what the jobs' time columns
+    store (their own bind processor), for probe instants."""
+    dialect = session.get_bind().dialect
+    process = JOBS.c.started.type._cached_bind_processor(dialect)
+    probes = (0, 86399, 4_107_546_896, -86_401, 253_402_300_799)
+    return all(
+        process(dt.datetime.fromtimestamp(probe, dt.UTC)) == _sqlite_utc_text(probe)
+        for probe in probes
+    )
+
+
+def _quick_bind(type_: Any, process: Callable | None) -> Callable | None:
+    """On SQLite, ``date.isoformat`` for a date column's bind processor if it
+    gives exactly the processor's text (a million usage days went through
+    three Python calls each)."""
+    if process is None or type(type_) is not Date:
+        return process
+    probes = (dt.date(2100, 3, 4), dt.date(1999, 12, 31))
+    if any(probe.isoformat() != process(probe) for probe in probes):
+        return process
+
+    def quick(value):
+        return value.isoformat() if type(value) is dt.date else process(value)
+
+    return quick
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -207,9 +265,19 @@ class JobsChangedDuringImport(RuntimeError):
     """Another writer stored some of the same job runs while this chunk ran."""
 
 
+def _unix_seconds(session: Session, column) -> Any:
+    """``column`` (a UTC time) as whole Unix seconds, computed by the database:
+    comparing numbers spares turning a million stored times into datetimes."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return cast(func.strftime("%s", column), BigInteger)
+
+
 def _existing_runs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
-    """Return the (machine_id, job_id, started) of these runs already stored."""
+    """Return the (machine_id, job_id, started Unix seconds) of these runs
+    already stored."""
     found = set()
+    started = _unix_seconds(session, JOBS.c.started)
     by_machine: dict[int, set[str]] = {}
     for job, target, _project in jobs:
         by_machine.setdefault(target.machine_id, set()).add(job.job_id)
@@ -218,12 +286,12 @@ def _existing_runs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) 
         job_ids = sorted(id_set)
         for start in range(0, len(job_ids), 900):
             rows = session.execute(
-                select(JOBS.c.job_id, JOBS.c.started).where(
+                select(JOBS.c.job_id, started).where(
                     JOBS.c.machine_id == machine_id,
                     JOBS.c.job_id.in_(job_ids[start : start + 900]),
                 )
             )
-            found.update((machine_id, job_id, _as_utc(at)) for job_id, at in rows)
+            found.update((machine_id, job_id, at) for job_id, at in rows)
     return found
 
 
@@ -240,10 +308,16 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
     new = [
         (job, target, project_id)
         for job, target, project_id in jobs
-        if (target.machine_id, job.job_id, job.started) not in present
+        if (target.machine_id, job.job_id, job.begin) not in present
     ]
     if not new:
         return set()
+    sqlite_texts = session.get_bind().dialect.name == "sqlite" and _utc_texts_match(
+        session
+    )
+    # On SQLite the times go in as the text it keeps, made from the Unix
+    # seconds: no datetime is made for a million runs.
+    when = _sqlite_utc_text if sqlite_texts else _utc_datetime
     rows = [
         {
             "machine_id": target.machine_id,
@@ -252,8 +326,8 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
             "account": job.account.lower(),  # as Slurm keeps it
             "username": job.user,
             "partition": job.partition,
-            "started": job.started,
-            "ended": job.ended,
+            "started": when(job.begin),
+            "ended": when(job.finish),
             "elapsed_seconds": job.elapsed_seconds,
             "cpus": job.cpus,
             "cpu_hours": job.cpu_hours,
@@ -264,7 +338,8 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
         index_elements=["machine_id", "job_id", "started"]
     )
     if session.get_bind().dialect.name == "sqlite":
-        inserted = _execute_many(session, statement, rows)
+        ready = ("started", "ended") if sqlite_texts else ()
+        inserted = _execute_many(session, statement, rows, ready)
     else:
         # Counted from RETURNING: psycopg's executemany rowcount is unreliable.
         inserted = len(session.execute(statement.returning(JOBS.c.id), rows).all())
@@ -272,12 +347,11 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
         raise JobsChangedDuringImport(
             "some job runs were stored by another import meanwhile; run it again"
         )
-    return {(target.machine_id, job.job_id, job.started) for job, target, _p in new}
+    return {(target.machine_id, job.job_id, job.begin) for job, target, _p in new}
 
 
-def _as_utc(moment):
-    # SQLite hands back naive datetimes; the key compares in UTC either way.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _utc_datetime(instant: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(instant, dt.UTC)
 
 
 def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
@@ -340,7 +414,7 @@ def _import_job_chunk(
         if isinstance(project_id, str):
             report.add_problem(item.line, project_id)
             continue
-        key = (target.machine_id, item.job_id, item.started)
+        key = (target.machine_id, item.job_id, item.begin)
         if key in wanted:
             report.already_present += 1  # listed twice in the same file
             continue
@@ -351,11 +425,14 @@ def _import_job_chunk(
     totals: dict[tuple, list[float]] = {}
     for key in inserted:
         job, target, project_id = wanted[key]
+        resource_id, factor = target.resource_id, target.scaling_factor
         for day, cpu_seconds in job.days:
             hours = cpu_seconds / SECONDS_PER_HOUR
-            total = totals.setdefault((target.resource_id, project_id, day), [0, 0, 0])
+            total = totals.get((resource_id, project_id, day))
+            if total is None:
+                total = totals[resource_id, project_id, day] = [0.0, 0.0, 0]
             # The scaling factor is applied here, once; jobs keep raw hours.
-            total[0] += hours * target.scaling_factor
+            total[0] += hours * factor
             total[1] += hours
             total[2] += 1
     _add_usage(session, totals)

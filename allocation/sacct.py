@@ -121,7 +121,9 @@ class SkippedLine:
 class SacctJob(NamedTuple):
     """One finished job run; ``days`` splits its CPU seconds over local days.
 
-    A named tuple: a million of them are made in a large import.
+    A named tuple: a million of them are made in a large import. ``begin`` and
+    ``finish`` are its Unix seconds, ``first_day`` and ``last_day`` its local
+    days; the split is made only when asked for (a re-import never needs it).
     """
 
     line: int
@@ -130,16 +132,38 @@ class SacctJob(NamedTuple):
     account: str
     user: str
     partition: str
-    started: dt.datetime
-    ended: dt.datetime
     elapsed_seconds: int
     cpus: int
     cpu_seconds: int
-    days: tuple[tuple[dt.date, int], ...]
+    begin: int
+    finish: int
+    first_day: dt.date
+    last_day: dt.date
+    zone: ZoneInfo
 
     @property
     def cpu_hours(self) -> float:
         return self.cpu_seconds / SECONDS_PER_HOUR
+
+    @property
+    def started(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.begin, UTC)
+
+    @property
+    def ended(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.finish, UTC)
+
+    @property
+    def days(self) -> tuple[tuple[dt.date, int], ...]:
+        """(local day, CPU seconds) for each day the run touches."""
+        return _split(
+            self.begin,
+            self.finish,
+            self.first_day,
+            self.last_day,
+            self.cpu_seconds,
+            self.zone,
+        )
 
 
 @dataclass(frozen=True)
@@ -231,12 +255,12 @@ def _disambiguate(
     )
 
 
-_MIDNIGHTS: dict[tuple[str, dt.date], int] = {}
+_MIDNIGHTS: dict[tuple[ZoneInfo, dt.date], int] = {}
 
 
 def _midnight(day: dt.date, zone: ZoneInfo) -> int:
     """The instant (Unix seconds) at which ``day`` begins in ``zone``."""
-    key = (zone.key, day)
+    key = (zone, day)
     moment = _MIDNIGHTS.get(key)
     if moment is None:
         moment = _timestamp(dt.datetime.combine(day, dt.time(), tzinfo=zone))
@@ -244,6 +268,47 @@ def _midnight(day: dt.date, zone: ZoneInfo) -> int:
             _MIDNIGHTS.clear()
         _MIDNIGHTS[key] = moment
     return moment
+
+
+_STEADY: dict[tuple[ZoneInfo, dt.date], int | None] = {}
+ONE_DAY = dt.timedelta(days=1)
+DAY_SECONDS = 86400
+FIRST_STEADY, LAST_STEADY = dt.date(2, 1, 1), dt.date(9999, 12, 30)
+
+
+def _steady_midnight(day: dt.date, zone: ZoneInfo) -> int | None:
+    """When ``day`` begins in ``zone`` (Unix seconds) if the clock keeps one
+    offset all that day, so that a wall-clock time on it is midnight plus its
+    seconds; None on a day the clocks change."""
+    key = (zone, day)
+    try:
+        return _STEADY[key]
+    except KeyError:
+        pass
+    steady = None
+    # Days at the ends of the calendar are read by the zone, with checks.
+    if FIRST_STEADY <= day <= LAST_STEADY:
+        following = day + ONE_DAY
+        start, end = _midnight(day, zone), _midnight(following, zone)
+        same = (
+            dt.datetime.combine(day, dt.time(), tzinfo=zone).utcoffset()
+            == dt.datetime.combine(following, dt.time(), tzinfo=zone).utcoffset()
+        )
+        steady = start if same and end - start == DAY_SECONDS else None
+    if len(_STEADY) > 100_000:
+        _STEADY.clear()
+    _STEADY[key] = steady
+    return steady
+
+
+def _check_instants(*instants: int) -> None:
+    """OverflowError unless every Unix time is one a datetime can hold in UTC."""
+    for instant in instants:
+        dt.datetime.fromtimestamp(instant, UTC)
+
+
+def _seconds_of_day(moment: dt.datetime) -> int:
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
 
 
 def split_by_day(
@@ -278,13 +343,12 @@ def _split(
     span = finish - begin
     pieces: list[tuple[dt.date, int]] = []
     day, piece_start = first_day, begin
-    one_day = dt.timedelta(days=1)
     while day <= last_day:
-        piece_end = min(_midnight(day + one_day, zone), finish)
+        piece_end = min(_midnight(day + ONE_DAY, zone), finish)
         if piece_end > piece_start:
             pieces.append((day, piece_end - piece_start))
         piece_start = piece_end
-        day += one_day
+        day += ONE_DAY
     shares = [divmod(cpu_seconds * seconds, span) for _day, seconds in pieces]
     short = cpu_seconds - sum(whole for whole, _rest in shares)
     if not short:
@@ -418,14 +482,6 @@ def _elapsed_seconds(text: str) -> int:
     return seconds
 
 
-def _read_time(text: str, zone: ZoneInfo, utc: bool) -> tuple[dt.datetime, bool]:
-    """Return the time and whether it was written without an offset."""
-    moment = dt.datetime.fromisoformat(text)
-    if moment.tzinfo is not None:
-        return moment, False
-    return moment.replace(tzinfo=UTC if utc else zone), True
-
-
 def _job_from_fields(
     number: int, fields: list[str], layout: Layout, zone: ZoneInfo
 ) -> SacctJob | SkippedLine | LineProblem:
@@ -492,26 +548,19 @@ def _job_from_fields(
             number, f"Elapsed is longer than {MAX_JOB_SPAN.days} days: impossible"
         )
 
-    utc = zone.key == "UTC"
     try:
-        started, start_naive = _read_time(start_text, zone, utc)
+        start_moment = dt.datetime.fromisoformat(start_text)
     except ValueError:
         return LineProblem(number, f"Start {start_text!r} is not a time")
     try:
-        ended, end_naive = _read_time(end_text, zone, utc)
+        end_moment = dt.datetime.fromisoformat(end_text)
     except ValueError:
         return LineProblem(number, f"End {end_text!r} is not a time")
     try:
-        if not utc:
-            started, ended = _disambiguate(started, ended, elapsed)
-        begin, finish = _timestamp(started), _timestamp(ended)
-        if started.tzinfo is UTC and ended.tzinfo is UTC:
-            started_utc, ended_utc = started, ended
-        else:
-            started_utc = dt.datetime.fromtimestamp(begin, UTC)
-            ended_utc = dt.datetime.fromtimestamp(finish, UTC)
+        times = _job_times(start_moment, end_moment, elapsed, zone)
     except (OverflowError, ValueError, OSError):
         return LineProblem(number, "Start or End is out of range")
+    begin, finish, first_day, last_day = times
     if finish < begin:
         return LineProblem(number, "End is before Start")
     if finish - begin > MAX_JOB_SPAN_SECONDS:
@@ -547,11 +596,6 @@ def _job_from_fields(
         cpu_seconds = cpus * elapsed
     if cpus > MAX_CPUS or cpu_seconds > MAX_CPUS * MAX_JOB_SPAN_SECONDS:
         return LineProblem(number, "CPU count or CPU time is impossibly large")
-    if start_naive and end_naive:
-        # Written in local time: the dates as written are the local days.
-        days = _split(begin, finish, started.date(), ended.date(), cpu_seconds, zone)
-    else:
-        days = split_by_day(started_utc, ended_utc, cpu_seconds, zone)
     return SacctJob(
         number,
         cluster,
@@ -559,12 +603,54 @@ def _job_from_fields(
         account,
         user,
         partition,
-        started_utc,
-        ended_utc,
         elapsed,
         cpus,
         cpu_seconds,
-        days,
+        begin,
+        finish,
+        first_day,
+        last_day,
+        zone,
+    )
+
+
+def _job_times(
+    start: dt.datetime, end: dt.datetime, elapsed: int | None, zone: ZoneInfo
+) -> tuple[int, int, dt.date, dt.date]:
+    """Unix seconds and local days of a run's Start and End.
+
+    Times written without an offset are the cluster's wall clock: on a day
+    the clocks keep one offset, a time is its local midnight plus its seconds
+    (most lines); on a day they change, the zone reads it, and a time in the
+    repeated hour takes the reading that fits Elapsed.
+    """
+    if start.tzinfo is None and end.tzinfo is None:
+        first_day, last_day = start.date(), end.date()
+        start_midnight = _steady_midnight(first_day, zone)
+        end_midnight = _steady_midnight(last_day, zone)
+        if start_midnight is not None and end_midnight is not None:
+            begin = start_midnight + _seconds_of_day(start)
+            finish = end_midnight + _seconds_of_day(end)
+        else:
+            started, ended = _disambiguate(
+                start.replace(tzinfo=zone), end.replace(tzinfo=zone), elapsed
+            )
+            begin, finish = _timestamp(started), _timestamp(ended)
+            _check_instants(begin, finish)
+        return begin, finish, first_day, last_day
+    # A time with an offset is an instant; one without is local.
+    started, ended = _disambiguate(
+        start if start.tzinfo else start.replace(tzinfo=zone),
+        end if end.tzinfo else end.replace(tzinfo=zone),
+        elapsed,
+    )
+    begin, finish = _timestamp(started), _timestamp(ended)
+    _check_instants(begin, finish)
+    return (
+        begin,
+        finish,
+        dt.datetime.fromtimestamp(begin, zone).date(),
+        dt.datetime.fromtimestamp(finish, zone).date(),
     )
 
 

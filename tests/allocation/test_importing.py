@@ -231,3 +231,21 @@ def test_a_zurich_job_across_the_spring_change_charges_cpus_times_elapsed(app):
             2400.0,
             1200.0,
         ]
+
+
+def test_job_times_are_stored_as_the_column_stores_them(app):
+    """Times go in without datetimes on SQLite: as the text SQLAlchemy writes."""
+    from datetime import UTC, datetime
+
+    from allocation.importing import _sqlite_utc_text, _utc_texts_match
+
+    with app.app_context():
+        build_kep_site()
+        if db.engine.dialect.name == "sqlite":
+            assert _utc_texts_match(db.session)
+            assert _sqlite_utc_text(4_102_488_000) == "2100-01-01 12:00:00.000000"
+        import_sacct(db.session, eight_days_of_cpu(), UTC_ZONE)
+        db.session.commit()
+        first = db.session.scalar(select(Job).where(Job.job_id == "1002"))
+        assert first.started == datetime(2100, 1, 2, 8, tzinfo=UTC)
+        assert first.ended == datetime(2100, 1, 2, 18, tzinfo=UTC)
