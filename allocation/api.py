@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from allocation import DOMAIN
 from allocation.ledger import LedgerFilter, ledger, pool_usage_by_day
-from allocation.models import AllocationPool
+from allocation.models import AllocationPeriod, AllocationPool
 from allocation.records import (
     COLLECTIONS,
     Collection,
@@ -187,6 +187,31 @@ def _id_list_arg(name: str) -> list[int] | None:
     return [int(part) for part in raw]
 
 
+def _period_ids_arg() -> list[int] | None:
+    """``period_id`` as ids, or ``period`` as names (``period=2100Q1,2100Q2``);
+    a name that no period has is refused, never ignored."""
+    ids = _id_list_arg("period_id")
+    names = [
+        part.strip()
+        for value in request.args.getlist("period")
+        for part in value.split(",")
+        if part.strip()
+    ]
+    if not names:
+        return ids
+    found = dict(
+        db.session.execute(
+            select(AllocationPeriod.name, AllocationPeriod.id).where(
+                AllocationPeriod.name.in_(names)
+            )
+        ).all()
+    )
+    unknown = [name for name in names if name not in found]
+    if unknown:
+        raise invalid("period", f"no allocation period named {unknown[0][:100]!r}")
+    return (ids or []) + [found[name] for name in names]
+
+
 def near_percent() -> float:
     """Return the used percentage from which a pool counts as near its allocation."""
     return current_app.config["ALLOCATION_NEAR_PERCENT"]
@@ -197,7 +222,7 @@ def show_ledger():
     """Answer the balance of each allocation pool, filtered by project, period, pool."""
     which = LedgerFilter(
         project_ids=_id_list_arg("project_id"),
-        period_ids=_id_list_arg("period_id"),
+        period_ids=_period_ids_arg(),
         resource_pool_ids=_id_list_arg("resource_pool_id"),
     )
     lines = ledger(db.session, which)

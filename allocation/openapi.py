@@ -134,8 +134,17 @@ def allocation_paths() -> dict[str, Any]:
             "summary": "Balance of each allocation pool (admin)",
             "security": BEARER,
             "parameters": [
-                {"name": name, "in": "query", "schema": ID_LIST}
-                for name in ("project_id", "period_id", "resource_pool_id")
+                *(
+                    {"name": name, "in": "query", "schema": ID_LIST}
+                    for name in ("project_id", "period_id", "resource_pool_id")
+                ),
+                {
+                    "name": "period",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "period names, comma-separated (an unknown"
+                    " name is refused)",
+                },
             ],
             "responses": {
                 "200": json_response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +27,25 @@ from tracker.extensions import db
 from tracker.fields import FieldError
 
 PAGE_SIZE = 100
+# Each kind of record as pages name it: one of them, and the list.
+KIND_NAMES = {
+    "projects": (_l("project"), _l("Projects")),
+    "schemes": (_l("scheme"), _l("Schemes")),
+    "grants": (_l("grant"), _l("Grants")),
+    "resource-pools": (_l("resource pool"), _l("Resource pools")),
+    "machines": (_l("machine"), _l("Machines")),
+    "resources": (_l("resource"), _l("Resources")),
+    "periods": (_l("allocation period"), _l("Allocation periods")),
+    "allocation-pools": (_l("allocation pool"), _l("Allocation pools")),
+    "allocations": (_l("allocation"), _l("Allocations")),
+    "account-maps": (_l("account map"), _l("Account maps")),
+}
+
+
+def kind_names(collection: Collection) -> tuple[str, str]:
+    """(one record, the list) of a kind of record, in the page's language."""
+    one, many = KIND_NAMES.get(collection.name, (collection.label, collection.label))
+    return str(one), str(many)
 
 
 def _collection(name: str) -> Collection:
@@ -53,6 +73,7 @@ def _render_form(
         render_template(
             "allocation/record_form.html",
             collection=collection,
+            kind=kind_names(collection)[0],
             record=record,
             label=record_label(db.session, record) if record is not None else "",
             fields=fields,
@@ -98,6 +119,7 @@ def records_index():
     counts = [
         (
             collection,
+            kind_names(collection)[1],
             db.session.scalar(select(func.count()).select_from(collection.model)),
         )
         for collection in COLLECTIONS
@@ -123,6 +145,7 @@ def records(name: str):
     return render_template(
         "allocation/records.html",
         collection=collection,
+        kinds=kind_names(collection)[1],
         rows=[(row, form_values(collection, row)) for row in rows],
         pagination=pagination,
         fields=[(spec, field_label(spec)) for spec in fields],
@@ -168,6 +191,7 @@ def record_delete_confirm(name: str, item_id: int):
     return render_template(
         "allocation/record_delete.html",
         collection=collection,
+        kind=kind_names(collection)[0],
         record=record,
         label=record_label(db.session, record),
     )

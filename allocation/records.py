@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import distinct, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from allocation.models import (
     ALLOCATION_MODES,
     DESCRIPTION_LENGTH,
+    FUNCTION_SUM,
     NAME_LENGTH,
     POOL_FUNCTIONS,
     AccountMap,
@@ -30,6 +31,7 @@ from allocation.models import (
     Resource,
     ResourcePool,
     Scheme,
+    Usage,
 )
 from allocation.resolution import MAX_DEPTH
 from allocation.units import (
@@ -37,6 +39,7 @@ from allocation.units import (
     UNITS,
     UnitError,
     canonical_unit,
+    humanise,
     parse_quantity,
     quantity_in,
 )
@@ -164,12 +167,21 @@ def _value(session: Session, spec: Field, value: Any) -> Any:
         # collection's check converts it once it knows the pool.
         if isinstance(value, str) and len(value) <= 40:
             try:
-                return parse_quantity(value)
+                quantity = parse_quantity(value)
             except UnitError as exc:
                 raise FieldError(name, str(exc)) from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise FieldError(name, 'must be a number or a quantity such as "100 KB"')
-        return (float(value), None)
+        else:
+            quantity = (float(value), None)
+        if quantity[0] < 0:
+            typed = value.strip() if isinstance(value, str) else f"{value:g}"
+            raise FieldError(
+                name,
+                f"cannot be negative ({typed}): an amount of disk space or CPU"
+                ' time is 0 or more, such as "100 GB" or "700"',
+            )
+        return quantity
     if spec.kind == "unit":
         unit = canonical_unit(value) if isinstance(value, str) else None
         if unit is None:
@@ -297,11 +309,9 @@ def _check_project(session: Session, values: dict[str, Any], existing: Any) -> N
     raise FieldError("parent_id", "the tree above this parent is too deep")
 
 
-def _in_range(name: str, value: float) -> float:
+def _in_range(name: str, value: float, unit: str) -> float:
     if not -MAX_QUANTITY <= value <= MAX_QUANTITY:
-        raise FieldError(
-            name, f"must be a number between -{MAX_QUANTITY:g} and {MAX_QUANTITY:g}"
-        )
+        raise FieldError(name, f"must be at most {MAX_QUANTITY:g} {unit}")
     return value
 
 
@@ -310,7 +320,7 @@ def _quantity(name: str, value: Any, unit: str) -> Any:
     if not isinstance(value, tuple):
         return value
     try:
-        return _in_range(name, quantity_in(value, unit))
+        return _in_range(name, quantity_in(value, unit), unit)
     except UnitError as exc:
         raise FieldError(name, f"{exc} (the resource pool counts {unit})") from None
 
@@ -381,6 +391,75 @@ def _check_period(session: Session, values: dict[str, Any], existing: Any) -> No
             "last_day", f"must be on or after start ({values['start'].isoformat()})"
         )
     _in_order("start", "end", strict=True)(session, values, existing)
+    if existing is not None:
+        start = values.get("start") or existing.start
+        problem = _usage_left_out(session, existing, start, values["end"])
+        if problem:
+            moved_start = start > existing.start
+            field_name = "start" if moved_start else "last_day" if last_day else "end"
+            raise FieldError(field_name, problem)
+
+
+def _usage_left_out(
+    session: Session, period: AllocationPeriod, start: dt.date, end: dt.date
+) -> str:
+    """What usage the period's pools count now that [start, end) would leave
+    out, in words ("" when none): usage is never deleted, but outside its
+    period no pool of it counts it."""
+    pools = select(AllocationPool.resource_pool_id).where(
+        AllocationPool.period_id == period.id
+    )
+    left_out = (
+        select(Usage.day, Usage.quantity, Resource.resource_pool_id)
+        .join(Resource, Resource.id == Usage.resource_id)
+        .where(
+            Resource.resource_pool_id.in_(pools),
+            Usage.day >= period.start,
+            Usage.day < period.end,
+            or_(Usage.day < start, Usage.day >= end),
+        )
+        .subquery()
+    )
+    days, first, last = session.execute(
+        select(
+            func.count(distinct(left_out.c.day)),
+            func.min(left_out.c.day),
+            func.max(left_out.c.day),
+        )
+    ).one()
+    if not days:
+        return ""
+    rows = session.execute(
+        select(
+            ResourcePool.name,
+            ResourcePool.units,
+            ResourcePool.function,
+            func.sum(left_out.c.quantity),
+            func.max(left_out.c.quantity),
+        )
+        .join(ResourcePool, ResourcePool.id == left_out.c.resource_pool_id)
+        .group_by(ResourcePool.id, ResourcePool.name, ResourcePool.units)
+        .order_by(ResourcePool.name)
+    ).all()
+    first, last = _as_date(first), _as_date(last)
+    amounts = ", ".join(
+        f"{humanise(total, units)} of {name}"
+        if function == FUNCTION_SUM
+        else f"a peak of {humanise(peak, units)} of {name}"
+        for name, units, function, total, peak in rows
+    )
+    return (
+        f"the new dates leave out usage this period counts now: {amounts}, on"
+        f" {days} day{'s' if days != 1 else ''} from {first.isoformat()} to"
+        f" {last.isoformat()}. Usage is never deleted, but outside the period"
+        " none of its pools counts it: keep those days in, or make another"
+        " period for them first"
+    )
+
+
+def _as_date(value: Any) -> dt.date:
+    # SQLite may hand an aggregate of dates back as text.
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
 def _name() -> Field:

@@ -70,7 +70,22 @@ def _periods() -> list[AllocationPeriod]:
 
 
 def _chosen_period(periods: list[AllocationPeriod]) -> AllocationPeriod | None:
-    """The period asked for, else the one containing today, else the latest."""
+    """The period asked for (``period_id``, or ``period`` by name, as the
+    commands take it), else the one containing today, else the latest."""
+    name = request.args.get("period")
+    if name is not None and not request.args.get("period_id"):
+        chosen = next((p for p in periods if p.name == name.strip()), None)
+        if chosen is None:
+            known = ", ".join(p.name for p in periods) or _("none yet")
+            abort(
+                404,
+                description=_(
+                    "No allocation period is named %(name)s (periods: %(known)s).",
+                    name=name[:100],
+                    known=known,
+                ),
+            )
+        return chosen
     raw = request.args.get("period_id", "")
     if raw:
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:

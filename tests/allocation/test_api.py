@@ -166,13 +166,19 @@ def test_the_database_itself_refuses_a_mismatched_allocation(app, site):
             "allocations",
             {"grant_id": 1, "allocation_pool_id": 1, "quantity": 1e300},
             "quantity",
-            "between",
+            "at most 1e+15",
         ),
         (
             "allocations",
             {"grant_id": 1, "allocation_pool_id": 1, "quantity": -5},
             "quantity",
             "negative",
+        ),
+        (
+            "resources",
+            {"machine_id": 1, "resource_pool_id": 1, "name": "x", "quantity": "-5 GB"},
+            "quantity",
+            "cannot be negative (-5 GB): an amount of disk space",
         ),
     ],
 )
@@ -340,3 +346,14 @@ def test_an_upload_says_how_sacct_printed_it(client, auth_headers, site):
     assert response.get_json()["output"]["imported"] == 1
     bad = client.post(f"{API}/usage/sacct?delimiter=", data=body, headers=headers)
     assert bad.status_code == 400 and bad.get_json()["field"] == "delimiter"
+
+
+def test_the_ledger_takes_periods_by_name_and_refuses_unknown_ones(
+    client, auth_headers, site
+):
+    named = client.get(f"{API}/ledger?period=2100Q1", headers=auth_headers)
+    assert named.status_code == 200 and named.get_json()["items"]
+    unknown = client.get(f"{API}/ledger?period=zzz", headers=auth_headers)
+    assert unknown.status_code == 400
+    assert unknown.get_json()["field"] == "period"
+    assert "no allocation period named 'zzz'" in unknown.get_json()["message"]

@@ -80,7 +80,8 @@ def test_create_edit_and_delete_a_period_with_confirmation(app, client, user, lo
     )
     assert renamed.status_code == 302
     ask = client.get(f"{RECORDS}/periods/{period_id}/delete").get_data(as_text=True)
-    assert "Delete AllocationPeriod 2101 first quarter?" in ask
+    assert "Delete the allocation period 2101 first quarter?" in ask
+    assert "AllocationPeriod" not in ask
     with app.app_context():
         assert db.session.get(AllocationPeriod, period_id) is not None
     deleted = submit(client, f"{RECORDS}/periods/{period_id}/delete")
@@ -132,3 +133,55 @@ def test_long_lists_come_a_page_at_a_time(app, client, user, login, monkeypatch)
     assert first.count("<tr data-id=") == 2 and "Page 1 of 4" in first
     last = client.get(f"{RECORDS}/projects/?page=4").get_data(as_text=True)
     assert last.count("<tr data-id=") == 1 and "Previous" in last
+
+
+def test_pages_name_kinds_of_record_in_the_pages_language(app, client, user, login):
+    from flask_babel import force_locale
+
+    from allocation.record_views import kind_names
+
+    with app.app_context():
+        ids = build_kep_site()
+    login()
+    ask = client.get(f"{RECORDS}/allocation-pools/{ids['q1pa']}/delete")
+    page = ask.get_data(as_text=True)
+    assert "Delete the allocation pool ProjectA · 2100Q1 · Disk Space?" in page
+    new = client.get(f"{RECORDS}/resource-pools/new").get_data(as_text=True)
+    assert "New resource pool" in new
+    index = client.get(f"{RECORDS}/").get_data(as_text=True)
+    for text in (page, new, index):
+        assert not re.search(r"AllocationPool|ResourcePool|AccountMap", text)
+    pools = next(c for c in COLLECTIONS if c.name == "allocation-pools")
+    with app.test_request_context(), force_locale("fr"):
+        assert kind_names(pools) == (
+            "réserve d\u2019allocation",
+            "Réserves d\u2019allocation",
+        )
+
+
+def test_shortening_a_period_that_has_usage_is_refused_with_the_numbers(
+    app, client, user, login
+):
+    from tests.allocation.test_views import kep_with_usage
+
+    ids = kep_with_usage(app)
+    login()
+    edit = f"{RECORDS}/periods/{ids['period']}/edit"
+    shorter = submit(
+        client, edit, name="2100Q1", start="2100-01-05", last_day="2100-03-31"
+    )
+    assert shorter.status_code == 400
+    page = " ".join(shorter.get_data(as_text=True).split())
+    assert 'data-field="start">the new dates leave out usage this period counts' in page
+    assert "300 CPU-hours of CPU Hours" in page  # days 2 to 4 (day 1 has 0)
+    assert "a peak of 100 KB of Disk Space" in page
+    assert "on 4 days from 2100-01-01 to 2100-01-04" in page
+    assert "Usage is never deleted" in page
+    with app.app_context():
+        period = db.session.get(AllocationPeriod, ids["period"])
+        assert period.start.isoformat() == "2100-01-01"
+    # Moving the end past the usage changes nothing that is counted.
+    later = submit(
+        client, edit, name="2100Q1", start="2100-01-01", last_day="2100-02-28"
+    )
+    assert later.status_code == 302

@@ -68,3 +68,16 @@ def test_usage_chart_uses_the_vendored_chart_js_only(app, client, user, login):
         assert script.status_code == 200
     assert client.get("/allocation/pools/999").status_code == 404
     assert client.get("/allocation/?period_id=x").status_code == 400
+
+
+def test_a_period_asked_for_by_name_is_shown_or_refused(app, client, user, login):
+    kep_with_usage(app)
+    login()
+    shown = client.get("/allocation/?period=2100Q1")
+    assert shown.status_code == 200
+    unknown = client.get("/allocation/?period=zzz")
+    assert unknown.status_code == 404
+    assert "No allocation period is named zzz (periods: 2100Q1)." in unknown.get_data(
+        as_text=True
+    )
+    assert client.get("/allocation/tree?period=zzz").status_code == 404
