@@ -130,6 +130,11 @@ def check_report(data: Any) -> dict[str, Any]:
     for name in ("confirmed", "lease_expires", "clock"):
         if data.get(name) is not None and not _is_count(data[name]):
             raise TransportError(f"the report's {name} is not a whole number")
+    install = data.get("install")
+    if install is not None and not (
+        isinstance(install, str) and 0 < len(install) <= 32
+    ):
+        raise TransportError("the report's install is not a name of 1 to 32 characters")
     return data
 
 
@@ -451,23 +456,59 @@ class Controller:
             }
         )
 
+    def _observe_install(self, client: QuotaClient, install: str | None) -> None:
+        """A report of another install (or of none: a wiped device that has
+        no quota row yet) than the one last seen means a new install."""
+        if install == client.install:
+            return
+        if client.install is not None:
+            self._reinstalled(client, "the device reports another install")
+        client.install = install
+
     def _observe_count(self, client: QuotaClient, device_count: int) -> None:
         """Take the device's count; a count that goes back means the device was
         reinstalled (or restored): what it created before stays counted."""
         if device_count < client.count - client.earlier:
             before = client.count - client.earlier
-            client.earlier = client.count
-            client.reinstalled = self.now()
-            self._history(
-                client,
-                "reinstalled",
-                f"the device's count went back from {before} to {device_count}:"
-                f" its earlier {client.earlier} records stay counted",
+            self._reinstalled(
+                client, f"the device's count went back from {before} to {device_count}"
             )
         client.count = client.earlier + device_count
 
+    def _reinstalled(self, client: QuotaClient, why: str) -> None:
+        """Close the device's previous install: everything it may have created
+        stays counted -- the records seen in ``earlier``, and what it may have
+        made since its last report (up to its ceiling, raises on their way and
+        codes approved for it) in the quota's ``retired``. A ceiling sent to
+        the device, or a raise still on its way, may yet reach the new install;
+        codes approved stay held too (one asked for on the new install before
+        this report may still be applied)."""
+        outstanding = outstanding_extra(self.session, client)
+        held = max(client.acknowledged, client.pending or 0) + outstanding
+        unseen = max(0, held - client.count)
+        old_earlier = client.earlier
+        client.earlier = client.count
+        self.quota.retired += unseen
+        if client.pending is not None:
+            client.pending = client.earlier + (client.pending - old_earlier)
+        # Until the new install reports, it may hold what was last sent.
+        client.acknowledged = client.earlier + (client.acknowledged - old_earlier)
+        client.reinstalled = self.now()
+        self._history(
+            client,
+            "reinstalled",
+            f"{why}: the {client.count} records seen stay counted"
+            + (
+                f", and the {unseen} more it may have created since its last"
+                " report are held"
+                if unseen
+                else ""
+            ),
+        )
+
     def _settle(self, client: QuotaClient, report: dict[str, Any]) -> None:
         now = self.now()
+        self._observe_install(client, report.get("install"))
         before = client.count
         self._observe_count(client, int(report["count"]))
         if client.last_contact is not None:

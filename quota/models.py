@@ -23,7 +23,8 @@ class ControllerQuota(db.Model):
     window_expires: Mapped[datetime] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # What removed clients created or may still create: it stays counted.
+    # What removed clients, and installs of a device since wiped, created or
+    # may still create beyond what was seen: it stays counted.
     retired: Mapped[int] = mapped_column(default=0, server_default="0")
 
     clients: Mapped[list[QuotaClient]] = relationship(
@@ -69,6 +70,9 @@ class QuotaClient(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     earlier: Mapped[int] = mapped_column(default=0, server_default="0")
     reinstalled: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The name of the install the device last reported (its quota row's): a
+    # new name means the device was wiped and installed again.
+    install: Mapped[str | None] = mapped_column(String(32))
     # The device clock minus the controller's at the last exchange, in seconds.
     clock_skew: Mapped[float | None] = mapped_column(Float)
     # Administration: a larger weight gets a larger share of the headroom;

@@ -50,7 +50,10 @@ QUOTA = object_schema(
         "created": WHOLE,
         "approved": {**WHOLE, "description": "approved overrides not used yet"},
         "clients_may_create": WHOLE,
-        "retired": {**WHOLE, "description": "held by removed clients"},
+        "retired": {
+            **WHOLE,
+            "description": "held by removed clients and wiped installs of a device",
+        },
         "committed": WHOLE,
         "free": {**WHOLE, "description": "the reserve and reclaimed headroom"},
     }
@@ -125,6 +128,12 @@ CHECK_IN = object_schema(
         "lease_expires": WHOLE,
         "clock": {**WHOLE, "description": "the device's clock, Unix time"},
         "used_overrides": {"type": "array", "items": {"type": "string"}},
+        "install": {
+            "type": ["string", "null"],
+            "maxLength": 32,
+            "description": "the name of this install of the device's quota row;"
+            " another name means the device was wiped and installed again",
+        },
     },
     required=("client", "count", "ceiling"),
     description="The device's state, as its quota blueprint reports it",

@@ -110,6 +110,10 @@ def quota_models(base: type) -> tuple[type, type]:
         # the most the controller allows (seconds).
         clock_offset: Mapped[int | None] = mapped_column(Integer, nullable=True)
         clock_bound: Mapped[int | None] = mapped_column(Integer, nullable=True)
+        # A random name of this install, made with the row: a device wiped and
+        # installed again has another, so the controller can tell (records the
+        # old install made after its last report would otherwise be forgotten).
+        install: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
         @property
         def target(self) -> int:

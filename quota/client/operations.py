@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from quota.client import clock
@@ -53,6 +54,7 @@ def quota_state(
         "effective_ceiling": 0,
         "used_overrides": list(used),
         "clock": now,
+        "install": None,
     }
     if quota is not None:
         state.update(
@@ -65,8 +67,14 @@ def quota_state(
             effective_ceiling=effective_ceiling(
                 quota.ceiling, quota.confirmed, quota.lease_expires, now
             ),
+            install=quota.install,
         )
     return state
+
+
+def new_install() -> str:
+    """A name for this install of the quota row (see ``Quota.install``)."""
+    return secrets.token_hex(8)
 
 
 def set_ceiling(
@@ -99,17 +107,20 @@ def set_ceiling(
     if controller_time is not None:
         values["clock_offset"] = now - controller_time
         values["clock_bound"] = clock_bound
+    install = new_install()
     changed = session.execute(
         update(table)
         .where(table.c.record_kind == kind, table.c.count <= ceiling)
-        .values(**values)
+        .values(**values, install=func.coalesce(table.c.install, install))
     )
     if changed.rowcount == 1:
         return
     count = session.scalar(select(table.c.count).where(table.c.record_kind == kind))
     if count is not None:
         raise CeilingBelowCount(count)
-    session.execute(insert(table).values(record_kind=kind, count=0, **values))
+    session.execute(
+        insert(table).values(record_kind=kind, count=0, install=install, **values)
+    )
 
 
 def request_code(
@@ -167,12 +178,14 @@ def apply_override(
             "the approval code was already used, or was not asked for on this device"
         )
     table = quota_model.__table__
+    install = new_install()
     raised = session.execute(
         update(table)
         .where(table.c.record_kind == kind)
         .values(
             ceiling=table.c.ceiling + approval.extra,
             confirmed=table.c.confirmed + approval.extra,
+            install=func.coalesce(table.c.install, install),
         )
     )
     window = {
@@ -182,7 +195,11 @@ def apply_override(
     if raised.rowcount == 0:
         session.execute(
             insert(table).values(
-                record_kind=kind, ceiling=approval.extra, count=0, **window
+                record_kind=kind,
+                ceiling=approval.extra,
+                count=0,
+                install=install,
+                **window,
             )
         )
     elif approval.window_expires:

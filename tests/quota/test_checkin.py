@@ -128,6 +128,34 @@ def test_a_reinstalled_laptop_keeps_its_earlier_records_counted(
     assert "reinstalled" in events
 
 
+def test_records_a_wiped_laptop_made_after_its_last_report_stay_counted(
+    db, quota, laptop, live_server
+):
+    from quota.controller import committed_total
+    from tests.quota.field_app import Quota
+
+    check_in(laptop, live_server)
+    check_in(laptop, live_server)  # the raise is confirmed
+    made = create(laptop, 100)  # all its room, never reported
+    assert made > 0
+    with laptop.app_context():  # the database is wiped
+        field_db.drop_all()
+        field_db.create_all()
+        field_db.session.remove()
+    assert check_in(laptop, live_server).exit_code == 0
+    with laptop.app_context():
+        new_ceiling = field_db.session.scalar(select(Quota.ceiling))
+        field_db.session.remove()
+    with db.session() as session:
+        stored = session.get(ControllerQuota, quota)
+        laptop_row = next(c for c in stored.clients if c.name == "laptop-1")
+        assert laptop_row.reinstalled is not None
+        assert stored.retired >= made  # the unseen records are held
+        # What the laptop's two installs may create is within what is committed.
+        committed = committed_total(session, stored)
+        assert made + new_ceiling <= committed <= stored.target
+
+
 def test_clock_skew_is_reported_and_shown(
     db, quota, laptop, live_server, monkeypatch, client, signed_in
 ):
