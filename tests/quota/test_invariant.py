@@ -23,6 +23,7 @@ from flask import Flask
 from hypothesis import settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -46,7 +47,9 @@ from quota.controller import (
     Policy,
     QuotaNotActive,
     TransportError,
+    assumed_ceiling,
     check_report,
+    outstanding_by_client,
 )
 from quota.models import ControllerQuota, QuotaClient
 from quota.overrides import OverrideRefused, approve
@@ -73,6 +76,7 @@ POLICY = Policy(
     max_skew=timedelta(seconds=MAX_SKEW),
 )
 CODE_HOURS = 2
+LEASE = int(POLICY.lease.total_seconds())
 REQUEST_CODE = re.compile(r"id='request-code'>([^<]+)<")
 
 
@@ -247,7 +251,7 @@ class InProcessNetwork:
     def __init__(self, fields, offline, faults, late) -> None:
         self.fields = fields
         self.offline = offline
-        self.faults = {name: list(plan) for name, plan in faults.items()}
+        self.faults = {name: list(faults.get(name, ())) for name in fields}
         self.late = late
 
     def _deliver(self, client: Address, method: str, body=None) -> dict:
@@ -280,7 +284,12 @@ class InProcessNetwork:
 
 
 FAULT = st.sampled_from(["ok", "ok", "lose-request", "lose-reply", "late", "crash"])
-FAULTS = st.fixed_dictionaries({name: st.lists(FAULT, max_size=4) for name in NAMES})
+# Half the pulls go through cleanly: the field must get ceilings and use them
+# (records made, then wiped, leases running out) for faults to matter.
+FAULTS = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries({name: st.lists(FAULT, max_size=4) for name in NAMES}),
+)
 NAME = st.sampled_from(NAMES)
 
 
@@ -326,10 +335,21 @@ class QuotaSchedule(RuleBasedStateMachine):
             db.session,
             self.quota(),
             InProcessNetwork(self.field, self.offline, faults, self.late),
-            db.session.commit,
+            self.commit_and_check,
             now=self.clocks.controller,
             policy=POLICY,
         )
+
+    @initialize(
+        offsets=st.fixed_dictionaries(
+            {name: st.integers(-MAX_SKEW, MAX_SKEW) for name in NAMES}
+        )
+    )
+    def in_the_field(self, offsets):
+        """Device clocks are off within the bound from the start, as in the
+        field, and a first pull gives every device a leased ceiling."""
+        self.clocks.offset.update(offsets)
+        self.controller_for({}).pull()
 
     @rule(name=NAME, times=st.integers(1, 12), bulk=st.booleans())
     def create(self, name, times, bulk):
@@ -339,7 +359,10 @@ class QuotaSchedule(RuleBasedStateMachine):
     def toggle_online(self, name):
         self.offline ^= {name}
 
-    @rule(seconds=st.sampled_from([60, 1800, 3 * 3600, 7 * 3600, 86400]))
+    # Within a lease, a lease's end, and half an hour past it (still within the
+    # clock bound, where a slow device may use what the controller's clock says
+    # is over), and a day.
+    @rule(seconds=st.sampled_from([60, 1800, 3 * 3600, LEASE, LEASE + 1800, 86400]))
     def time_passes(self, seconds):
         self.clocks.now += seconds
 
@@ -452,6 +475,13 @@ class QuotaSchedule(RuleBasedStateMachine):
         )
         return field.earlier + max(count, ceiling) + extra
 
+    def commit_and_check(self) -> None:
+        """The controller's commit: the controller may die right after any of
+        them, so what it committed must keep the invariant, not only the state
+        at the end of a pull."""
+        db.session.commit()
+        self.never_over_target()
+
     @invariant()
     def never_over_target(self):
         target = db.session.scalar(select(ControllerQuota.target))
@@ -466,6 +496,25 @@ class QuotaSchedule(RuleBasedStateMachine):
         assert created <= target
         may = {name: self.may_create(name, state) for name, state in states.items()}
         assert sum(may.values()) <= target, (may, target)
+        # Stronger, and broken long before the target is: the controller never
+        # assumes a client may create less than the device really may, but for
+        # what it holds for wiped installs (the quota's retired records).
+        assumed, retired = self.controller_assumes()
+        short = {name: max(0, may[name] - assumed[name]) for name in NAMES}
+        assert sum(short.values()) <= retired, (may, assumed, retired)
+
+    def controller_assumes(self) -> tuple[dict[str, int], int]:
+        """What the controller's records say each client may create at most,
+        and what it holds for installs of them since wiped."""
+        quota = self.quota()
+        outstanding = outstanding_by_client(db.session, quota)
+        assumed = {
+            c.name: assumed_ceiling(db.session, c, outstanding.get(c.id, 0))
+            for c in quota.clients
+        }
+        retired = quota.retired
+        db.session.commit()
+        return assumed, retired
 
     def teardown(self):
         db.session.remove()
