@@ -1,7 +1,7 @@
 """quota clients: the install a device last reported
 
 Revision ID: d774a3441067
-Revises: 5b7e0c9d2a41
+Revises: 3d5a214a5004
 Create Date: 2026-12-01 17:27:39.656153
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd774a3441067'
-down_revision = '5b7e0c9d2a41'
+down_revision = "3d5a214a5004"
 branch_labels = None
 depends_on = None
 
