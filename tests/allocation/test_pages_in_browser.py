@@ -29,7 +29,7 @@ def test_a_resource_pool_is_typed_edited_and_deleted_after_confirming(
         tab.locator("#records tr", has_text="Scratch").get_by_role(
             "link", name="Delete"
         ).click()
-        assert "Delete ResourcePool Scratch?" in tab.inner_text("h1")
+        assert "Delete the resource pool Scratch?" in tab.inner_text("h1")
         tab.click("#delete-form button")
         tab.wait_for_url(base + "/allocation/records/resource-pools/")
         assert "Deleted Scratch." in tab.inner_text(".flash")
