@@ -78,7 +78,7 @@ def main(instance: str) -> None:
         and not rule.rule.endswith((".csv", ".jsonl"))  # downloads
     ]
     pages += [
-        f"/instances/{uuid}",
+        client.get(f"/instances/{uuid}").headers["Location"],  # by its number
         f"/batch-operations/{operation_id}",
         "/sync/producers/laptop-1",
     ]

@@ -226,3 +226,11 @@ def with_axe(context) -> None:
 def serious_violations(tab) -> list[dict]:
     """The page's serious and critical accessibility violations, by axe-core."""
     return tab.evaluate(AXE_RUN)
+
+
+def instance_path(client, uuid: str) -> str:
+    """The page of the instance with this uuid (pages name instances by
+    number; its uuid's old address leads there)."""
+    answer = client.get(f"/instances/{uuid}")
+    assert answer.status_code == 301, answer.status_code
+    return answer.headers["Location"]

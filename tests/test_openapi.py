@@ -100,7 +100,7 @@ def test_update_accepts_what_its_schema_documents(client):
 def test_location_accepts_what_its_schema_documents(client, auth_headers):
     uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
     path = f"/api/instances/{uuid}/location"
-    schema = _request_schema(client, "/api/instances/{uuid}/location", "put")
+    schema = _request_schema(client, "/api/instances/{reference}/location", "put")
 
     def put(body):
         return client.put(path, json=body, headers=auth_headers)

@@ -118,3 +118,35 @@ def test_migrating_down_and_up_keeps_the_rows_that_refer_to_a_rebuilt_table(
                 assert names.scalars().all() == ["prometheus"], step
         finally:
             engine.dispose()
+
+
+def test_an_instances_pause_comes_to_name_it_by_number(empty_database_url, tmp_path):
+    """Pauses named an instance by its uuid; upgraded, by its number."""
+    manage = manage_command(empty_database_url, tmp_path)
+    assert manage("db", "upgrade", "d774a3441067").returncode == 0
+    engine = create_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO instances (id, uuid, url, contact, email, organisation, "
+                "enabled, client_enabled, admin_disabled, approved, location_manual, "
+                "registered, updated, health, last_error, crawled, crawled_sources) "
+                "VALUES (7, 'a5f0c5d2-7f0e-4a57-9d0e-3b2f1c4d5e6f', "
+                "'https://a.example.org', 'C', 'c@example.org', 'O', true, true, "
+                "false, true, false, '2026-01-01 00:00:00', '2026-01-01 00:00:00', "
+                "'unknown', "
+                "'', '{}', '{}')"
+            )
+            for value in ("a5f0c5d2-7f0e-4a57-9d0e-3b2f1c4d5e6f", "gone-uuid"):
+                connection.exec_driver_sql(
+                    "INSERT INTO pauses (kind, value, until, note, created) VALUES "
+                    f"('instance', '{value}', '2099-01-01 00:00:00', '', "
+                    "'2026-01-01 00:00:00')"
+                )
+        result = manage("db", "upgrade")
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as connection:
+            pauses = connection.exec_driver_sql("SELECT kind, value FROM pauses")
+            assert pauses.all() == [("instance", "7")]
+    finally:
+        engine.dispose()

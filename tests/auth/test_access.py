@@ -81,6 +81,7 @@ ACCESS: dict[tuple[str, str], str] = {
     # the registry
     ("instances.index", "GET"): VIEWER,
     ("instances.detail", "GET"): VIEWER,
+    ("instances.detail_by_uuid", "GET"): VIEWER,
     ("instances.statistics", "GET"): VIEWER,
     ("instances.export_csv", "GET"): VIEWER,
     ("instances.approve", "POST"): OPERATOR,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.support import csrf_token
+from tests.support import csrf_token, instance_path
 from tracker.audit.models import AuditEvent
 from tracker.auth.models import ApiToken, User
 from tracker.extensions import db
@@ -158,9 +158,7 @@ def test_an_operator_cannot_delete_through_the_bulk_action(app, client, user, lo
     add_user(client, "otto", "operator")
     login.logout()
     login("otto", "a long password")
-    refused = post(
-        client, "/instances/bulk", page="/", action="delete", uuid="whatever"
-    )
+    refused = post(client, "/instances/bulk", page="/", action="delete", number="1")
     assert refused.status_code == 403
 
 
@@ -240,11 +238,17 @@ def test_a_viewer_is_offered_no_action_but_signing_out(app, client, user, login)
             "organisation": "CERN",
         },
     ).get_json()["uuid"]
-    admin_detail = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    admin_detail = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert 'id="edit-form"' in admin_detail
     login.logout()
     login("vera", "a long password")
-    pages = ["/", f"/instances/{uuid}", "/quotas", "/sync", "/allocation/records/"]
+    pages = [
+        "/",
+        instance_path(client, uuid),
+        "/quotas",
+        "/sync",
+        "/allocation/records/",
+    ]
     pages += ["/allocation/records/machines/", "/batch-operations", "/account"]
     for path in pages:
         page = client.get(path)
@@ -252,5 +256,5 @@ def test_a_viewer_is_offered_no_action_but_signing_out(app, client, user, login)
         actions = re.findall(r'<form method="post" action="([^"]+)"', page.text)
         allowed = {"/logout", "/account/password", "/account/tokens"}
         assert set(actions) <= allowed, (path, actions)
-    detail = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    detail = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "https://indico.example.org" in detail  # shown, not editable

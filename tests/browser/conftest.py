@@ -271,6 +271,7 @@ def seed_domains() -> dict[str, object]:
     db.session.commit()
     return {
         "uuid": instances[0].uuid,
+        "number": instances[0].id,
         "operation_id": run.id,
         "producer_id": producer.producer_id,
         "pool_id": ids["q1pd"],

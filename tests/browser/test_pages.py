@@ -103,10 +103,10 @@ def test_hostile_values_are_shown_inert(page, dashboard):
         instance.url = "javascript:alert(document.cookie)"
         instance.crawled = {"python_version": "<script>window.pwned=1</script>"}
         instance.organisation = "<img src=x onerror=window.pwned=2>"
-        uuid = instance.uuid
+        number = instance.id
         db.session.commit()
     page.goto("/?sort=url&dir=desc")
-    page.goto(f"/instances/{uuid}")
+    page.goto(f"/instances/{number}")
     assert page.evaluate("window.pwned") is None
     assert page.locator("a[href^='javascript:']").count() == 0
     assert "<script>window.pwned=1</script>" in page.inner_text("#crawled-values")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support import REGISTRATION, csrf_token
+from tests.support import REGISTRATION, csrf_token, instance_path
 
 
 @pytest.fixture
@@ -101,13 +101,16 @@ def test_admin_patch_needs_a_token_and_a_known_uuid(client, uuid, auth_headers):
 
 def test_the_dashboards_disable_is_an_admins_disable(client, signed_in, uuid):
     response = client.post(
-        f"/instances/{uuid}/enabled",
-        data={"enabled": "no", "csrf_token": csrf_token(client, f"/instances/{uuid}")},
+        f"{instance_path(client, uuid)}/enabled",
+        data={
+            "enabled": "no",
+            "csrf_token": csrf_token(client, instance_path(client, uuid)),
+        },
         follow_redirects=True,
     )
     assert "disabled by an admin" in response.get_data(as_text=True)
     client.patch(f"/api/instance/{uuid}", json={"enabled": True})
-    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    page = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "disabled by an admin" in page
     listing = client.get("/?enabled=no").get_data(as_text=True)
     assert REGISTRATION["url"] in listing

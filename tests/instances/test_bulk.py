@@ -11,7 +11,7 @@ from tests.support import Database, Login, csrf_token
 from tracker.instances.models import Instance
 
 
-def add(db, count: int, first_organisation: str = "O", **fields) -> list[str]:
+def add(db, count: int, first_organisation: str = "O", **fields) -> list[int]:
     with db.session() as session:
         instances = [
             Instance(
@@ -25,7 +25,7 @@ def add(db, count: int, first_organisation: str = "O", **fields) -> list[str]:
         ]
         session.add_all(instances)
         session.commit()
-        return [instance.uuid for instance in instances]
+        return [instance.id for instance in instances]
 
 
 def states(db) -> dict[str, tuple[bool, bool]]:
@@ -36,14 +36,14 @@ def states(db) -> dict[str, tuple[bool, bool]]:
         }
 
 
-def bulk(client, action: str, uuids: list[str], **extra):
-    data = {"csrf_token": csrf_token(client, "/"), "action": action, "uuid": uuids}
+def bulk(client, action: str, numbers: list, **extra):
+    data = {"csrf_token": csrf_token(client, "/"), "action": action, "number": numbers}
     return client.post("/instances/bulk", data={**data, **extra})
 
 
 def test_ticked_instances_are_enabled_disabled_approved_deleted(signed_in, db):
-    uuids = add(db, 3, approved=False)
-    response = bulk(signed_in, "disable", uuids[:2], organisation="O")
+    numbers = add(db, 3, approved=False)
+    response = bulk(signed_in, "disable", numbers[:2], organisation="O")
     assert response.status_code == 302
     assert response.headers["Location"] == ("/?organisation=O&sort=registered&dir=desc")
     assert states(db) == {
@@ -53,27 +53,27 @@ def test_ticked_instances_are_enabled_disabled_approved_deleted(signed_in, db):
     }
     page = signed_in.get("/").get_data(as_text=True)
     assert "Disabled 2 instances." in page
-    bulk(signed_in, "enable", [uuids[0]])
-    bulk(signed_in, "approve", uuids[1:])
+    bulk(signed_in, "enable", [numbers[0]])
+    bulk(signed_in, "approve", numbers[1:])
     assert states(db) == {
         "site0": (True, False),
         "site1": (False, True),
         "site2": (True, True),
     }
-    bulk(signed_in, "delete", [uuids[2], "not-a-uuid"])
+    bulk(signed_in, "delete", [numbers[2], "not-a-number", 99999])
     assert list(states(db)) == ["site0", "site1"]
 
 
 def test_bulk_refuses_an_unknown_action_and_an_empty_selection(signed_in, db):
-    uuids = add(db, 1)
-    assert bulk(signed_in, "explode", uuids).status_code == 400
+    numbers = add(db, 1)
+    assert bulk(signed_in, "explode", numbers).status_code == 400
     response = bulk(signed_in, "delete", [])
     assert response.status_code == 302
     assert "Tick the instances" in signed_in.get("/").get_data(as_text=True)
     assert len(states(db)) == 1
     # Without the CSRF token nothing happens.
     refused = signed_in.post(
-        "/instances/bulk", data={"action": "delete", "uuid": uuids}
+        "/instances/bulk", data={"action": "delete", "number": numbers}
     )
     assert refused.status_code == 400
     assert len(states(db)) == 1

@@ -34,7 +34,8 @@ def fleet(client, auth_headers):
     client.patch(
         f"/api/instances/{gone}", json={"enabled": False}, headers=auth_headers
     )
-    return {"clinic": clinic, "lab": lab}
+    number = client.get(f"/api/instances/{clinic}", headers=auth_headers)
+    return {"clinic": clinic, "lab": lab, "clinic_number": number.get_json()["id"]}
 
 
 def test_prometheus_sd_lists_tracked_instances_with_their_labels(
@@ -47,7 +48,9 @@ def test_prometheus_sd_lists_tracked_instances_with_their_labels(
     clinic = groups[("clinic-1.example.org:443",)]
     assert clinic["organisation"] == "Clinics of Kisumu"
     assert clinic["tags"] == ",clinic,ke,"
-    assert clinic["__meta_tracker_uuid"] == fleet["clinic"]
+    # Its number, never its uuid (the client's credential).
+    assert clinic["__meta_tracker_id"] == str(fleet["clinic_number"])
+    assert fleet["clinic"] not in response.get_data(as_text=True)
     assert clinic["__scheme__"] == "https"
     assert clinic["state"] == "checking_in"
     assert client.get("/api/sd/prometheus").status_code == 401
@@ -135,9 +138,10 @@ def test_a_real_prometheus_discovers_the_fleet(live_server, token, fleet):
         assert clinic["labels"]["organisation"] == "Clinics of Kisumu"
         assert clinic["labels"]["tags"] == ",clinic,ke,"
         assert clinic["scrapeUrl"].startswith("https://clinic-1.example.org:443/")
-        # The uuid stays a discovered (meta) label, never a stored one.
-        assert clinic["discoveredLabels"]["__meta_tracker_uuid"] == fleet["clinic"]
-        assert fleet["clinic"] not in json.dumps(clinic["labels"])
+        # Its number is a discovered (meta) label; its uuid is nowhere.
+        number = str(fleet["clinic_number"])
+        assert clinic["discoveredLabels"]["__meta_tracker_id"] == number
+        assert fleet["clinic"] not in json.dumps(clinic)
     finally:
         process.terminate()
         process.wait(timeout=30)

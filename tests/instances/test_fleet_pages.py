@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.support import REGISTRATION, Login, csrf_token
+from tests.support import REGISTRATION, Login, csrf_token, instance_path
 from tracker.extensions import db
 from tracker.instances.models import (
     ContactEvent,
@@ -144,7 +144,7 @@ def test_the_detail_shows_state_contact_and_uptime(app, signed_in, fleet):
             )
         )
         db.session.commit()
-    html = page(signed_in, f"/instances/{laptop.uuid}")
+    html = page(signed_in, instance_path(signed_in, laptop.uuid))
     assert 'class="badge state-overdue"' in html
     assert "(heartbeat)" in html
     assert 'id="uptime-bar"' in html
@@ -154,7 +154,7 @@ def test_the_detail_shows_state_contact_and_uptime(app, signed_in, fleet):
 
 def test_schedule_tags_and_pause_forms(app, signed_in, fleet):
     uuid = fleet["down"].uuid
-    path = f"/instances/{uuid}"
+    path = instance_path(signed_in, uuid)
     signed_in.post(
         f"{path}/schedule",
         data={
@@ -211,7 +211,7 @@ def test_bad_schedule_input_is_a_message_and_changes_nothing(
     app, signed_in, fleet, form, message
 ):
     uuid = fleet["up"].uuid
-    path = f"/instances/{uuid}"
+    path = instance_path(signed_in, uuid)
     response = signed_in.post(
         f"{path}/schedule",
         data={**form, "csrf_token": csrf_token(signed_in, path)},
@@ -226,7 +226,7 @@ def test_bad_schedule_input_is_a_message_and_changes_nothing(
 
 
 def test_a_pause_in_the_past_is_refused(app, signed_in, fleet):
-    path = f"/instances/{fleet['up'].uuid}"
+    path = instance_path(signed_in, fleet["up"].uuid)
     response = signed_in.post(
         f"{path}/pause",
         data={"until": "2001-01-01T00:00", "csrf_token": csrf_token(signed_in, path)},
@@ -236,8 +236,8 @@ def test_a_pause_in_the_past_is_refused(app, signed_in, fleet):
 
 
 def test_live_states_answer_the_rows_asked_for(signed_in, fleet):
-    down = fleet["down"].uuid
-    answer = signed_in.get(f"/instances/states.json?uuid={down}").get_json()
+    down = str(fleet["down"].id)
+    answer = signed_in.get(f"/instances/states.json?number={down}").get_json()
     assert set(answer["rows"]) == {down}
     assert answer["rows"][down]["state"] == "down"
     assert {c["state"]: c["count"] for c in answer["counts"]}["overdue"] == 1

@@ -4,7 +4,7 @@ counts its deliveries as the instance's contact and shows on its page."""
 from __future__ import annotations
 
 from sync.wire.bundles import make_bundle
-from tests.support import REGISTRATION
+from tests.support import REGISTRATION, instance_path
 from tests.sync.support import register, wire
 from tests.test_cli import manage_command
 
@@ -27,12 +27,14 @@ def test_a_linked_producers_push_is_the_instances_contact(
     ).as_json()
     assert client.post("/api/sync/push", json=body).status_code == 200
     assert detail(client, uuid, auth_headers)["last_contact_via"] == "sync"
-    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    page = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "sync producer" in page
     assert "laptop-7" in page
 
     assert manage("sync", "link", "laptop-7", "--unlink").returncode == 0
-    assert "laptop-7" not in client.get(f"/instances/{uuid}").get_data(as_text=True)
+    assert "laptop-7" not in client.get(instance_path(client, uuid)).get_data(
+        as_text=True
+    )
 
 
 def test_linking_refuses_unknown_names_in_one_line(database_url, tmp_path, app):
@@ -57,7 +59,7 @@ def test_a_linked_allocation_machine_shows_on_the_instances_page(
     manage = manage_command(database_url, tmp_path)
     linked = manage("allocation", "link-machine", "cluster-a", uuid)
     assert linked.returncode == 0, linked.stderr
-    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    page = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "allocation machine" in page
     assert "cluster-a" in page
     unknown = manage("allocation", "link-machine", "nowhere", uuid)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from tests.support import Login, csrf_token
+from tests.support import Login, csrf_token, instance_path
 from tracker.extensions import db
 from tracker.instances.models import Instance
 
@@ -39,7 +39,9 @@ def test_pages_need_sign_in(client, path):
 def test_posts_without_csrf_token_are_refused(app, signed_in):
     uuid = add_instance(app)
     for action in ("delete", "enabled", "crawl", "approve", "edit", "location/clear"):
-        response = signed_in.post(f"/instances/{uuid}/{action}", data={"enabled": "no"})
+        response = signed_in.post(
+            f"{instance_path(signed_in, uuid)}/{action}", data={"enabled": "no"}
+        )
         assert response.status_code == 400, action
     with app.app_context():
         assert db.session.scalar(select(Instance)).enabled is True
@@ -47,7 +49,7 @@ def test_posts_without_csrf_token_are_refused(app, signed_in):
 
 def test_edit_validates_like_the_api(app, signed_in):
     uuid = add_instance(app)
-    token = csrf_token(signed_in, f"/instances/{uuid}")
+    token = csrf_token(signed_in, instance_path(signed_in, uuid))
     form = {
         "csrf_token": token,
         "url": "javascript:alert(1)",
@@ -55,7 +57,9 @@ def test_edit_validates_like_the_api(app, signed_in):
         "email": "c@example.org",
         "organisation": "O",
     }
-    page = signed_in.post(f"/instances/{uuid}/edit", data=form, follow_redirects=True)
+    page = signed_in.post(
+        f"{instance_path(signed_in, uuid)}/edit", data=form, follow_redirects=True
+    )
     assert page.status_code == 400
     text = page.get_data(as_text=True)
     assert "must start with http:// or https://" in text
@@ -63,13 +67,13 @@ def test_edit_validates_like_the_api(app, signed_in):
     # What was typed is still there to correct.
     assert 'value="javascript:alert(1)"' in text and 'value="New"' in text
     refused = signed_in.post(
-        f"/instances/{uuid}/location",
+        f"{instance_path(signed_in, uuid)}/location",
         data={"csrf_token": token, "latitude": "95", "longitude": "12.5"},
     )
     assert refused.status_code == 400
     assert 'value="12.5"' in refused.get_data(as_text=True)
     form["url"] = "https://b.example.org/"
-    signed_in.post(f"/instances/{uuid}/edit", data=form)
+    signed_in.post(f"{instance_path(signed_in, uuid)}/edit", data=form)
     with app.app_context():
         instance = db.session.scalar(select(Instance))
         assert (instance.url, instance.contact) == ("https://b.example.org", "New")
@@ -77,12 +81,13 @@ def test_edit_validates_like_the_api(app, signed_in):
 
 def test_disable_set_location_and_delete(app, signed_in):
     uuid = add_instance(app)
-    token = csrf_token(signed_in, f"/instances/{uuid}")
+    token = csrf_token(signed_in, instance_path(signed_in, uuid))
     signed_in.post(
-        f"/instances/{uuid}/enabled", data={"csrf_token": token, "enabled": "no"}
+        f"{instance_path(signed_in, uuid)}/enabled",
+        data={"csrf_token": token, "enabled": "no"},
     )
     signed_in.post(
-        f"/instances/{uuid}/location",
+        f"{instance_path(signed_in, uuid)}/location",
         data={
             "csrf_token": token,
             "latitude": "-0.1",
@@ -96,7 +101,7 @@ def test_disable_set_location_and_delete(app, signed_in):
         assert instance.enabled is False
         assert (instance.country_name, instance.location_manual) == ("Kenya", True)
     bad = signed_in.post(
-        f"/instances/{uuid}/location",
+        f"{instance_path(signed_in, uuid)}/location",
         data={
             "csrf_token": token,
             "latitude": "-0.1",
@@ -106,7 +111,9 @@ def test_disable_set_location_and_delete(app, signed_in):
         follow_redirects=True,
     )
     assert "country_code" in bad.get_data(as_text=True)
-    signed_in.post(f"/instances/{uuid}/delete", data={"csrf_token": token})
+    signed_in.post(
+        f"{instance_path(signed_in, uuid)}/delete", data={"csrf_token": token}
+    )
     with app.app_context():
         assert db.session.scalar(select(Instance)) is None
 
@@ -122,7 +129,7 @@ def test_times_are_shown_in_the_configured_time_zone(make_app, user):
     uuid = add_instance(app, registered=datetime(2026, 1, 2, 20, 30, tzinfo=UTC))
     client = app.test_client()
     Login(client)()
-    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    page = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "3 Jan 2026, 05:30:00" in page
 
 
@@ -162,17 +169,17 @@ def test_a_new_url_from_the_dashboard_needs_approving_again(app, user, make_app)
     Login(client)()
     uuid = add_instance(strict)
     form = {
-        "csrf_token": csrf_token(client, f"/instances/{uuid}"),
+        "csrf_token": csrf_token(client, instance_path(client, uuid)),
         "url": "https://a.example.org",
         "contact": "New",
         "email": "c@example.org",
         "organisation": "O",
     }
-    client.post(f"/instances/{uuid}/edit", data=form)
+    client.post(f"{instance_path(client, uuid)}/edit", data=form)
     with strict.app_context():
         assert db.session.scalar(select(Instance)).approved is True
     form["url"] = "https://b.example.org"
-    client.post(f"/instances/{uuid}/edit", data=form)
+    client.post(f"{instance_path(client, uuid)}/edit", data=form)
     with strict.app_context():
         instance = db.session.scalar(select(Instance))
         assert (instance.url, instance.approved) == ("https://b.example.org", False)

@@ -191,7 +191,7 @@ def test_a_linked_clients_check_in_is_its_instances_contact(
     database_url,
     tmp_path,
 ):
-    from tests.support import REGISTRATION
+    from tests.support import REGISTRATION, instance_path
     from tests.test_cli import manage_command
 
     uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
@@ -201,5 +201,5 @@ def test_a_linked_clients_check_in_is_its_instances_contact(
     assert check_in(laptop, live_server).exit_code == 0
     shown = client.get(f"/api/instances/{uuid}", headers=auth_headers).get_json()
     assert shown["last_contact_via"] == "quota"
-    page = client.get(f"/instances/{uuid}").get_data(as_text=True)
+    page = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "quota client" in page and "laptop-1" in page

@@ -93,6 +93,13 @@ def can(level: str) -> bool:
     return permits(current_user, level, g.get("read_only_token", False))
 
 
+def sees_credentials() -> bool:
+    """True when the current user may be shown credentials (an instance's
+    uuid, its client's key): operators and admins; never a viewer, nor a
+    read-only token."""
+    return can(OPERATOR)
+
+
 def may(endpoint: str, method: str = "POST") -> bool:
     """True when the current user may use ``endpoint``: for templates."""
     return can(required_level(current_app, endpoint, method))

@@ -8,7 +8,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from tracker.api import ApiError, boolean_arg, created, json_object_body, paginated
-from tracker.auth.roles import ADMIN, OPERATOR, PUBLIC, VIEWER, access, blueprint_access
+from tracker.auth.roles import (
+    ADMIN,
+    OPERATOR,
+    PUBLIC,
+    VIEWER,
+    access,
+    blueprint_access,
+    sees_credentials,
+)
 from tracker.batch import operations
 from tracker.batch.serialize import batch_operation_summary
 from tracker.db_types import utcnow
@@ -22,7 +30,12 @@ from tracker.instances.crawled_values import document_problem
 from tracker.instances.crawler import CrawlSettings
 from tracker.instances.crawling import SCOPE_ALL, instance_scope
 from tracker.instances.launch import QueueUnavailable, launch_crawl
-from tracker.instances.lookup import instance_or_404, summary_or_404
+from tracker.instances.lookup import (
+    NOT_LISTED,
+    instance_by_reference_or_404,
+    instance_or_404,
+    summary_or_404,
+)
 from tracker.instances.models import VIA_UPDATE, Instance
 from tracker.instances.registration import register_instance
 from tracker.instances.serialize import instance_detail, instance_summary
@@ -53,9 +66,14 @@ def _instance_or_404(uuid: str) -> Instance:
     return instance_or_404(uuid, NOT_REGISTERED)
 
 
+def _listed_or_404(reference: str) -> Instance:
+    """The instance an admin-API path names, by its number or its uuid."""
+    return instance_by_reference_or_404(reference, NOT_LISTED)
+
+
 def _detail(instance: Instance) -> dict:
     expected = expectations(db.session, current_app.config, [instance.id])
-    return instance_detail(instance, expected, utcnow())
+    return instance_detail(instance, expected, utcnow(), sees_credentials())
 
 
 def _body() -> dict:
@@ -203,28 +221,29 @@ def list_instances():
         )
     config = current_app.config
     expected, now = expectations(db.session, config), utcnow()
+    credentials = sees_credentials()
     return jsonify(
         paginated(
             statement,
-            lambda instance: instance_detail(instance, expected, now),
+            lambda instance: instance_detail(instance, expected, now, credentials),
             config["API_PAGE_SIZE"],
             config["API_MAX_PAGE_SIZE"],
         )
     )
 
 
-@bp.get("/api/instances/<uuid>")
-def show_instance(uuid: str):
+@bp.get("/api/instances/<reference>")
+def show_instance(reference: str):
     """Answer an instance's detail: the summary, crawl state, who disabled it."""
-    return jsonify(_detail(_instance_or_404(uuid)))
+    return jsonify(_detail(_listed_or_404(reference)))
 
 
-@bp.patch("/api/instances/<uuid>")
-def admin_update(uuid: str):
+@bp.patch("/api/instances/<reference>")
+def admin_update(reference: str):
     """Change an instance as an admin; an admin's disable outlasts its client's
     ``{"enabled": true}``."""
     changes, tags = parse_admin_update(_body())
-    instance = _instance_or_404(uuid)
+    instance = _listed_or_404(reference)
     admin_update_instance(instance, changes)
     if tags is not None:
         admin.set_tags(db.session, instance, tags)
@@ -232,11 +251,11 @@ def admin_update(uuid: str):
     return jsonify(_detail(instance))
 
 
-@bp.delete("/api/instances/<uuid>")
+@bp.delete("/api/instances/<reference>")
 @access(ADMIN)
-def delete_instance(uuid: str):
+def delete_instance(reference: str):
     """Delete an instance; its client will register again."""
-    db.session.delete(_instance_or_404(uuid))
+    db.session.delete(_listed_or_404(reference))
     db.session.commit()
     return "", 204
 
@@ -269,10 +288,10 @@ def crawl_all():
     return _start_crawl(SCOPE_ALL)
 
 
-@bp.post("/api/instances/<uuid>/crawl")
-def crawl_one(uuid: str):
+@bp.post("/api/instances/<reference>/crawl")
+def crawl_one(reference: str):
     """Crawl one instance in the background; answer the batch operation."""
-    instance = _instance_or_404(uuid)
+    instance = _listed_or_404(reference)
     refusal = crawl_refusal(instance, current_app.config["CRAWL_REQUIRE_APPROVAL"])
     if refusal == DISABLED:
         raise ApiError(409, "Disabled", "the instance is disabled; enable it first")
@@ -281,29 +300,29 @@ def crawl_one(uuid: str):
     return _start_crawl(instance_scope(instance.id), [instance.id])
 
 
-@bp.post("/api/instances/<uuid>/approve")
-def approve_instance(uuid: str):
+@bp.post("/api/instances/<reference>/approve")
+def approve_instance(reference: str):
     """Accept an instance for crawling."""
-    instance = _instance_or_404(uuid)
+    instance = _listed_or_404(reference)
     admin.approve(instance)
     db.session.commit()
     return jsonify(_detail(instance))
 
 
-@bp.put("/api/instances/<uuid>/location")
-def set_location(uuid: str):
+@bp.put("/api/instances/<reference>/location")
+def set_location(reference: str):
     """Set an instance's location by hand (say, a site behind a private network)."""
     location = parse_location(_body())
-    instance = _instance_or_404(uuid)
+    instance = _listed_or_404(reference)
     admin.set_manual_location(instance, location)
     db.session.commit()
     return jsonify(_detail(instance))
 
 
-@bp.delete("/api/instances/<uuid>/location")
-def clear_location(uuid: str):
+@bp.delete("/api/instances/<reference>/location")
+def clear_location(reference: str):
     """Forget a hand-set location; the next crawl looks the address up again."""
-    instance = _instance_or_404(uuid)
+    instance = _listed_or_404(reference)
     admin.clear_manual_location(instance)
     db.session.commit()
     return jsonify(_detail(instance))

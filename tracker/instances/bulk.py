@@ -44,12 +44,12 @@ ACTIONS: dict[str, Callable[[Session, Instance], None]] = {
 }
 
 
-def apply_bulk(session: Session, action: str, uuids: Sequence[str]) -> int:
-    """Apply ``action`` (one of ACTIONS) to the instances with these uuids;
-    return how many there were (unknown uuids are passed over)."""
+def apply_bulk(session: Session, action: str, numbers: Sequence[int]) -> int:
+    """Apply ``action`` (one of ACTIONS) to the instances with these numbers;
+    return how many there were (unknown numbers are passed over)."""
     apply = ACTIONS[action]
     instances = session.scalars(
-        select(Instance).where(Instance.uuid.in_(list(uuids)[:MAX_SELECTED]))
+        select(Instance).where(Instance.id.in_(list(numbers)[:MAX_SELECTED]))
     ).all()
     for instance in instances:
         apply(session, instance)
@@ -57,7 +57,7 @@ def apply_bulk(session: Session, action: str, uuids: Sequence[str]) -> int:
 
 
 MAIN_COLUMNS = (
-    "uuid",
+    "id",
     "url",
     "organisation",
     "contact",
@@ -84,9 +84,14 @@ def _cell(value: object) -> str:
 
 
 def csv_rows(
-    session: Session, statement: Select, crawled_fields: Sequence[str]
+    session: Session,
+    statement: Select,
+    crawled_fields: Sequence[str],
+    credentials: bool = False,
 ) -> Iterator[str]:
-    """The listed instances as CSV lines, header first, a row at a time."""
+    """The listed instances as CSV lines, header first, a row at a time; with
+    ``credentials``, each instance's uuid after its number."""
+    main = ("id", "uuid", *MAIN_COLUMNS[1:]) if credentials else MAIN_COLUMNS
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -96,10 +101,10 @@ def csv_rows(
         writer.writerow([_cell(cell) for cell in cells])
         return buffer.getvalue()
 
-    yield line([*MAIN_COLUMNS, *crawled_fields])
+    yield line([*main, *crawled_fields])
     for instance in session.scalars(statement.execution_options(yield_per=500)):
         crawled = instance.crawled or {}
         yield line(
-            [getattr(instance, name) for name in MAIN_COLUMNS]
+            [getattr(instance, name) for name in main]
             + [crawled_text(crawled.get(name)) for name in crawled_fields]
         )

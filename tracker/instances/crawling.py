@@ -273,18 +273,17 @@ def run_notice(
 def describe_instances(
     session: Session, instance_ids: Sequence[int]
 ) -> dict[int, ItemDescription]:
-    """The items of a crawl run as instances: url, uuid and page (called by the
-    background-job pages and API, inside a request)."""
+    """The items of a crawl run as instances: url, number and page (called by
+    the background-job pages and API, inside a request; never the uuid, which
+    viewers read these)."""
     return {
         row.id: ItemDescription(
             row.url,
-            url_for("instances.detail", uuid=row.uuid),
-            {"instance": {"uuid": row.uuid, "url": row.url}},
+            url_for("instances.detail", number=row.id),
+            {"instance": {"id": row.id, "url": row.url}},
         )
         for row in session.execute(
-            select(Instance.id, Instance.uuid, Instance.url).where(
-                Instance.id.in_(list(instance_ids))
-            )
+            select(Instance.id, Instance.url).where(Instance.id.in_(list(instance_ids)))
         )
     }
 

@@ -2,8 +2,8 @@
 discovery and an Ansible dynamic inventory, built from the registry.
 
 Only tracked (enabled) instances are listed. The uuid is an instance's
-credential: Prometheus gets it as a ``__meta_`` label, which it drops after
-relabelling unless an operator chooses to keep it; Ansible never gets it.
+credential and goes to neither: Prometheus gets the instance's number as the
+``__meta_tracker_id`` label, Ansible none.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def prometheus_targets(session: Session, config: Mapping, now: datetime) -> list
                 "labels": {
                     **_labels(instance, expected, now),
                     "__scheme__": url.scheme,
-                    "__meta_tracker_uuid": instance.uuid,
+                    "__meta_tracker_id": str(instance.id),
                     "__meta_tracker_url": instance.url,
                 },
             }

@@ -31,7 +31,6 @@ from tracker.instances.states import (
 
 STATE_COLUMNS = (
     Instance.id,
-    Instance.uuid,
     Instance.url,
     Instance.organisation,
     Instance.health,
@@ -173,7 +172,7 @@ def fleet_view(session: Session, config: Mapping, now: datetime) -> FleetView:
     stored_problems = [
         (row, State(row.state, row.state_since, row.state_reason))
         for row in session.execute(
-            select(Instance.id, Instance.uuid, Instance.url, *STORED)
+            select(Instance.id, Instance.url, *STORED)
             .where(tracked, _fresh(now), Instance.state.in_(PROBLEMS))
             .order_by(Instance.state_since.desc().nulls_last())
             .limit(PROBLEMS_SHOWN)

@@ -13,11 +13,10 @@ from tracker.extensions import csrf, db
 from tracker.instances import admin
 from tracker.instances.discovery import prometheus_targets
 from tracker.instances.fleet import forget_states
-from tracker.instances.lookup import instance_or_404
+from tracker.instances.lookup import NOT_LISTED, instance_by_reference_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
     PAUSE_KINDS,
-    PAUSE_ORGANISATION,
     PAUSE_TAG,
     Instance,
     InstanceTag,
@@ -56,7 +55,9 @@ def _pause_target(kind: str, value: str) -> str:
             404, "Not found", f"kind: must be one of {', '.join(PAUSE_KINDS)}"
         )
     if kind == PAUSE_INSTANCE:
-        return instance_or_404(value, "no instance with this uuid").uuid
+        # Kept by number: the list of pauses is for viewers too.
+        instance = instance_by_reference_or_404(value, NOT_LISTED)
+        return str(instance.id)
     if kind == PAUSE_TAG:
         return ADMIN_UPDATE.clean("tags", [value])[0]
     return organisation_name(value)
@@ -64,16 +65,15 @@ def _pause_target(kind: str, value: str) -> str:
 
 def _forget_paused(kind: str, value: str) -> None:
     """The states a pause starting or ending changes are judged again."""
-    forget_states(
-        db.session,
-        {
-            PAUSE_INSTANCE: Instance.uuid == value,
-            PAUSE_TAG: Instance.id.in_(
-                select(InstanceTag.instance_id).where(InstanceTag.tag == value)
-            ),
-            PAUSE_ORGANISATION: Instance.organisation == value,
-        }[kind],
-    )
+    if kind == PAUSE_INSTANCE:
+        paused = Instance.id == int(value)
+    elif kind == PAUSE_TAG:
+        paused = Instance.id.in_(
+            select(InstanceTag.instance_id).where(InstanceTag.tag == value)
+        )
+    else:
+        paused = Instance.organisation == value
+    forget_states(db.session, paused)
 
 
 @bp.get("/api/pauses")
@@ -87,7 +87,8 @@ def list_pauses():
 
 @bp.put("/api/pauses/<kind>/<path:value>")
 def pause(kind: str, value: str):
-    """Pause an instance (by uuid), a tag or an organisation until a time."""
+    """Pause an instance (by number or uuid), a tag or an organisation until
+    a time."""
     fields = parse_pause(_body())
     value = _pause_target(kind, value)
     existing = db.session.scalar(select(Pause).filter_by(kind=kind, value=value))

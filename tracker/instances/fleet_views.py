@@ -26,7 +26,7 @@ from tracker.fields import FieldError
 from tracker.instances import admin
 from tracker.instances.changes import admin_update_instance
 from tracker.instances.fleet import fleet_view, page_states
-from tracker.instances.lookup import instance_or_404
+from tracker.instances.lookup import instance_by_number_or_404
 from tracker.instances.models import (
     PAUSE_INSTANCE,
     Instance,
@@ -40,12 +40,12 @@ blueprint_access(bp, read=VIEWER, write=OPERATOR)
 HOUR = 3600
 
 
-def _instance_or_404(uuid: str) -> Instance:
-    return instance_or_404(uuid, _("No instance with this id."))
+def _instance_or_404(number: int) -> Instance:
+    return instance_by_number_or_404(number, _("No instance with this number."))
 
 
 def _back(instance: Instance):
-    return redirect(url_for("instances.detail", uuid=instance.uuid) + "#health")
+    return redirect(url_for("instances.detail", number=instance.id) + "#health")
 
 
 def _hours_field(name: str) -> int | None:
@@ -68,10 +68,10 @@ def _schedule_from_form() -> dict:
     )
 
 
-@bp.post("/instances/<uuid>/schedule")
-def set_schedule(uuid: str):
+@bp.post("/instances/<int:number>/schedule")
+def set_schedule(number: int):
     """Set (or clear) the contact expected of one instance."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     try:
         schedule = _schedule_from_form()
     except FieldError as exc:
@@ -86,10 +86,10 @@ def set_schedule(uuid: str):
     return _back(instance)
 
 
-@bp.post("/instances/<uuid>/organisation-schedule")
-def set_organisation_schedule(uuid: str):
+@bp.post("/instances/<int:number>/organisation-schedule")
+def set_organisation_schedule(number: int):
     """Set the contact expected of the instance's organisation."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     try:
         schedule = _schedule_from_form()
     except FieldError as exc:
@@ -107,10 +107,10 @@ def set_organisation_schedule(uuid: str):
     return _back(instance)
 
 
-@bp.post("/instances/<uuid>/tags")
-def set_tags(uuid: str):
+@bp.post("/instances/<int:number>/tags")
+def set_tags(number: int):
     """Replace an instance's tags (separated by commas or spaces)."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     typed = (request.form.get("tags") or "").replace(",", " ").split()
     try:
         tags = ADMIN_UPDATE.clean("tags", typed)
@@ -138,20 +138,20 @@ def _pause_from_form() -> dict:
     )
 
 
-@bp.post("/instances/<uuid>/pause")
-def pause(uuid: str):
+@bp.post("/instances/<int:number>/pause")
+def pause(number: int):
     """Pause an instance until a time: no alerts, shown as paused."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     try:
         fields = _pause_from_form()
     except FieldError as exc:
         flash(str(exc), "error")
         return _back(instance)
     existing = db.session.scalar(
-        select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
+        select(Pause).filter_by(kind=PAUSE_INSTANCE, value=str(instance.id))
     )
     if existing is None:
-        existing = Pause(kind=PAUSE_INSTANCE, value=instance.uuid)
+        existing = Pause(kind=PAUSE_INSTANCE, value=str(instance.id))
         db.session.add(existing)
     existing.until, existing.note = fields["until"], fields["note"]
     instance.state = None  # to be judged again
@@ -160,12 +160,12 @@ def pause(uuid: str):
     return _back(instance)
 
 
-@bp.post("/instances/<uuid>/resume")
-def resume(uuid: str):
+@bp.post("/instances/<int:number>/resume")
+def resume(number: int):
     """End an instance's pause now."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     existing = db.session.scalar(
-        select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
+        select(Pause).filter_by(kind=PAUSE_INSTANCE, value=str(instance.id))
     )
     if existing is not None:
         db.session.delete(existing)
@@ -177,16 +177,16 @@ def resume(uuid: str):
 
 @bp.get("/instances/states.json")
 def live_states():
-    """The states of the instances with the given uuids, for a page to refresh,
-    and the fleet's counts by state."""
-    wanted = request.args.getlist("uuid")[:500]
+    """The states of the instances with the given numbers, for a page to
+    refresh, and the fleet's counts by state."""
+    wanted = request.args.getlist("number", type=int)[:500]
     config, now = current_app.config, utcnow()
     instances = db.session.scalars(
-        select(Instance).where(Instance.uuid.in_(wanted))
+        select(Instance).where(Instance.id.in_(wanted))
     ).all()
     states = page_states(db.session, config, instances, now)
     rows = {
-        instance.uuid: {
+        str(instance.id): {
             "state": states[instance.id].name,
             "label": str(STATE_NAMES[states[instance.id].name]),
             "since": format_datetime(states[instance.id].since)

@@ -1,4 +1,5 @@
-"""Finding an instance by its uuid, as every page and endpoint does."""
+"""Finding an instance: by its uuid (its client's credential, which the client
+API and the admin API take) or by its number (what pages and viewers use)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from tracker.extensions import db
 from tracker.instances.models import Instance
 
 _table = Instance.__table__
+NOT_LISTED = "no instance with this number or uuid"
+LARGEST_NUMBER = 2**31  # an INTEGER column's bound on PostgreSQL
 # What a client's GET answers, read as one plain row: no ORM object, no JSON
 # columns decoded.
 SUMMARY_BY_UUID = select(
@@ -34,6 +37,20 @@ def instance_or_404(uuid: str, description: str) -> Instance:
         select(Instance).filter_by(uuid=_stored_form(uuid, description)),
         description=description,
     )
+
+
+def instance_by_number_or_404(number: int, description: str) -> Instance:
+    """The instance with this number (its id), or a 404."""
+    if not 0 < number < LARGEST_NUMBER:  # no database column holds it
+        abort(404, description)
+    return db.get_or_404(Instance, number, description=description)
+
+
+def instance_by_reference_or_404(reference: str, description: str) -> Instance:
+    """The instance ``reference`` names: its number, or its uuid."""
+    if reference.isascii() and reference.isdigit():
+        return instance_by_number_or_404(int(reference), description)
+    return instance_or_404(reference, description)
 
 
 def summary_or_404(uuid: str, description: str) -> Row:

@@ -15,6 +15,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
+    event,
     false,
     true,
 )
@@ -270,8 +272,18 @@ class Pause(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    # The instance's uuid, the tag or the organisation.
+    # The instance's number, the tag or the organisation.
     value: Mapped[str] = mapped_column(String(TEXT_MAX))
     until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     note: Mapped[str] = mapped_column(String(TEXT_MAX), default="")
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@event.listens_for(Instance, "after_delete")
+def _end_its_pause(_mapper, connection, instance: Instance) -> None:
+    # A pause names its instance by number, which a later instance may get.
+    connection.execute(
+        delete(Pause).where(
+            Pause.kind == PAUSE_INSTANCE, Pause.value == str(instance.id)
+        )
+    )

@@ -28,6 +28,10 @@ from tracker.openapi import (
 )
 
 UUID_PARAMETER = path_parameter("uuid", {"type": "string"})
+REFERENCE_PARAMETER = {
+    **path_parameter("reference", {"type": "string"}),
+    "description": "the instance's number (its `id`), or its uuid",
+}
 
 INSTANCE_SUMMARY = {
     "type": "object",
@@ -54,9 +58,20 @@ INSTANCE_SUMMARY = {
 
 INSTANCE_DETAIL = {
     "type": "object",
-    "required": [*INSTANCE_SUMMARY["required"], "client_enabled", "admin_disabled"],
+    "required": [
+        "id",
+        *(name for name in INSTANCE_SUMMARY["required"] if name != "uuid"),
+        "client_enabled",
+        "admin_disabled",
+    ],
     "properties": {
+        "id": {"type": "integer", "description": "the instance's number"},
         **INSTANCE_SUMMARY["properties"],
+        "uuid": {
+            "type": "string",
+            "format": "uuid",
+            "description": "its client's credential: for operators and admins only",
+        },
         "enabled": {
             "type": "boolean",
             "description": "tracked: its client has it on and no admin disabled it",
@@ -280,8 +295,8 @@ def registry_paths() -> dict[str, Any]:
                 },
             }
         },
-        "/api/instances/{uuid}": {
-            "parameters": [UUID_PARAMETER],
+        "/api/instances/{reference}": {
+            "parameters": [REFERENCE_PARAMETER],
             "get": _admin_operation(
                 "Read an instance's detail (admin)",
                 {"200": json_response("The detail", ref("InstanceDetail"))},
@@ -305,16 +320,16 @@ def registry_paths() -> dict[str, Any]:
         "/api/instances/crawl": {
             "post": _crawl_operation("Crawl every enabled instance in the background")
         },
-        "/api/instances/{uuid}/crawl": {
-            "parameters": [UUID_PARAMETER],
+        "/api/instances/{reference}/crawl": {
+            "parameters": [REFERENCE_PARAMETER],
             "post": _crawl_operation("Crawl one instance in the background"),
         },
-        "/api/instances/{uuid}/approve": {
-            "parameters": [UUID_PARAMETER],
+        "/api/instances/{reference}/approve": {
+            "parameters": [REFERENCE_PARAMETER],
             "post": _admin_operation("Accept an instance for crawling", the_instance),
         },
-        "/api/instances/{uuid}/location": {
-            "parameters": [UUID_PARAMETER],
+        "/api/instances/{reference}/location": {
+            "parameters": [REFERENCE_PARAMETER],
             "put": {
                 **_admin_operation(
                     "Set the location by hand",

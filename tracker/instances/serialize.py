@@ -27,10 +27,17 @@ def state_detail(state: State) -> dict:
     return {"name": state.name, "since": _iso(state.since), "reason": state.reason}
 
 
-def instance_detail(instance: Instance, expected: Expectations, now: datetime) -> dict:
-    """What the admin API lists: the summary plus its state, contact, crawl
-    state and location."""
+def instance_detail(
+    instance: Instance, expected: Expectations, now: datetime, credentials: bool
+) -> dict:
+    """What the admin API lists: the summary plus its number, state, contact,
+    crawl state and location; its uuid (its client's credential) only with
+    ``credentials``."""
+    summary = instance_summary(instance)
+    if not credentials:
+        del summary["uuid"]
     return {
+        "id": instance.id,
         "state": state_detail(instance_state(instance, expected, now)),
         "last_contact": _iso(instance.last_contact),
         "last_contact_via": instance.last_contact_via,
@@ -38,7 +45,7 @@ def instance_detail(instance: Instance, expected: Expectations, now: datetime) -
         "contact_every": instance.contact_every,
         "contact_grace": instance.contact_grace,
         "tags": sorted(expected.tags.get(instance.id, ())),
-        **instance_summary(instance),
+        **summary,
         # "enabled" above is the effective state; these say who switched it off.
         "client_enabled": instance.client_enabled,
         "admin_disabled": instance.admin_disabled,

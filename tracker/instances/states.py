@@ -106,7 +106,7 @@ class Expectations:
             for p in self.pauses
             if p.until > now
             and (
-                (p.kind == PAUSE_INSTANCE and p.value == instance.uuid)
+                (p.kind == PAUSE_INSTANCE and p.value == str(instance.id))
                 or (p.kind == PAUSE_TAG and p.value in tags)
                 or (p.kind == PAUSE_ORGANISATION and p.value == instance.organisation)
             )

@@ -27,6 +27,7 @@ from tracker.auth.roles import (
     access,
     blueprint_access,
     can,
+    sees_credentials,
 )
 from tracker.batch import operations
 from tracker.db_types import utcnow
@@ -44,7 +45,7 @@ from tracker.instances.fleet import fleet_view, page_states
 from tracker.instances.forms import EDITABLE_FIELDS, InstanceForm, LocationForm
 from tracker.instances.launch import QueueUnavailable, launch_crawl
 from tracker.instances.listing import ListQuery, list_statement
-from tracker.instances.lookup import instance_or_404
+from tracker.instances.lookup import instance_by_number_or_404, instance_or_404
 from tracker.instances.models import PAUSE_INSTANCE, CrawlResult, Instance, Pause
 from tracker.instances.state_names import CHANNEL_NAMES, STATE_NAMES
 from tracker.instances.states import expectations, instance_state
@@ -66,8 +67,8 @@ def _columns() -> list[tuple[str, str]]:
     return [(name, setting.label) for name, setting in _fields().items()]
 
 
-def _instance_or_404(uuid: str) -> Instance:
-    return instance_or_404(uuid, _("No instance with this id."))
+def _instance_or_404(number: int) -> Instance:
+    return instance_by_number_or_404(number, _("No instance with this number."))
 
 
 def _start(scope: str, instance_ids: list[int] | None = None) -> int | None:
@@ -134,7 +135,12 @@ def export_csv():
             query.state, now
         )
     statement = list_statement(query, db.engine.dialect.name, in_state)
-    rows = csv_rows(db.session, statement, [name for name, _label in columns])
+    rows = csv_rows(
+        db.session,
+        statement,
+        [name for name, _label in columns],
+        credentials=sees_credentials(),
+    )
     return Response(
         stream_with_context(rows),
         mimetype="text/csv",
@@ -170,11 +176,11 @@ def bulk():
     back = url_for(
         "instances.index", **ListQuery.from_args(request.form, columns).as_args()
     )
-    uuids = request.form.getlist("uuid")
-    if not uuids:
+    numbers = request.form.getlist("number", type=int)
+    if not numbers:
         flash(_("Tick the instances to act on first."), "warning")
         return redirect(back)
-    count = apply_bulk(db.session, action, uuids)
+    count = apply_bulk(db.session, action, numbers)
     db.session.commit()
     flash(BULK_DONE[action](count), "success")
     return redirect(back)
@@ -187,10 +193,17 @@ def crawl_all():
     return redirect(url_for("instances.index", operation=operation_id))
 
 
-@bp.get("/instances/<uuid>")
-def detail(uuid: str):
+@bp.get("/instances/<int:number>")
+def detail(number: int):
     """Show one instance: fields, crawled values, history, map."""
-    return _render_detail(_instance_or_404(uuid))
+    return _render_detail(_instance_or_404(number))
+
+
+@bp.get("/instances/<uuid>")
+def detail_by_uuid(uuid: str):
+    """An instance's page as older links name it, by its uuid: to its number."""
+    instance = instance_or_404(uuid, _("No instance with this id."))
+    return redirect(url_for("instances.detail", number=instance.id), 301)
 
 
 def _render_detail(instance: Instance, form=None, location_form=None):
@@ -220,7 +233,7 @@ def _render_detail(instance: Instance, form=None, location_form=None):
         organisation_default=expected.defaults.get(instance.organisation),
         tags=sorted(expected.tags.get(instance.id, ())),
         pause=db.session.scalar(
-            select(Pause).filter_by(kind=PAUSE_INSTANCE, value=instance.uuid)
+            select(Pause).filter_by(kind=PAUSE_INSTANCE, value=str(instance.id))
         ),
         linked=linked_devices(db.session, instance.id),
         uptime=instance_uptime(
@@ -234,10 +247,10 @@ def _render_detail(instance: Instance, form=None, location_form=None):
     )
 
 
-@bp.post("/instances/<uuid>/edit")
-def edit(uuid: str):
+@bp.post("/instances/<int:number>/edit")
+def edit(number: int):
     """Save an instance's main fields."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     form = InstanceForm()
     if form.validate_on_submit():
         admin_update_instance(
@@ -246,17 +259,17 @@ def edit(uuid: str):
         )
         db.session.commit()
         flash(_("Saved."), "success")
-        return redirect(url_for("instances.detail", uuid=uuid))
+        return redirect(url_for("instances.detail", number=number))
     for field, errors in form.errors.items():
         label = getattr(form, field).label.text if hasattr(form, field) else field
         flash(f"{label}: {'; '.join(errors)}", "error")
     return _render_detail(instance, form=form), 400
 
 
-@bp.post("/instances/<uuid>/enabled")
-def set_enabled(uuid: str):
+@bp.post("/instances/<int:number>/enabled")
+def set_enabled(number: int):
     """Enable or disable tracking of an instance."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     admin_update_instance(
         instance,
         {"enabled": request.form.get("enabled") == "yes"},
@@ -268,34 +281,34 @@ def set_enabled(uuid: str):
         flash(_("Disabled: its client cannot enable it again."), "success")
     else:
         flash(_("Enabled by you, but its client has switched tracking off."), "warning")
-    return redirect(url_for("instances.detail", uuid=uuid))
+    return redirect(url_for("instances.detail", number=number))
 
 
-@bp.post("/instances/<uuid>/delete")
+@bp.post("/instances/<int:number>/delete")
 @access(ADMIN)
-def delete(uuid: str):
+def delete(number: int):
     """Delete an instance and its history."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     db.session.delete(instance)
     db.session.commit()
     flash(_("Deleted %(url)s.", url=instance.url), "success")
     return redirect(url_for("instances.index"))
 
 
-@bp.post("/instances/<uuid>/approve")
-def approve(uuid: str):
+@bp.post("/instances/<int:number>/approve")
+def approve(number: int):
     """Accept an instance for crawling."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     admin.approve(instance)
     db.session.commit()
     flash(_("Approved: crawls send it the configured headers."), "success")
-    return redirect(url_for("instances.detail", uuid=uuid))
+    return redirect(url_for("instances.detail", number=number))
 
 
-@bp.post("/instances/<uuid>/location")
-def set_location(uuid: str):
+@bp.post("/instances/<int:number>/location")
+def set_location(number: int):
     """Pin an instance's location by hand."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     form = LocationForm()
     if not form.validate_on_submit():
         flash(_("Location not saved: check the coordinates."), "error")
@@ -315,23 +328,23 @@ def set_location(uuid: str):
     admin.set_manual_location(instance, location)
     db.session.commit()
     flash(_("Location saved."), "success")
-    return redirect(url_for("instances.detail", uuid=uuid))
+    return redirect(url_for("instances.detail", number=number))
 
 
-@bp.post("/instances/<uuid>/location/clear")
-def clear_location(uuid: str):
+@bp.post("/instances/<int:number>/location/clear")
+def clear_location(number: int):
     """Go back to the GeoIP location."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     admin.clear_manual_location(instance)
     db.session.commit()
     flash(_("The location will come from GeoIP again."), "success")
-    return redirect(url_for("instances.detail", uuid=uuid))
+    return redirect(url_for("instances.detail", number=number))
 
 
-@bp.post("/instances/<uuid>/crawl")
-def crawl_one(uuid: str):
+@bp.post("/instances/<int:number>/crawl")
+def crawl_one(number: int):
     """Crawl one instance now, in the background."""
-    instance = _instance_or_404(uuid)
+    instance = _instance_or_404(number)
     operation_id = None
     refusal = crawl_refusal(instance, current_app.config["CRAWL_REQUIRE_APPROVAL"])
     if refusal == DISABLED:
@@ -340,7 +353,7 @@ def crawl_one(uuid: str):
         flash(_("Approve the instance to crawl it."), "error")
     else:
         operation_id = _start(instance_scope(instance.id), [instance.id])
-    return redirect(url_for("instances.detail", uuid=uuid, operation=operation_id))
+    return redirect(url_for("instances.detail", number=number, operation=operation_id))
 
 
 @bp.get("/statistics")

@@ -54,7 +54,7 @@
   // Bulk actions: a header box ticks every row; deleting asks first.
   document.querySelectorAll("input.select-all").forEach(function (all) {
     all.addEventListener("change", function () {
-      document.querySelectorAll("input[name=uuid][form=bulk-form]").forEach(function (box) {
+      document.querySelectorAll("input[name=number][form=bulk-form]").forEach(function (box) {
         box.checked = all.checked;
       });
     });

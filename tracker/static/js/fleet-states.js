@@ -5,7 +5,7 @@
   var summary = document.getElementById("fleet-summary");
   if (!summary) return;
   var url = summary.getAttribute("data-states-url");
-  var cells = Array.prototype.slice.call(document.querySelectorAll("td.state[data-uuid]"));
+  var cells = Array.prototype.slice.call(document.querySelectorAll("td.state[data-number]"));
   var REFRESH_MS = 15000;
 
   function badge(state, label) {
@@ -50,14 +50,14 @@
 
   function refresh() {
     var query = cells.map(function (cell) {
-      return "uuid=" + encodeURIComponent(cell.getAttribute("data-uuid"));
+      return "number=" + encodeURIComponent(cell.getAttribute("data-number"));
     }).join("&");
     fetch(url + (query ? "?" + query : ""), { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (data) {
         if (!data) return;
         cells.forEach(function (cell) {
-          var row = data.rows[cell.getAttribute("data-uuid")];
+          var row = data.rows[cell.getAttribute("data-number")];
           if (row) updateRow(cell, row);
         });
         updateCounts(data.counts);
