@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from sqlalchemy import select
 
 from tracker.audit.models import AuditEvent
+from tracker.db_types import utcnow
 from tracker.extensions import db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +134,9 @@ def test_the_page_lists_and_filters_events(app, client, signed_in, auth_headers)
     assert "avoca" in page and "Machine" in page
     empty = client.get("/audit?domain=quota").get_data(as_text=True)
     assert "No event matches these filters." in empty
+    mistyped = client.get("/audit?since=yesterday").get_data(as_text=True)
+    assert "From: yesterday is not a date (YYYY-MM-DD); left out." in mistyped
+    assert "avoca" in mistyped  # the other filters still apply: none here
 
 
 def test_a_command_is_recorded_as_manage_py(tmp_path):
@@ -156,13 +161,17 @@ def test_a_command_is_recorded_as_manage_py(tmp_path):
 
     assert manage("db", "upgrade").returncode == 0
     assert manage("create_usr", "root", "a long password").returncode == 0
+    assert manage("rotate-secrets").returncode == 0
     import sqlite3
 
     with sqlite3.connect(database) as connection:
         rows = connection.execute(
             "SELECT actor, via, domain, action, target_type FROM audit_events"
         ).fetchall()
-    assert rows == [("manage.py (ops)", "cli", "users", "create", "User")]
+    assert rows == [
+        ("manage.py (ops)", "cli", "users", "create", "User"),
+        ("manage.py (ops)", "cli", "tracker", "rotate-secrets", ""),
+    ]
 
 
 def test_a_job_a_person_starts_is_recorded_and_the_schedules_are_not(
@@ -187,3 +196,38 @@ def test_a_write_that_changes_nothing_is_not_an_action(app, client, auth_headers
     approvals = events(app, domain="instances", target_type="Instance")
     assert [event.changes for event in approvals] == [{"approved": [False, True]}]
     assert events(app, action="approve_instance") == []
+
+
+def test_a_command_that_wrote_and_recorded_nothing_is_caught_by_the_command_net(app):
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo, with_appcontext
+
+    from tracker.audit.trail import act_for_commands
+    from tracker.cli import cli
+    from tracker.instances.models import Pause
+
+    act_for_commands(app)
+
+    @app.cli.command("pause-lab")
+    @click.option("--note")
+    @with_appcontext
+    def pause_lab(note):
+        db.session.add(Pause(kind="tag", value="lab", until=utcnow(), note=note))
+        db.session.commit()
+
+    @app.cli.command("look")
+    @with_appcontext
+    def look():
+        db.session.scalars(select(Pause)).all()
+
+    runner = CliRunner()
+    for words in (["pause-lab", "--note=the door code is 4711"], ["look"]):
+        result = runner.invoke(cli, words, obj=ScriptInfo(create_app=lambda: app))
+        assert result.exit_code == 0, result.output
+    with app.app_context():
+        events = db.session.execute(
+            select(AuditEvent.actor, AuditEvent.action, AuditEvent.summary)
+        ).all()
+    [(actor, action, summary)] = events  # reading is not an action
+    assert actor.startswith("manage.py") and action == "command"
+    assert summary == "manage.py pause-lab --note"  # never the option's value

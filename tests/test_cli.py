@@ -207,7 +207,8 @@ def test_upgrading_an_older_database_keeps_its_instances(
 
 
 @pytest.mark.slow
-def test_run_serves_web_worker_and_beat_and_stops_them_all(tmp_path):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_run_serves_web_worker_and_beat_and_stops_them_all(tmp_path, stop):
     import signal
     import time
 
@@ -242,7 +243,8 @@ def test_run_serves_web_worker_and_beat_and_stops_them_all(tmp_path):
         )
         children = psutil.Process(process.pid).children(recursive=True)
         assert children
-        process.send_signal(signal.SIGTERM)
+        # Stopped by a service manager, or killed outright: nothing outlives it.
+        process.send_signal(getattr(signal, stop))
         process.wait(timeout=30)
         _, alive = psutil.wait_procs(children, timeout=30)
         assert alive == []
@@ -361,11 +363,20 @@ def test_tokens_expire_list_and_revoke(manage, app, client, user):
     assert client.get("/api/instances", headers=headers).status_code == 200
     listed = manage("tokens", "list").stdout.splitlines()
     assert listed[0].split()[:3] == ["ID", "USER", "NAME"]
-    assert listed[1].split()[:3] == [str(row.id), "ada", "ci"]
+    assert listed[1].split()[:4] == [str(row.id), "ada", "ci", "full"]
     assert listed[1].split()[-1] == "active"
+    made = manage("create-token", "ada", "--name", "grafana", "--read-only")
+    assert made.returncode == 0, made.stderr
+    [grafana] = [
+        line
+        for line in manage("tokens", "list").stdout.splitlines()[1:]
+        if "grafana" in line
+    ]
+    assert grafana.split()[3] == "read-only"
     assert "never" not in listed[1]  # its last use is shown
     assert manage("tokens", "revoke", str(row.id)).returncode == 0
-    assert manage("tokens", "list", "--user", "ada").stdout.split()[-1] == "revoked"
+    mine = manage("tokens", "list", "--user", "ada").stdout.splitlines()
+    assert mine[1].split()[-1] == "revoked"
     response = client.get("/api/instances", headers=headers)
     assert response.status_code == 401
     assert response.is_json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import secrets
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from flask_migrate import stamp, upgrade
 from sqlalchemy import func, select, text
 from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -47,6 +48,47 @@ class ProductGroup(FlaskGroup):
 
     def _load_plugin_commands(self) -> None:
         """Load no ``flask.commands`` entry points."""
+
+    def invoke(self, ctx: click.Context):
+        # The words still to parse: the command's names, its options, values
+        # (Click 8.2 keeps the first word apart, as ``_protected_args``).
+        words = [*vars(ctx).get("_protected_args", ()), *ctx.args]
+        result = super().invoke(ctx)
+        app = ctx.ensure_object(ScriptInfo)._loaded_app
+        if app is not None:
+            from tracker.audit.trail import record_unaudited_command
+
+            shown = _command_words(ctx, self, words)
+            domain = COMMAND_DOMAINS.get(shown[0] if shown else "", "tracker")
+            record_unaudited_command(app, shown, domain)
+        return result
+
+
+COMMAND_DOMAINS = {
+    "quota": "quota",
+    "sync": "sync",
+    "allocation": "allocation",
+    "crawl": "instances",
+}
+
+
+def _command_words(ctx: click.Context, group: click.Group, words: list[str]):
+    """A command line as the audit trail keeps it: the command's names and
+    the options given, never their values (a value may be a secret)."""
+    shown: list[str] = []
+    command: click.Command | None = group
+    for word in words:
+        named = (
+            command.get_command(ctx, word)
+            if isinstance(command, click.Group) and not word.startswith("-")
+            else None
+        )
+        if named is not None:
+            command = named
+            shown.append(word)
+        elif word.startswith("-"):
+            shown.append(word.partition("=")[0])
+    return shown
 
 
 cli = ProductGroup(
@@ -371,7 +413,8 @@ def tokens() -> None:
 @click.option("--user", "username", help="Only the tokens of this user.")
 @with_appcontext
 def tokens_list(username: str | None) -> None:
-    """List API tokens: their id, user, name, expiry, last use and status."""
+    """List API tokens: their id, user, name, access, expiry, last use and
+    status."""
     from tracker.auth.models import ApiToken, User
     from tracker.auth.tokens import token_status
     from tracker.extensions import db as database
@@ -380,12 +423,15 @@ def tokens_list(username: str | None) -> None:
     if username is not None:
         statement = statement.where(User.id == _user_named(username).id)
     click.echo(
-        f"{'ID':>5} {'USER':<16} {'NAME':<20} {'EXPIRES':<20} {'LAST USED':<20} STATUS"
+        f"{'ID':>5} {'USER':<16} {'NAME':<20} {'ACCESS':<10} {'EXPIRES':<20} "
+        f"{'LAST USED':<20} STATUS"
     )
     for token, owner in database.session.execute(statement):
+        access = "read-only" if token.read_only else "full"
         click.echo(
-            f"{token.id:>5} {owner:<16} {token.name:<20} {_when(token.expires):<20} "
-            f"{_when(token.last_used):<20} {token_status(token)}"
+            f"{token.id:>5} {owner:<16} {token.name:<20} {access:<10} "
+            f"{_when(token.expires):<20} {_when(token.last_used):<20} "
+            f"{token_status(token)}"
         )
 
 
@@ -428,6 +474,10 @@ def rotate_secrets() -> None:
             )
     except UndecryptableValue as exc:
         raise click.ClickException(str(exc)) from None
+    from tracker.audit.trail import record
+
+    record(database.session, "tracker", "rotate-secrets", summary=f"{count} secret(s)")
+    database.session.commit()
     click.echo(f"Re-encrypted {count} stored secret(s) under SECRET_KEY.")
 
 
@@ -532,6 +582,22 @@ def runbeat() -> None:
     )
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
+
+
+def _stop_with_parent(parent: int):
+    """For ``Popen(preexec_fn=...)``: the child gets SIGTERM when ``run`` dies,
+    even killed outright, so no worker (and no second beat) outlives it."""
+
+    def arrange() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
+
+
 @cli.command("run")
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
@@ -558,6 +624,7 @@ def run(host: str, port: int, no_worker: bool) -> None:
                 _beat_schedule_file(),
             ),
             env=_celery_environment(),
+            preexec_fn=_stop_with_parent(os.getpid()),
         )
     click.echo(f"Instance Tracker on http://{host}:{port}/  (Ctrl+C stops it)")
     # SIGTERM (a service manager stopping us) must also stop the worker.

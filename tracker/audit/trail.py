@@ -10,6 +10,8 @@ Three ways in, one table (:class:`~tracker.audit.models.AuditEvent`):
   edit (a crawl started, an override approved, a password reset).
 - **The request net** (:mod:`tracker.audit`): a signed-in write that left no
   event of its own is recorded by its route, so no route goes unrecorded.
+- **The command net** (:func:`record_unaudited_command`): likewise a
+  ``manage.py`` command that wrote and recorded nothing of its own.
 
 Who acted is the signed-in user of the request, or what :func:`set_actor` names
 (a command); otherwise "system".
@@ -31,6 +33,8 @@ from tracker.audit.models import AuditEvent
 from tracker.db_types import utcnow
 
 ACTOR_KEY = "audit.actor"
+# What the running command did so far: {"wrote", "audited"}.
+COMMAND_KEY = "audit.command"
 PENDING_KEY = "audit.pending"
 CREATED_KEY = "audit.created"
 EVENTS = AuditEvent.__table__
@@ -99,6 +103,21 @@ def command_actor() -> Actor:
 def act_for_commands(app) -> None:
     """Changes made outside requests in ``app`` are made by a command."""
     app.extensions[ACTOR_KEY] = command_actor()
+
+
+def record_unaudited_command(app, words: list[str], domain: str) -> None:
+    """The command net: a command that wrote to the database and recorded
+    nothing of its own is recorded by its words (options' values left out:
+    they may be secrets), in a transaction of its own."""
+    did = app.extensions.pop(COMMAND_KEY, set())
+    if "wrote" not in did or "audited" in did:
+        return
+    from tracker.extensions import db
+
+    summary = "manage.py " + " ".join(words)
+    row = event_row(app.extensions[ACTOR_KEY], domain, "command", "", "", summary)
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(EVENTS.insert(), [row])
 
 
 def current_actor(session: Session) -> Actor:
@@ -228,9 +247,16 @@ def _entry(session: Session, instance, tracked: Tracked, action: str, changes):
     )
 
 
+def _command_did(what: str) -> None:
+    if has_app_context() and ACTOR_KEY in current_app.extensions:
+        current_app.extensions.setdefault(COMMAND_KEY, set()).add(what)
+
+
 def _mark_audited() -> None:
     if has_request_context():
         g.audited = True
+    else:
+        _command_did("audited")
 
 
 def record(
@@ -270,6 +296,8 @@ def _tracked(instance, session: Session) -> Tracked | None:
 def _mark_written() -> None:
     if has_request_context():
         g.wrote = True
+    else:
+        _command_did("wrote")
 
 
 def note_writes(execute_state) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, flash, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from tracker.api import page_within
@@ -25,6 +26,17 @@ def _distinct(column) -> list[str]:
 def index():
     """Every state-changing action, newest first, with filters."""
     query = AuditQuery.from_args(request.args)
+    for name, label in (("since", _("From")), ("until", _("To"))):
+        typed = request.args.get(name)
+        if typed and getattr(query, name) is None:
+            flash(
+                _(
+                    "%(field)s: %(typed)s is not a date (YYYY-MM-DD); left out.",
+                    field=label,
+                    typed=typed[:40],
+                ),
+                "warning",
+            )
     zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     pagination = page_within(
         events_statement(query, zone), current_app.config["DASHBOARD_PAGE_SIZE"]
