@@ -58,6 +58,7 @@ def test_a_write_without_a_tracked_record_is_caught_by_the_request_net(
     (event,) = events(app, domain="instances", action="pause")
     assert (event.actor, event.target_type) == ("ada", "route")
     assert event.target_id == "kind=tag,value=clinics"
+    assert event.changes == {"until": "2100-01-01T00:00:00Z", "note": "rainy season"}
     refused = client.put(
         "/api/pauses/tag/clinics", json={"until": "yesterday"}, headers=auth_headers
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from sqlalchemy import Select
 from werkzeug.exceptions import HTTPException
 
@@ -195,6 +195,7 @@ def json_object_body(max_bytes: int, empty_is_object: bool = False) -> dict[str,
         ) from None
     if not isinstance(data, dict):
         raise ApiError(400, "Invalid JSON", "body: must be a JSON object", field="body")
+    g.json_body = data  # what the audit trail's request net keeps of a write
     return data
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask, current_app, g, request
 from flask_login import current_user
 
-from tracker.audit.trail import current_actor, event_row, install
+from tracker.audit.trail import current_actor, event_row, given_values, install
 from tracker.extensions import db
 
 # Blueprints whose writes belong to another domain's trail.
@@ -43,6 +43,7 @@ def record_unaudited_write(response):
         "route",
         ",".join(f"{k}={v}" for k, v in sorted((request.view_args or {}).items())),
         f"{request.method} {request.path}",
+        given_values(g.get("json_body") if request.is_json else request.form),
     )
     try:
         with db.engine.begin() as connection:

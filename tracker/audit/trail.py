@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import getpass
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +156,25 @@ def _plain(value: Any) -> Any:
 
 def _secret(column: str) -> bool:
     return any(word in column for word in SECRET_WORDS)
+
+
+def given_values(fields: Any, most: int = 20, longest: int = 200) -> dict[str, Any]:
+    """What a request asked for, as the request net keeps it: its form fields
+    or JSON keys, secrets hidden, bounded in count and length."""
+    if not isinstance(fields, Mapping):
+        return {}
+    given: dict[str, Any] = {}
+    for key in list(fields)[: most + 1]:
+        name = str(key)[:64]
+        if name == "csrf_token" or len(given) == most:
+            continue
+        value = fields[key]
+        if not isinstance(value, str | int | float | bool | type(None)):
+            value = json.dumps(value, default=str)
+        if isinstance(value, str):
+            value = value[:longest]
+        given[name] = _shown(name.lower(), value)
+    return given
 
 
 def _shown(column: str, value: Any) -> Any:
