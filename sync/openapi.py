@@ -288,7 +288,10 @@ def sync_paths() -> dict[str, Any]:
                 "description": "keep_applied leaves the record as it is;"
                 " take_other puts the other value (and its parent) in the record,"
                 " refused with 409 if the field changed again since;"
-                " mark_resolved only closes the conflict.",
+                " mark_resolved only closes the conflict. A conflict of kind"
+                " deleted (an update of a record another producer deleted):"
+                " keep_applied keeps it deleted, take_other restores it with"
+                " the update's fields.",
                 "security": BEARER,
                 "parameters": [CONFLICT_ID],
                 "requestBody": json_body(

@@ -19,10 +19,15 @@ SEARCH_LENGTH = 200
 
 
 def records_statement(
-    model: str | None = None, since: datetime | None = None, text: str | None = None
+    model: str | None = None,
+    since: datetime | None = None,
+    text: str | None = None,
+    include_deleted: bool = False,
 ) -> Select:
-    """The records in update order."""
+    """The records in update order; deleted ones (tombstones) only if asked."""
     statement = select(SyncRecord)
+    if not include_deleted:
+        statement = statement.where(SyncRecord.deleted.is_(None))
     if model is not None:
         statement = statement.where(SyncRecord.model == model)
     if since is not None:
@@ -64,6 +69,7 @@ def model_counts(session: Session) -> list[tuple[str, int]]:
     return list(
         session.execute(
             select(SyncRecord.model, func.count())
+            .where(SyncRecord.deleted.is_(None))
             .group_by(SyncRecord.model)
             .order_by(SyncRecord.model)
         ).all()
@@ -83,7 +89,9 @@ def json_lines(session: Session, model: str) -> Iterator[str]:
 
 def _field_names(session: Session, model: str) -> list[str]:
     names: dict[str, None] = {}
-    statement = select(SyncRecord.fields).where(SyncRecord.model == model)
+    statement = select(SyncRecord.fields).where(
+        SyncRecord.model == model, SyncRecord.deleted.is_(None)
+    )
     for fields in _rows(session, statement):
         names.update(dict.fromkeys(fields))
     return sorted(names)
