@@ -302,6 +302,12 @@ def export(
     rows = contiguous_run(session, outgoing_model, limit, after=start, sent=None)
     if not rows:
         return None
+    if Path(path).exists():
+        # It may not have been carried yet: replacing it would lose its sequences.
+        raise FileExistsError(
+            f"{path} exists (an earlier export, perhaps not yet carried):"
+            " export to another name"
+        )
     bundle = make_bundle([transaction_wire(row) for row in rows], state.credential)
     target = write_bundle_to(bundle, path)
     table = state_model.__table__
