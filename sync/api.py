@@ -36,7 +36,7 @@ from sync.records import (
     record_item,
     records_statement,
 )
-from sync.verifying import UnknownProducer
+from sync.verifying import UnknownProducer, bound_retired_keys
 from sync.wire.bounded import JsonRefused
 from sync.wire.bundles import (
     BundleError,
@@ -292,19 +292,29 @@ def position():
             f"not signed by producer {producer_id!r}'s current credential",
             field="signature",
         )
+    # The device continues after what the server holds: its old credential,
+    # if retired, signs nothing later.
+    bound_retired_keys(producer, producer.highest_received)
+    db.session.commit()
     return jsonify(producer_position(producer))
 
 
 @bp.post("/producers/<producer_id>/credential")
 def new_credential(producer_id: str):
-    """Re-provision a producer: a new credential, the old one void; the answer
-    holds the credential, shown only once."""
+    """Re-provision a producer: a new credential, the producer enabled, the
+    old credential retired (or void with ``void_old_key``); the answer holds
+    the credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"], True)
-    refuse_unknown_keys(body, ("public_key",), "credential")
+    refuse_unknown_keys(body, ("public_key", "void_old_key"), "credential")
+    void_old = body.get("void_old_key", False)
+    if not isinstance(void_old, bool):
+        raise ApiError(
+            400, "Invalid value", "void_old_key: true or false", field="void_old_key"
+        )
     _producer_or_404(producer_id)
     try:
         producer, credential = reprovision_producer(
-            db.session, producer_id, body.get("public_key")
+            db.session, producer_id, body.get("public_key"), void_old
         )
     except ProducerRefused as exc:
         raise ApiError(400, "Invalid value", str(exc), field=exc.field) from None

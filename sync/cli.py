@@ -82,20 +82,36 @@ def add_producer(
     default=None,
     help="The device's own new Ed25519 public key; without it, a credential is made.",
 )
+@click.option(
+    "--void-old-key",
+    is_flag=True,
+    help="Refuse the old credential at once, even for files signed before"
+    " (a lost or stolen device).",
+)
 @with_appcontext
-def reprovision(producer_id: str, public_key: str | None) -> None:
-    """Give PRODUCER_ID (a reinstalled or lost device) a new credential; the old
-    one is refused from now on, and the producer's history stays."""
+def reprovision(producer_id: str, public_key: str | None, void_old_key: bool) -> None:
+    """Give PRODUCER_ID (a reinstalled or replaced device) a new credential and
+    enable it; its history stays. The old credential is retired: it still signs
+    files the device made before, until the device first speaks with the new
+    one (void at once with --void-old-key, or if the producer was disabled)."""
     try:
-        producer, credential = reprovision_producer(db.session, producer_id, public_key)
+        producer, credential = reprovision_producer(
+            db.session, producer_id, public_key, void_old_key
+        )
     except ProducerRefused as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
+    old = (
+        "the old one is retired: files the device signed with it before are"
+        " still taken, up to where the device continues with the new one"
+        if producer.retired_keys
+        else "the old one is refused from now on"
+    )
     click.echo(
-        f"New credential for {producer_id}; the old one is refused from now on."
+        f"New credential for {producer_id} (enabled); {old}."
         f" The server holds its sequences through {producer.highest_received}:"
-        " on the device, run flask sync configure, then flask sync recover URL"
-        " to continue after them."
+        " import the device's files not yet carried, then on the device run"
+        " flask sync configure, then flask sync recover URL to continue after them."
     )
     if credential:
         click.echo(f"credential: {credential}")

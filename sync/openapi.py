@@ -195,14 +195,22 @@ def sync_paths() -> dict[str, Any]:
         },
         "/api/sync/producers/{producer_id}/credential": {
             "post": {
-                "summary": "Re-provision a producer: a new credential, the old"
-                " one void, its history kept",
+                "summary": "Re-provision a producer: a new credential, the"
+                " producer enabled, its history kept",
+                "description": "The old credential is retired: it still signs"
+                " files the device made before, through the last sequence before"
+                " the device first speaks with the new one (a push, or a position"
+                " request). void_old_key (or a disabled producer: a lost device)"
+                " voids it at once.",
                 "security": BEARER,
                 "parameters": [PRODUCER_ID],
                 "requestBody": json_body(
                     {
                         "type": "object",
-                        "properties": {"public_key": {"type": "string"}},
+                        "properties": {
+                            "public_key": {"type": "string"},
+                            "void_old_key": {"type": "boolean", "default": False},
+                        },
                         "additionalProperties": False,
                     }
                 ),

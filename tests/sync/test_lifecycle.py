@@ -8,10 +8,16 @@ import re
 
 from sqlalchemy import select
 
+from sync.wire.bundles import make_bundle, write_bundle_file
 from sync.wire.signing import new_credential, position_request
 from tests.support import csrf_token
-from tests.sync.field_app import Household, create_field_app, field_db
-from tests.sync.support import producer_state, server_records
+from tests.sync.field_app import (
+    Household,
+    ProducerState,
+    create_field_app,
+    field_db,
+)
+from tests.sync.support import producer_state, server_records, wire
 from tracker.extensions import db
 
 
@@ -53,28 +59,34 @@ def test_a_reinstalled_device_gets_a_new_credential_and_continues(
     result = runner.invoke(args=["sync", "reprovision", "laptop-2"])
     assert result.exit_code == 0, result.output
     assert "holds its sequences through 4" in result.output
+    assert "the old one is retired" in result.output
     credential = re.search(r"credential: (\S+)", result.output).group(1)
 
-    # The old credential is void at once.
+    # What the old device made before the new credential speaks is still taken.
     add(field, "H5")
     code, output = field_cli(field, "push", server_url, "--attempts", "1")
-    assert code == 1 and "not signed by producer 'laptop-2'" in output
+    assert code == 0, output
 
     device = wiped_device(tmp_path, credential)
     try:
         code, output = field_cli(device, "recover", server_url)
         assert code == 0, output
-        assert "holds sequences through 4; this device continues at 5" in output
+        assert "holds sequences through 5; this device continues at 6" in output
         add(device, "H6")
         code, output = field_cli(device, "push", server_url)
         assert code == 0, output
     finally:
         dispose(device)
+    # From then on the old credential signs nothing new, and says why.
+    add(field, "H7")
+    code, output = field_cli(field, "push", server_url, "--attempts", "1")
+    assert code == 1 and "replaced on" in output
+    assert "through sequence 5" in output
     standing = producer_state(server, "laptop-2")
-    assert standing["received_through"] == standing["applied_through"] == 5
+    assert standing["received_through"] == standing["applied_through"] == 6
     assert standing["rejected"] == 0 and standing["credential_changed"]
     assert ("Household", '["H6"]') in server_records(server)
-    assert len(server_records(server)) == 5
+    assert len(server_records(server)) == 6
 
 
 def test_recover_never_moves_back_and_names_conflicting_unsent_changes(
@@ -143,3 +155,68 @@ def test_api_and_page_issue_a_new_credential(server, make_field, auth_headers, l
     assert 'id="credential"' in page.get_data(as_text=True)
     with server.app_context():
         assert db.session.scalar(select(SyncProducer.public_key)) != before
+
+
+def stored_credential(field_app) -> str:
+    with field_app.app_context():
+        credential = field_db.session.scalar(select(ProducerState.credential))
+        field_db.session.remove()
+    return credential
+
+
+def server_cli(server, *args):
+    result = server.test_cli_runner().invoke(args=["sync", *args])
+    return result.exit_code, result.output
+
+
+def test_a_file_signed_before_a_reprovision_is_still_imported(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2")
+    old = stored_credential(field)
+    add(field, "H1", "H2")
+    assert field_cli(field, "push", server_url)[0] == 0
+    add(field, "H3", "H4")
+    carried = tmp_path / "carried.jsonl.gz"
+    assert field_cli(field, "export", str(carried))[0] == 0
+    code, output = server_cli(server, "reprovision", "laptop-2")
+    assert code == 0, output
+    credential = re.search(r"credential: (\S+)", output).group(1)
+    # The file reaches the server after the reprovision: taken, nothing lost.
+    code, output = server_cli(server, "import", str(carried))
+    assert code == 0, output
+    assert len(server_records(server)) == 4
+    # The device, not wiped, takes its new credential and goes on.
+    code, output = field_cli(field, "configure", "laptop-2", "--credential", credential)
+    assert code == 0, output
+    add(field, "H5")
+    assert field_cli(field, "push", server_url)[0] == 0
+    # An old file of sequences it sent again since, under the new credential:
+    # refused, saying why and what to do.
+    late = make_bundle(
+        [wire("laptop-2", 5, "Household", ["H9"], "insert", {"code": "H9"})],
+        old,
+    )
+    path = tmp_path / "late.jsonl.gz"
+    with open(path, "wb") as stream:
+        write_bundle_file(late, stream)
+    code, output = server_cli(server, "import", str(path))
+    assert code == 1 and "replaced on" in output
+    assert "export them again with its new credential" in output
+    assert len(server_records(server)) == 5
+
+
+def test_a_lost_device_s_credential_is_void_at_once(server, make_field, tmp_path):
+    field = make_field(server, "laptop-2")
+    add(field, "H1")
+    carried = tmp_path / "carried.jsonl.gz"
+    assert field_cli(field, "export", str(carried))[0] == 0
+    code, output = server_cli(server, "revoke", "laptop-2")
+    assert code == 0
+    code, output = server_cli(server, "reprovision", "laptop-2")
+    assert code == 0 and "(enabled)" in output
+    assert "the old one is refused from now on" in output
+    assert producer_state(server, "laptop-2")["active"] is True
+    code, output = server_cli(server, "import", str(carried))
+    assert code == 1 and "the old one was voided" in output
+    assert server_records(server) == {}
