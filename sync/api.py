@@ -24,6 +24,7 @@ from sync.producers import (
     PRODUCER_FIELDS,
     ProducerRefused,
     all_producer_summaries,
+    held_hashes,
     producer_detail,
     producer_position,
     register_producer,
@@ -260,17 +261,34 @@ def reapply_set_aside():
     return jsonify(vars(totals))
 
 
+POSITION_SEQUENCES = 1000
+
+
 @bp.post("/position")
 @access(PUBLIC)
 def position():
     """Tell a device, signed by its credential, the highest sequence held for it,
     so that a reinstalled device continues after it."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
-    refuse_unknown_keys(body, ("producer", "signature"), "position request")
+    refuse_unknown_keys(
+        body, ("producer", "signature", "sequences"), "position request"
+    )
     producer_id, signature = body.get("producer"), body.get("signature")
     for name, value in (("producer", producer_id), ("signature", signature)):
         if not isinstance(value, str) or not 0 < len(value) <= 200:
             raise ApiError(400, "Invalid value", f"{name}: a text", field=name)
+    sequences = body.get("sequences", [])
+    if (
+        not isinstance(sequences, list)
+        or len(sequences) > POSITION_SEQUENCES
+        or not all(type(number) is int and 0 < number < 2**63 for number in sequences)
+    ):
+        raise ApiError(
+            400,
+            "Invalid value",
+            f"sequences: a list of at most {POSITION_SEQUENCES} sequence numbers",
+            field="sequences",
+        )
     producer = db.session.scalar(
         select(SyncProducer).filter_by(producer_id=producer_id)
     )
@@ -295,8 +313,13 @@ def position():
     # The device continues after what the server holds: its old credential,
     # if retired, signs nothing later.
     bound_retired_keys(producer, producer.highest_received)
+    answer = producer_position(producer)
+    if sequences:
+        # What the server holds under numbers a wiped device used again: the
+        # same hash was delivered, another is another change.
+        answer["hashes"] = held_hashes(db.session, producer, sequences)
     db.session.commit()
-    return jsonify(producer_position(producer))
+    return jsonify(answer)
 
 
 @bp.post("/producers/<producer_id>/credential")

@@ -169,6 +169,14 @@ def sync_paths() -> dict[str, Any]:
                         "properties": {
                             "producer": {"type": "string", "maxLength": 100},
                             "signature": {"type": "string"},
+                            "sequences": {
+                                "type": "array",
+                                "maxItems": 1000,
+                                "items": {"type": "integer", "minimum": 1},
+                                "description": "numbers the device used before"
+                                " recovering: the answer's hashes gives the hash"
+                                " the server holds under each",
+                            },
                         },
                         "required": ["producer", "signature"],
                         "additionalProperties": False,
@@ -176,7 +184,8 @@ def sync_paths() -> dict[str, Any]:
                 ),
                 "responses": {
                     "200": json_response(
-                        "producer, received_through, highest_received, next_sequence"
+                        "producer, received_through, highest_received,"
+                        " next_sequence, and hashes (sequence: hash) when asked"
                     ),
                     "400": error_response("Invalid field"),
                     "403": error_response("Unknown producer or bad signature"),

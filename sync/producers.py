@@ -183,6 +183,20 @@ def producer_position(producer: SyncProducer) -> dict[str, Any]:
     }
 
 
+def held_hashes(
+    session: Session, producer: SyncProducer, sequences: list[int]
+) -> dict[str, str]:
+    """The hashes of the producer's transactions the server holds among
+    ``sequences``, by sequence (as text, a JSON object's keys)."""
+    table = IncomingTransaction.__table__
+    rows = session.execute(
+        select(table.c.sequence, table.c.hash).where(
+            table.c.producer_id == producer.id, table.c.sequence.in_(sequences)
+        )
+    )
+    return {str(sequence): digest for sequence, digest in rows}
+
+
 def lock_producer(session: Session, producer_id: int) -> None:
     """Take the producer's row lock: receipts and applies of one producer queue.
 

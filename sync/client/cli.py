@@ -106,11 +106,16 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
             f"The server holds sequences through {recovered.highest_received};"
             f" this device continues at {recovered.next_sequence}."
         )
-        if recovered.unsent_conflicts:
+        if recovered.delivered:
             click.echo(
-                f"warning: {recovered.unsent_conflicts} unsent transactions here"
-                " have numbers the server already holds: they will be rejected",
-                err=True,
+                f"{recovered.delivered} unsent transactions here had reached the"
+                " server already: marked sent."
+            )
+        if recovered.renumbered:
+            click.echo(
+                f"{recovered.renumbered} unsent transactions made here before"
+                " recovering were renumbered after the server's (their numbers"
+                " held other changes there): push to send them."
             )
 
     @group.command("export")

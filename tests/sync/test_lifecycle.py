@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
+from sync.client.transfer import Retry, TransferError, push, push_url
+from sync.models import SyncRecord
 from sync.wire.bundles import make_bundle, write_bundle_file
 from sync.wire.signing import new_credential, position_request
 from tests.support import csrf_token
 from tests.sync.field_app import (
     Household,
+    OutgoingTransaction,
     ProducerState,
     create_field_app,
     field_db,
 )
-from tests.sync.support import producer_state, server_records, wire
+from tests.sync.support import AppTransport, producer_state, server_records, wire
 from tracker.extensions import db
 
 
@@ -89,28 +93,64 @@ def test_a_reinstalled_device_gets_a_new_credential_and_continues(
     assert len(server_records(server)) == 6
 
 
-def test_recover_never_moves_back_and_names_conflicting_unsent_changes(
+def test_changes_made_before_recovering_are_renumbered_and_delivered_once(
     server, server_url, make_field, tmp_path
 ):
     field = make_field(server, "laptop-2")
     add(field, "H1", "H2")
     field_cli(field, "push", server_url)
-    with field.app_context():
-        from tests.sync.field_app import ProducerState
-
-        credential = field_db.session.scalar(select(ProducerState.credential))
-        field_db.session.remove()
+    credential = stored_credential(field)
     device = wiped_device(tmp_path, credential)
     try:
-        add(device, "H7")  # numbered 1 before recovering: the server holds 1
-        output = field_cli(device, "recover", server_url)[1]
-        assert "continues at 3" in output
-        assert "1 unsent transactions here have numbers the server already holds" in (
+        # Made before recovering: numbered 1 and 2, which the server holds.
+        add(device, "H7", "H8")
+        code, output = field_cli(device, "recover", server_url)
+        assert code == 0, output
+        assert "continues at 5" in output
+        assert "2 unsent transactions made here before recovering were renumbered" in (
             output
         )
-        assert "continues at 3" in field_cli(device, "recover", server_url)[1]
+        # Recover never moves back, and renumbers nothing twice.
+        code, output = field_cli(device, "recover", server_url)
+        assert "continues at 5" in output and "renumbered" not in output
+        add(device, "H9")
+        code, output = field_cli(device, "push", server_url)
+        assert code == 0, output
     finally:
         dispose(device)
+    records = server_records(server)
+    assert sorted(key for _, key in records) == [f'["H{n}"]' for n in (1, 2, 7, 8, 9)]
+    standing = producer_state(server, "laptop-2")
+    assert standing["received_through"] == standing["applied_through"] == 5
+    assert standing["rejected"] == 0
+
+
+def test_recover_marks_sent_what_reached_the_server_and_sends_nothing_twice(
+    server, server_url, make_field
+):
+    field = make_field(server, "laptop-2")
+    add(field, "H1")
+    transport = AppTransport(server)
+    transport.lose_replies = 1
+    with field.app_context():
+        with pytest.raises(TransferError):
+            push(
+                field_db.session,
+                OutgoingTransaction,
+                ProducerState,
+                push_url(server_url),
+                transport,
+                retry=Retry(attempts=1, first_delay=0, max_delay=0),
+            )
+        field_db.session.remove()
+    code, output = field_cli(field, "recover", server_url)
+    assert code == 0, output
+    assert "1 unsent transactions here had reached the server already" in output
+    assert "renumbered" not in output and "continues at 2" in output
+    assert field_cli(field, "push", server_url)[0] == 0
+    with server.app_context():
+        assert db.session.scalar(select(SyncRecord.version)) == 1
+    assert producer_state(server, "laptop-2")["received_through"] == 1
 
 
 def test_position_needs_the_current_credential(server, make_field):
