@@ -374,7 +374,10 @@ def _since_arg() -> datetime | None:
 def list_records():
     """The synchronised records, by model, changed since a time, matching a text."""
     statement = records_statement(
-        _query_text("model"), _since_arg(), _query_text("q", SEARCH_LENGTH)
+        _query_text("model"),
+        _since_arg(),
+        _query_text("q", SEARCH_LENGTH),
+        dialect=db.session.get_bind().dialect.name,
     )
     names = producer_names(db.session)
     return jsonify(

@@ -250,7 +250,9 @@ def sync_paths() -> dict[str, Any]:
                         "name": "q",
                         "in": "query",
                         "schema": {"type": "string", "maxLength": 200},
-                        "description": "text in the natural key or a field",
+                        "description": "text in a value of the natural key or"
+                        " of a field (not in field names), case-insensitive,"
+                        " no wildcards",
                     },
                     *PAGING,
                 ],

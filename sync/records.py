@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Text, cast, func, or_, select
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import Session
 
 from sync.models import SyncProducer, SyncRecord
@@ -23,6 +24,7 @@ def records_statement(
     since: datetime | None = None,
     text: str | None = None,
     include_deleted: bool = False,
+    dialect: str = "sqlite",
 ) -> Select:
     """The records in update order; deleted ones (tombstones) only if asked."""
     statement = select(SyncRecord)
@@ -35,11 +37,32 @@ def records_statement(
     if text:
         statement = statement.where(
             or_(
-                SyncRecord.natural_key.icontains(text, autoescape=True),
-                cast(SyncRecord.fields, Text).icontains(text, autoescape=True),
+                _value_matches(SyncRecord.natural_key, text, dialect),
+                _value_matches(SyncRecord.fields, text, dialect),
             )
         )
     return statement.order_by(SyncRecord.updated, SyncRecord.id)
+
+
+def _value_matches(column: Any, text: str, dialect: str) -> Any:
+    """Whether one of the values of the JSON ``column`` (an object's, not its
+    names; a list's items) holds ``text``, as typed (no wildcards)."""
+    name = f"{column.key}_values"
+    if dialect == "postgresql":
+        if column is SyncRecord.natural_key:
+            values = func.json_array_elements_text(cast(column, JSON))
+            value = values.table_valued("value")
+        else:
+            value = func.json_each_text(column).table_valued("key", "value")
+        value = value.render_derived(name=name)
+    else:
+        value = func.json_each(column).table_valued("value").alias(name)
+    return (
+        select(1)
+        .select_from(value)
+        .where(cast(value.c.value, Text).icontains(text, autoescape=True))
+        .exists()
+    )
 
 
 def producer_names(session: Session) -> dict[int, str]:

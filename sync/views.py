@@ -351,7 +351,9 @@ def records():
     pagination = None
     if model is not None:
         pagination = db.paginate(
-            records_statement(model, text=text or None),
+            records_statement(
+                model, text=text or None, dialect=db.session.get_bind().dialect.name
+            ),
             per_page=RECORDS_PER_PAGE,
             error_out=False,
         )

@@ -143,3 +143,25 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(server, signed_in):
         "-1.5",
         "Maun",
     ]
+
+
+@pytest.mark.parametrize("text", ["village", '"', ":", "{", "size", "household_id"])
+def test_a_search_matches_values_not_names_or_punctuation(pushed, auth_headers, text):
+    client = pushed.test_client()
+    found = client.get(
+        "/api/sync/records", query_string={"q": text}, headers=auth_headers
+    ).json
+    assert found["total"] == 0, found["items"]
+
+
+def test_a_search_matches_field_values_and_natural_keys(
+    pushed, auth_headers, signed_in
+):
+    client = pushed.test_client()
+    for text, keys in (("mau", [["H1"]]), ("4", [["H1"]]), ("m1", [["M1"]])):
+        found = client.get(
+            "/api/sync/records", query_string={"q": text}, headers=auth_headers
+        ).json
+        assert [item["natural_key"] for item in found["items"]] == keys, text
+    page = signed_in.get("/sync/records?model=Household&q=village")
+    assert "Maun" not in page.get_data(as_text=True)
