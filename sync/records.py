@@ -71,12 +71,20 @@ def producer_names(session: Session) -> dict[int, str]:
     return dict(session.execute(statement).tuples().all())
 
 
+def own_fields(record: SyncRecord) -> dict[str, Any]:
+    """The record's fields but those that point to a parent: their values are
+    the device's local ids of the parent, which mean nothing here (``parents``
+    gives each parent by its natural key)."""
+    parents = record.parents or {}
+    return {name: value for name, value in record.fields.items() if name not in parents}
+
+
 def record_item(record: SyncRecord, names: dict[int, str]) -> dict[str, Any]:
     """A record as the API and the JSON-lines export give it."""
     return {
         "model": record.model,
         "natural_key": json.loads(record.natural_key),
-        "fields": record.fields,
+        "fields": own_fields(record),
         "parents": record.parents or {},
         "version": record.version,
         "schema_version": record.schema_version,
@@ -122,8 +130,9 @@ def _field_names(session: Session, model: str) -> list[str]:
 
 def csv_lines(session: Session, model: str) -> Iterator[str]:
     """MODEL's records as CSV: the natural key, one column per field any record
-    has, then version, producer and update time; fields hold JSON values. A
-    cell a spreadsheet would run as a formula is quoted (tracker.spreadsheet)."""
+    has, then version, producer and update time; fields hold JSON values, and a
+    field that points to a parent its natural key. A cell a spreadsheet would
+    run as a formula is quoted (tracker.spreadsheet)."""
     names = _field_names(session, model)
     producers = producer_names(session)
 
@@ -131,9 +140,15 @@ def csv_lines(session: Session, model: str) -> Iterator[str]:
         yield ["natural_key", *names, "_version", "_producer", "_updated"]
         for record in _rows(session, records_statement(model)):
             fields = record.fields
+            parents = record.parents or {}
             yield [
                 record.natural_key,
-                *(_cell(fields.get(name)) for name in names),
+                *(
+                    _cell(parents[name]["natural_key"])
+                    if name in parents
+                    else _cell(fields.get(name))
+                    for name in names
+                ),
                 record.version,
                 producers.get(record.producer_id, ""),
                 record.updated.isoformat(),

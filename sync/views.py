@@ -62,6 +62,7 @@ from sync.records import (
     csv_lines,
     json_lines,
     model_counts,
+    own_fields,
     producer_names,
     records_statement,
 )
@@ -365,6 +366,7 @@ def records():
         pagination=pagination,
         producers=producer_names(db.session),
         open_conflicts=open_conflict_total(db.session),
+        own_fields=own_fields,
     )
 
 

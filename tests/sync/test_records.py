@@ -165,3 +165,44 @@ def test_a_search_matches_field_values_and_natural_keys(
         assert [item["natural_key"] for item in found["items"]] == keys, text
     page = signed_in.get("/sync/records?model=Household&q=village")
     assert "Maun" not in page.get_data(as_text=True)
+
+
+def test_a_parent_is_given_by_its_natural_key_never_a_device_local_id(
+    server, auth_headers, signed_in
+):
+    credential = register(server, "tablet-1")[0]
+    parent = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
+    transactions = [
+        wire("tablet-1", 1, "Household", ["H1"], "insert", {"village": "Maun"}),
+        wire(
+            "tablet-1",
+            2,
+            "Member",
+            ["M1"],
+            "insert",
+            {"name": "Ada", "household_id": 7},
+            parent,
+        ),
+    ]
+    bundle = make_bundle(transactions, credential).as_json()
+    assert server.test_client().post(PUSH, json=bundle).status_code == 200
+    client = server.test_client()
+    [item] = client.get("/api/sync/records?model=Member", headers=auth_headers).json[
+        "items"
+    ]
+    assert item["fields"] == {"name": "Ada"}
+    assert item["parents"] == parent
+    [line] = signed_in.get("/sync/records/Member.jsonl").get_data(as_text=True).split()
+    assert json.loads(line)["fields"] == {"name": "Ada"}
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                signed_in.get("/sync/records/Member.csv").get_data(as_text=True)
+            )
+        )
+    )
+    assert rows[0][:3] == ["natural_key", "household_id", "name"]
+    assert rows[1][:3] == ['["M1"]', '["H1"]', "Ada"]
+    page = signed_in.get("/sync/records?model=Member").get_data(as_text=True)
+    assert "7" not in page.split('id="records"')[1].split("</table>")[0]
+    assert "Household" in page.split('id="records"')[1]
