@@ -33,7 +33,10 @@ from sync.producers import (
 from sync.reapplying import reapply
 from sync.records import (
     SEARCH_LENGTH,
+    BadCursor,
+    cursor_of,
     producer_names,
+    read_cursor,
     record_item,
     records_statement,
 )
@@ -370,24 +373,48 @@ def _since_arg() -> datetime | None:
     return moment
 
 
+def _after_arg() -> tuple[datetime, int] | None:
+    value = request.args.get("after")
+    if value is None:
+        return None
+    try:
+        return read_cursor(value[:200])
+    except BadCursor:
+        raise ApiError(
+            400,
+            "Invalid value",
+            "after: the next of an earlier answer",
+            field="after",
+        ) from None
+
+
 @bp.get("/records")
 def list_records():
-    """The synchronised records, by model, changed since a time, matching a text."""
+    """The synchronised records, by model, changed since a time or after a
+    cursor, matching a text; deleted ones when polling or asked."""
+    since, after = _since_arg(), _after_arg()
+    include_deleted = boolean_arg("include_deleted")
+    if include_deleted is None:
+        # A poller must learn of deletes.
+        include_deleted = since is not None or after is not None
     statement = records_statement(
         _query_text("model"),
-        _since_arg(),
+        since,
         _query_text("q", SEARCH_LENGTH),
-        dialect=db.session.get_bind().dialect.name,
+        include_deleted,
+        db.session.get_bind().dialect.name,
+        after,
     )
     names = producer_names(db.session)
-    return jsonify(
-        paginated(
-            statement,
-            lambda record: record_item(record, names),
-            RECORDS_PAGE,
-            RECORDS_MAX_PAGE,
-        )
-    )
+    last: list[Any] = []
+
+    def item(record) -> dict[str, Any]:
+        last[:] = [record]
+        return record_item(record, names)
+
+    answer = paginated(statement, item, RECORDS_PAGE, RECORDS_MAX_PAGE)
+    answer["next"] = cursor_of(last[0]) if last else None
+    return jsonify(answer)
 
 
 CONFLICTS_PAGE, CONFLICTS_MAX_PAGE = 100, 1000

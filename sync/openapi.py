@@ -234,10 +234,15 @@ def sync_paths() -> dict[str, Any]:
         "/api/sync/records": {
             "get": {
                 "summary": "Synchronised records, paginated",
-                "description": "Each item: model, natural_key, fields, parents,"
-                " version, schema_version, producer (the last), sequence,"
-                " created, updated. In update order, so a server application"
-                " can poll with since= the last updated it saw.",
+                "description": "Each item: model, natural_key, fields (but"
+                " those that point to a parent), parents (each such field's"
+                " parent by model and natural key), version, schema_version,"
+                " producer (the last), sequence, created, updated, deleted"
+                " (true for a deleted record, a tombstone), deleted_at. In"
+                " update order, then by record. To poll, pass the answer's"
+                " next as after= until items is empty: many records share one"
+                " updated (one apply run), and the cursor never skips or"
+                " repeats one; a record changed since comes again, later.",
                 "security": BEARER,
                 "parameters": [
                     {"name": "model", "in": "query", "schema": {"type": "string"}},
@@ -245,6 +250,22 @@ def sync_paths() -> dict[str, Any]:
                         "name": "since",
                         "in": "query",
                         "schema": {"type": "string", "format": "date-time"},
+                        "description": "records updated (or deleted) after this"
+                        " time, exclusive; prefer after= to poll",
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "an earlier answer's next: the records"
+                        " after the last one it gave",
+                    },
+                    {
+                        "name": "include_deleted",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "list deleted records too; the default"
+                        " with since= or after=, not without",
                     },
                     {
                         "name": "q",
@@ -257,7 +278,10 @@ def sync_paths() -> dict[str, Any]:
                     *PAGING,
                 ],
                 "responses": {
-                    "200": json_response("{items, page, per_page, total, pages}"),
+                    "200": json_response(
+                        "{items, page, per_page, total, pages, next}: next is the"
+                        " cursor after this page's last item (null when empty)"
+                    ),
                     "400": error_response("Invalid field"),
                     "401": unauthorized,
                 },

@@ -3,12 +3,13 @@ and the exports, filtered by model, update time and a search text."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, or_, select
+from sqlalchemy import Select, Text, and_, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import Session
 
@@ -25,11 +26,21 @@ def records_statement(
     text: str | None = None,
     include_deleted: bool = False,
     dialect: str = "sqlite",
+    after: tuple[datetime, int] | None = None,
 ) -> Select:
-    """The records in update order; deleted ones (tombstones) only if asked."""
+    """The records in update order (then by id), after a cursor if given;
+    deleted ones (tombstones) only if asked."""
     statement = select(SyncRecord)
     if not include_deleted:
         statement = statement.where(SyncRecord.deleted.is_(None))
+    if after is not None:
+        moment, row_id = after
+        statement = statement.where(
+            or_(
+                SyncRecord.updated > moment,
+                and_(SyncRecord.updated == moment, SyncRecord.id > row_id),
+            )
+        )
     if model is not None:
         statement = statement.where(SyncRecord.model == model)
     if since is not None:
@@ -79,6 +90,28 @@ def own_fields(record: SyncRecord) -> dict[str, Any]:
     return {name: value for name, value in record.fields.items() if name not in parents}
 
 
+class BadCursor(ValueError):
+    """An ``after`` cursor that no answer gave."""
+
+
+def cursor_of(record: SyncRecord) -> str:
+    """Where a record stands in update order, as an opaque text."""
+    text = f"{record.updated.isoformat()}|{record.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, row_id = text.split("|")
+        parsed = datetime.fromisoformat(moment), int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor(cursor) from None
+    if parsed[0].tzinfo is None:
+        raise BadCursor(cursor)
+    return parsed
+
+
 def record_item(record: SyncRecord, names: dict[int, str]) -> dict[str, Any]:
     """A record as the API and the JSON-lines export give it."""
     return {
@@ -92,6 +125,8 @@ def record_item(record: SyncRecord, names: dict[int, str]) -> dict[str, Any]:
         "sequence": record.sequence,
         "created": record.created.isoformat(),
         "updated": record.updated.isoformat(),
+        "deleted": record.deleted is not None,
+        "deleted_at": record.deleted.isoformat() if record.deleted else None,
     }
 
 

@@ -204,5 +204,65 @@ def test_a_parent_is_given_by_its_natural_key_never_a_device_local_id(
     assert rows[0][:3] == ["natural_key", "household_id", "name"]
     assert rows[1][:3] == ['["M1"]', '["H1"]', "Ada"]
     page = signed_in.get("/sync/records?model=Member").get_data(as_text=True)
-    assert "7" not in page.split('id="records"')[1].split("</table>")[0]
-    assert "Household" in page.split('id="records"')[1]
+    table = page.split('id="records"')[1].split("</table>")[0]
+    assert ": 7" not in table and "household_id → Household" in table
+
+
+def poll(client, headers, **arguments):
+    """Every item after a cursor, a page at a time, as a poller reads them."""
+    items, cursor = [], arguments.pop("after", None)
+    for _ in range(20):
+        query = {**arguments, **({"after": cursor} if cursor else {})}
+        page = client.get("/api/sync/records", query_string=query, headers=headers)
+        assert page.status_code == 200, page.json
+        if not page.json["items"]:
+            return items, cursor
+        items += page.json["items"]
+        cursor = page.json["next"]
+    raise AssertionError("the cursor never reached the end")
+
+
+def test_a_cursor_pages_through_records_of_one_run_and_then_deletes(
+    server, auth_headers
+):
+    credential = register(server, "tablet-1")[0]
+    codes = [f"H{n}" for n in range(7)]
+    inserts = [
+        wire("tablet-1", n, "Household", [code], "insert", {"village": code})
+        for n, code in enumerate(codes, 1)
+    ]
+    client = server.test_client()
+    bundle = make_bundle(inserts, credential).as_json()
+    assert client.post(PUSH, json=bundle).status_code == 200
+    # One apply run: the seven share one update time.
+    items, cursor = poll(client, auth_headers, model="Household", per_page=2)
+    assert sorted(item["natural_key"][0] for item in items) == codes
+    assert len({item["updated"] for item in items}) == 1
+    assert not any(item["deleted"] for item in items)
+    delete = wire("tablet-1", 8, "Household", ["H3"], "delete", {})
+    bundle = make_bundle([delete], credential).as_json()
+    assert client.post(PUSH, json=bundle).status_code == 200
+    # A poller learns of the delete; the list without deletes does not show it.
+    later, _ = poll(client, auth_headers, model="Household", after=cursor)
+    assert [(item["natural_key"], item["deleted"]) for item in later] == [
+        (["H3"], True)
+    ]
+    assert later[0]["deleted_at"] >= items[0]["updated"]
+    since = client.get(
+        "/api/sync/records",
+        query_string={"since": items[0]["updated"]},
+        headers=auth_headers,
+    ).json["items"]
+    assert [item["natural_key"] for item in since] == [["H3"]]
+    listed = client.get("/api/sync/records?model=Household", headers=auth_headers)
+    assert listed.json["total"] == 6
+    every = client.get(
+        "/api/sync/records?model=Household&include_deleted=1", headers=auth_headers
+    )
+    assert every.json["total"] == 7
+    for query, field in (
+        ("after=nonsense", "after"),
+        ("include_deleted=2", "include_deleted"),
+    ):
+        answer = client.get(f"/api/sync/records?{query}", headers=auth_headers)
+        assert answer.status_code == 400 and answer.json["field"] == field
