@@ -199,9 +199,14 @@ def create_producer():
 
 @bp.post("/producers/<producer_id>/active")
 def set_producer_active(producer_id: str):
-    """Enable (``?active=true``) or disable a producer's pushes and imports."""
+    """Enable (``?active=true``, or ``{"active": true}``) or disable a
+    producer's pushes and imports."""
     active = boolean_arg("active")
-    if active is None:
+    if active is None and request.content_length:
+        body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+        refuse_unknown_keys(body, ("active",), "producer")
+        active = body.get("active")
+    if not isinstance(active, bool):
         raise ApiError(400, "Invalid value", "active: true or false", field="active")
     producer = _producer_or_404(producer_id)
     producer.active = active

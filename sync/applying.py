@@ -458,12 +458,12 @@ def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
             run.conflicts.append(_deleted_conflict(deleted, change, run))
             return None
     if existing is None:
-        earlier = state.tombstone(change.key)
+        # A new record (of a key perhaps deleted before: its tombstone's row).
         state.set(
             change.key,
             Entry(
                 None,
-                earlier.version + 1 if earlier else 1,
+                1,
                 change.created,
                 change.fields,
                 change.parents,

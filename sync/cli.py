@@ -118,19 +118,43 @@ def reprovision(producer_id: str, public_key: str | None, void_old_key: bool) ->
         click.echo("Configure it on the device; it is not shown again.")
 
 
-@group.command("revoke")
-@click.argument("producer_id")
-@with_appcontext
-def revoke(producer_id: str) -> None:
-    """Refuse PRODUCER_ID's pushes and files from now on (the page's Disable)."""
+def _set_active(producer_id: str, active: bool) -> None:
     producer = db.session.scalar(
         select(SyncProducer).filter_by(producer_id=producer_id)
     )
     if producer is None:
         raise click.ClickException(f"no producer {producer_id!r}")
-    producer.active = False
+    producer.active = active
     db.session.commit()
-    click.echo(f"{producer_id} is disabled: its pushes and files are refused.")
+    if active:
+        click.echo(f"{producer_id} is enabled: its pushes and files are taken.")
+    else:
+        click.echo(f"{producer_id} is disabled: its pushes and files are refused.")
+
+
+@group.command("revoke")
+@click.argument("producer_id")
+@with_appcontext
+def revoke(producer_id: str) -> None:
+    """Refuse PRODUCER_ID's pushes and files from now on (a lost device; the
+    same as disable; sync reprovision gives it a new credential and enables it)."""
+    _set_active(producer_id, False)
+
+
+@group.command("disable")
+@click.argument("producer_id")
+@with_appcontext
+def disable(producer_id: str) -> None:
+    """Refuse PRODUCER_ID's pushes and files (the page's Disable)."""
+    _set_active(producer_id, False)
+
+
+@group.command("enable")
+@click.argument("producer_id")
+@with_appcontext
+def enable(producer_id: str) -> None:
+    """Take PRODUCER_ID's pushes and files again (the page's Enable)."""
+    _set_active(producer_id, True)
 
 
 @group.command("import")
@@ -238,7 +262,8 @@ def status() -> None:
         click.echo("No producers registered.")
         return
     click.echo(
-        f"{'producer':<24} {'received':>9} {'applied':>9} {'lag':>7} {'parked':>7}"
+        f"{'producer':<24} {'active':<6} {'received':>9} {'applied':>9} {'lag':>7}"
+        f" {'parked':>7}"
         f" {'quar.':>6} {'held':>6} {'rej.':>5} {'confl.':>6}  last contact"
     )
     held = 0
@@ -246,7 +271,8 @@ def status() -> None:
         contact = row["last_contact"]
         held += row["held"]
         click.echo(
-            f"{row['producer_id']:<24} {row['received_through']:>9}"
+            f"{row['producer_id']:<24} {'yes' if row['active'] else 'no':<6}"
+            f" {row['received_through']:>9}"
             f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['held']:>6} {row['rejected']:>5}"
             f" {row['conflicts']:>6}"

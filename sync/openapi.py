@@ -116,10 +116,20 @@ def sync_paths() -> dict[str, Any]:
                     {
                         "name": "active",
                         "in": "query",
-                        "required": True,
                         "schema": {"type": "boolean"},
+                        "description": 'or a JSON body {"active": true|false}',
                     },
                 ],
+                "requestBody": {
+                    **json_body(
+                        {
+                            "type": "object",
+                            "properties": {"active": {"type": "boolean"}},
+                            "additionalProperties": False,
+                        }
+                    ),
+                    "required": False,
+                },
                 "responses": {
                     "200": json_response("Producer"),
                     "400": error_response("Invalid field"),

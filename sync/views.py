@@ -203,7 +203,11 @@ def new_credential(producer_id: str):
 def set_active(producer_id: str):
     """Enable or disable a producer: a disabled one has pushes and imports refused."""
     producer = _producer_or_404(producer_id)
-    producer.active = request.form.get("active") == "yes"
+    active = request.form.get("active")
+    if active not in ("yes", "no"):
+        flash(_("Nothing changed: active must be yes or no."), "error")
+        return redirect(url_for("sync.producer", producer_id=producer.producer_id))
+    producer.active = active == "yes"
     db.session.commit()
     if producer.active:
         flash(_("%(producer)s is enabled.", producer=producer.producer_id), "success")
