@@ -196,6 +196,13 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
             f"Forwarded {summary.transactions} transactions in"
             f" {summary.bundles} bundles."
         )
+        if summary.held:
+            click.echo(
+                f"held by the server: {summary.held} transactions (taken, not applied)",
+                err=True,
+            )
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}", err=True)
         for refusal in summary.refused:
             click.echo(f"refused by the server, set aside: {refusal}", err=True)
         if summary.refused:
