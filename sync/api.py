@@ -254,8 +254,20 @@ def _query_text(name: str, max_length: int = 100) -> str | None:
 @bp.post("/reapply")
 @access(OPERATOR)
 def reapply_set_aside():
-    """Re-apply held and quarantined transactions whose cause is fixed."""
-    producer_id = _query_text("producer")
+    """Re-apply held and quarantined transactions whose cause is fixed; the
+    filters come as query arguments or as a JSON object."""
+    producer_id, model = _query_text("producer"), _query_text("model")
+    held_only = boolean_arg("held_only")
+    if request.content_length:
+        body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+        refuse_unknown_keys(body, REAPPLY_FILTERS, "reapply")
+        producer_id = _text_field(body, "producer", producer_id)
+        model = _text_field(body, "model", model)
+        held_only = body.get("held_only", held_only)
+        if held_only is not None and not isinstance(held_only, bool):
+            raise ApiError(
+                400, "Invalid value", "held_only: true or false", field="held_only"
+            )
     if producer_id is not None:
         _producer_or_404(producer_id)
     totals = reapply(
@@ -263,10 +275,22 @@ def reapply_set_aside():
         current_app.config["SYNC_MODELS"],
         db.session.commit,
         producer_id,
-        _query_text("model"),
-        quarantined=not boolean_arg("held_only"),
+        model,
+        quarantined=not held_only,
     )
     return jsonify(vars(totals))
+
+
+REAPPLY_FILTERS = ("producer", "model", "held_only")
+
+
+def _text_field(body: dict[str, Any], name: str, default: str | None) -> str | None:
+    value = body.get(name, default)
+    if value is not None and not (isinstance(value, str) and 0 < len(value) <= 100):
+        raise ApiError(
+            400, "Invalid value", f"{name}: a text of 1 to 100 characters", field=name
+        )
+    return value
 
 
 POSITION_SEQUENCES = 1000

@@ -22,6 +22,7 @@ from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
     link_producer,
+    producer_named,
     register_producer,
     reprovision_producer,
 )
@@ -234,6 +235,8 @@ def reapply_command(producer_id: str | None, model: str | None, held_only: bool)
     """Re-apply held and quarantined transactions whose cause is fixed (a model
     now on SYNC_MODELS, a payload that can now be opened)."""
     allowed = current_app.config["SYNC_MODELS"]
+    if producer_id is not None and producer_named(db.session, producer_id) is None:
+        raise click.ClickException(f"no producer {producer_id!r}")
     totals = reapply(
         db.session, allowed, db.session.commit, producer_id, model, not held_only
     )

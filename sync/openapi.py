@@ -158,6 +158,21 @@ def sync_paths() -> dict[str, Any]:
                         "schema": {"type": "boolean"},
                     }
                 ],
+                "requestBody": {
+                    **json_body(
+                        {
+                            "type": "object",
+                            "description": "the same filters, instead of the query",
+                            "properties": {
+                                "producer": {"type": "string", "maxLength": 100},
+                                "model": {"type": "string", "maxLength": 100},
+                                "held_only": {"type": "boolean"},
+                            },
+                            "additionalProperties": False,
+                        }
+                    ),
+                    "required": False,
+                },
                 "responses": {
                     "200": json_response("What was re-applied"),
                     "400": error_response("Invalid field"),
