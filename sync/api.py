@@ -339,7 +339,7 @@ def position():
         raise ApiError(
             403,
             "Forbidden",
-            f"not signed by producer {producer_id!r}'s current credential",
+            f"not signed by producer {producer_id!r} with its current credential",
             field="signature",
         )
     # The device continues after what the server holds: its old credential,

@@ -276,7 +276,7 @@ def status() -> None:
         click.echo(
             f"{row['producer_id']:<24} {'yes' if row['active'] else 'no':<6}"
             f" {row['received_through']:>9}"
-            f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
+            f" {row['applied']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['held']:>6} {row['rejected']:>5}"
             f" {row['conflicts']:>6}"
             f"  {contact.isoformat() if contact else 'never'}"

@@ -142,6 +142,15 @@ def model_counts(session: Session) -> list[tuple[str, int]]:
     )
 
 
+def model_exists(session: Session, model: str) -> bool:
+    """Whether the server holds a record of ``model`` (deleted ones count: a
+    poller may export a model whose records were all deleted)."""
+    return (
+        session.scalar(select(SyncRecord.id).where(SyncRecord.model == model).limit(1))
+        is not None
+    )
+
+
 def _rows(session: Session, statement: Select) -> Iterator[Any]:
     return session.scalars(statement.execution_options(yield_per=EXPORT_ROWS_PER_FETCH))
 

@@ -55,7 +55,8 @@ def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
         replaced = producer.credential_changed
         raise BundleError(
             "signature",
-            f"the bundle is not signed by producer {bundle.producer!r}'s credential"
+            f"the bundle is not signed by producer {bundle.producer!r} with its"
+            " credential"
             + (
                 f" (replaced on {replaced:%Y-%m-%d}; the old one was voided:"
                 " configure the new one on the device, flask sync configure)"
@@ -68,7 +69,7 @@ def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
         first = max(bundle.first_sequence, through + 1)
         raise BundleError(
             "signature",
-            f"signed with producer {bundle.producer!r}'s credential replaced on"
+            f"signed by producer {bundle.producer!r} with its credential replaced on"
             f" {retired['retired'][:10]}, which signs only what the device made"
             f" before, through sequence {through}; this bundle carries"
             f" {bundle.first_sequence}-{bundle.last_sequence}: on the device,"

@@ -62,6 +62,7 @@ from sync.records import (
     csv_lines,
     json_lines,
     model_counts,
+    model_exists,
     own_fields,
     producer_names,
     records_statement,
@@ -375,8 +376,8 @@ def records():
 
 
 def _export(model: str, lines, mimetype: str, suffix: str) -> Response:
-    if not model.isidentifier():
-        abort(404)
+    if not model.isidentifier() or not model_exists(db.session, model):
+        abort(404, description=_("No record of this model."))
     body = stream_with_context(lines(db.session, model))
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{model}.{suffix}"'

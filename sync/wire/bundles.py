@@ -149,7 +149,8 @@ class Bundle:
         if not self.signed_by(public_key):
             raise BundleError(
                 "signature",
-                f"the bundle is not signed by producer {self.producer!r}'s credential",
+                f"the bundle is not signed by producer {self.producer!r} with its"
+                " credential",
             )
 
 

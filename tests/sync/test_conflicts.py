@@ -196,6 +196,12 @@ def record(server, key=H1) -> SyncRecord:
         return found
 
 
+def other_row(server, item) -> int:
+    """The producer row id of a conflict's other side."""
+    with server.app_context():
+        return db.session.get(SyncConflict, item["id"]).other_producer_id
+
+
 def resolve(client, conflict_id, headers, **body):
     return client.post(
         f"/api/sync/conflicts/{conflict_id}/resolve", json=body, headers=headers
@@ -236,6 +242,11 @@ def test_the_api_lists_filters_and_resolves(server, conflicted, auth_headers):
     after = record(server)
     assert after.fields == {"village": "Kanye", "size": 3}
     assert after.updated > before.updated and after.version == before.version
+    # The record's last change is now the other side's.
+    assert (after.producer_id, after.sequence) == (
+        size["other"]["producer"] and other_row(server, size),
+        size["other"]["sequence"],
+    )
     again = resolve(client, size["id"], auth_headers, action="keep_applied")
     assert again.status_code == 409 and "already resolved" in again.json["message"]
 
@@ -348,7 +359,7 @@ def test_sync_status_counts_open_conflicts(server, conflicted):
     assert result.exit_code == 0, result.output
     assert "confl." in result.output
     rows = [line.split() for line in result.output.splitlines()]
-    counts = {row[0]: row[8] for row in rows if row and row[0].startswith("tablet")}
+    counts = {row[0]: row[9] for row in rows if row and row[0].startswith("tablet")}
     assert counts == {"tablet-1": "2", "tablet-2": "2"}
     assert "2 open conflicts" in result.output
 

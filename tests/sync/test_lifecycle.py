@@ -159,6 +159,7 @@ def test_position_needs_the_current_credential(server, make_field):
     forged = position_request("laptop-2", new_credential())
     answer = client.post("/api/sync/position", json=forged)
     assert answer.status_code == 403 and answer.json["field"] == "signature"
+    assert "''" not in answer.json["message"]
     unknown = client.post(
         "/api/sync/position", json=position_request("ghost", new_credential())
     )

@@ -249,3 +249,15 @@ def test_reapply_refuses_an_unknown_producer_and_wrong_types(app, auth_headers):
         "/api/sync/reapply", json={"model": "Member"}, headers=auth_headers
     )
     assert fine.status_code == 200 and fine.json["released"] == 0
+
+
+def test_status_counts_applied_apart_from_held(app, credential):
+    push(app, credential, household_and_member())
+    output = app.test_cli_runner().invoke(args=["sync", "status"]).output
+    header, row = output.splitlines()[:2]
+    columns = dict(zip(header.split()[:8], row.split()[:8], strict=True))
+    assert (columns["received"], columns["applied"], columns["held"]) == (
+        "2",
+        "1",
+        "1",
+    )

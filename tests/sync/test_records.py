@@ -266,3 +266,9 @@ def test_a_cursor_pages_through_records_of_one_run_and_then_deletes(
     ):
         answer = client.get(f"/api/sync/records?{query}", headers=auth_headers)
         assert answer.status_code == 400 and answer.json["field"] == field
+
+
+def test_an_export_of_an_unknown_model_is_a_404(pushed, signed_in):
+    for path in ("/sync/records/Nope.csv", "/sync/records/Nope.jsonl"):
+        assert signed_in.get(path).status_code == 404
+    assert signed_in.get("/sync/records/Household.csv").status_code == 200
