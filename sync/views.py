@@ -73,7 +73,13 @@ from tracker.auth.roles import ADMIN, OPERATOR, VIEWER, access, blueprint_access
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 
-bp = Blueprint("sync", __name__, template_folder="templates")
+bp = Blueprint(
+    "sync",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/sync/static",
+)
 blueprint_access(bp, read=VIEWER, write=ADMIN)
 RECENT_FILES = 50
 RECENT_OPERATIONS = 20
