@@ -125,6 +125,29 @@ def test_changes_made_before_recovering_are_renumbered_and_delivered_once(
     assert standing["rejected"] == 0
 
 
+def test_sealed_changes_made_before_recovering_are_sealed_anew(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2", encrypt=True)
+    add(field, "H1")
+    assert field_cli(field, "push", server_url)[0] == 0
+    with field.app_context():
+        key = field_db.session.scalar(select(ProducerState.encryption_key))
+        field_db.session.remove()
+    url = f"sqlite:///{tmp_path / 'sealed.sqlite'}"
+    device = create_field_app(url, "laptop-2", key, stored_credential(field))
+    try:
+        add(device, "H7")  # sealed under number 1, which the server holds
+        code, output = field_cli(device, "recover", server_url)
+        assert code == 0 and "renumbered" in output, output
+        code, output = field_cli(device, "push", server_url)
+        assert code == 0, output
+    finally:
+        dispose(device)
+    assert sorted(key for _, key in server_records(server)) == ['["H1"]', '["H7"]']
+    assert producer_state(server, "laptop-2")["quarantined"] == 0
+
+
 def test_recover_marks_sent_what_reached_the_server_and_sends_nothing_twice(
     server, server_url, make_field
 ):
