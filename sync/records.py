@@ -48,6 +48,8 @@ def records_statement(
     if text:
         statement = statement.where(
             or_(
+                # A whole natural key as stored (the conflicts page links so).
+                SyncRecord.natural_key == text,
                 _value_matches(SyncRecord.natural_key, text, dialect),
                 _value_matches(SyncRecord.fields, text, dialect),
             )

@@ -158,7 +158,12 @@ def test_a_search_matches_field_values_and_natural_keys(
     pushed, auth_headers, signed_in
 ):
     client = pushed.test_client()
-    for text, keys in (("mau", [["H1"]]), ("4", [["H1"]]), ("m1", [["M1"]])):
+    for text, keys in (
+        ("mau", [["H1"]]),
+        ("4", [["H1"]]),
+        ("m1", [["M1"]]),
+        ('["H2"]', [["H2"]]),
+    ):
         found = client.get(
             "/api/sync/records", query_string={"q": text}, headers=auth_headers
         ).json
