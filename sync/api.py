@@ -24,6 +24,7 @@ from sync.producers import (
     PRODUCER_FIELDS,
     ProducerRefused,
     all_producer_summaries,
+    held_hashes,
     producer_detail,
     producer_position,
     register_producer,
@@ -32,11 +33,14 @@ from sync.producers import (
 from sync.reapplying import reapply
 from sync.records import (
     SEARCH_LENGTH,
+    BadCursor,
+    cursor_of,
     producer_names,
+    read_cursor,
     record_item,
     records_statement,
 )
-from sync.verifying import UnknownProducer
+from sync.verifying import UnknownProducer, bound_retired_keys
 from sync.wire.bounded import JsonRefused
 from sync.wire.bundles import (
     BundleError,
@@ -195,9 +199,14 @@ def create_producer():
 
 @bp.post("/producers/<producer_id>/active")
 def set_producer_active(producer_id: str):
-    """Enable (``?active=true``) or disable a producer's pushes and imports."""
+    """Enable (``?active=true``, or ``{"active": true}``) or disable a
+    producer's pushes and imports."""
     active = boolean_arg("active")
-    if active is None:
+    if active is None and request.content_length:
+        body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+        refuse_unknown_keys(body, ("active",), "producer")
+        active = body.get("active")
+    if not isinstance(active, bool):
         raise ApiError(400, "Invalid value", "active: true or false", field="active")
     producer = _producer_or_404(producer_id)
     producer.active = active
@@ -245,8 +254,20 @@ def _query_text(name: str, max_length: int = 100) -> str | None:
 @bp.post("/reapply")
 @access(OPERATOR)
 def reapply_set_aside():
-    """Re-apply held and quarantined transactions whose cause is fixed."""
-    producer_id = _query_text("producer")
+    """Re-apply held and quarantined transactions whose cause is fixed; the
+    filters come as query arguments or as a JSON object."""
+    producer_id, model = _query_text("producer"), _query_text("model")
+    held_only = boolean_arg("held_only")
+    if request.content_length:
+        body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
+        refuse_unknown_keys(body, REAPPLY_FILTERS, "reapply")
+        producer_id = _text_field(body, "producer", producer_id)
+        model = _text_field(body, "model", model)
+        held_only = body.get("held_only", held_only)
+        if held_only is not None and not isinstance(held_only, bool):
+            raise ApiError(
+                400, "Invalid value", "held_only: true or false", field="held_only"
+            )
     if producer_id is not None:
         _producer_or_404(producer_id)
     totals = reapply(
@@ -254,10 +275,25 @@ def reapply_set_aside():
         current_app.config["SYNC_MODELS"],
         db.session.commit,
         producer_id,
-        _query_text("model"),
-        quarantined=not boolean_arg("held_only"),
+        model,
+        quarantined=not held_only,
     )
     return jsonify(vars(totals))
+
+
+REAPPLY_FILTERS = ("producer", "model", "held_only")
+
+
+def _text_field(body: dict[str, Any], name: str, default: str | None) -> str | None:
+    value = body.get(name, default)
+    if value is not None and not (isinstance(value, str) and 0 < len(value) <= 100):
+        raise ApiError(
+            400, "Invalid value", f"{name}: a text of 1 to 100 characters", field=name
+        )
+    return value
+
+
+POSITION_SEQUENCES = 1000
 
 
 @bp.post("/position")
@@ -266,11 +302,25 @@ def position():
     """Tell a device, signed by its credential, the highest sequence held for it,
     so that a reinstalled device continues after it."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
-    refuse_unknown_keys(body, ("producer", "signature"), "position request")
+    refuse_unknown_keys(
+        body, ("producer", "signature", "sequences"), "position request"
+    )
     producer_id, signature = body.get("producer"), body.get("signature")
     for name, value in (("producer", producer_id), ("signature", signature)):
         if not isinstance(value, str) or not 0 < len(value) <= 200:
             raise ApiError(400, "Invalid value", f"{name}: a text", field=name)
+    sequences = body.get("sequences", [])
+    if (
+        not isinstance(sequences, list)
+        or len(sequences) > POSITION_SEQUENCES
+        or not all(type(number) is int and 0 < number < 2**63 for number in sequences)
+    ):
+        raise ApiError(
+            400,
+            "Invalid value",
+            f"sequences: a list of at most {POSITION_SEQUENCES} sequence numbers",
+            field="sequences",
+        )
     producer = db.session.scalar(
         select(SyncProducer).filter_by(producer_id=producer_id)
     )
@@ -289,22 +339,37 @@ def position():
         raise ApiError(
             403,
             "Forbidden",
-            f"not signed by producer {producer_id!r}'s current credential",
+            f"not signed by producer {producer_id!r} with its current credential",
             field="signature",
         )
-    return jsonify(producer_position(producer))
+    # The device continues after what the server holds: its old credential,
+    # if retired, signs nothing later.
+    bound_retired_keys(producer, producer.highest_received)
+    answer = producer_position(producer)
+    if sequences:
+        # What the server holds under numbers a wiped device used again: the
+        # same hash was delivered, another is another change.
+        answer["hashes"] = held_hashes(db.session, producer, sequences)
+    db.session.commit()
+    return jsonify(answer)
 
 
 @bp.post("/producers/<producer_id>/credential")
 def new_credential(producer_id: str):
-    """Re-provision a producer: a new credential, the old one void; the answer
-    holds the credential, shown only once."""
+    """Re-provision a producer: a new credential, the producer enabled, the
+    old credential retired (or void with ``void_old_key``); the answer holds
+    the credential, shown only once."""
     body = json_object_body(current_app.config["API_MAX_BODY_BYTES"], True)
-    refuse_unknown_keys(body, ("public_key",), "credential")
+    refuse_unknown_keys(body, ("public_key", "void_old_key"), "credential")
+    void_old = body.get("void_old_key", False)
+    if not isinstance(void_old, bool):
+        raise ApiError(
+            400, "Invalid value", "void_old_key: true or false", field="void_old_key"
+        )
     _producer_or_404(producer_id)
     try:
         producer, credential = reprovision_producer(
-            db.session, producer_id, body.get("public_key")
+            db.session, producer_id, body.get("public_key"), void_old
         )
     except ProducerRefused as exc:
         raise ApiError(400, "Invalid value", str(exc), field=exc.field) from None
@@ -337,21 +402,48 @@ def _since_arg() -> datetime | None:
     return moment
 
 
+def _after_arg() -> tuple[datetime, int] | None:
+    value = request.args.get("after")
+    if value is None:
+        return None
+    try:
+        return read_cursor(value[:200])
+    except BadCursor:
+        raise ApiError(
+            400,
+            "Invalid value",
+            "after: the next of an earlier answer",
+            field="after",
+        ) from None
+
+
 @bp.get("/records")
 def list_records():
-    """The synchronised records, by model, changed since a time, matching a text."""
+    """The synchronised records, by model, changed since a time or after a
+    cursor, matching a text; deleted ones when polling or asked."""
+    since, after = _since_arg(), _after_arg()
+    include_deleted = boolean_arg("include_deleted")
+    if include_deleted is None:
+        # A poller must learn of deletes.
+        include_deleted = since is not None or after is not None
     statement = records_statement(
-        _query_text("model"), _since_arg(), _query_text("q", SEARCH_LENGTH)
+        _query_text("model"),
+        since,
+        _query_text("q", SEARCH_LENGTH),
+        include_deleted,
+        db.session.get_bind().dialect.name,
+        after,
     )
     names = producer_names(db.session)
-    return jsonify(
-        paginated(
-            statement,
-            lambda record: record_item(record, names),
-            RECORDS_PAGE,
-            RECORDS_MAX_PAGE,
-        )
-    )
+    last: list[Any] = []
+
+    def item(record) -> dict[str, Any]:
+        last[:] = [record]
+        return record_item(record, names)
+
+    answer = paginated(statement, item, RECORDS_PAGE, RECORDS_MAX_PAGE)
+    answer["next"] = cursor_of(last[0]) if last else None
+    return jsonify(answer)
 
 
 CONFLICTS_PAGE, CONFLICTS_MAX_PAGE = 100, 1000

@@ -42,6 +42,9 @@ from sqlalchemy.orm import Session
 
 from sync.models import (
     APPLIED,
+    DELETED_CONFLICT,
+    DELETION,
+    FIELD_CONFLICT,
     HELD,
     OPEN,
     PARKED,
@@ -86,6 +89,8 @@ class Entry:
     sequence: int = 0
     # field -> [producer row id, sequence, made ms, applied ms] of its last change
     changes: dict[str, list[int]] | None = None
+    # When its delete was applied: a tombstone, as good as missing to a change.
+    deleted: datetime | None = None
 
 
 # A record a run only reads (a parent): it is there, and the run leaves it be.
@@ -148,12 +153,16 @@ def _stored_records(table: Table, dialect: str, lock: bool):
             table.c.parents,
             table.c.schema_version,
             table.c.changes,
+            table.c.deleted,
         )
     model = bindparam("model", type_=String)
+    # A parent deleted is a parent missing.
+    live = () if lock else (table.c.deleted.is_(None),)
     if dialect != "postgresql":
         return select(*columns).where(
             table.c.model == model,
             table.c.natural_key.in_(bindparam("keys", expanding=True)),
+            *live,
         )
     # The keys as one JSON text: an array parameter escapes each key apart.
     wanted = (
@@ -163,7 +172,7 @@ def _stored_records(table: Table, dialect: str, lock: bool):
     )
     probe = (
         select(*columns)
-        .where(table.c.model == model, table.c.natural_key == wanted.c.value)
+        .where(table.c.model == model, table.c.natural_key == wanted.c.value, *live)
         .limit(1)
     )
     if lock:
@@ -218,6 +227,7 @@ class RecordState:
                             row.parents or {},
                             row.schema_version,
                             changes=row.changes,
+                            deleted=row.deleted,
                         )
                         if lock
                         else READ_ONLY
@@ -226,7 +236,14 @@ class RecordState:
             self.current[key] = self.original[key]
 
     def get(self, key: Key) -> Entry | None:
-        return self.current[key]
+        """The record as it stands, None when it is missing or deleted."""
+        entry = self.current[key]
+        return None if entry is None or entry.deleted else entry
+
+    def tombstone(self, key: Key) -> Entry | None:
+        """The record if it is deleted (kept as a tombstone)."""
+        entry = self.current[key]
+        return entry if entry is not None and entry.deleted else None
 
     def set(self, key: Key, entry: Entry | None) -> None:
         self.current[key] = entry
@@ -250,6 +267,7 @@ class RecordState:
                 "sequence": entry.sequence,
                 "changes": entry.changes,
                 "updated": now,
+                "deleted": entry.deleted,
             }
             if before is None:
                 inserts.append(
@@ -391,6 +409,7 @@ def _note_conflicts(
                 "model": change.model,
                 "natural_key": change.key[1],
                 "field": name,
+                "kind": FIELD_CONFLICT,
                 "applied_value": value,
                 "applied_parent": after,
                 "applied_producer_id": run.producer_id,
@@ -423,16 +442,23 @@ def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
                     f" {canonical_json(parent['natural_key'])} ({name})"
                 )
     existing = state.get(change.key)
+    stamp = [run.producer_id, change.sequence, milliseconds(change.created), run.now_ms]
     if change.action == "delete":
-        state.set(change.key, None)
+        if existing is not None:
+            state.set(change.key, _tombstone(existing, run, change, stamp))
         return None
     if change.previous and change.previous != change.key:
         moved = state.get(change.previous)
         if moved is not None:
-            state.set(change.previous, None)
+            state.set(change.previous, _tombstone(moved, run, change, stamp))
             existing = moved
-    stamp = [run.producer_id, change.sequence, milliseconds(change.created), run.now_ms]
+    if existing is None and change.action == "update":
+        deleted = state.tombstone(change.previous or change.key)
+        if deleted is not None:
+            run.conflicts.append(_deleted_conflict(deleted, change, run))
+            return None
     if existing is None:
+        # A new record (of a key perhaps deleted before: its tombstone's row).
         state.set(
             change.key,
             Entry(
@@ -464,6 +490,53 @@ def _apply_change(state: RecordState, change: Change, run: Run) -> str | None:
         ),
     )
     return None
+
+
+def _tombstone(existing: Entry, run: Run, change: Change, stamp: list[int]) -> Entry:
+    """The record deleted by ``change`` (or renamed away from its key): its
+    last fields stay, and the delete is stamped."""
+    return Entry(
+        None,
+        existing.version + 1,
+        existing.created,
+        existing.fields,
+        existing.parents,
+        existing.schema_version,
+        run.producer_id,
+        change.sequence,
+        {**(existing.changes or {}), DELETION: stamp},
+        deleted=run.now,
+    )
+
+
+def _deleted_conflict(deleted: Entry, change: Change, run: Run) -> dict[str, Any]:
+    """An update of a record another device deleted: the record stays deleted
+    (the applied side) and the update is kept (the other side) to be restored."""
+    stamp = (deleted.changes or {}).get(DELETION) or [
+        deleted.producer_id,
+        deleted.sequence,
+        milliseconds(deleted.deleted),
+        milliseconds(deleted.deleted),
+    ]
+    return {
+        "model": change.model,
+        "natural_key": change.key[1],
+        "field": "",
+        "kind": DELETED_CONFLICT,
+        "applied_value": None,
+        "applied_parent": None,
+        "applied_producer_id": stamp[0],
+        "applied_sequence": stamp[1],
+        "applied_made": moment_of(stamp[2]),
+        "other_value": change.fields,
+        "other_parent": change.parents or None,
+        "other_producer_id": run.producer_id,
+        "other_sequence": change.sequence,
+        "other_made": change.created,
+        "other_applied": run.now,
+        "detected": run.now,
+        "status": OPEN,
+    }
 
 
 def merged(

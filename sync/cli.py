@@ -22,6 +22,7 @@ from sync.producers import (
     ProducerRefused,
     all_producer_summaries,
     link_producer,
+    producer_named,
     register_producer,
     reprovision_producer,
 )
@@ -82,39 +83,79 @@ def add_producer(
     default=None,
     help="The device's own new Ed25519 public key; without it, a credential is made.",
 )
+@click.option(
+    "--void-old-key",
+    is_flag=True,
+    help="Refuse the old credential at once, even for files signed before"
+    " (a lost or stolen device).",
+)
 @with_appcontext
-def reprovision(producer_id: str, public_key: str | None) -> None:
-    """Give PRODUCER_ID (a reinstalled or lost device) a new credential; the old
-    one is refused from now on, and the producer's history stays."""
+def reprovision(producer_id: str, public_key: str | None, void_old_key: bool) -> None:
+    """Give PRODUCER_ID (a reinstalled or replaced device) a new credential and
+    enable it; its history stays. The old credential is retired: it still signs
+    files the device made before, until the device first speaks with the new
+    one (void at once with --void-old-key, or if the producer was disabled)."""
     try:
-        producer, credential = reprovision_producer(db.session, producer_id, public_key)
+        producer, credential = reprovision_producer(
+            db.session, producer_id, public_key, void_old_key
+        )
     except ProducerRefused as exc:
         raise click.ClickException(str(exc)) from None
     db.session.commit()
+    old = (
+        "the old one is retired: files the device signed with it before are"
+        " still taken, up to where the device continues with the new one"
+        if producer.retired_keys
+        else "the old one is refused from now on"
+    )
     click.echo(
-        f"New credential for {producer_id}; the old one is refused from now on."
+        f"New credential for {producer_id} (enabled); {old}."
         f" The server holds its sequences through {producer.highest_received}:"
-        " on the device, run flask sync configure, then flask sync recover URL"
-        " to continue after them."
+        " import the device's files not yet carried, then on the device run"
+        " flask sync configure, then flask sync recover URL to continue after them."
     )
     if credential:
         click.echo(f"credential: {credential}")
         click.echo("Configure it on the device; it is not shown again.")
 
 
-@group.command("revoke")
-@click.argument("producer_id")
-@with_appcontext
-def revoke(producer_id: str) -> None:
-    """Refuse PRODUCER_ID's pushes and files from now on (the page's Disable)."""
+def _set_active(producer_id: str, active: bool) -> None:
     producer = db.session.scalar(
         select(SyncProducer).filter_by(producer_id=producer_id)
     )
     if producer is None:
         raise click.ClickException(f"no producer {producer_id!r}")
-    producer.active = False
+    producer.active = active
     db.session.commit()
-    click.echo(f"{producer_id} is disabled: its pushes and files are refused.")
+    if active:
+        click.echo(f"{producer_id} is enabled: its pushes and files are taken.")
+    else:
+        click.echo(f"{producer_id} is disabled: its pushes and files are refused.")
+
+
+@group.command("revoke")
+@click.argument("producer_id")
+@with_appcontext
+def revoke(producer_id: str) -> None:
+    """Refuse PRODUCER_ID's pushes and files from now on (a lost device; the
+    same as disable; sync reprovision gives it a new credential and enables it)."""
+    _set_active(producer_id, False)
+
+
+@group.command("disable")
+@click.argument("producer_id")
+@with_appcontext
+def disable(producer_id: str) -> None:
+    """Refuse PRODUCER_ID's pushes and files (the page's Disable)."""
+    _set_active(producer_id, False)
+
+
+@group.command("enable")
+@click.argument("producer_id")
+@with_appcontext
+def enable(producer_id: str) -> None:
+    """Take PRODUCER_ID's pushes and files again (the page's Enable)."""
+    _set_active(producer_id, True)
 
 
 @group.command("import")
@@ -194,6 +235,8 @@ def reapply_command(producer_id: str | None, model: str | None, held_only: bool)
     """Re-apply held and quarantined transactions whose cause is fixed (a model
     now on SYNC_MODELS, a payload that can now be opened)."""
     allowed = current_app.config["SYNC_MODELS"]
+    if producer_id is not None and producer_named(db.session, producer_id) is None:
+        raise click.ClickException(f"no producer {producer_id!r}")
     totals = reapply(
         db.session, allowed, db.session.commit, producer_id, model, not held_only
     )
@@ -222,7 +265,8 @@ def status() -> None:
         click.echo("No producers registered.")
         return
     click.echo(
-        f"{'producer':<24} {'received':>9} {'applied':>9} {'lag':>7} {'parked':>7}"
+        f"{'producer':<24} {'active':<6} {'received':>9} {'applied':>9} {'lag':>7}"
+        f" {'parked':>7}"
         f" {'quar.':>6} {'held':>6} {'rej.':>5} {'confl.':>6}  last contact"
     )
     held = 0
@@ -230,8 +274,9 @@ def status() -> None:
         contact = row["last_contact"]
         held += row["held"]
         click.echo(
-            f"{row['producer_id']:<24} {row['received_through']:>9}"
-            f" {row['applied_through']:>9} {row['lag']:>7} {row['parked']:>7}"
+            f"{row['producer_id']:<24} {'yes' if row['active'] else 'no':<6}"
+            f" {row['received_through']:>9}"
+            f" {row['applied']:>9} {row['lag']:>7} {row['parked']:>7}"
             f" {row['quarantined']:>6} {row['held']:>6} {row['rejected']:>5}"
             f" {row['conflicts']:>6}"
             f"  {contact.isoformat() if contact else 'never'}"

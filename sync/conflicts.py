@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from sync.applying import milliseconds
 from sync.models import (
+    DELETED_CONFLICT,
+    DELETION,
     KEEP_APPLIED,
     MARK_RESOLVED,
     OPEN,
@@ -89,6 +91,7 @@ def conflict_item(
         "id": conflict.id,
         "model": conflict.model,
         "natural_key": json.loads(conflict.natural_key),
+        "kind": conflict.kind,
         "field": conflict.field,
         "applied": {
             "value": conflict.applied_value,
@@ -125,7 +128,10 @@ def _take_other(session: Session, conflict: SyncConflict, now: datetime) -> None
         )
         .with_for_update()
     )
-    if record is None:
+    if conflict.kind == DELETED_CONFLICT:
+        _restore(record, conflict, now)
+        return
+    if record is None or record.deleted is not None:
         raise ConflictRefused(
             "the record is no longer there (deleted or renamed since): keep the"
             " applied value or mark the conflict resolved"
@@ -154,6 +160,49 @@ def _take_other(session: Session, conflict: SyncConflict, now: datetime) -> None
         milliseconds(now),
     ]
     record.fields, record.parents, record.changes = fields, parents, changes
+    # The record's last change is now the other producer's.
+    record.producer_id = conflict.other_producer_id
+    record.sequence = conflict.other_sequence
+    record.updated = now
+
+
+def _restore(record: SyncRecord | None, conflict: SyncConflict, now: datetime):
+    """Bring a deleted record back with the update its delete had refused, if
+    it is still deleted by that delete."""
+    stamp = (record.changes or {}).get(DELETION) if record is not None else None
+    if (
+        record is None
+        or record.deleted is None
+        or stamp is None
+        or stamp[:2] != [conflict.applied_producer_id, conflict.applied_sequence]
+    ):
+        raise ConflictRefused(
+            "the record changed since the conflict (brought back or deleted"
+            " again): keep it as it is or mark the conflict resolved"
+        )
+    update = conflict.other_value or {}
+    other = [
+        conflict.other_producer_id,
+        conflict.other_sequence,
+        milliseconds(conflict.other_made),
+        milliseconds(now),
+    ]
+    changes = {
+        name: value for name, value in record.changes.items() if name != DELETION
+    }
+    changes.update(dict.fromkeys(update, other))
+    parents = {
+        name: parent
+        for name, parent in (record.parents or {}).items()
+        if name not in update
+    }
+    parents.update(conflict.other_parent or {})
+    record.fields = {**(record.fields or {}), **update}
+    record.parents, record.changes = parents, changes
+    record.deleted = None
+    record.version += 1
+    record.producer_id = conflict.other_producer_id
+    record.sequence = conflict.other_sequence
     record.updated = now
 
 

@@ -34,6 +34,12 @@ KEEP_APPLIED = "keep_applied"
 TAKE_OTHER = "take_other"
 MARK_RESOLVED = "mark_resolved"
 RESOLUTIONS = (KEEP_APPLIED, TAKE_OTHER, MARK_RESOLVED)
+# What a conflict is about: one field two producers changed concurrently, or
+# an update of a record another producer deleted.
+FIELD_CONFLICT = "field"
+DELETED_CONFLICT = "deleted"
+# The key of a record's ``changes`` that stamps its deletion.
+DELETION = ""
 
 
 class SyncProducer(db.Model):
@@ -60,6 +66,11 @@ class SyncProducer(db.Model):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When the credential was last replaced (re-provisioned); the old one is void.
     credential_changed: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Credentials replaced by a re-provision, still good for what the device
+    # signed before it: [{"public_key", "retired" (ISO time), "through"}], where
+    # "through" is the last sequence the key may sign (None until the device
+    # first speaks with its new credential, which bounds it).
+    retired_keys: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The registry's instance that is this device, if an admin linked them.
     instance_id: Mapped[int | None] = mapped_column(
         ForeignKey("instances.id", ondelete="SET NULL"), index=True
@@ -126,6 +137,11 @@ class SyncRecord(db.Model):
     twice would show. ``changes`` says, for each field, which change set it last:
     ``[producer row id, sequence, made (ms since 1970), applied (ms)]``, so that a
     concurrent change of the same field by another producer is seen.
+
+    A deleted record stays as a tombstone: ``deleted`` is when the delete was
+    applied, ``changes[""]`` stamps it, and its last fields are kept, so that a
+    poller learns of the delete and a late update from a device that missed it
+    is a conflict, not a partial record brought back.
     """
 
     __tablename__ = "sync_records"
@@ -145,12 +161,17 @@ class SyncRecord(db.Model):
     sequence: Mapped[int] = mapped_column(BigInteger)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SyncConflict(db.Model):
     """Two producers changed one field of a record concurrently (each change was
     made before the other was applied on the server): the one applied later
-    won, as always; this keeps both sides until someone resolves it."""
+    won, as always; this keeps both sides until someone resolves it.
+
+    A ``deleted`` conflict is an update of a record another producer deleted:
+    the applied side is the delete (the record stays deleted), the other side
+    the update, whose fields ``other_value`` holds; ``field`` is empty."""
 
     __tablename__ = "sync_conflicts"
     __table_args__ = (Index("ix_sync_conflicts_status_model", "status", "model"),)
@@ -159,6 +180,9 @@ class SyncConflict(db.Model):
     model: Mapped[str] = mapped_column(String(100))
     natural_key: Mapped[str] = mapped_column(String(500))  # canonical JSON list
     field: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(
+        String(10), default=FIELD_CONFLICT, server_default=FIELD_CONFLICT
+    )
     # The change applied (the record holds its value) and the one it replaced.
     applied_value: Mapped[Any | None] = mapped_column(JSON)
     applied_parent: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -116,10 +116,20 @@ def sync_paths() -> dict[str, Any]:
                     {
                         "name": "active",
                         "in": "query",
-                        "required": True,
                         "schema": {"type": "boolean"},
+                        "description": 'or a JSON body {"active": true|false}',
                     },
                 ],
+                "requestBody": {
+                    **json_body(
+                        {
+                            "type": "object",
+                            "properties": {"active": {"type": "boolean"}},
+                            "additionalProperties": False,
+                        }
+                    ),
+                    "required": False,
+                },
                 "responses": {
                     "200": json_response("Producer"),
                     "400": error_response("Invalid field"),
@@ -148,6 +158,21 @@ def sync_paths() -> dict[str, Any]:
                         "schema": {"type": "boolean"},
                     }
                 ],
+                "requestBody": {
+                    **json_body(
+                        {
+                            "type": "object",
+                            "description": "the same filters, instead of the query",
+                            "properties": {
+                                "producer": {"type": "string", "maxLength": 100},
+                                "model": {"type": "string", "maxLength": 100},
+                                "held_only": {"type": "boolean"},
+                            },
+                            "additionalProperties": False,
+                        }
+                    ),
+                    "required": False,
+                },
                 "responses": {
                     "200": json_response("What was re-applied"),
                     "400": error_response("Invalid field"),
@@ -169,6 +194,14 @@ def sync_paths() -> dict[str, Any]:
                         "properties": {
                             "producer": {"type": "string", "maxLength": 100},
                             "signature": {"type": "string"},
+                            "sequences": {
+                                "type": "array",
+                                "maxItems": 1000,
+                                "items": {"type": "integer", "minimum": 1},
+                                "description": "numbers the device used before"
+                                " recovering: the answer's hashes gives the hash"
+                                " the server holds under each",
+                            },
                         },
                         "required": ["producer", "signature"],
                         "additionalProperties": False,
@@ -176,7 +209,8 @@ def sync_paths() -> dict[str, Any]:
                 ),
                 "responses": {
                     "200": json_response(
-                        "producer, received_through, highest_received, next_sequence"
+                        "producer, received_through, highest_received,"
+                        " next_sequence, and hashes (sequence: hash) when asked"
                     ),
                     "400": error_response("Invalid field"),
                     "403": error_response("Unknown producer or bad signature"),
@@ -195,14 +229,22 @@ def sync_paths() -> dict[str, Any]:
         },
         "/api/sync/producers/{producer_id}/credential": {
             "post": {
-                "summary": "Re-provision a producer: a new credential, the old"
-                " one void, its history kept",
+                "summary": "Re-provision a producer: a new credential, the"
+                " producer enabled, its history kept",
+                "description": "The old credential is retired: it still signs"
+                " files the device made before, through the last sequence before"
+                " the device first speaks with the new one (a push, or a position"
+                " request). void_old_key (or a disabled producer: a lost device)"
+                " voids it at once.",
                 "security": BEARER,
                 "parameters": [PRODUCER_ID],
                 "requestBody": json_body(
                     {
                         "type": "object",
-                        "properties": {"public_key": {"type": "string"}},
+                        "properties": {
+                            "public_key": {"type": "string"},
+                            "void_old_key": {"type": "boolean", "default": False},
+                        },
                         "additionalProperties": False,
                     }
                 ),
@@ -217,10 +259,15 @@ def sync_paths() -> dict[str, Any]:
         "/api/sync/records": {
             "get": {
                 "summary": "Synchronised records, paginated",
-                "description": "Each item: model, natural_key, fields, parents,"
-                " version, schema_version, producer (the last), sequence,"
-                " created, updated. In update order, so a server application"
-                " can poll with since= the last updated it saw.",
+                "description": "Each item: model, natural_key, fields (but"
+                " those that point to a parent), parents (each such field's"
+                " parent by model and natural key), version, schema_version,"
+                " producer (the last), sequence, created, updated, deleted"
+                " (true for a deleted record, a tombstone), deleted_at. In"
+                " update order, then by record. To poll, pass the answer's"
+                " next as after= until items is empty: many records share one"
+                " updated (one apply run), and the cursor never skips or"
+                " repeats one; a record changed since comes again, later.",
                 "security": BEARER,
                 "parameters": [
                     {"name": "model", "in": "query", "schema": {"type": "string"}},
@@ -228,17 +275,38 @@ def sync_paths() -> dict[str, Any]:
                         "name": "since",
                         "in": "query",
                         "schema": {"type": "string", "format": "date-time"},
+                        "description": "records updated (or deleted) after this"
+                        " time, exclusive; prefer after= to poll",
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "an earlier answer's next: the records"
+                        " after the last one it gave",
+                    },
+                    {
+                        "name": "include_deleted",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "list deleted records too; the default"
+                        " with since= or after=, not without",
                     },
                     {
                         "name": "q",
                         "in": "query",
                         "schema": {"type": "string", "maxLength": 200},
-                        "description": "text in the natural key or a field",
+                        "description": "text in a value of the natural key or"
+                        " of a field (not in field names), case-insensitive,"
+                        " no wildcards",
                     },
                     *PAGING,
                 ],
                 "responses": {
-                    "200": json_response("{items, page, per_page, total, pages}"),
+                    "200": json_response(
+                        "{items, page, per_page, total, pages, next}: next is the"
+                        " cursor after this page's last item (null when empty)"
+                    ),
                     "400": error_response("Invalid field"),
                     "401": unauthorized,
                 },
@@ -288,7 +356,10 @@ def sync_paths() -> dict[str, Any]:
                 "description": "keep_applied leaves the record as it is;"
                 " take_other puts the other value (and its parent) in the record,"
                 " refused with 409 if the field changed again since;"
-                " mark_resolved only closes the conflict.",
+                " mark_resolved only closes the conflict. A conflict of kind"
+                " deleted (an update of a record another producer deleted):"
+                " keep_applied keeps it deleted, take_other restores it with"
+                " the update's fields.",
                 "security": BEARER,
                 "parameters": [CONFLICT_ID],
                 "requestBody": json_body(

@@ -137,18 +137,39 @@ def producer_named(session: Session, producer_id: str) -> SyncProducer | None:
 
 
 def reprovision_producer(
-    session: Session, producer_id: str, public_key: str | None = None
+    session: Session,
+    producer_id: str,
+    public_key: str | None = None,
+    void_old: bool = False,
 ) -> tuple[SyncProducer, str | None]:
-    """Give a producer a new credential (or the device's own new public key);
-    the old credential is void at once. Its history and cursors stay, so the
-    device continues after the highest sequence the server holds. Return the
-    producer and the credential to install (None when a key was given)."""
+    """Give a producer a new credential (or the device's own new public key)
+    and enable it. Its history and cursors stay, so the device continues after
+    the highest sequence the server holds. Return the producer and the
+    credential to install (None when a key was given).
+
+    The old credential is retired, not void: files the device signed with it
+    before (carried later) are still taken, up to the last sequence before the
+    device first speaks with its new credential. It is void at once when
+    ``void_old`` is set or the producer was disabled (a lost device)."""
     producer = producer_named(session, producer_id)
     if producer is None:
         raise ProducerRefused("producer_id", f"no producer {producer_id!r}")
     credential, public_key = _key_pair(public_key)
+    now = utcnow()
+    if producer.active and not void_old:
+        producer.retired_keys = [
+            *(producer.retired_keys or []),
+            {
+                "public_key": producer.public_key,
+                "retired": now.isoformat(),
+                "through": None,
+            },
+        ]
+    else:
+        producer.retired_keys = []
     producer.public_key = public_key
-    producer.credential_changed = utcnow()
+    producer.credential_changed = now
+    producer.active = True
     return producer, credential
 
 
@@ -160,6 +181,20 @@ def producer_position(producer: SyncProducer) -> dict[str, Any]:
         "highest_received": producer.highest_received,
         "next_sequence": producer.highest_received + 1,
     }
+
+
+def held_hashes(
+    session: Session, producer: SyncProducer, sequences: list[int]
+) -> dict[str, str]:
+    """The hashes of the producer's transactions the server holds among
+    ``sequences``, by sequence (as text, a JSON object's keys)."""
+    table = IncomingTransaction.__table__
+    rows = session.execute(
+        select(table.c.sequence, table.c.hash).where(
+            table.c.producer_id == producer.id, table.c.sequence.in_(sequences)
+        )
+    )
+    return {str(sequence): digest for sequence, digest in rows}
 
 
 def lock_producer(session: Session, producer_id: int) -> None:

@@ -3,12 +3,14 @@ and the exports, filtered by model, update time and a search text."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, func, or_, select
+from sqlalchemy import Select, Text, and_, cast, func, or_, select
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import Session
 
 from sync.models import SyncProducer, SyncRecord
@@ -19,10 +21,26 @@ SEARCH_LENGTH = 200
 
 
 def records_statement(
-    model: str | None = None, since: datetime | None = None, text: str | None = None
+    model: str | None = None,
+    since: datetime | None = None,
+    text: str | None = None,
+    include_deleted: bool = False,
+    dialect: str = "sqlite",
+    after: tuple[datetime, int] | None = None,
 ) -> Select:
-    """The records in update order."""
+    """The records in update order (then by id), after a cursor if given;
+    deleted ones (tombstones) only if asked."""
     statement = select(SyncRecord)
+    if not include_deleted:
+        statement = statement.where(SyncRecord.deleted.is_(None))
+    if after is not None:
+        moment, row_id = after
+        statement = statement.where(
+            or_(
+                SyncRecord.updated > moment,
+                and_(SyncRecord.updated == moment, SyncRecord.id > row_id),
+            )
+        )
     if model is not None:
         statement = statement.where(SyncRecord.model == model)
     if since is not None:
@@ -30,11 +48,34 @@ def records_statement(
     if text:
         statement = statement.where(
             or_(
-                SyncRecord.natural_key.icontains(text, autoescape=True),
-                cast(SyncRecord.fields, Text).icontains(text, autoescape=True),
+                # A whole natural key as stored (the conflicts page links so).
+                SyncRecord.natural_key == text,
+                _value_matches(SyncRecord.natural_key, text, dialect),
+                _value_matches(SyncRecord.fields, text, dialect),
             )
         )
     return statement.order_by(SyncRecord.updated, SyncRecord.id)
+
+
+def _value_matches(column: Any, text: str, dialect: str) -> Any:
+    """Whether one of the values of the JSON ``column`` (an object's, not its
+    names; a list's items) holds ``text``, as typed (no wildcards)."""
+    name = f"{column.key}_values"
+    if dialect == "postgresql":
+        if column is SyncRecord.natural_key:
+            values = func.json_array_elements_text(cast(column, JSON))
+            value = values.table_valued("value")
+        else:
+            value = func.json_each_text(column).table_valued("key", "value")
+        value = value.render_derived(name=name)
+    else:
+        value = func.json_each(column).table_valued("value").alias(name)
+    return (
+        select(1)
+        .select_from(value)
+        .where(cast(value.c.value, Text).icontains(text, autoescape=True))
+        .exists()
+    )
 
 
 def producer_names(session: Session) -> dict[int, str]:
@@ -43,12 +84,42 @@ def producer_names(session: Session) -> dict[int, str]:
     return dict(session.execute(statement).tuples().all())
 
 
+def own_fields(record: SyncRecord) -> dict[str, Any]:
+    """The record's fields but those that point to a parent: their values are
+    the device's local ids of the parent, which mean nothing here (``parents``
+    gives each parent by its natural key)."""
+    parents = record.parents or {}
+    return {name: value for name, value in record.fields.items() if name not in parents}
+
+
+class BadCursor(ValueError):
+    """An ``after`` cursor that no answer gave."""
+
+
+def cursor_of(record: SyncRecord) -> str:
+    """Where a record stands in update order, as an opaque text."""
+    text = f"{record.updated.isoformat()}|{record.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, row_id = text.split("|")
+        parsed = datetime.fromisoformat(moment), int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor(cursor) from None
+    if parsed[0].tzinfo is None:
+        raise BadCursor(cursor)
+    return parsed
+
+
 def record_item(record: SyncRecord, names: dict[int, str]) -> dict[str, Any]:
     """A record as the API and the JSON-lines export give it."""
     return {
         "model": record.model,
         "natural_key": json.loads(record.natural_key),
-        "fields": record.fields,
+        "fields": own_fields(record),
         "parents": record.parents or {},
         "version": record.version,
         "schema_version": record.schema_version,
@@ -56,6 +127,8 @@ def record_item(record: SyncRecord, names: dict[int, str]) -> dict[str, Any]:
         "sequence": record.sequence,
         "created": record.created.isoformat(),
         "updated": record.updated.isoformat(),
+        "deleted": record.deleted is not None,
+        "deleted_at": record.deleted.isoformat() if record.deleted else None,
     }
 
 
@@ -64,9 +137,19 @@ def model_counts(session: Session) -> list[tuple[str, int]]:
     return list(
         session.execute(
             select(SyncRecord.model, func.count())
+            .where(SyncRecord.deleted.is_(None))
             .group_by(SyncRecord.model)
             .order_by(SyncRecord.model)
         ).all()
+    )
+
+
+def model_exists(session: Session, model: str) -> bool:
+    """Whether the server holds a record of ``model`` (deleted ones count: a
+    poller may export a model whose records were all deleted)."""
+    return (
+        session.scalar(select(SyncRecord.id).where(SyncRecord.model == model).limit(1))
+        is not None
     )
 
 
@@ -83,7 +166,9 @@ def json_lines(session: Session, model: str) -> Iterator[str]:
 
 def _field_names(session: Session, model: str) -> list[str]:
     names: dict[str, None] = {}
-    statement = select(SyncRecord.fields).where(SyncRecord.model == model)
+    statement = select(SyncRecord.fields).where(
+        SyncRecord.model == model, SyncRecord.deleted.is_(None)
+    )
     for fields in _rows(session, statement):
         names.update(dict.fromkeys(fields))
     return sorted(names)
@@ -91,8 +176,9 @@ def _field_names(session: Session, model: str) -> list[str]:
 
 def csv_lines(session: Session, model: str) -> Iterator[str]:
     """MODEL's records as CSV: the natural key, one column per field any record
-    has, then version, producer and update time; fields hold JSON values. A
-    cell a spreadsheet would run as a formula is quoted (tracker.spreadsheet)."""
+    has, then version, producer and update time; fields hold JSON values, and a
+    field that points to a parent its natural key. A cell a spreadsheet would
+    run as a formula is quoted (tracker.spreadsheet)."""
     names = _field_names(session, model)
     producers = producer_names(session)
 
@@ -100,9 +186,15 @@ def csv_lines(session: Session, model: str) -> Iterator[str]:
         yield ["natural_key", *names, "_version", "_producer", "_updated"]
         for record in _rows(session, records_statement(model)):
             fields = record.fields
+            parents = record.parents or {}
             yield [
                 record.natural_key,
-                *(_cell(fields.get(name)) for name in names),
+                *(
+                    _cell(parents[name]["natural_key"])
+                    if name in parents
+                    else _cell(fields.get(name))
+                    for name in names
+                ),
                 record.version,
                 producers.get(record.producer_id, ""),
                 record.updated.isoformat(),

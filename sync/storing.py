@@ -14,14 +14,15 @@ UPDATE_RECORDS = text(
     "UPDATE sync_records AS r SET fields = CAST(v.fields AS json),"
     " parents = CAST(v.parents AS json), schema_version = v.schema_version,"
     " version = v.version, producer_id = v.producer_id, sequence = v.sequence,"
-    " changes = CAST(v.changes AS json), updated = v.updated"
+    " changes = CAST(v.changes AS json), updated = v.updated,"
+    " deleted = v.deleted"
     " FROM unnest(CAST(:row_id AS integer[]), CAST(:fields AS text[]),"
     " CAST(:parents AS text[]), CAST(:schema_version AS integer[]),"
     " CAST(:version AS integer[]), CAST(:producer_id AS integer[]),"
     " CAST(:sequence AS bigint[]), CAST(:changes AS text[]),"
-    " CAST(:updated AS timestamptz[]))"
+    " CAST(:updated AS timestamptz[]), CAST(:deleted AS timestamptz[]))"
     " AS v(id, fields, parents, schema_version, version, producer_id, sequence,"
-    " changes, updated)"
+    " changes, updated, deleted)"
     " WHERE r.id = v.id"
 )
 JSON_COLUMNS = ("fields", "parents", "changes")

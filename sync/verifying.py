@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sync.models import SyncProducer
-from sync.wire.bundles import Bundle
+from sync.wire.bundles import Bundle, BundleError
 
 
 class UnknownProducer(Exception):
@@ -38,5 +38,54 @@ def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
         raise UnknownProducer(
             f"producer {bundle.producer!r} is not registered or is disabled"
         )
-    bundle.verify_signature(producer.public_key)
+    if bundle.signed_by(producer.public_key):
+        # The device speaks with its new credential: the old one signs no more
+        # than what came before this.
+        bound_retired_keys(producer, bundle.first_sequence - 1)
+        return VerifiedBundle(producer, bundle)
+    retired = next(
+        (
+            key
+            for key in producer.retired_keys or ()
+            if bundle.signed_by(key["public_key"])
+        ),
+        None,
+    )
+    if retired is None:
+        replaced = producer.credential_changed
+        raise BundleError(
+            "signature",
+            f"the bundle is not signed by producer {bundle.producer!r} with its"
+            " credential"
+            + (
+                f" (replaced on {replaced:%Y-%m-%d}; the old one was voided:"
+                " configure the new one on the device, flask sync configure)"
+                if replaced
+                else ""
+            ),
+        )
+    through = retired["through"]
+    if through is not None and bundle.last_sequence > through:
+        first = max(bundle.first_sequence, through + 1)
+        raise BundleError(
+            "signature",
+            f"signed by producer {bundle.producer!r} with its credential replaced on"
+            f" {retired['retired'][:10]}, which signs only what the device made"
+            f" before, through sequence {through}; this bundle carries"
+            f" {bundle.first_sequence}-{bundle.last_sequence}: on the device,"
+            f" export them again with its new credential (flask sync export"
+            f" --from-sequence {first})",
+        )
     return VerifiedBundle(producer, bundle)
+
+
+def bound_retired_keys(producer: SyncProducer, through: int) -> None:
+    """Limit the producer's retired credentials still unbounded to the
+    sequences through ``through``: from the first word the device says with
+    its new credential, what it signs comes after."""
+    keys = producer.retired_keys or []
+    if any(key["through"] is None for key in keys):
+        producer.retired_keys = [
+            {**key, "through": max(through, 0)} if key["through"] is None else key
+            for key in keys
+        ]

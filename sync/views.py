@@ -62,6 +62,8 @@ from sync.records import (
     csv_lines,
     json_lines,
     model_counts,
+    model_exists,
+    own_fields,
     producer_names,
     records_statement,
 )
@@ -71,7 +73,13 @@ from tracker.auth.roles import ADMIN, OPERATOR, VIEWER, access, blueprint_access
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 
-bp = Blueprint("sync", __name__, template_folder="templates")
+bp = Blueprint(
+    "sync",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/sync/static",
+)
 blueprint_access(bp, read=VIEWER, write=ADMIN)
 RECENT_FILES = 50
 RECENT_OPERATIONS = 20
@@ -202,7 +210,11 @@ def new_credential(producer_id: str):
 def set_active(producer_id: str):
     """Enable or disable a producer: a disabled one has pushes and imports refused."""
     producer = _producer_or_404(producer_id)
-    producer.active = request.form.get("active") == "yes"
+    active = request.form.get("active")
+    if active not in ("yes", "no"):
+        flash(_("Nothing changed: active must be yes or no."), "error")
+        return redirect(url_for("sync.producer", producer_id=producer.producer_id))
+    producer.active = active == "yes"
     db.session.commit()
     if producer.active:
         flash(_("%(producer)s is enabled.", producer=producer.producer_id), "success")
@@ -351,7 +363,9 @@ def records():
     pagination = None
     if model is not None:
         pagination = db.paginate(
-            records_statement(model, text=text or None),
+            records_statement(
+                model, text=text or None, dialect=db.session.get_bind().dialect.name
+            ),
             per_page=RECORDS_PER_PAGE,
             error_out=False,
         )
@@ -363,12 +377,13 @@ def records():
         pagination=pagination,
         producers=producer_names(db.session),
         open_conflicts=open_conflict_total(db.session),
+        own_fields=own_fields,
     )
 
 
 def _export(model: str, lines, mimetype: str, suffix: str) -> Response:
-    if not model.isidentifier():
-        abort(404)
+    if not model.isidentifier() or not model_exists(db.session, model):
+        abort(404, description=_("No record of this model."))
     body = stream_with_context(lines(db.session, model))
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{model}.{suffix}"'

@@ -120,7 +120,7 @@ def database_state(app: Flask, incoming: bool = True) -> dict[str, Any]:
             for row in session.execute(
                 select(
                     table.c.model, table.c.natural_key, table.c.fields, table.c.version
-                )
+                ).where(table.c.deleted.is_(None))  # not the deleted (tombstones)
             )
         }
         session.remove()

@@ -106,11 +106,16 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
             f"The server holds sequences through {recovered.highest_received};"
             f" this device continues at {recovered.next_sequence}."
         )
-        if recovered.unsent_conflicts:
+        if recovered.delivered:
             click.echo(
-                f"warning: {recovered.unsent_conflicts} unsent transactions here"
-                " have numbers the server already holds: they will be rejected",
-                err=True,
+                f"{recovered.delivered} unsent transactions here had reached the"
+                " server already: marked sent."
+            )
+        if recovered.renumbered:
+            click.echo(
+                f"{recovered.renumbered} unsent transactions made here before"
+                " recovering were renumbered after the server's (their numbers"
+                " held other changes there): push to send them."
             )
 
     @group.command("export")
@@ -191,6 +196,13 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
             f"Forwarded {summary.transactions} transactions in"
             f" {summary.bundles} bundles."
         )
+        if summary.held:
+            click.echo(
+                f"held by the server: {summary.held} transactions (taken, not applied)",
+                err=True,
+            )
+        for warning in summary.warnings:
+            click.echo(f"warning: {warning}", err=True)
         for refusal in summary.refused:
             click.echo(f"refused by the server, set aside: {refusal}", err=True)
         if summary.refused:

@@ -261,6 +261,9 @@ class ForwardSummary:
     bundles: int = 0
     transactions: int = 0
     refused: list[str] = field(default_factory=list)
+    # What the server took but held (a model off its SYNC_MODELS), and why.
+    held: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def _waiting(relayed_model: type) -> list:
@@ -308,7 +311,7 @@ def forward(
         bundle = _stored_bundle(row)
         session.rollback()
         try:
-            send_bundle(transport, url, bundle, retry)
+            reply = send_bundle(transport, url, bundle, retry)
         except Unreachable:
             raise
         except TransferError as exc:
@@ -332,6 +335,10 @@ def forward(
         commit()
         summary.bundles += 1
         summary.transactions += len(bundle.transactions)
+        summary.held += len(reply.get("held") or [])
+        for warning in reply.get("warnings") or []:
+            if warning not in summary.warnings:
+                summary.warnings.append(warning)
 
 
 class ExportStopped(Exception):

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from sync.client.models import PRODUCER_ROW, ProducerNotConfiguredError
 from sync.client.operations import mark_sent
 from sync.wire.bundles import Bundle, make_bundle, transaction_wire, write_bundle_file
+from sync.wire.crypto import decrypt_payload, encrypt_payload
+from sync.wire.payloads import transaction_hash
 from sync.wire.signing import position_request
 
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -154,7 +156,28 @@ def contiguous_run(
 class Recovered:
     highest_received: int
     next_sequence: int
-    unsent_conflicts: int  # unsent local transactions the server already holds
+    # Unsent local transactions the server holds another change under.
+    unsent_conflicts: int
+    # Those moved (with every later unsent one, in order) after the server's.
+    renumbered: int = 0
+    # Unsent ones the server holds as they are (their answer was lost).
+    delivered: int = 0
+
+
+POSITION_SEQUENCES = 1000
+
+
+def _ask_position(
+    transport: Transport, url: str, body: dict[str, Any], sequences: list[int]
+) -> dict[str, Any]:
+    status, reply = transport.post(
+        url, {**body, "sequences": sequences} if sequences else body
+    )
+    highest = reply.get("highest_received")
+    if status != 200 or not isinstance(highest, int) or highest < 0:
+        message = reply.get("message") or reply.get("error") or f"HTTP {status}"
+        raise TransferError(f"the server did not give the position: {message}")
+    return reply
 
 
 def recover(
@@ -167,17 +190,46 @@ def recover(
 ) -> Recovered:
     """Learn from the server the highest sequence it holds for this producer and
     continue after it, so a wiped or reinstalled device never reuses a number.
-    Never moves the next sequence back."""
+    Never moves the next sequence back.
+
+    Changes made here before recovering took numbers the server may hold
+    already: those it holds as they are are marked sent; from the first it
+    holds another change under, every unsent transaction is renumbered, in
+    order, after the server's highest, so each is delivered once."""
     transport = transport or HttpTransport()
     commit = commit or session.commit
     state = _state(session, state_model)
     body = position_request(state.producer_id, state.credential)
+    url = base_url.rstrip("/") + POSITION_PATH
     session.rollback()
-    status, reply = transport.post(base_url.rstrip("/") + POSITION_PATH, body)
-    highest = reply.get("highest_received")
-    if status != 200 or not isinstance(highest, int) or highest < 0:
-        message = reply.get("message") or reply.get("error") or f"HTTP {status}"
-        raise TransferError(f"the server did not give the position: {message}")
+    highest = _ask_position(transport, url, body, [])["highest_received"]
+    unsent = session.execute(
+        select(outgoing_model.id, outgoing_model.sequence, outgoing_model.hash)
+        .where(outgoing_model.sent.is_(False), outgoing_model.sequence <= highest)
+        .order_by(outgoing_model.sequence)
+    ).all()
+    session.rollback()
+    held: dict[str, str] = {}
+    for start in range(0, len(unsent), POSITION_SEQUENCES):
+        part = [row.sequence for row in unsent[start : start + POSITION_SEQUENCES]]
+        held.update(_ask_position(transport, url, body, part).get("hashes") or {})
+    delivered = [row.id for row in unsent if held.get(str(row.sequence)) == row.hash]
+    differing = [
+        row.sequence
+        for row in unsent
+        if str(row.sequence) in held and held[str(row.sequence)] != row.hash
+    ]
+    if delivered:
+        session.execute(
+            update(outgoing_model)
+            .where(outgoing_model.id.in_(delivered))
+            .values(sent=True)
+        )
+    renumbered = (
+        _renumber(session, state, state_model, outgoing_model, min(differing), highest)
+        if differing
+        else 0
+    )
     table = state_model.__table__
     session.execute(
         update(table)
@@ -189,16 +241,67 @@ def recover(
         .where(table.c.id == PRODUCER_ROW, table.c.exported_through < highest)
         .values(exported_through=highest)
     )
-    conflicts = session.scalar(
-        select(func.count())
-        .select_from(outgoing_model)
-        .where(outgoing_model.sent.is_(False), outgoing_model.sequence <= highest)
-    )
     next_sequence = session.scalar(
         select(table.c.next_sequence).where(table.c.id == PRODUCER_ROW)
     )
     commit()
-    return Recovered(highest, next_sequence, conflicts)
+    return Recovered(highest, next_sequence, len(differing), renumbered, len(delivered))
+
+
+def _renumber(
+    session: Session,
+    state: Any,
+    state_model: type,
+    outgoing_model: type,
+    first: int,
+    highest: int,
+) -> int:
+    """Give every unsent transaction from ``first`` on, in order, a number
+    after both the server's highest and every number this device used; its hash
+    (and its sealed payload, bound to the number) follow. Return how many."""
+    moved = session.scalars(
+        select(outgoing_model)
+        .where(outgoing_model.sent.is_(False), outgoing_model.sequence >= first)
+        .order_by(outgoing_model.sequence)
+    ).all()
+    kept = session.scalar(
+        select(func.max(outgoing_model.sequence)).where(
+            outgoing_model.id.not_in([row.id for row in moved])
+        )
+    )
+    start = max(highest, kept or 0) + 1
+    # Out of the way first: the numbers are unique.
+    for row in moved:
+        row.sequence = -row.sequence
+    session.flush()
+    for number, row in enumerate(moved, start):
+        context = f"{row.producer_id}:{-row.sequence}"
+        text = (
+            decrypt_payload(row.payload, state.encryption_key, context)
+            if row.encrypted
+            else row.payload
+        )
+        row.sequence = number
+        if row.encrypted:
+            row.payload = encrypt_payload(
+                text, state.encryption_key, f"{row.producer_id}:{number}"
+            )
+        row.hash = transaction_hash(
+            row.producer_id,
+            number,
+            row.model,
+            json.loads(row.natural_key),
+            row.action,
+            json.loads(text),
+        )
+    session.flush()
+    table = state_model.__table__
+    session.execute(
+        update(table)
+        .where(table.c.id == PRODUCER_ROW, table.c.next_sequence <= number)
+        .values(next_sequence=number + 1)
+    )
+    return len(moved)
 
 
 @dataclass
@@ -302,6 +405,12 @@ def export(
     rows = contiguous_run(session, outgoing_model, limit, after=start, sent=None)
     if not rows:
         return None
+    if Path(path).exists():
+        # It may not have been carried yet: replacing it would lose its sequences.
+        raise FileExistsError(
+            f"{path} exists (an earlier export, perhaps not yet carried):"
+            " export to another name"
+        )
     bundle = make_bundle([transaction_wire(row) for row in rows], state.credential)
     target = write_bundle_to(bundle, path)
     table = state_model.__table__

@@ -140,12 +140,17 @@ class Bundle:
             "transactions": self.transactions,
         }
 
+    def signed_by(self, public_key: str) -> bool:
+        """Whether the holder of ``public_key`` signed it."""
+        return signing.verify(public_key, _signed_bytes(self.manifest), self.signature)
+
     def verify_signature(self, public_key: str) -> None:
         """Raise BundleError unless the producer holding ``public_key`` signed it."""
-        if not signing.verify(public_key, _signed_bytes(self.manifest), self.signature):
+        if not self.signed_by(public_key):
             raise BundleError(
                 "signature",
-                f"the bundle is not signed by producer {self.producer!r}'s credential",
+                f"the bundle is not signed by producer {self.producer!r} with its"
+                " credential",
             )
 
 

@@ -61,6 +61,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("openapi_api.openapi_document", "GET"): PUBLIC,
     ("static", "GET"): PUBLIC,
     ("allocation.static", "GET"): PUBLIC,
+    ("sync.static", "GET"): PUBLIC,
     ("favicon", "GET"): PUBLIC,
     # one's own account
     ("auth.account", "GET"): VIEWER,

@@ -9,7 +9,7 @@ from tests.support import screenshot, signed_in_tab
 
 pytestmark = pytest.mark.slow
 
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1440, "height": 900}
 SIZES = pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 
@@ -19,6 +19,22 @@ def fits(tab) -> bool:
     return tab.evaluate(
         """() => Math.max(document.documentElement.scrollWidth,
                           document.body.scrollWidth) <= window.innerWidth"""
+    )
+
+
+def table_fits(tab, selector: str) -> bool:
+    """The table needs no sideways scrolling, and its buttons are on screen."""
+    return tab.evaluate(
+        """(selector) => {
+            const table = document.querySelector(selector);
+            const box = table.closest('.table-scroll') || table.parentElement;
+            const buttons = [...table.querySelectorAll('button')].every((button) => {
+                const edge = button.getBoundingClientRect();
+                return edge.left >= 0 && edge.right <= window.innerWidth;
+            });
+            return box.scrollWidth <= box.clientWidth && buttons;
+        }""",
+        selector,
     )
 
 
@@ -56,7 +72,7 @@ def test_records_are_browsed_searched_and_offered_for_download(
         assert exports.nth(0).get_attribute("href") == "/sync/records/Member.csv"
         assert exports.nth(1).get_attribute("href") == "/sync/records/Member.jsonl"
         screenshot(tab, f"sync-records-{size(viewport)}")
-        assert fits(tab)
+        assert fits(tab) and table_fits(tab, "#records")
         tab.fill("input[name=q]", "nobody by that name")
         show(tab)
         assert "No record matches." in tab.inner_text("#records")
@@ -105,7 +121,7 @@ def test_conflicts_are_filtered_and_resolved(browser, every_page, viewport):
         assert "village" in row.inner_text()
         assert "Kisumu Ndogo Estate, behind the dispensary" in row.inner_text()
         screenshot(tab, f"sync-conflicts-{size(viewport)}")
-        assert fits(tab)
+        assert fits(tab) and table_fits(tab, "#conflicts")
 
         tab.select_option("select[name=status]", "resolved")
         show(tab)

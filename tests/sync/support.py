@@ -54,7 +54,9 @@ def server_records(server_app) -> dict[tuple[str, str], dict]:
     with server_app.app_context():
         return {
             (row.model, row.natural_key): row.fields
-            for row in db.session.scalars(select(SyncRecord))
+            for row in db.session.scalars(
+                select(SyncRecord).where(SyncRecord.deleted.is_(None))
+            )
         }
 
 

@@ -196,6 +196,12 @@ def record(server, key=H1) -> SyncRecord:
         return found
 
 
+def other_row(server, item) -> int:
+    """The producer row id of a conflict's other side."""
+    with server.app_context():
+        return db.session.get(SyncConflict, item["id"]).other_producer_id
+
+
 def resolve(client, conflict_id, headers, **body):
     return client.post(
         f"/api/sync/conflicts/{conflict_id}/resolve", json=body, headers=headers
@@ -236,6 +242,11 @@ def test_the_api_lists_filters_and_resolves(server, conflicted, auth_headers):
     after = record(server)
     assert after.fields == {"village": "Kanye", "size": 3}
     assert after.updated > before.updated and after.version == before.version
+    # The record's last change is now the other side's.
+    assert (after.producer_id, after.sequence) == (
+        size["other"]["producer"] and other_row(server, size),
+        size["other"]["sequence"],
+    )
     again = resolve(client, size["id"], auth_headers, action="keep_applied")
     assert again.status_code == 409 and "already resolved" in again.json["message"]
 
@@ -348,7 +359,7 @@ def test_sync_status_counts_open_conflicts(server, conflicted):
     assert result.exit_code == 0, result.output
     assert "confl." in result.output
     rows = [line.split() for line in result.output.splitlines()]
-    counts = {row[0]: row[8] for row in rows if row and row[0].startswith("tablet")}
+    counts = {row[0]: row[9] for row in rows if row and row[0].startswith("tablet")}
     assert counts == {"tablet-1": "2", "tablet-2": "2"}
     assert "2 open conflicts" in result.output
 
@@ -417,3 +428,57 @@ def test_two_producers_applying_to_the_same_records_at_once_lose_nothing(
             r.fields == {"code": r.fields["code"], "a": 9, "b": 9} for r in records
         )
     assert conflicts(server) == []
+
+
+def test_an_update_of_a_record_another_producer_deleted_is_a_conflict(
+    server, tablets, auth_headers
+):
+    one, two = tablets
+    push(server, one, wire("tablet-1", 2, "Household", ["H1"], "delete", {}))
+    # tablet-2 never learnt of the delete and changes one field.
+    made = CREATED + timedelta(hours=2)
+    answer = push(
+        server,
+        two,
+        wire("tablet-2", 1, "Household", ["H1"], "update", {"size": 4}, made=made),
+    )
+    assert answer["conflicts"] == 1
+    # Not brought back as a partial record.
+    assert H1 not in server_records(server)
+    [conflict] = conflicts(server)
+    assert conflict.kind == "deleted" and conflict.status == "open"
+    assert (conflict.model, conflict.natural_key) == H1
+    assert (conflict.applied_sequence, conflict.other_sequence) == (2, 1)
+    assert conflict.other_value == {"size": 4} and conflict.other_made == made
+    client = server.test_client()
+    [item] = client.get("/api/sync/conflicts", headers=auth_headers).json["items"]
+    assert item["kind"] == "deleted"
+    assert item["applied"]["producer"] == "tablet-1"
+    assert item["other"]["producer"] == "tablet-2"
+    # Restore with the update: the record as it was deleted, plus the change.
+    answer = resolve(client, conflict.id, auth_headers, action="take_other")
+    assert answer.status_code == 200, answer.json
+    assert server_records(server)[H1] == {"village": "Maun", "size": 4}
+    with server.app_context():
+        record = db.session.scalar(
+            select(SyncRecord).where(SyncRecord.natural_key == '["H1"]')
+        )
+        assert record.deleted is None and record.sequence == 1
+        assert record.producer_id == conflict.other_producer_id
+
+
+def test_keeping_the_delete_of_a_record_leaves_it_deleted(
+    server, tablets, auth_headers
+):
+    one, two = tablets
+    push(server, one, wire("tablet-1", 2, "Household", ["H1"], "delete", {}))
+    push(server, two, wire("tablet-2", 1, "Household", ["H1"], "update", {"size": 4}))
+    [conflict] = conflicts(server)
+    client = server.test_client()
+    answer = resolve(client, conflict.id, auth_headers, action="keep_applied")
+    assert answer.status_code == 200, answer.json
+    assert H1 not in server_records(server)
+    # A new insert of the same key is a new record, not a conflict.
+    push(server, two, wire("tablet-2", 2, "Household", ["H1"], "insert", {"v": 1}))
+    assert server_records(server)[H1] == {"v": 1}
+    assert len(conflicts(server)) == 1

@@ -307,7 +307,9 @@ def assert_applied_exactly_once(server_app: Flask, clients: list[FieldClient]):
         transactions_per_record.update((row.model, row.natural_key) for row in outgoing)
         expected_records.update(field_records(client.app))
     with server_app.app_context():
-        records = db.session.scalars(select(SyncRecord)).all()
+        records = db.session.scalars(
+            select(SyncRecord).where(SyncRecord.deleted.is_(None))
+        ).all()
         held = {(r.model, r.natural_key): r.fields for r in records}
         versions = {(r.model, r.natural_key): r.version for r in records}
     assert held == expected_records

@@ -162,7 +162,7 @@ def test_a_file_signed_with_another_producers_credential_is_refused(
     forged = tmp_path / "forged.jsonl.gz"
     with open(forged, "wb") as stream:
         write_bundle_file(make_bundle(posing, credential), stream)
-    with pytest.raises(BundleError, match="not signed by producer 'laptop-3'"):
+    with pytest.raises(BundleError, match="not signed by producer 'laptop-3' with"):
         import_into(server, forged)
     assert server_records(server) == {}
 
@@ -222,3 +222,24 @@ def test_export_writes_every_pending_transaction_in_capped_files(
     # No file holds more than a server takes.
     past = runner.invoke(args=["sync", "export", str(target), "--per-file", "100001"])
     assert past.exit_code == 2 and "100000" in past.output
+
+
+def test_an_export_never_overwrites_a_file_not_yet_carried(server, field, tmp_path):
+    add_households(field, ["H1"])
+    runner = field.test_cli_runner()
+    target = tmp_path / "out.jsonl.gz"
+    first = runner.invoke(args=["sync", "export", str(target)])
+    assert first.exit_code == 0, first.output
+    kept = target.read_bytes()
+    add_households(field, ["H2"])
+    again = runner.invoke(args=["sync", "export", str(target)])
+    assert again.exit_code == 1
+    [line] = again.output.strip().splitlines()
+    assert str(target) in line and "exists" in line and "another" in line
+    assert target.read_bytes() == kept
+    # Nothing was counted as exported: the next file holds sequences 3-4.
+    other = runner.invoke(args=["sync", "export", str(tmp_path / "next.jsonl.gz")])
+    assert other.exit_code == 0 and "(3-4)" in other.output, other.output
+    for name in ("out.jsonl.gz", "next.jsonl.gz"):
+        import_into(server, tmp_path / name)
+    assert server_records(server) == field_records(field)

@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
+from sync.client.transfer import Retry, TransferError, push, push_url
+from sync.models import SyncRecord
+from sync.wire.bundles import make_bundle, write_bundle_file
 from sync.wire.signing import new_credential, position_request
 from tests.support import csrf_token
-from tests.sync.field_app import Household, create_field_app, field_db
-from tests.sync.support import producer_state, server_records
+from tests.sync.field_app import (
+    Household,
+    OutgoingTransaction,
+    ProducerState,
+    create_field_app,
+    field_db,
+)
+from tests.sync.support import AppTransport, producer_state, server_records, wire
 from tracker.extensions import db
 
 
@@ -53,52 +63,117 @@ def test_a_reinstalled_device_gets_a_new_credential_and_continues(
     result = runner.invoke(args=["sync", "reprovision", "laptop-2"])
     assert result.exit_code == 0, result.output
     assert "holds its sequences through 4" in result.output
+    assert "the old one is retired" in result.output
     credential = re.search(r"credential: (\S+)", result.output).group(1)
 
-    # The old credential is void at once.
+    # What the old device made before the new credential speaks is still taken.
     add(field, "H5")
     code, output = field_cli(field, "push", server_url, "--attempts", "1")
-    assert code == 1 and "not signed by producer 'laptop-2'" in output
+    assert code == 0, output
 
     device = wiped_device(tmp_path, credential)
     try:
         code, output = field_cli(device, "recover", server_url)
         assert code == 0, output
-        assert "holds sequences through 4; this device continues at 5" in output
+        assert "holds sequences through 5; this device continues at 6" in output
         add(device, "H6")
         code, output = field_cli(device, "push", server_url)
         assert code == 0, output
     finally:
         dispose(device)
+    # From then on the old credential signs nothing new, and says why.
+    add(field, "H7")
+    code, output = field_cli(field, "push", server_url, "--attempts", "1")
+    assert code == 1 and "replaced on" in output
+    assert "through sequence 5" in output
     standing = producer_state(server, "laptop-2")
-    assert standing["received_through"] == standing["applied_through"] == 5
+    assert standing["received_through"] == standing["applied_through"] == 6
     assert standing["rejected"] == 0 and standing["credential_changed"]
     assert ("Household", '["H6"]') in server_records(server)
-    assert len(server_records(server)) == 5
+    assert len(server_records(server)) == 6
 
 
-def test_recover_never_moves_back_and_names_conflicting_unsent_changes(
+def test_changes_made_before_recovering_are_renumbered_and_delivered_once(
     server, server_url, make_field, tmp_path
 ):
     field = make_field(server, "laptop-2")
     add(field, "H1", "H2")
     field_cli(field, "push", server_url)
-    with field.app_context():
-        from tests.sync.field_app import ProducerState
-
-        credential = field_db.session.scalar(select(ProducerState.credential))
-        field_db.session.remove()
+    credential = stored_credential(field)
     device = wiped_device(tmp_path, credential)
     try:
-        add(device, "H7")  # numbered 1 before recovering: the server holds 1
-        output = field_cli(device, "recover", server_url)[1]
-        assert "continues at 3" in output
-        assert "1 unsent transactions here have numbers the server already holds" in (
+        # Made before recovering: numbered 1 and 2, which the server holds.
+        add(device, "H7", "H8")
+        code, output = field_cli(device, "recover", server_url)
+        assert code == 0, output
+        assert "continues at 5" in output
+        assert "2 unsent transactions made here before recovering were renumbered" in (
             output
         )
-        assert "continues at 3" in field_cli(device, "recover", server_url)[1]
+        # Recover never moves back, and renumbers nothing twice.
+        code, output = field_cli(device, "recover", server_url)
+        assert "continues at 5" in output and "renumbered" not in output
+        add(device, "H9")
+        code, output = field_cli(device, "push", server_url)
+        assert code == 0, output
     finally:
         dispose(device)
+    records = server_records(server)
+    assert sorted(key for _, key in records) == [f'["H{n}"]' for n in (1, 2, 7, 8, 9)]
+    standing = producer_state(server, "laptop-2")
+    assert standing["received_through"] == standing["applied_through"] == 5
+    assert standing["rejected"] == 0
+
+
+def test_sealed_changes_made_before_recovering_are_sealed_anew(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2", encrypt=True)
+    add(field, "H1")
+    assert field_cli(field, "push", server_url)[0] == 0
+    with field.app_context():
+        key = field_db.session.scalar(select(ProducerState.encryption_key))
+        field_db.session.remove()
+    url = f"sqlite:///{tmp_path / 'sealed.sqlite'}"
+    device = create_field_app(url, "laptop-2", key, stored_credential(field))
+    try:
+        add(device, "H7")  # sealed under number 1, which the server holds
+        code, output = field_cli(device, "recover", server_url)
+        assert code == 0 and "renumbered" in output, output
+        code, output = field_cli(device, "push", server_url)
+        assert code == 0, output
+    finally:
+        dispose(device)
+    assert sorted(key for _, key in server_records(server)) == ['["H1"]', '["H7"]']
+    assert producer_state(server, "laptop-2")["quarantined"] == 0
+
+
+def test_recover_marks_sent_what_reached_the_server_and_sends_nothing_twice(
+    server, server_url, make_field
+):
+    field = make_field(server, "laptop-2")
+    add(field, "H1")
+    transport = AppTransport(server)
+    transport.lose_replies = 1
+    with field.app_context():
+        with pytest.raises(TransferError):
+            push(
+                field_db.session,
+                OutgoingTransaction,
+                ProducerState,
+                push_url(server_url),
+                transport,
+                retry=Retry(attempts=1, first_delay=0, max_delay=0),
+            )
+        field_db.session.remove()
+    code, output = field_cli(field, "recover", server_url)
+    assert code == 0, output
+    assert "1 unsent transactions here had reached the server already" in output
+    assert "renumbered" not in output and "continues at 2" in output
+    assert field_cli(field, "push", server_url)[0] == 0
+    with server.app_context():
+        assert db.session.scalar(select(SyncRecord.version)) == 1
+    assert producer_state(server, "laptop-2")["received_through"] == 1
 
 
 def test_position_needs_the_current_credential(server, make_field):
@@ -107,6 +182,7 @@ def test_position_needs_the_current_credential(server, make_field):
     forged = position_request("laptop-2", new_credential())
     answer = client.post("/api/sync/position", json=forged)
     assert answer.status_code == 403 and answer.json["field"] == "signature"
+    assert "''" not in answer.json["message"]
     unknown = client.post(
         "/api/sync/position", json=position_request("ghost", new_credential())
     )
@@ -143,3 +219,68 @@ def test_api_and_page_issue_a_new_credential(server, make_field, auth_headers, l
     assert 'id="credential"' in page.get_data(as_text=True)
     with server.app_context():
         assert db.session.scalar(select(SyncProducer.public_key)) != before
+
+
+def stored_credential(field_app) -> str:
+    with field_app.app_context():
+        credential = field_db.session.scalar(select(ProducerState.credential))
+        field_db.session.remove()
+    return credential
+
+
+def server_cli(server, *args):
+    result = server.test_cli_runner().invoke(args=["sync", *args])
+    return result.exit_code, result.output
+
+
+def test_a_file_signed_before_a_reprovision_is_still_imported(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2")
+    old = stored_credential(field)
+    add(field, "H1", "H2")
+    assert field_cli(field, "push", server_url)[0] == 0
+    add(field, "H3", "H4")
+    carried = tmp_path / "carried.jsonl.gz"
+    assert field_cli(field, "export", str(carried))[0] == 0
+    code, output = server_cli(server, "reprovision", "laptop-2")
+    assert code == 0, output
+    credential = re.search(r"credential: (\S+)", output).group(1)
+    # The file reaches the server after the reprovision: taken, nothing lost.
+    code, output = server_cli(server, "import", str(carried))
+    assert code == 0, output
+    assert len(server_records(server)) == 4
+    # The device, not wiped, takes its new credential and goes on.
+    code, output = field_cli(field, "configure", "laptop-2", "--credential", credential)
+    assert code == 0, output
+    add(field, "H5")
+    assert field_cli(field, "push", server_url)[0] == 0
+    # An old file of sequences it sent again since, under the new credential:
+    # refused, saying why and what to do.
+    late = make_bundle(
+        [wire("laptop-2", 5, "Household", ["H9"], "insert", {"code": "H9"})],
+        old,
+    )
+    path = tmp_path / "late.jsonl.gz"
+    with open(path, "wb") as stream:
+        write_bundle_file(late, stream)
+    code, output = server_cli(server, "import", str(path))
+    assert code == 1 and "replaced on" in output
+    assert "export them again with its new credential" in output
+    assert len(server_records(server)) == 5
+
+
+def test_a_lost_device_s_credential_is_void_at_once(server, make_field, tmp_path):
+    field = make_field(server, "laptop-2")
+    add(field, "H1")
+    carried = tmp_path / "carried.jsonl.gz"
+    assert field_cli(field, "export", str(carried))[0] == 0
+    code, output = server_cli(server, "revoke", "laptop-2")
+    assert code == 0
+    code, output = server_cli(server, "reprovision", "laptop-2")
+    assert code == 0 and "(enabled)" in output
+    assert "the old one is refused from now on" in output
+    assert producer_state(server, "laptop-2")["active"] is True
+    code, output = server_cli(server, "import", str(carried))
+    assert code == 1 and "the old one was voided" in output
+    assert server_records(server) == {}

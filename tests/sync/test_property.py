@@ -658,7 +658,9 @@ class SyncHistories(RuleBasedStateMachine):
             state = {
                 "records": {
                     (row.model, row.natural_key): (row.fields, row.version)
-                    for row in session.scalars(select(SyncRecord))
+                    for row in session.scalars(
+                        select(SyncRecord).where(SyncRecord.deleted.is_(None))
+                    )
                 },
                 "producers": {
                     row.producer_id: row

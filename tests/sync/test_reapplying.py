@@ -222,3 +222,42 @@ def test_admin_api_reapplies(app, credential, auth_headers, make_app):
         "still_held": 0,
         "still_quarantined": 0,
     }
+
+
+def test_reapply_refuses_an_unknown_producer_and_wrong_types(app, auth_headers):
+    result = app.test_cli_runner().invoke(
+        args=["sync", "reapply", "--producer", "nope"]
+    )
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert "no producer 'nope'" in line
+    client = app.test_client()
+    for body, field in (
+        ({"model": 5}, "model"),
+        ({"producer": ["a"]}, "producer"),
+        ({"held_only": "yes"}, "held_only"),
+        ({"models": "Member"}, "models"),
+    ):
+        answer = client.post("/api/sync/reapply", json=body, headers=auth_headers)
+        assert answer.status_code == 400, body
+        assert answer.json["field"] == field
+    missing = client.post(
+        "/api/sync/reapply", json={"producer": "nobody"}, headers=auth_headers
+    )
+    assert missing.status_code == 404
+    fine = client.post(
+        "/api/sync/reapply", json={"model": "Member"}, headers=auth_headers
+    )
+    assert fine.status_code == 200 and fine.json["released"] == 0
+
+
+def test_status_counts_applied_apart_from_held(app, credential):
+    push(app, credential, household_and_member())
+    output = app.test_cli_runner().invoke(args=["sync", "status"]).output
+    header, row = output.splitlines()[:2]
+    columns = dict(zip(header.split()[:8], row.split()[:8], strict=True))
+    assert (columns["received"], columns["applied"], columns["held"]) == (
+        "2",
+        "1",
+        "1",
+    )

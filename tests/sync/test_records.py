@@ -143,3 +143,137 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(server, signed_in):
         "-1.5",
         "Maun",
     ]
+
+
+@pytest.mark.parametrize("text", ["village", '"', ":", "{", "size", "household_id"])
+def test_a_search_matches_values_not_names_or_punctuation(pushed, auth_headers, text):
+    client = pushed.test_client()
+    found = client.get(
+        "/api/sync/records", query_string={"q": text}, headers=auth_headers
+    ).json
+    assert found["total"] == 0, found["items"]
+
+
+def test_a_search_matches_field_values_and_natural_keys(
+    pushed, auth_headers, signed_in
+):
+    client = pushed.test_client()
+    for text, keys in (
+        ("mau", [["H1"]]),
+        ("4", [["H1"]]),
+        ("m1", [["M1"]]),
+        ('["H2"]', [["H2"]]),
+    ):
+        found = client.get(
+            "/api/sync/records", query_string={"q": text}, headers=auth_headers
+        ).json
+        assert [item["natural_key"] for item in found["items"]] == keys, text
+    page = signed_in.get("/sync/records?model=Household&q=village")
+    assert "Maun" not in page.get_data(as_text=True)
+
+
+def test_a_parent_is_given_by_its_natural_key_never_a_device_local_id(
+    server, auth_headers, signed_in
+):
+    credential = register(server, "tablet-1")[0]
+    parent = {"household_id": {"model": "Household", "natural_key": ["H1"]}}
+    transactions = [
+        wire("tablet-1", 1, "Household", ["H1"], "insert", {"village": "Maun"}),
+        wire(
+            "tablet-1",
+            2,
+            "Member",
+            ["M1"],
+            "insert",
+            {"name": "Ada", "household_id": 7},
+            parent,
+        ),
+    ]
+    bundle = make_bundle(transactions, credential).as_json()
+    assert server.test_client().post(PUSH, json=bundle).status_code == 200
+    client = server.test_client()
+    [item] = client.get("/api/sync/records?model=Member", headers=auth_headers).json[
+        "items"
+    ]
+    assert item["fields"] == {"name": "Ada"}
+    assert item["parents"] == parent
+    [line] = signed_in.get("/sync/records/Member.jsonl").get_data(as_text=True).split()
+    assert json.loads(line)["fields"] == {"name": "Ada"}
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                signed_in.get("/sync/records/Member.csv").get_data(as_text=True)
+            )
+        )
+    )
+    assert rows[0][:3] == ["natural_key", "household_id", "name"]
+    assert rows[1][:3] == ['["M1"]', '["H1"]', "Ada"]
+    page = signed_in.get("/sync/records?model=Member").get_data(as_text=True)
+    table = page.split('id="records"')[1].split("</table>")[0]
+    assert ": 7" not in table and "household_id → Household" in table
+
+
+def poll(client, headers, **arguments):
+    """Every item after a cursor, a page at a time, as a poller reads them."""
+    items, cursor = [], arguments.pop("after", None)
+    for _ in range(20):
+        query = {**arguments, **({"after": cursor} if cursor else {})}
+        page = client.get("/api/sync/records", query_string=query, headers=headers)
+        assert page.status_code == 200, page.json
+        if not page.json["items"]:
+            return items, cursor
+        items += page.json["items"]
+        cursor = page.json["next"]
+    raise AssertionError("the cursor never reached the end")
+
+
+def test_a_cursor_pages_through_records_of_one_run_and_then_deletes(
+    server, auth_headers
+):
+    credential = register(server, "tablet-1")[0]
+    codes = [f"H{n}" for n in range(7)]
+    inserts = [
+        wire("tablet-1", n, "Household", [code], "insert", {"village": code})
+        for n, code in enumerate(codes, 1)
+    ]
+    client = server.test_client()
+    bundle = make_bundle(inserts, credential).as_json()
+    assert client.post(PUSH, json=bundle).status_code == 200
+    # One apply run: the seven share one update time.
+    items, cursor = poll(client, auth_headers, model="Household", per_page=2)
+    assert sorted(item["natural_key"][0] for item in items) == codes
+    assert len({item["updated"] for item in items}) == 1
+    assert not any(item["deleted"] for item in items)
+    delete = wire("tablet-1", 8, "Household", ["H3"], "delete", {})
+    bundle = make_bundle([delete], credential).as_json()
+    assert client.post(PUSH, json=bundle).status_code == 200
+    # A poller learns of the delete; the list without deletes does not show it.
+    later, _ = poll(client, auth_headers, model="Household", after=cursor)
+    assert [(item["natural_key"], item["deleted"]) for item in later] == [
+        (["H3"], True)
+    ]
+    assert later[0]["deleted_at"] >= items[0]["updated"]
+    since = client.get(
+        "/api/sync/records",
+        query_string={"since": items[0]["updated"]},
+        headers=auth_headers,
+    ).json["items"]
+    assert [item["natural_key"] for item in since] == [["H3"]]
+    listed = client.get("/api/sync/records?model=Household", headers=auth_headers)
+    assert listed.json["total"] == 6
+    every = client.get(
+        "/api/sync/records?model=Household&include_deleted=1", headers=auth_headers
+    )
+    assert every.json["total"] == 7
+    for query, field in (
+        ("after=nonsense", "after"),
+        ("include_deleted=2", "include_deleted"),
+    ):
+        answer = client.get(f"/api/sync/records?{query}", headers=auth_headers)
+        assert answer.status_code == 400 and answer.json["field"] == field
+
+
+def test_an_export_of_an_unknown_model_is_a_404(pushed, signed_in):
+    for path in ("/sync/records/Nope.csv", "/sync/records/Nope.jsonl"):
+        assert signed_in.get(path).status_code == 404
+    assert signed_in.get("/sync/records/Household.csv").status_code == 200

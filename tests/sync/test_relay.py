@@ -17,7 +17,7 @@ from tests.sync.field_app import (
     RelayedBundle,
     field_db,
 )
-from tests.sync.support import producer_state, server_records, wire
+from tests.sync.support import producer_state, publish_keys, server_records, wire
 from tracker.extensions import db
 
 
@@ -153,3 +153,20 @@ def test_an_export_that_stops_says_what_it_wrote_and_what_remains(
     code, output = cli(relay, "relay", "export", str(out))
     assert code == 0 and "Wrote 2 bundle files." in output
     assert "3 exported to files" in cli(relay, "relay", "status")[1]
+
+
+def test_forward_says_what_the_server_held_and_why(
+    make_app, relay, relay_url, make_field
+):
+    server = make_app(SYNC_MODELS=["Member"])
+    field = make_field(server, "tablet-1")
+    publish_keys(server, relay)
+    add(field, "H1")
+    assert cli(field, "sync", "push", relay_url)[0] == 0
+    with serve(server) as server_url:
+        code, output = cli(relay, "relay", "forward", server_url)
+    assert code == 0, output
+    assert "Forwarded 1 transactions in 1 bundles." in output
+    assert "held by the server: 1 transactions" in output
+    assert "warning: 1 transactions were held, not applied" in output
+    assert "SYNC_MODELS" in output

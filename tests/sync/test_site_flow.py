@@ -126,7 +126,9 @@ def test_site_server_to_file_to_central_server(server, token, processes, tmp_pat
 
     expected = {**field_records(first), **field_records(second)}
     with server.app_context():
-        records = db.session.scalars(select(SyncRecord)).all()
+        records = db.session.scalars(
+            select(SyncRecord).where(SyncRecord.deleted.is_(None))
+        ).all()
         assert {(r.model, r.natural_key): r.fields for r in records} == expected
         # Each household: an insert, then one update for the first; each member:
         # an insert (the deleted one is gone).

@@ -15,7 +15,7 @@ from sync.models import ImportedFile, SyncProducer, SyncRecord
 from sync.wire.bundles import make_bundle, write_bundle_file
 from sync.wire.signing import public_key_of
 from tests.support import Login, csrf_token, screenshot, signed_in_tab
-from tests.sync.support import FIELD_MODELS, register, wire
+from tests.sync.support import FIELD_MODELS, producer_state, register, wire
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
 
@@ -401,3 +401,49 @@ def test_the_page_in_a_browser(app, user, live_server, browser, tmp_path):
     assert tab.errors == []
     hosts = {urlsplit(url).hostname for url in tab.requested}
     assert hosts == {"127.0.0.1"}, hosts
+
+
+def test_a_wrong_active_value_is_refused_not_taken_for_disable(
+    app, signed_in, auth_headers
+):
+    register(app, "tablet-1")
+    token = csrf_token(signed_in, "/sync/producers/tablet-1")
+    path = "/sync/producers/tablet-1/active"
+    response = signed_in.post(path, data={"csrf_token": token, "active": "maybe"})
+    assert response.status_code == 302
+    page = signed_in.get(response.headers["Location"]).get_data(as_text=True)
+    assert "active" in flashes(page)[0] and "yes or no" in flashes(page)[0]
+    client = app.test_client()
+    for query in ("?active=maybe", ""):
+        answer = client.post(
+            f"/api/sync/producers/tablet-1/active{query}", headers=auth_headers
+        )
+        assert answer.status_code == 400 and answer.json["field"] == "active"
+    for body in ({"active": "maybe"}, {"active": 1}, {"on": True}):
+        answer = client.post(
+            "/api/sync/producers/tablet-1/active", json=body, headers=auth_headers
+        )
+        assert answer.status_code == 400, body
+    answer = client.post(
+        "/api/sync/producers/tablet-1/active",
+        json={"active": False},
+        headers=auth_headers,
+    )
+    assert answer.status_code == 200 and answer.json["active"] is False
+    assert producer_state(app, "tablet-1")["active"] is False
+
+
+def test_the_cli_enables_and_disables_and_status_shows_it(app):
+    register(app, "tablet-1")
+    runner = app.test_cli_runner()
+    off = runner.invoke(args=["sync", "disable", "tablet-1"])
+    assert off.exit_code == 0 and "disabled" in off.output
+    status = runner.invoke(args=["sync", "status"]).output.splitlines()
+    assert "active" in status[0]
+    assert status[1].split()[:2] == ["tablet-1", "no"]
+    on = runner.invoke(args=["sync", "enable", "tablet-1"])
+    assert on.exit_code == 0 and "enabled" in on.output
+    status = runner.invoke(args=["sync", "status"]).output.splitlines()
+    assert status[1].split()[:2] == ["tablet-1", "yes"]
+    nobody = runner.invoke(args=["sync", "enable", "nobody"])
+    assert nobody.exit_code == 1 and "no producer 'nobody'" in nobody.output
