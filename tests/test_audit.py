@@ -37,7 +37,10 @@ def test_a_client_change_and_an_admin_delete_are_recorded_with_old_and_new(
     uuid = client.post("/api/instance/", json=REGISTRATION).get_json()["uuid"]
     client.patch(f"/api/instance/{uuid}", json={"url": "https://new.example.org"})
     client.delete(f"/api/instances/{uuid}", headers=auth_headers)
-    update, delete = events(app, domain="instances", target_type="Instance")
+    create, update, delete = events(app, domain="instances", target_type="Instance")
+    assert (create.actor, create.via, create.action) == ("anonymous", "api", "create")
+    assert create.changes["url"] == "https://indico.example.org"
+    assert uuid not in str(create.changes)
     assert (update.actor, update.via, update.action) == ("anonymous", "api", "update")
     assert update.changes == {
         "url": ["https://indico.example.org", "https://new.example.org"]
@@ -194,7 +197,7 @@ def test_a_write_that_changes_nothing_is_not_an_action(app, client, auth_headers
     for _ in range(2):
         answer = client.post(f"/api/instances/{uuid}/approve", headers=auth_headers)
         assert answer.status_code == 200
-    approvals = events(app, domain="instances", target_type="Instance")
+    approvals = events(app, domain="instances", action="update")
     assert [event.changes for event in approvals] == [{"approved": [False, True]}]
     assert events(app, action="approve_instance") == []
 

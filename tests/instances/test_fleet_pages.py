@@ -243,6 +243,16 @@ def test_live_states_answer_the_rows_asked_for(signed_in, fleet):
     assert {c["state"]: c["count"] for c in answer["counts"]}["overdue"] == 1
 
 
+def test_live_states_leave_out_a_disabled_instance(app, signed_in, fleet):
+    with app.app_context():
+        db.session.get(Instance, fleet["up"].id).enabled = False
+        db.session.commit()
+    up, down = fleet["up"].id, fleet["down"].id
+    answer = signed_in.get(f"/instances/states.json?number={up}&number={down}")
+    assert answer.status_code == 200
+    assert set(answer.get_json()["rows"]) == {str(down)}
+
+
 def test_registered_through_the_api_shows_checking_in(client, signed_in):
     client.post("/api/instance/", json=REGISTRATION)
     assert "checking in" in page(signed_in, "/")

@@ -185,18 +185,18 @@ def live_states():
         select(Instance).where(Instance.id.in_(wanted))
     ).all()
     states = page_states(db.session, config, instances, now)
+    # A disabled instance is not tracked: it has no state to show.
     rows = {
         str(instance.id): {
-            "state": states[instance.id].name,
-            "label": str(STATE_NAMES[states[instance.id].name]),
-            "since": format_datetime(states[instance.id].since)
-            if states[instance.id].since
-            else "",
-            "reason": states[instance.id].reason,
+            "state": state.name,
+            "label": str(STATE_NAMES[state.name]),
+            "since": format_datetime(state.since) if state.since else "",
+            "reason": state.reason,
             "health": instance.health,
             "health_label": str(HEALTH_NAMES[instance.health]),
         }
         for instance in instances
+        if (state := states.get(instance.id)) is not None
     }
     counts = fleet_view(db.session, config, now).counts()
     return jsonify(

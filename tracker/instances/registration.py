@@ -1,4 +1,5 @@
-"""A new instance, stored with two plain INSERTs: its row and its first contact.
+"""A new instance, stored with plain INSERTs: its row, its first contact and its
+audit event.
 
 The answer is built from the values written, so nothing is read back. Plain
 functions; the caller commits.
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from tracker.audit.trail import record
 from tracker.db_types import utcnow
 from tracker.instances.models import VIA_REGISTRATION, ContactEvent, Instance, new_uuid
 from tracker.instances.tallies import Chart, refresh_entries
@@ -44,6 +46,8 @@ def register_instance(
         _insert_contact,
         {"instance_id": instance_id, "at": now, "via": VIA_REGISTRATION},
     )
+    # Who registered it, with what (never its uuid: the trail is read widely).
+    record(session, "instances", "create", "Instance", instance_id, row["url"], values)
     # Counted in the charts as Unknown until its first crawl.
     refresh_entries(session, [(instance_id, True, {}, None)], charts)
     return SimpleNamespace(id=instance_id, **row)
