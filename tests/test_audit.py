@@ -141,6 +141,10 @@ def test_the_page_lists_and_filters_events(app, client, signed_in, auth_headers)
     mistyped = client.get("/audit?since=yesterday").get_data(as_text=True)
     assert "From: yesterday is not a date (YYYY-MM-DD); left out." in mistyped
     assert "avoca" in mistyped  # the other filters still apply: none here
+    shouted = client.get("/audit?user=ADA&action=CREATE").get_data(as_text=True)
+    assert "avoca" in shouted
+    backwards = client.get("/audit?since=2026-12-02&until=2026-12-01").text
+    assert "From is after To" in backwards
 
 
 def test_a_command_is_recorded_as_manage_py(tmp_path):

@@ -225,10 +225,10 @@ def _read_new_password() -> str:
 
 
 def _user_named(username: str):
-    from tracker.auth.models import User
+    from tracker.auth.accounts import user_named
     from tracker.extensions import db as database
 
-    user = database.session.scalar(select(User).where(User.username == username))
+    user = user_named(database.session, username)
     if user is None:
         raise click.ClickException(f"no user {username!r}")
     return user

@@ -136,9 +136,10 @@ def add_navigation(
 
 
 def init_app(app: Flask) -> None:
+    from tracker.auth.posted_once import once_value
     from tracker.auth.roles import PUBLIC, access
 
-    app.jinja_env.globals.update(get_locale=get_locale)
+    app.jinja_env.globals.update(get_locale=get_locale, once_value=once_value)
 
     # Browsers ask for /favicon.ico whatever the page says: answer it.
     @app.get("/favicon.ico")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.support import csrf_token, instance_path
 from tracker.audit.models import AuditEvent
@@ -258,3 +258,48 @@ def test_a_viewer_is_offered_no_action_but_signing_out(app, client, user, login)
         assert set(actions) <= allowed, (path, actions)
     detail = client.get(instance_path(client, uuid)).get_data(as_text=True)
     assert "https://indico.example.org" in detail  # shown, not editable
+
+
+def test_a_reload_issues_no_second_secret(app, client, user, login):
+    login()
+    page = client.get("/account").get_data(as_text=True)
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": csrf_token(client, "/account"), "days": "30", "once": once}
+    first = client.post("/account/tokens", data={**form, "name": "grafana"})
+    assert "trk_" in first.get_data(as_text=True)
+    again = client.post("/account/tokens", data={**form, "name": "grafana"})
+    assert again.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ApiToken.id))) == 1
+    add_user(client, "vera", "operator")
+    users = client.get("/users").get_data(as_text=True)
+    with app.app_context():
+        vera = db.session.scalar(select(User.id).where(User.username == "vera"))
+    path = f"/users/{vera}/password"
+    form_html = users[users.index(f'action="{path}"') :]
+    once = re.search(r'name="once" value="([^"]+)"', form_html).group(1)
+    fields = {"csrf_token": csrf_token(client, "/users"), "once": once}
+    shown = client.post(path, data=fields).get_data(as_text=True)
+    temporary = re.search(r'<code class="secret">([^<]+)</code>', shown).group(1)
+    assert client.post(path, data=fields).status_code == 302
+    login.logout()
+    assert login("VERA", temporary).status_code == 302  # any letter case signs in
+
+
+def test_a_viewer_cannot_be_made_supervisor_and_the_last_admin_is_offered_no_end(
+    app, client, user, login
+):
+    login()
+    refused = post(
+        client,
+        "/users",
+        username="vic",
+        password="a long password",
+        role="viewer",
+        supervisor="on",
+    )
+    assert refused.status_code == 400
+    assert "a viewer cannot supervise" in refused.get_data(as_text=True)
+    page = client.get("/users").get_data(as_text=True)
+    assert "the last active admin" in page
+    assert f'action="/users/{user}/delete"' not in page

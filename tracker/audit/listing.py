@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from tracker.api import invalid
 from tracker.audit.models import AuditEvent
@@ -56,12 +56,16 @@ class AuditQuery:
 def events_statement(query: AuditQuery, zone: ZoneInfo) -> Select:
     """Events matching ``query``, newest first; dates are whole days in ``zone``."""
     statement = select(AuditEvent)
+    # Names as typed: in any letter case (user names differ by more than case).
     if query.user:
-        statement = statement.where(AuditEvent.actor == query.user)
-    for name in ("domain", "action", "target_type", "target_id"):
+        statement = statement.where(func.lower(AuditEvent.actor) == query.user.lower())
+    for name in ("domain", "action", "target_type"):
         value = getattr(query, name)
         if value:
-            statement = statement.where(getattr(AuditEvent, name) == value)
+            column = getattr(AuditEvent, name)
+            statement = statement.where(func.lower(column) == value.lower())
+    if query.target_id:
+        statement = statement.where(AuditEvent.target_id == query.target_id)
     statement = within_days(statement, AuditEvent.at, query.since, query.until, zone)
     return statement.order_by(AuditEvent.id.desc())
 

@@ -37,6 +37,8 @@ def index():
                 ),
                 "warning",
             )
+    if query.since and query.until and query.since > query.until:
+        flash(_("From is after To: no day is in between."), "warning")
     zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     pagination = page_within(
         events_statement(query, zone), current_app.config["DASHBOARD_PAGE_SIZE"]

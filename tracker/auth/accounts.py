@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -24,6 +24,18 @@ def _dummy_hash(method: str) -> str:
     return generate_password_hash(secrets.token_urlsafe(16), method)
 
 
+def user_named(session: Session, username: str) -> User | None:
+    """The user with this name, in any letter case (names differ by more than
+    case); the exact name first, for users older than that rule."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is not None:
+        return user
+    alike = session.scalars(
+        select(User).where(func.lower(User.username) == username.lower()).limit(2)
+    ).all()
+    return alike[0] if len(alike) == 1 else None
+
+
 def authenticate(
     session: Session, username: str, password: str, method: str
 ) -> User | None:
@@ -33,7 +45,7 @@ def authenticate(
     by ``method``, the one new passwords get), so the time taken does not
     tell which user names exist.
     """
-    user = session.scalar(select(User).where(User.username == username))
+    user = user_named(session, username)
     if user is None:
         check_password_hash(_dummy_hash(method), password)
         return None

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from tracker.audit.trail import record
 from tracker.auth.models import ApiToken, User
+from tracker.auth.posted_once import posted_again
 from tracker.auth.roles import ADMIN, ROLES, blueprint_access
 from tracker.auth.tokens import ACTIVE, revoke_token, token_status
 from tracker.auth.users import (
@@ -38,10 +39,13 @@ def _page(status: int = 200, **extra):
     tokens: dict[int, list[ApiToken]] = {}
     for token in db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())):
         tokens.setdefault(token.user_id, []).append(token)
+    admins = [u.id for u in users if u.role == ADMIN and u.active]
     page = render_template(
         "auth/users.html",
         users=users,
         tokens=tokens,
+        # The one active admin cannot be demoted, disabled or deleted.
+        last_admin=admins[0] if len(admins) == 1 else None,
         roles=ROLES,
         token_status=token_status,
         min_length=current_app.config["PASSWORD_MIN_LENGTH"],
@@ -123,6 +127,15 @@ def set_user_active(user_id: int):
 def reset(user_id: int):
     """Give a user a temporary password, shown once, to change at next sign-in."""
     user = db.get_or_404(User, user_id)
+    if posted_again():
+        flash(
+            _(
+                "%(name)s has a temporary password already; it is not shown again.",
+                name=user.username,
+            ),
+            "info",
+        )
+        return redirect(url_for("users.index"))
     password = reset_password(db.session, user)
     record(db.session, "users", "reset_password", "User", user.id, user.username)
     db.session.commit()

@@ -24,6 +24,14 @@ def role_value(role: str) -> str:
     return role
 
 
+def supervisor_value(role: str, supervisor: bool) -> bool:
+    """Supervising quota overrides is an operator's permission (admins have
+    it anyway): a viewer may not be given it."""
+    if supervisor and role == VIEWER:
+        raise FieldError("supervisor", "a viewer cannot supervise; make them operator")
+    return supervisor
+
+
 def username_value(session: Session, username: str) -> str:
     if not USERNAME_PATTERN.match(username or ""):
         raise FieldError("username", "use 1 to 80 letters, digits or . _ @ -")
@@ -55,10 +63,11 @@ def create_user(
     problem = password_problem(password, min_length)
     if problem is not None:
         raise FieldError("password", problem)
+    role = role_value(role) if role else default_role(session)
     user = User(
         username=username,
-        role=role_value(role) if role else default_role(session),
-        supervisor=supervisor,
+        role=role,
+        supervisor=supervisor_value(role, supervisor),
         must_change_password=must_change_password,
     )
     user.set_password(password)
@@ -96,6 +105,7 @@ def _an_admin_remains(session: Session, field: str) -> None:
 
 def change_role(session: Session, user: User, role: str, supervisor: bool) -> None:
     role = role_value(role)
+    supervisor = supervisor_value(role, supervisor)
     if role != ADMIN:
         _keep_an_admin(session, user, "role")
     user.role = role

@@ -32,6 +32,7 @@ from tracker.auth.accounts import (
 )
 from tracker.auth.forms import ChangePasswordForm, LoginForm
 from tracker.auth.models import ApiToken
+from tracker.auth.posted_once import posted_again
 from tracker.auth.roles import PUBLIC, VIEWER, access, blueprint_access
 from tracker.auth.tokens import ACTIVE, issue_token, revoke_token, token_status
 from tracker.extensions import db, limiter
@@ -234,6 +235,9 @@ def new_token():
             "error",
         )
         return _account_page(ChangePasswordForm(formdata=None), 400)
+    if posted_again():
+        flash(_("This token was issued already; its value is not shown again."), "info")
+        return redirect(url_for("auth.account"))
     # A read-only user's token cannot do more than its user anyway.
     read_only = request.form.get("read_only") == "on"
     token = issue_token(db.session, current_user, name, int(raw_days), read_only)
