@@ -177,3 +177,24 @@ def test_dark_mode_follows_the_system_and_stays_readable(browser, every_page):
             assert background == "rgb(18, 21, 27)", background
             screenshot(tab, f"dark-{endpoint}")
             assert serious_violations(tab) == [], endpoint
+
+
+def test_users_and_audit_tables_need_no_sideways_scrolling_on_a_phone(
+    browser, every_page
+):
+    _app, base, _ids = every_page
+    with signed_in_tab(browser, base) as tab:
+        tab.set_viewport_size(PHONE)
+        for path, table in (("/users", "#users"), ("/audit", "#audit-events")):
+            assert visit(tab, path)
+            wider = tab.evaluate(
+                """(selector) => {
+                    const box = document.querySelector(selector).parentElement;
+                    return box.scrollWidth - box.clientWidth;
+                }""",
+                table,
+            )
+            assert wider <= 0, (path, wider)
+            select = tab.locator(f"{table} select").first
+            if select.count():
+                assert select.evaluate("s => s.scrollWidth <= s.clientWidth + 1")
