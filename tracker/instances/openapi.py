@@ -85,7 +85,12 @@ INSTANCE_DETAIL = {
                     "type": "string",
                     "enum": list(STATES),
                 },
-                "since": {"type": ["string", "null"], "format": "date-time"},
+                "since": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "when the state began; for paused, when the "
+                    "pause ends",
+                },
                 "reason": {"type": "string"},
             },
         },
