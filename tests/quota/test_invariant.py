@@ -353,7 +353,12 @@ class QuotaSchedule(RuleBasedStateMachine):
 
     @rule(name=NAME, times=st.integers(1, 12), bulk=st.booleans())
     def create(self, name, times, bulk):
-        self.field[name].create(times, bulk)
+        """The person creates records; the device refuses past its ceiling in
+        force (the leased one until its lease ends, on the device's clock)."""
+        field = self.field[name]
+        allowed = self.may_create(name, field.state())
+        field.create(times, bulk)
+        assert field.earlier + field.state()["visits"] <= allowed, (name, allowed)
 
     @rule(name=NAME)
     def toggle_online(self, name):
