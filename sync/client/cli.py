@@ -210,6 +210,7 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
                 "flask relay status lists them; drop or retry them by number",
                 err=True,
             )
+            sys.exit(1)
 
     @group.command("keys")
     @click.argument("url")
@@ -257,9 +258,10 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
     @group.command("drop")
     @click.argument("bundle_id", type=click.IntRange(1))
     def drop_command(bundle_id: int):
-        """Drop the kept bundle BUNDLE_ID (a refused or forged one, say)."""
-        if not set_aside(db.session, relayed_model, bundle_id, drop=True):
-            raise click.ClickException(f"no bundle #{bundle_id}")
+        """Drop the refused bundle BUNDLE_ID (a forged one, say)."""
+        refusal = set_aside(db.session, relayed_model, bundle_id, drop=True)
+        if refusal:
+            raise click.ClickException(refusal)
         db.session.commit()
         click.echo(f"Dropped bundle #{bundle_id}.")
 
@@ -267,8 +269,9 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
     @click.argument("bundle_id", type=click.IntRange(1))
     def retry_command(bundle_id: int):
         """Put the refused bundle BUNDLE_ID back in line for forwarding."""
-        if not set_aside(db.session, relayed_model, bundle_id, drop=False):
-            raise click.ClickException(f"no refused bundle #{bundle_id}")
+        refusal = set_aside(db.session, relayed_model, bundle_id, drop=False)
+        if refusal:
+            raise click.ClickException(refusal)
         db.session.commit()
         click.echo(f"Bundle #{bundle_id} will be forwarded again.")
 

@@ -82,6 +82,10 @@ def relay_models(base: type) -> type:
 
     class RelayedBundle(base):
         __tablename__ = "sync_relayed_bundles"
+        # A bundle's number is never given again after a drop (SQLite reuses
+        # the highest rowid without AUTOINCREMENT; PostgreSQL's sequence never
+        # does), so a number read from an old status names no other bundle.
+        __table_args__ = {"sqlite_autoincrement": True}
 
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
         producer_id: Mapped[str] = mapped_column(String(100), index=True)
@@ -446,17 +450,22 @@ def count_keys(session: Session, relayed_model: type) -> int:
 
 def set_aside(
     session: Session, relayed_model: type, bundle_id: int, drop: bool
-) -> bool:
-    """Drop a bundle (``drop``), or put a refused one back in line; False when
-    there is no such bundle. The caller commits."""
+) -> str | None:
+    """Drop a refused bundle (``drop``), or put it back in line; None when done,
+    else why not (no such bundle, or one the server did not refuse: only those
+    are dropped or retried). The caller commits."""
+    row = session.get(relayed_model, bundle_id)
+    if row is None:
+        return f"no bundle #{bundle_id}"
+    if row.refused is None:
+        state = "was forwarded" if row.forwarded else "waits to be forwarded"
+        return (
+            f"bundle #{bundle_id} was not refused by the server (it {state}):"
+            " only refused bundles are dropped or retried"
+        )
+    where = (relayed_model.id == bundle_id, relayed_model.refused.is_not(None))
     if drop:
-        result = session.execute(
-            delete(relayed_model).where(relayed_model.id == bundle_id)
-        )
+        session.execute(delete(relayed_model).where(*where))
     else:
-        result = session.execute(
-            update(relayed_model)
-            .where(relayed_model.id == bundle_id, relayed_model.refused.is_not(None))
-            .values(refused=None)
-        )
-    return result.rowcount == 1
+        session.execute(update(relayed_model).where(*where).values(refused=None))
+    return None
