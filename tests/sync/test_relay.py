@@ -47,6 +47,14 @@ def kept(relay) -> int:
         return count
 
 
+def disable(server, producer_id):
+    with server.app_context():
+        db.session.scalar(
+            select(SyncProducer).filter_by(producer_id=producer_id)
+        ).active = False
+        db.session.commit()
+
+
 def fetch_keys(relay, server_url, token):
     return cli(relay, "relay", "keys", server_url, "--token", token)
 
@@ -87,11 +95,7 @@ def test_a_bundle_the_server_refuses_is_set_aside_and_blocks_nothing(
     assert cli(first, "sync", "push", relay_url)[0] == 0
     assert cli(second, "sync", "push", relay_url)[0] == 0
     # The server no longer takes tablet-1 (stolen, say) since the list was fetched.
-    with server.app_context():
-        db.session.scalar(
-            select(SyncProducer).filter_by(producer_id="tablet-1")
-        ).active = False
-        db.session.commit()
+    disable(server, "tablet-1")
     code, output = cli(relay, "relay", "forward", server_url, "--attempts", "1")
     assert code == 1, output
     assert "Forwarded 1 transactions in 1 bundles." in output
@@ -179,11 +183,7 @@ def test_drop_and_retry_touch_only_refused_bundles_and_numbers_are_not_reused(
     fetch_keys(relay, server_url, token)
     add(first, "H1")
     assert cli(first, "sync", "push", relay_url)[0] == 0
-    with server.app_context():
-        db.session.scalar(
-            select(SyncProducer).filter_by(producer_id="tablet-1")
-        ).active = False
-        db.session.commit()
+    disable(server, "tablet-1")
     code, output = cli(relay, "relay", "forward", server_url, "--attempts", "1")
     assert code == 1 and "set aside: #1 tablet-1 1-1" in output
     add(second, "H2")
@@ -200,11 +200,7 @@ def test_drop_and_retry_touch_only_refused_bundles_and_numbers_are_not_reused(
     assert cli(relay, "relay", "forward", server_url)[0] == 0
     add(second, "H3")
     cli(second, "sync", "push", relay_url)
-    with server.app_context():
-        db.session.scalar(
-            select(SyncProducer).filter_by(producer_id="tablet-2")
-        ).active = False
-        db.session.commit()
+    disable(server, "tablet-2")
     output = cli(relay, "relay", "forward", server_url, "--attempts", "1")[1]
     assert "set aside: #3 tablet-2 2-2" in output
     assert cli(relay, "relay", "drop", "3")[0] == 0
