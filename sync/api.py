@@ -29,6 +29,7 @@ from sync.producers import (
     producer_position,
     register_producer,
     reprovision_producer,
+    supersede_rejected,
 )
 from sync.reapplying import reapply
 from sync.records import (
@@ -350,6 +351,9 @@ def position():
         # What the server holds under numbers a wiped device used again: the
         # same hash was delivered, another is another change.
         answer["hashes"] = held_hashes(db.session, producer, sequences)
+        # The device renumbers its unsent changes held under numbers the
+        # server gave other changes: their rejected copies are superseded.
+        supersede_rejected(db.session, producer, sequences)
     db.session.commit()
     return jsonify(answer)
 
