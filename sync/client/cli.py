@@ -86,7 +86,9 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
             f"Pushed {summary.sent} transactions in {summary.bundles} bundles"
             f" ({summary.duplicates} were already there)."
         )
-        for warning in summary.warnings:
+        for line in summary.totals.held_lines():
+            click.echo(line, err=True)
+        for warning in summary.totals.warnings:
             click.echo(f"warning: {warning}", err=True)
         for item in summary.rejected:
             click.echo(f"rejected: {item.get('reason')}", err=True)
@@ -196,12 +198,9 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
             f"Forwarded {summary.transactions} transactions in"
             f" {summary.bundles} bundles."
         )
-        if summary.held:
-            click.echo(
-                f"held by the server: {summary.held} transactions (taken, not applied)",
-                err=True,
-            )
-        for warning in summary.warnings:
+        for line in summary.totals.held_lines():
+            click.echo(line, err=True)
+        for warning in summary.totals.warnings:
             click.echo(f"warning: {warning}", err=True)
         for refusal in summary.refused:
             click.echo(f"refused by the server, set aside: {refusal}", err=True)

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sync.client.models import UTCDateTime, utc_now
 from sync.client.transfer import (
     HttpTransport,
+    ReplyTotals,
     Retry,
     TransferError,
     Transport,
@@ -266,8 +267,7 @@ class ForwardSummary:
     transactions: int = 0
     refused: list[str] = field(default_factory=list)
     # What the server took but held (a model off its SYNC_MODELS), and why.
-    held: int = 0
-    warnings: list[str] = field(default_factory=list)
+    totals: ReplyTotals = field(default_factory=ReplyTotals)
 
 
 def _waiting(relayed_model: type) -> list:
@@ -339,10 +339,7 @@ def forward(
         commit()
         summary.bundles += 1
         summary.transactions += len(bundle.transactions)
-        summary.held += len(reply.get("held") or [])
-        for warning in reply.get("warnings") or []:
-            if warning not in summary.warnings:
-                summary.warnings.append(warning)
+        summary.totals.add(reply)
 
 
 class ExportStopped(Exception):
