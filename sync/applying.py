@@ -327,13 +327,20 @@ class Change:
             payload = json.loads(payload)
         previous = payload.get("previous_natural_key")
         parents = payload.get("parents", {})
+        local = frozenset(payload.get("local_fields", ()))
         return cls(
             row.sequence,
             row.model,
             (row.model, row.natural_key),
             row.action,
             row.schema_version,
-            payload["fields"],
+            # A device's local primary key is no data of the record here: each
+            # device numbers its rows its own way.
+            {
+                name: value
+                for name, value in payload["fields"].items()
+                if name not in local
+            },
             parents,
             (row.model, canonical_json(previous)) if previous else None,
             row.created,
@@ -341,7 +348,7 @@ class Change:
                 (name, parent, _reference_key(parent))
                 for name, parent in parents.items()
             ],
-            frozenset(payload.get("local_fields", ())),
+            local,
         )
 
     def written_keys(self) -> list[Key]:
