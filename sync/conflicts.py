@@ -83,6 +83,20 @@ def _time(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _applied_at(conflict: SyncConflict) -> datetime | None:
+    if conflict.applied_at is not None or conflict.kind == DELETED_CONFLICT:
+        return conflict.applied_at  # a delete's time, unknown on old rows
+    return conflict.detected  # a field's later change: applied as detected
+
+
+def _other_applied(conflict: SyncConflict) -> datetime | None:
+    """When the other side was applied: a delete refused an update, applied
+    only if the record was restored with it."""
+    if conflict.kind != DELETED_CONFLICT:
+        return conflict.other_applied
+    return conflict.resolved if conflict.resolution == TAKE_OTHER else None
+
+
 def conflict_item(
     conflict: SyncConflict, producers: dict[int, str], users: dict[int, str]
 ) -> dict[str, Any]:
@@ -99,7 +113,7 @@ def conflict_item(
             "producer": producers.get(conflict.applied_producer_id),
             "sequence": conflict.applied_sequence,
             "made": _time(conflict.applied_made),
-            "applied": _time(conflict.detected),
+            "applied": _time(_applied_at(conflict)),
         },
         "other": {
             "value": conflict.other_value,
@@ -107,7 +121,7 @@ def conflict_item(
             "producer": producers.get(conflict.other_producer_id),
             "sequence": conflict.other_sequence,
             "made": _time(conflict.other_made),
-            "applied": _time(conflict.other_applied),
+            "applied": _time(_other_applied(conflict)),
         },
         "detected": _time(conflict.detected),
         "status": conflict.status,

@@ -516,3 +516,31 @@ def test_restoring_a_deleted_record_brings_the_producer_s_later_updates_too(
     assert [(c.status, c.resolution) for c in conflicts(server)] == [
         ("resolved", "take_other")
     ] * 3
+
+
+def test_a_delete_conflict_is_told_truthfully(server, tablets, auth_headers):
+    one, two = tablets
+    push(server, one, wire("tablet-1", 2, "Household", ["H1"], "delete", {}))
+    with server.app_context():
+        deleted_at = db.session.scalar(
+            select(SyncRecord.deleted).where(SyncRecord.natural_key == '["H1"]')
+        )
+    answer = push(
+        server, two, wire("tablet-2", 1, "Household", ["H1"], "update", {"size": 4})
+    )
+    [warning] = [
+        w for w in answer["warnings"] if "conflict" in w.lower() or "deleted" in w
+    ]
+    assert "were applied" not in warning and "not applied" in warning
+    assert "deleted" in warning
+    client = server.test_client()
+    [item] = client.get("/api/sync/conflicts", headers=auth_headers).json["items"]
+    # The delete was applied when it arrived; the update was not applied.
+    assert item["applied"]["applied"] == deleted_at.isoformat()
+    assert item["applied"]["applied"] != item["detected"]
+    assert item["other"]["applied"] is None
+    resolve(client, item["id"], auth_headers, action="take_other")
+    [item] = client.get("/api/sync/conflicts?status=all", headers=auth_headers).json[
+        "items"
+    ]
+    assert item["other"]["applied"] == item["resolved"]
