@@ -468,6 +468,39 @@ def export(
     )
 
 
+def _check_names_free(
+    session: Session,
+    outgoing_model: type,
+    state_model: type,
+    path: str | Path,
+    from_sequence: int | None,
+    per_file: int,
+    max_files: int | None,
+) -> None:
+    """Raise FileExistsError, before anything is written, if a file the export
+    would write exists (one not yet carried would lose its sequences)."""
+    after = (
+        _state(session, state_model).exported_through
+        if from_sequence is None
+        else from_sequence - 1
+    )
+    pending = session.scalar(
+        select(func.count())
+        .select_from(outgoing_model)
+        .where(outgoing_model.sequence > after)
+    )
+    files = -(-pending // per_file)
+    if max_files is not None:
+        files = min(files, max_files)
+    for number in range(1, files + 1):
+        name = numbered_path(path, number)
+        if name.exists():
+            raise FileExistsError(
+                f"{name} exists (an earlier export, perhaps not yet carried):"
+                " nothing was written; export to another name"
+            )
+
+
 def numbered_path(path: str | Path, number: int) -> Path:
     """The name of the NUMBERth file of an export: survey.jsonl.gz,
     survey-2.jsonl.gz, survey-3.jsonl.gz..."""
@@ -491,6 +524,9 @@ def export_all(
     """Write every transaction after the last export (or from ``from_sequence``)
     in files of at most ``per_file``, numbered after ``path``, up to
     ``max_files``; return them and how many transactions remain unwritten."""
+    _check_names_free(
+        session, outgoing_model, state_model, path, from_sequence, per_file, max_files
+    )
     written: list[ExportSummary] = []
     start = from_sequence
     while max_files is None or len(written) < max_files:
