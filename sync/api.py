@@ -202,11 +202,22 @@ def create_producer():
 def set_producer_active(producer_id: str):
     """Enable (``?active=true``, or ``{"active": true}``) or disable a
     producer's pushes and imports."""
-    active = boolean_arg("active")
-    if active is None and request.content_length:
+    raw = request.args.get("active")
+    if raw is not None and raw not in ("true", "false"):
+        raise ApiError(400, "Invalid value", "active: true or false", field="active")
+    active = None if raw is None else raw == "true"
+    if request.content_length:
         body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
         refuse_unknown_keys(body, ("active",), "producer")
-        active = body.get("active")
+        given = body.get("active", active)
+        if active is not None and given != active:
+            raise ApiError(
+                400,
+                "Invalid value",
+                "active: the query and the body say otherwise: give it once",
+                field="active",
+            )
+        active = given
     if not isinstance(active, bool):
         raise ApiError(400, "Invalid value", "active: true or false", field="active")
     producer = _producer_or_404(producer_id)
