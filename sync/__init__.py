@@ -38,6 +38,43 @@ def init_app(app: Flask) -> None:
         app, "sync-apply", tasks.APPLY_TASK, app.config["SYNC_APPLY_INTERVAL"]
     )
     _track_records()
+    _report_held_at_worker_start()
+
+
+def _report_held_at_worker_start() -> None:
+    """A worker's start logs what is held and how to apply it."""
+    from celery.signals import worker_ready
+
+    # One receiver per process, whichever app connected it: it reads the app
+    # of the worker that starts.
+    worker_ready.connect(_log_held, weak=False, dispatch_uid="sync-held-at-start")
+
+
+def _log_held(sender=None, **_kwargs) -> None:
+    import logging
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sync.deliveries import DeliverySettings
+    from sync.reapplying import held_by_model, held_notice
+    from tracker.extensions import db
+
+    flask_app = getattr(getattr(sender, "app", None), "flask_app", None)
+    if flask_app is None:
+        return
+    log = logging.getLogger(__name__)
+    with flask_app.app_context():
+        try:
+            held = held_by_model(db.session)
+        except SQLAlchemyError as exc:  # not migrated yet, say
+            log.warning("sync: could not count held transactions: %s", exc)
+            return
+        finally:
+            db.session.remove()
+        allowed = DeliverySettings.from_config(flask_app.config).allowed_models
+    notice = held_notice(held, allowed)
+    if notice:
+        log.warning(notice)
 
 
 def _track_records() -> None:

@@ -29,6 +29,7 @@ from sync.producers import (
     producer_position,
     register_producer,
     reprovision_producer,
+    supersede_rejected,
 )
 from sync.reapplying import reapply
 from sync.records import (
@@ -201,11 +202,22 @@ def create_producer():
 def set_producer_active(producer_id: str):
     """Enable (``?active=true``, or ``{"active": true}``) or disable a
     producer's pushes and imports."""
-    active = boolean_arg("active")
-    if active is None and request.content_length:
+    raw = request.args.get("active")
+    if raw is not None and raw not in ("true", "false"):
+        raise ApiError(400, "Invalid value", "active: true or false", field="active")
+    active = None if raw is None else raw == "true"
+    if request.content_length:
         body = json_object_body(current_app.config["API_MAX_BODY_BYTES"])
         refuse_unknown_keys(body, ("active",), "producer")
-        active = body.get("active")
+        given = body.get("active", active)
+        if active is not None and given != active:
+            raise ApiError(
+                400,
+                "Invalid value",
+                "active: the query and the body say otherwise: give it once",
+                field="active",
+            )
+        active = given
     if not isinstance(active, bool):
         raise ApiError(400, "Invalid value", "active: true or false", field="active")
     producer = _producer_or_404(producer_id)
@@ -350,6 +362,9 @@ def position():
         # What the server holds under numbers a wiped device used again: the
         # same hash was delivered, another is another change.
         answer["hashes"] = held_hashes(db.session, producer, sequences)
+        # The device renumbers its unsent changes held under numbers the
+        # server gave other changes: their rejected copies are superseded.
+        supersede_rejected(db.session, producer, sequences)
     db.session.commit()
     return jsonify(answer)
 

@@ -119,6 +119,8 @@ class ApplyTotals:
     unparked: int = 0
     held: int = 0
     conflicts: int = 0
+    # Of the conflicts, updates not applied: another producer deleted the record.
+    refused_updates: int = 0
 
     def add(self, other: ApplyTotals) -> None:
         self.applied += other.applied
@@ -127,6 +129,7 @@ class ApplyTotals:
         self.unparked += other.unparked
         self.held += other.held
         self.conflicts += other.conflicts
+        self.refused_updates += other.refused_updates
 
 
 @functools.cache
@@ -327,13 +330,20 @@ class Change:
             payload = json.loads(payload)
         previous = payload.get("previous_natural_key")
         parents = payload.get("parents", {})
+        local = frozenset(payload.get("local_fields", ()))
         return cls(
             row.sequence,
             row.model,
             (row.model, row.natural_key),
             row.action,
             row.schema_version,
-            payload["fields"],
+            # A device's local primary key is no data of the record here: each
+            # device numbers its rows its own way.
+            {
+                name: value
+                for name, value in payload["fields"].items()
+                if name not in local
+            },
             parents,
             (row.model, canonical_json(previous)) if previous else None,
             row.created,
@@ -341,7 +351,7 @@ class Change:
                 (name, parent, _reference_key(parent))
                 for name, parent in parents.items()
             ],
-            frozenset(payload.get("local_fields", ())),
+            local,
         )
 
     def written_keys(self) -> list[Key]:
@@ -415,6 +425,7 @@ def _note_conflicts(
                 "applied_producer_id": run.producer_id,
                 "applied_sequence": change.sequence,
                 "applied_made": change.created,
+                "applied_at": run.now,
                 "other_value": fields.get(name),
                 "other_parent": before,
                 "other_producer_id": last[0],
@@ -528,6 +539,7 @@ def _deleted_conflict(deleted: Entry, change: Change, run: Run) -> dict[str, Any
         "applied_producer_id": stamp[0],
         "applied_sequence": stamp[1],
         "applied_made": moment_of(stamp[2]),
+        "applied_at": deleted.deleted,
         "other_value": change.fields,
         "other_parent": change.parents or None,
         "other_producer_id": run.producer_id,
@@ -593,6 +605,9 @@ def _apply_run(
     totals.applied = len(applied)
     totals.parked = len(parked)
     totals.conflicts = len(run.conflicts)
+    totals.refused_updates = sum(
+        1 for conflict in run.conflicts if conflict["kind"] == DELETED_CONFLICT
+    )
     return applied, parked, totals
 
 
@@ -715,7 +730,11 @@ def retry_parked(session: Session, producer_id: int) -> ApplyTotals:
     )
     applied, parked, totals = _apply_run(session, rows, producer_id, {})
     _set_statuses(session, producer_id, applied, parked, utcnow())
-    return ApplyTotals(unparked=totals.applied, conflicts=totals.conflicts)
+    return ApplyTotals(
+        unparked=totals.applied,
+        conflicts=totals.conflicts,
+        refused_updates=totals.refused_updates,
+    )
 
 
 def producers_with_parked(session: Session) -> list[int]:

@@ -83,6 +83,20 @@ def _time(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _applied_at(conflict: SyncConflict) -> datetime | None:
+    if conflict.applied_at is not None or conflict.kind == DELETED_CONFLICT:
+        return conflict.applied_at  # a delete's time, unknown on old rows
+    return conflict.detected  # a field's later change: applied as detected
+
+
+def _other_applied(conflict: SyncConflict) -> datetime | None:
+    """When the other side was applied: a delete refused an update, applied
+    only if the record was restored with it."""
+    if conflict.kind != DELETED_CONFLICT:
+        return conflict.other_applied
+    return conflict.resolved if conflict.resolution == TAKE_OTHER else None
+
+
 def conflict_item(
     conflict: SyncConflict, producers: dict[int, str], users: dict[int, str]
 ) -> dict[str, Any]:
@@ -99,7 +113,7 @@ def conflict_item(
             "producer": producers.get(conflict.applied_producer_id),
             "sequence": conflict.applied_sequence,
             "made": _time(conflict.applied_made),
-            "applied": _time(conflict.detected),
+            "applied": _time(_applied_at(conflict)),
         },
         "other": {
             "value": conflict.other_value,
@@ -107,7 +121,7 @@ def conflict_item(
             "producer": producers.get(conflict.other_producer_id),
             "sequence": conflict.other_sequence,
             "made": _time(conflict.other_made),
-            "applied": _time(conflict.other_applied),
+            "applied": _time(_other_applied(conflict)),
         },
         "detected": _time(conflict.detected),
         "status": conflict.status,
@@ -117,7 +131,9 @@ def conflict_item(
     }
 
 
-def _take_other(session: Session, conflict: SyncConflict, now: datetime) -> None:
+def _take_other(
+    session: Session, conflict: SyncConflict, now: datetime, user_id: int | None
+) -> None:
     """Put the other value back in the record, if the field still holds the
     applied one."""
     record = session.scalar(
@@ -129,7 +145,7 @@ def _take_other(session: Session, conflict: SyncConflict, now: datetime) -> None
         .with_for_update()
     )
     if conflict.kind == DELETED_CONFLICT:
-        _restore(record, conflict, now)
+        _restore(session, record, conflict, now, user_id)
         return
     if record is None or record.deleted is not None:
         raise ConflictRefused(
@@ -166,9 +182,16 @@ def _take_other(session: Session, conflict: SyncConflict, now: datetime) -> None
     record.updated = now
 
 
-def _restore(record: SyncRecord | None, conflict: SyncConflict, now: datetime):
-    """Bring a deleted record back with the update its delete had refused, if
-    it is still deleted by that delete."""
+def _restore(
+    session: Session,
+    record: SyncRecord | None,
+    conflict: SyncConflict,
+    now: datetime,
+    user_id: int | None,
+) -> None:
+    """Bring a deleted record back with the update its delete had refused, and
+    the same producer's later updates it refused (in their order), if it is
+    still deleted by that delete."""
     stamp = (record.changes or {}).get(DELETION) if record is not None else None
     if (
         record is None
@@ -180,17 +203,52 @@ def _restore(record: SyncRecord | None, conflict: SyncConflict, now: datetime):
             "the record changed since the conflict (brought back or deleted"
             " again): keep it as it is or mark the conflict resolved"
         )
+    changes = {
+        name: value for name, value in record.changes.items() if name != DELETION
+    }
+    record.changes = changes
+    for refused in [conflict, *_later_refused(session, conflict)]:
+        _apply_refused(record, refused, now)
+        if refused is not conflict:
+            # Restored with the record: that producer's later update is in it.
+            _mark_resolved(refused, TAKE_OTHER, now, user_id)
+    record.deleted = None
+    record.updated = now
+
+
+def _later_refused(session: Session, conflict: SyncConflict) -> list[SyncConflict]:
+    """The same producer's later updates of the record its delete refused, in
+    their order: restoring the record brings them back too."""
+    return list(
+        session.scalars(
+            select(SyncConflict)
+            .where(
+                SyncConflict.kind == DELETED_CONFLICT,
+                SyncConflict.status == OPEN,
+                SyncConflict.model == conflict.model,
+                SyncConflict.natural_key == conflict.natural_key,
+                SyncConflict.applied_producer_id == conflict.applied_producer_id,
+                SyncConflict.applied_sequence == conflict.applied_sequence,
+                SyncConflict.other_producer_id == conflict.other_producer_id,
+                SyncConflict.other_sequence > conflict.other_sequence,
+            )
+            .order_by(SyncConflict.other_sequence)
+            .with_for_update()
+        )
+    )
+
+
+def _apply_refused(record: SyncRecord, conflict: SyncConflict, now: datetime) -> None:
+    """Merge the update a delete refused into the restored record."""
     update = conflict.other_value or {}
-    other = [
+    stamp = [
         conflict.other_producer_id,
         conflict.other_sequence,
         milliseconds(conflict.other_made),
         milliseconds(now),
     ]
-    changes = {
-        name: value for name, value in record.changes.items() if name != DELETION
-    }
-    changes.update(dict.fromkeys(update, other))
+    changes = dict(record.changes or {})
+    changes.update(dict.fromkeys(update, stamp))
     parents = {
         name: parent
         for name, parent in (record.parents or {}).items()
@@ -199,11 +257,18 @@ def _restore(record: SyncRecord | None, conflict: SyncConflict, now: datetime):
     parents.update(conflict.other_parent or {})
     record.fields = {**(record.fields or {}), **update}
     record.parents, record.changes = parents, changes
-    record.deleted = None
     record.version += 1
     record.producer_id = conflict.other_producer_id
     record.sequence = conflict.other_sequence
-    record.updated = now
+
+
+def _mark_resolved(
+    conflict: SyncConflict, action: str, now: datetime, user_id: int | None
+) -> None:
+    conflict.status = RESOLVED
+    conflict.resolution = action
+    conflict.resolved = now
+    conflict.resolved_by_id = user_id
 
 
 def resolve_conflict(
@@ -229,11 +294,8 @@ def resolve_conflict(
         )
     now = utcnow()
     if action == TAKE_OTHER:
-        _take_other(session, conflict, now)
-    conflict.status = RESOLVED
-    conflict.resolution = action
-    conflict.resolved = now
-    conflict.resolved_by_id = user_id
+        _take_other(session, conflict, now, user_id)
+    _mark_resolved(conflict, action, now, user_id)
     return conflict
 
 

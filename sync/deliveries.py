@@ -75,10 +75,17 @@ def _reply(
             f"{len(receipt.quarantined)} transactions were quarantined: see"
             " their reasons; manage.py sync reapply retries them once fixed"
         )
-    if totals.conflicts:
+    field_conflicts = totals.conflicts - totals.refused_updates
+    if field_conflicts:
         warnings.append(
-            f"{totals.conflicts} changes conflict with another producer's change of"
+            f"{field_conflicts} changes conflict with another producer's change of"
             " the same field (they were applied; see the server's Conflicts page)"
+        )
+    if totals.refused_updates:
+        warnings.append(
+            f"{totals.refused_updates} updates were not applied: another producer"
+            " deleted the record (see the server's Conflicts page: restore it"
+            " with the update, or keep it deleted)"
         )
     return {
         "producer": producer.producer_id,

@@ -191,6 +191,9 @@ class SyncConflict(db.Model):
     )
     applied_sequence: Mapped[int] = mapped_column(BigInteger)
     applied_made: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the applied side was applied here (a delete: before the conflict
+    # was detected); unknown for conflicts recorded before it was kept.
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     other_value: Mapped[Any | None] = mapped_column(JSON)
     other_parent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     other_producer_id: Mapped[int | None] = mapped_column(

@@ -116,8 +116,9 @@ def sync_paths() -> dict[str, Any]:
                     {
                         "name": "active",
                         "in": "query",
-                        "schema": {"type": "boolean"},
-                        "description": 'or a JSON body {"active": true|false}',
+                        "schema": {"type": "string", "enum": ["true", "false"]},
+                        "description": 'true or false, or a JSON body {"active":'
+                        " true|false}; both, if they differ, are refused",
                     },
                 ],
                 "requestBody": {
@@ -320,8 +321,10 @@ def sync_paths() -> dict[str, Any]:
                 " (its device's clock) before the other was applied on the server."
                 " The one applied later is in the record. Each item: id, model,"
                 " natural_key, field, applied and other (value, parent, producer,"
-                " sequence, made, applied), detected, status (open, resolved),"
-                " resolution, resolved, resolved_by. Newest first.",
+                " sequence, made, applied: when it was applied here, null for an"
+                " update a delete refused until it is restored), detected, status"
+                " (open, resolved), resolution, resolved, resolved_by. Newest"
+                " first.",
                 "security": BEARER,
                 "parameters": [
                     {"name": "model", "in": "query", "schema": QUERY_TEXT},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from sync.models import (
@@ -195,6 +195,23 @@ def held_hashes(
         )
     )
     return {str(sequence): digest for sequence, digest in rows}
+
+
+def supersede_rejected(
+    session: Session, producer: SyncProducer, sequences: list[int]
+) -> int:
+    """Drop the rejected copies of the producer's ``sequences``: a recovering
+    device names its unsent changes, and renumbers after the server's those
+    whose numbers hold other changes here, so each comes again under a new
+    number (and a rejected copy no longer counts against the producer). The
+    caller commits."""
+    result = session.execute(
+        delete(RejectedTransaction).where(
+            RejectedTransaction.producer_id == producer.id,
+            RejectedTransaction.sequence.in_(sequences),
+        )
+    )
+    return result.rowcount
 
 
 def lock_producer(session: Session, producer_id: int) -> None:

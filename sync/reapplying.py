@@ -201,3 +201,36 @@ def release_held(
 
 
 __all__ = ["ReapplyTotals", "reapply", "reapply_producer", "release_held"]
+
+
+def held_by_model(session: Session) -> dict[str, int]:
+    """How many transactions are held, by model."""
+    table = IncomingTransaction.__table__
+    return dict(
+        session.execute(
+            select(table.c.model, func.count())
+            .where(table.c.status == HELD)
+            .group_by(table.c.model)
+            .order_by(table.c.model)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def held_notice(held: dict[str, int], allowed_models: Collection[str]) -> str | None:
+    """A line saying what is held of models off ``allowed_models`` and how to
+    apply it, None if nothing is (held ones of a model listed since are applied
+    by the next periodic apply)."""
+    held = {model: n for model, n in held.items() if model not in allowed_models}
+    if not held:
+        return None
+    total = sum(held.values())
+    models = ", ".join(f"{model} ({count})" for model, count in held.items())
+    listed = ", ".join(sorted(allowed_models)) or "nothing"
+    return (
+        f"sync: {total} transactions are held, not applied: their models are not"
+        f" on SYNC_MODELS (which lists {listed}): {models}; list them in"
+        " SYNC_MODELS and the periodic apply applies them (manage.py sync reapply"
+        " --held-only applies them at once)"
+    )

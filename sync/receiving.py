@@ -30,7 +30,7 @@ from sync.models import (
 )
 from sync.producers import lock_producer
 from sync.storing import insert_rows
-from sync.verifying import VerifiedBundle
+from sync.verifying import VerifiedBundle, bound_retired_keys
 from sync.wire.crypto import InvalidPayload
 from sync.wire.payloads import canonical_json, open_transaction
 from tracker.db_types import utcnow
@@ -201,6 +201,10 @@ def receive(
     if rows:
         insert_rows(session, table, rows)
     receipt.new = len(rows)
+    if verified.current_key and (rows or receipt.duplicates):
+        # The device speaks with its new credential: the old one signs no
+        # more than what came before this, or what the server held already.
+        bound_retired_keys(producer, bundle.first_sequence - 1)
     advance_received(session, producer, bundle.last_sequence, now)
     return receipt
 
@@ -215,7 +219,9 @@ def _reject(
     sequence = transaction["sequence"]
     reason = (
         f"sequence {sequence} was already received with a different hash:"
-        " the device's history changed (restored from a backup?)"
+        " the device's history changed (wiped, reinstalled or restored from a"
+        " backup?): on the device, run flask sync recover URL to continue after"
+        " the sequences the server holds"
     )
     receipt.rejected.append({"sequence": sequence, "reason": reason})
     exists = session.scalar(

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Text, and_, cast, func, or_, select
+from sqlalchemy import true as literal_true
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.orm import Session
 
@@ -52,6 +53,7 @@ def records_statement(
                 SyncRecord.natural_key == text,
                 _value_matches(SyncRecord.natural_key, text, dialect),
                 _value_matches(SyncRecord.fields, text, dialect),
+                _parent_key_matches(text, dialect),
             )
         )
     return statement.order_by(SyncRecord.updated, SyncRecord.id)
@@ -69,11 +71,48 @@ def _value_matches(column: Any, text: str, dialect: str) -> Any:
             value = func.json_each_text(column).table_valued("key", "value")
         value = value.render_derived(name=name)
     else:
-        value = func.json_each(column).table_valued("value").alias(name)
+        value = func.json_each(column).table_valued("key", "value").alias(name)
+    where = [cast(value.c.value, Text).icontains(text, autoescape=True)]
+    if column is SyncRecord.fields:
+        # A field that points to a parent holds the device's local id of it:
+        # the parent is searched by its natural key instead.
+        where.append(value.c.key.not_in(_parent_names(dialect)))
+    return select(1).select_from(value).where(*where).exists()
+
+
+def _parent_names(dialect: str) -> Select:
+    if dialect == "postgresql":
+        names = func.json_object_keys(SyncRecord.parents).table_valued("key")
+        names = names.render_derived(name="parent_names")
+    else:
+        names = func.json_each(SyncRecord.parents).table_valued("key")
+        names = names.alias("parent_names")
+    return select(names.c.key)
+
+
+def _parent_key_matches(text: str, dialect: str) -> Any:
+    """Whether a parent's natural key holds ``text``, as typed."""
+    if dialect == "postgresql":
+        each = func.json_each(SyncRecord.parents).table_valued("key", "value")
+        each = each.render_derived(name="parents_each")
+        items = func.json_array_elements_text(each.c.value.op("->")("natural_key"))
+        item = items.table_valued("value").render_derived(name="parent_key_items")
+        found = select(1).select_from(each).join(item, literal_true())
+        return found.where(item.c.value.icontains(text, autoescape=True)).exists()
+    # Each item of a parent's natural key, under $."<field>"."natural_key"
+    # (the quotes as this SQLite writes paths; older ones leave them out).
+    tree = func.json_tree(SyncRecord.parents).table_valued("path", "atom")
+    tree = tree.alias("parents_tree")
     return (
         select(1)
-        .select_from(value)
-        .where(cast(value.c.value, Text).icontains(text, autoescape=True))
+        .select_from(tree)
+        .where(
+            or_(
+                tree.c.path.like('%."natural_key"'),
+                tree.c.path.like("%.natural_key"),
+            ),
+            cast(tree.c.atom, Text).icontains(text, autoescape=True),
+        )
         .exists()
     )
 

@@ -26,6 +26,8 @@ class VerifiedBundle:
 
     producer: SyncProducer
     bundle: Bundle
+    # Signed with the producer's current credential (not a retired one).
+    current_key: bool = False
 
 
 def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
@@ -39,10 +41,9 @@ def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
             f"producer {bundle.producer!r} is not registered or is disabled"
         )
     if bundle.signed_by(producer.public_key):
-        # The device speaks with its new credential: the old one signs no more
-        # than what came before this.
-        bound_retired_keys(producer, bundle.first_sequence - 1)
-        return VerifiedBundle(producer, bundle)
+        # Receiving bounds the retired credentials, once the server takes some
+        # of it (a push all rejected, from a wiped device, bounds nothing).
+        return VerifiedBundle(producer, bundle, current_key=True)
     retired = next(
         (
             key
@@ -72,7 +73,8 @@ def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
             f"signed by producer {bundle.producer!r} with its credential replaced on"
             f" {retired['retired'][:10]}, which signs only what the device made"
             f" before, through sequence {through}; this bundle carries"
-            f" {bundle.first_sequence}-{bundle.last_sequence}: on the device,"
+            f" {bundle.first_sequence}-{bundle.last_sequence}: on the device, if it"
+            " still holds them,"
             f" export them again with its new credential (flask sync export"
             f" --from-sequence {first})",
         )
@@ -81,8 +83,10 @@ def verify_bundle(session: Session, bundle: Bundle) -> VerifiedBundle:
 
 def bound_retired_keys(producer: SyncProducer, through: int) -> None:
     """Limit the producer's retired credentials still unbounded to the
-    sequences through ``through``: from the first word the device says with
-    its new credential, what it signs comes after."""
+    sequences through ``through``, and never below what the server holds: from
+    the first word the device says with its new credential, what it signs comes
+    after."""
+    through = max(through, producer.highest_received or 0)
     keys = producer.retired_keys or []
     if any(key["through"] is None for key in keys):
         producer.retired_keys = [

@@ -86,7 +86,9 @@ def client_cli(db: Any, outgoing_model: type, state_model: type) -> AppGroup:
             f"Pushed {summary.sent} transactions in {summary.bundles} bundles"
             f" ({summary.duplicates} were already there)."
         )
-        for warning in summary.warnings:
+        for line in summary.totals.held_lines():
+            click.echo(line, err=True)
+        for warning in summary.totals.warnings:
             click.echo(f"warning: {warning}", err=True)
         for item in summary.rejected:
             click.echo(f"rejected: {item.get('reason')}", err=True)
@@ -196,12 +198,9 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
             f"Forwarded {summary.transactions} transactions in"
             f" {summary.bundles} bundles."
         )
-        if summary.held:
-            click.echo(
-                f"held by the server: {summary.held} transactions (taken, not applied)",
-                err=True,
-            )
-        for warning in summary.warnings:
+        for line in summary.totals.held_lines():
+            click.echo(line, err=True)
+        for warning in summary.totals.warnings:
             click.echo(f"warning: {warning}", err=True)
         for refusal in summary.refused:
             click.echo(f"refused by the server, set aside: {refusal}", err=True)
@@ -210,6 +209,7 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
                 "flask relay status lists them; drop or retry them by number",
                 err=True,
             )
+            sys.exit(1)
 
     @group.command("keys")
     @click.argument("url")
@@ -257,9 +257,10 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
     @group.command("drop")
     @click.argument("bundle_id", type=click.IntRange(1))
     def drop_command(bundle_id: int):
-        """Drop the kept bundle BUNDLE_ID (a refused or forged one, say)."""
-        if not set_aside(db.session, relayed_model, bundle_id, drop=True):
-            raise click.ClickException(f"no bundle #{bundle_id}")
+        """Drop the refused bundle BUNDLE_ID (a forged one, say)."""
+        refusal = set_aside(db.session, relayed_model, bundle_id, drop=True)
+        if refusal:
+            raise click.ClickException(refusal)
         db.session.commit()
         click.echo(f"Dropped bundle #{bundle_id}.")
 
@@ -267,8 +268,9 @@ def relay_cli(db: Any, relayed_model: type) -> AppGroup:
     @click.argument("bundle_id", type=click.IntRange(1))
     def retry_command(bundle_id: int):
         """Put the refused bundle BUNDLE_ID back in line for forwarding."""
-        if not set_aside(db.session, relayed_model, bundle_id, drop=False):
-            raise click.ClickException(f"no refused bundle #{bundle_id}")
+        refusal = set_aside(db.session, relayed_model, bundle_id, drop=False)
+        if refusal:
+            raise click.ClickException(refusal)
         db.session.commit()
         click.echo(f"Bundle #{bundle_id} will be forwarded again.")
 

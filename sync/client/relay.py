@@ -43,6 +43,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sync.client.models import UTCDateTime, utc_now
 from sync.client.transfer import (
     HttpTransport,
+    ReplyTotals,
     Retry,
     TransferError,
     Transport,
@@ -82,6 +83,10 @@ def relay_models(base: type) -> type:
 
     class RelayedBundle(base):
         __tablename__ = "sync_relayed_bundles"
+        # A bundle's number is never given again after a drop (SQLite reuses
+        # the highest rowid without AUTOINCREMENT; PostgreSQL's sequence never
+        # does), so a number read from an old status names no other bundle.
+        __table_args__ = {"sqlite_autoincrement": True}
 
         id: Mapped[int] = mapped_column(Integer, primary_key=True)
         producer_id: Mapped[str] = mapped_column(String(100), index=True)
@@ -262,8 +267,7 @@ class ForwardSummary:
     transactions: int = 0
     refused: list[str] = field(default_factory=list)
     # What the server took but held (a model off its SYNC_MODELS), and why.
-    held: int = 0
-    warnings: list[str] = field(default_factory=list)
+    totals: ReplyTotals = field(default_factory=ReplyTotals)
 
 
 def _waiting(relayed_model: type) -> list:
@@ -335,10 +339,7 @@ def forward(
         commit()
         summary.bundles += 1
         summary.transactions += len(bundle.transactions)
-        summary.held += len(reply.get("held") or [])
-        for warning in reply.get("warnings") or []:
-            if warning not in summary.warnings:
-                summary.warnings.append(warning)
+        summary.totals.add(reply)
 
 
 class ExportStopped(Exception):
@@ -446,17 +447,22 @@ def count_keys(session: Session, relayed_model: type) -> int:
 
 def set_aside(
     session: Session, relayed_model: type, bundle_id: int, drop: bool
-) -> bool:
-    """Drop a bundle (``drop``), or put a refused one back in line; False when
-    there is no such bundle. The caller commits."""
+) -> str | None:
+    """Drop a refused bundle (``drop``), or put it back in line; None when done,
+    else why not (no such bundle, or one the server did not refuse: only those
+    are dropped or retried). The caller commits."""
+    row = session.get(relayed_model, bundle_id)
+    if row is None:
+        return f"no bundle #{bundle_id}"
+    if row.refused is None:
+        state = "was forwarded" if row.forwarded else "waits to be forwarded"
+        return (
+            f"bundle #{bundle_id} was not refused by the server (it {state}):"
+            " only refused bundles are dropped or retried"
+        )
+    where = (relayed_model.id == bundle_id, relayed_model.refused.is_not(None))
     if drop:
-        result = session.execute(
-            delete(relayed_model).where(relayed_model.id == bundle_id)
-        )
+        session.execute(delete(relayed_model).where(*where))
     else:
-        result = session.execute(
-            update(relayed_model)
-            .where(relayed_model.id == bundle_id, relayed_model.refused.is_not(None))
-            .values(refused=None)
-        )
-    return result.rowcount == 1
+        session.execute(update(relayed_model).where(*where).values(refused=None))
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -304,14 +305,56 @@ def _renumber(
     return len(moved)
 
 
+_COUNTED = re.compile(r"(\d+) (.*)", re.DOTALL)
+
+
+@dataclass
+class ReplyTotals:
+    """What the server's answers said across bundles: the held transactions by
+    reason, and each warning once, a count it starts with summed over bundles
+    (so that equal warnings of several bundles are neither lost nor repeated)."""
+
+    held: int = 0
+    held_reasons: dict[str, int] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
+
+    def add(self, reply: dict[str, Any]) -> None:
+        for item in reply.get("held") or []:
+            self.held += 1
+            reason = str(item.get("reason", ""))
+            self.held_reasons[reason] = self.held_reasons.get(reason, 0) + 1
+        for warning in reply.get("warnings") or []:
+            match = _COUNTED.fullmatch(warning)
+            count, rest = (int(match[1]), match[2]) if match else (0, warning)
+            if rest in self.counted:
+                self.counted[rest] += count
+            else:
+                self.counted[rest] = count if match else -1
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            rest if count < 0 else f"{count} {rest}"
+            for rest, count in self.counted.items()
+        ]
+
+    def held_lines(self) -> list[str]:
+        """The total held and why, for a command to print."""
+        if not self.held:
+            return []
+        return [
+            f"held by the server: {self.held} transactions (taken, not applied)",
+            *(f"  {count}: {reason}" for reason, count in self.held_reasons.items()),
+        ]
+
+
 @dataclass
 class PushSummary:
     bundles: int = 0
     sent: int = 0
     duplicates: int = 0
     quarantined: int = 0
-    held: int = 0
-    warnings: list[str] = field(default_factory=list)
+    totals: ReplyTotals = field(default_factory=ReplyTotals)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     last_reply: dict[str, Any] = field(default_factory=dict)
 
@@ -356,10 +399,7 @@ def push(
         summary.bundles += 1
         summary.duplicates += int(reply.get("duplicates", 0))
         summary.quarantined += len(reply.get("quarantined", []))
-        summary.held += len(reply.get("held", []))
-        for warning in reply.get("warnings", []):
-            if warning not in summary.warnings:
-                summary.warnings.append(warning)
+        summary.totals.add(reply)
         summary.rejected.extend(reply.get("rejected", []))
         summary.last_reply = reply
         after = bundle.last_sequence
@@ -428,6 +468,39 @@ def export(
     )
 
 
+def _check_names_free(
+    session: Session,
+    outgoing_model: type,
+    state_model: type,
+    path: str | Path,
+    from_sequence: int | None,
+    per_file: int,
+    max_files: int | None,
+) -> None:
+    """Raise FileExistsError, before anything is written, if a file the export
+    would write exists (one not yet carried would lose its sequences)."""
+    after = (
+        _state(session, state_model).exported_through
+        if from_sequence is None
+        else from_sequence - 1
+    )
+    pending = session.scalar(
+        select(func.count())
+        .select_from(outgoing_model)
+        .where(outgoing_model.sequence > after)
+    )
+    files = -(-pending // per_file)
+    if max_files is not None:
+        files = min(files, max_files)
+    for number in range(1, files + 1):
+        name = numbered_path(path, number)
+        if name.exists():
+            raise FileExistsError(
+                f"{name} exists (an earlier export, perhaps not yet carried):"
+                " nothing was written; export to another name"
+            )
+
+
 def numbered_path(path: str | Path, number: int) -> Path:
     """The name of the NUMBERth file of an export: survey.jsonl.gz,
     survey-2.jsonl.gz, survey-3.jsonl.gz..."""
@@ -451,6 +524,9 @@ def export_all(
     """Write every transaction after the last export (or from ``from_sequence``)
     in files of at most ``per_file``, numbered after ``path``, up to
     ``max_files``; return them and how many transactions remain unwritten."""
+    _check_names_free(
+        session, outgoing_model, state_model, path, from_sequence, per_file, max_files
+    )
     written: list[ExportSummary] = []
     start = from_sequence
     while max_files is None or len(written) < max_files:

@@ -61,11 +61,17 @@ def server_records(server_app) -> dict[tuple[str, str], dict]:
 
 
 def field_records(field_app) -> dict[tuple[str, str], dict]:
-    """Every synchronised record of a field client, as the server should hold it."""
+    """Every synchronised record of a field client, as the server should hold it
+    (without the device's local primary key)."""
     records = {}
     with field_app.app_context():
         for model in (Household, Member):
-            columns = [prop.key for prop in model.__mapper__.column_attrs]
+            mapper = model.__mapper__
+            columns = [
+                prop.key
+                for prop in mapper.column_attrs
+                if not any(column.primary_key for column in prop.columns)
+            ]
             for row in field_db.session.scalars(select(model)):
                 key = canonical_json(
                     [json_value(getattr(row, n)) for n in model.__natural_key__]

@@ -221,3 +221,36 @@ def test_an_oversized_file_upload_is_413_naming_the_body(server, auth_headers):
         "/api/sync/files", data=b"x" * 2048, headers=auth_headers
     )
     assert reply.status_code == 413 and reply.json["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("query", "body"),
+    [
+        ("?active=1", None),
+        ("?active=yes", None),
+        ("?active=false", {"active": True}),
+        ("", {"active": 1}),
+        ("", None),
+    ],
+)
+def test_active_takes_true_or_false_once(server, auth_headers, query, body):
+    client = server.test_client()
+    client.post(
+        "/api/sync/producers", json={"producer_id": "clinic-4"}, headers=auth_headers
+    )
+    answer = client.post(
+        f"/api/sync/producers/clinic-4/active{query}",
+        headers=auth_headers,
+        **({"json": body} if body is not None else {}),
+    )
+    assert answer.status_code == 400, answer.json
+    assert answer.json["field"] == "active"
+    detail = client.get("/api/sync/producers/clinic-4", headers=auth_headers).json
+    assert detail["active"] is True
+    # Both saying the same is no conflict.
+    same = client.post(
+        "/api/sync/producers/clinic-4/active?active=false",
+        json={"active": False},
+        headers=auth_headers,
+    )
+    assert same.status_code == 200 and same.json["active"] is False

@@ -482,3 +482,65 @@ def test_keeping_the_delete_of_a_record_leaves_it_deleted(
     push(server, two, wire("tablet-2", 2, "Household", ["H1"], "insert", {"v": 1}))
     assert server_records(server)[H1] == {"v": 1}
     assert len(conflicts(server)) == 1
+
+
+def test_restoring_a_deleted_record_brings_the_producer_s_later_updates_too(
+    server, tablets, auth_headers
+):
+    one, two = tablets
+    push(server, one, wire("tablet-1", 2, "Household", ["H1"], "delete", {}))
+    # tablet-2 missed the delete and changes the village three times.
+    for sequence, village in ((1, "G2"), (2, "G3"), (3, "G4")):
+        update = {"village": village, f"step{sequence}": sequence}
+        push(
+            server,
+            two,
+            wire("tablet-2", sequence, "Household", ["H1"], "update", update),
+        )
+    first, second, third = conflicts(server)
+    assert {c.kind for c in (first, second, third)} == {"deleted"}
+    client = server.test_client()
+    answer = resolve(client, first.id, auth_headers, action="take_other")
+    assert answer.status_code == 200, answer.json
+    assert server_records(server)[H1] == {
+        "village": "G4",
+        "step1": 1,
+        "step2": 2,
+        "step3": 3,
+    }
+    with server.app_context():
+        record = db.session.scalar(
+            select(SyncRecord).where(SyncRecord.natural_key == '["H1"]')
+        )
+        assert record.sequence == 3 and record.changes["village"][1] == 3
+    assert [(c.status, c.resolution) for c in conflicts(server)] == [
+        ("resolved", "take_other")
+    ] * 3
+
+
+def test_a_delete_conflict_is_told_truthfully(server, tablets, auth_headers):
+    one, two = tablets
+    push(server, one, wire("tablet-1", 2, "Household", ["H1"], "delete", {}))
+    with server.app_context():
+        deleted_at = db.session.scalar(
+            select(SyncRecord.deleted).where(SyncRecord.natural_key == '["H1"]')
+        )
+    answer = push(
+        server, two, wire("tablet-2", 1, "Household", ["H1"], "update", {"size": 4})
+    )
+    [warning] = [
+        w for w in answer["warnings"] if "conflict" in w.lower() or "deleted" in w
+    ]
+    assert "were applied" not in warning and "not applied" in warning
+    assert "deleted" in warning
+    client = server.test_client()
+    [item] = client.get("/api/sync/conflicts", headers=auth_headers).json["items"]
+    # The delete was applied when it arrived; the update was not applied.
+    assert item["applied"]["applied"] == deleted_at.isoformat()
+    assert item["applied"]["applied"] != item["detected"]
+    assert item["other"]["applied"] is None
+    resolve(client, item["id"], auth_headers, action="take_other")
+    [item] = client.get("/api/sync/conflicts?status=all", headers=auth_headers).json[
+        "items"
+    ]
+    assert item["other"]["applied"] == item["resolved"]

@@ -243,3 +243,21 @@ def test_an_export_never_overwrites_a_file_not_yet_carried(server, field, tmp_pa
     for name in ("out.jsonl.gz", "next.jsonl.gz"):
         import_into(server, tmp_path / name)
     assert server_records(server) == field_records(field)
+
+
+def test_an_export_checks_every_file_name_before_writing_any(field, tmp_path):
+    add_households(field, ["H1", "H2"])
+    runner = field.test_cli_runner()
+    (tmp_path / "b-2.jsonl.gz").write_bytes(b"an earlier export")
+    target = tmp_path / "b.jsonl.gz"
+    refused = runner.invoke(args=["sync", "export", str(target), "--per-file", "1"])
+    assert refused.exit_code == 1
+    [line] = refused.output.strip().splitlines()
+    assert "b-2.jsonl.gz exists" in line
+    assert not target.exists()
+    # Nothing was marked exported: another name writes everything.
+    again = runner.invoke(
+        args=["sync", "export", str(tmp_path / "c.jsonl.gz"), "--per-file", "1"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "(1-1)" in again.output and (tmp_path / "c-2.jsonl.gz").exists()

@@ -284,3 +284,64 @@ def test_a_lost_device_s_credential_is_void_at_once(server, make_field, tmp_path
     code, output = server_cli(server, "import", str(carried))
     assert code == 1 and "the old one was voided" in output
     assert server_records(server) == {}
+
+
+def test_a_wiped_device_pushing_before_recovering_loses_no_carried_file(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2")
+    add(field, "H1")
+    assert field_cli(field, "push", server_url)[0] == 0
+    add(field, "H2", "H3")
+    carried = tmp_path / "carried.jsonl.gz"
+    assert field_cli(field, "export", str(carried))[0] == 0
+    output = server_cli(server, "reprovision", "laptop-2")[1]
+    credential = re.search(r"credential: (\S+)", output).group(1)
+    device = wiped_device(tmp_path, credential)
+    try:
+        # Pushed before recovering: sequence 1 again, all rejected.
+        add(device, "H9")
+        code, output = field_cli(device, "push", server_url, "--attempts", "1")
+        assert code == 1 and "already received with a different hash" in output
+        assert "flask sync recover URL" in output
+        # The old device's carried file (2-3) is still taken.
+        code, output = server_cli(server, "import", str(carried))
+        assert code == 0, output
+        assert len(server_records(server)) == 3
+        code, output = field_cli(device, "recover", server_url)
+        assert code == 0, output
+        assert "holds sequences through 3; this device continues at 5" in output
+        assert "1 unsent transactions made here before recovering were" in output
+        # The rejected copy is superseded: the device sends it again renumbered.
+        assert producer_state(server, "laptop-2")["rejected"] == 0
+        assert field_cli(device, "push", server_url)[0] == 0
+        assert len(server_records(server)) == 4
+    finally:
+        dispose(device)
+
+
+def test_the_retired_credential_s_limit_is_never_below_what_the_server_holds(
+    server, server_url, make_field, tmp_path
+):
+    field = make_field(server, "laptop-2")
+    add(field, "H1", "H2")
+    assert field_cli(field, "push", server_url)[0] == 0
+    old = stored_credential(field)
+    output = server_cli(server, "reprovision", "laptop-2")[1]
+    credential = re.search(r"credential: (\S+)", output).group(1)
+    # A bundle of the new credential numbered from 1 (made by hand), taken in
+    # part, bounds the old credential no lower than sequence 2, held here.
+    bundle = make_bundle(
+        [
+            wire("laptop-2", n, "Household", [code], "insert", {"code": code})
+            for n, code in ((1, "H7"), (2, "H8"), (3, "H9"))
+        ],
+        credential,
+    )
+    answer = server.test_client().post("/api/sync/push", json=bundle.as_json())
+    assert answer.status_code == 200 and answer.json["new"] == 1
+    late = make_bundle(
+        [wire("laptop-2", 2, "Household", ["H2"], "insert", {"code": "H2"})], old
+    )
+    answer = server.test_client().post("/api/sync/push", json=late.as_json())
+    assert answer.status_code == 200, answer.json

@@ -232,7 +232,12 @@ class Device:
                         row.sequence,
                         (row.model, row.natural_key),
                         row.action,
-                        payload["fields"],
+                        # The device's local primary key is no data of the record.
+                        {
+                            name: value
+                            for name, value in payload["fields"].items()
+                            if name not in payload.get("local_fields", ())
+                        },
                         (row.model, canonical_json(previous)) if previous else None,
                     )
                 )

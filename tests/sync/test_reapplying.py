@@ -261,3 +261,57 @@ def test_status_counts_applied_apart_from_held(app, credential):
         "1",
         "1",
     )
+
+
+def test_the_push_command_totals_what_was_held_across_bundles(make_app, make_field):
+    from tests.support import serve
+    from tests.sync.field_app import Household, field_db
+
+    server = make_app(SYNC_MODELS=["Member"])
+    field = make_field(server, "tablet-1")
+    with field.app_context():
+        for number in range(6):
+            field_db.session.add(Household(code=f"H{number}", village="Maun"))
+        field_db.session.commit()
+        field_db.session.remove()
+    with serve(server) as url:
+        result = field.test_cli_runner().invoke(
+            args=["sync", "push", url, "--batch-size", "2"]
+        )
+    assert result.exit_code == 0, result.output
+    # Three bundles of two held each: the total, why, and one warning of it.
+    assert "held by the server: 6 transactions (taken, not applied)" in result.output
+    assert "model 'Household' is not on SYNC_MODELS" in result.output
+    assert "warning: 6 transactions were held, not applied" in result.output
+    assert "warning: 2 transactions" not in result.output
+
+
+@pytest.mark.slow
+def test_a_worker_s_start_says_what_is_held_and_how_to_apply_it(
+    make_app, database_url, tmp_path
+):
+    from tests.celery_processes import celery_environment, start_worker
+    from tests.services import start_redis
+
+    redis = start_redis()
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "CELERY_BROKER_URL": redis.url,
+        "SECRET_KEY": "sync-held-tests-secret-of-32-bytes-or-more",
+        "SYNC_MODELS": ["Household"],
+    }
+    app = make_app(**settings)
+    credential = register(app, "tablet-1")[0]
+    assert push(app, credential, household_and_member()).status_code == 200
+    env = celery_environment(settings, tmp_path / "instance")
+    worker = None
+    try:
+        worker = start_worker(env, tmp_path / "worker.log", concurrency=1)
+        worker.wait_for("1 transactions are held")
+        log = worker.output()
+        assert "Member" in log and "SYNC_MODELS" in log
+        assert "manage.py sync reapply" in log
+    finally:
+        if worker is not None:
+            worker.stop()
+        redis.stop()

@@ -277,3 +277,52 @@ def test_an_export_of_an_unknown_model_is_a_404(pushed, signed_in):
     for path in ("/sync/records/Nope.csv", "/sync/records/Nope.jsonl"):
         assert signed_in.get(path).status_code == 404
     assert signed_in.get("/sync/records/Household.csv").status_code == 200
+
+
+def test_a_device_local_primary_key_is_not_data_and_a_parent_s_key_is_searched(
+    server, server_url, make_field, auth_headers, signed_in
+):
+    from tests.sync.field_app import Household, Member, field_db
+
+    field = make_field(server, "tablet-1")
+    with field.app_context():
+        household = Household(code="HX", village="Maun")
+        other = Household(code="HY", village="Kanye")
+        field_db.session.add_all([household, other])
+        field_db.session.flush()
+        field_db.session.add(
+            Member(identifier="MA", household_id=household.id, name="Ada")
+        )
+        field_db.session.commit()
+        field_db.session.remove()
+    result = field.test_cli_runner().invoke(args=["sync", "push", server_url])
+    assert result.exit_code == 0, result.output
+    client = server.test_client()
+    items = client.get("/api/sync/records", headers=auth_headers).json["items"]
+    assert {tuple(item["natural_key"]): item["fields"] for item in items} == {
+        ("HX",): {"code": "HX", "village": "Maun", "income": None, "enumerated": None},
+        ("HY",): {"code": "HY", "village": "Kanye", "income": None, "enumerated": None},
+        ("MA",): {"identifier": "MA", "name": "Ada", "seen": None},
+    }
+    for text in ("1", "2", "3"):
+        found = client.get(
+            "/api/sync/records", query_string={"q": text}, headers=auth_headers
+        ).json
+        assert found["total"] == 0, (text, found["items"])
+    found = client.get(
+        "/api/sync/records",
+        query_string={"q": "HX", "model": "Member"},
+        headers=auth_headers,
+    ).json
+    assert [item["natural_key"] for item in found["items"]] == [["MA"]]
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                signed_in.get("/sync/records/Household.csv").get_data(as_text=True)
+            )
+        )
+    )
+    assert "id" not in rows[0]
+    page = signed_in.get("/sync/records?model=Household").get_data(as_text=True)
+    table = page.split('id="records"')[1].split("</table>")[0]
+    assert ">id<" not in table and "id:" not in table

@@ -47,6 +47,14 @@ def kept(relay) -> int:
         return count
 
 
+def disable(server, producer_id):
+    with server.app_context():
+        db.session.scalar(
+            select(SyncProducer).filter_by(producer_id=producer_id)
+        ).active = False
+        db.session.commit()
+
+
 def fetch_keys(relay, server_url, token):
     return cli(relay, "relay", "keys", server_url, "--token", token)
 
@@ -87,13 +95,9 @@ def test_a_bundle_the_server_refuses_is_set_aside_and_blocks_nothing(
     assert cli(first, "sync", "push", relay_url)[0] == 0
     assert cli(second, "sync", "push", relay_url)[0] == 0
     # The server no longer takes tablet-1 (stolen, say) since the list was fetched.
-    with server.app_context():
-        db.session.scalar(
-            select(SyncProducer).filter_by(producer_id="tablet-1")
-        ).active = False
-        db.session.commit()
+    disable(server, "tablet-1")
     code, output = cli(relay, "relay", "forward", server_url, "--attempts", "1")
-    assert code == 0, output
+    assert code == 1, output
     assert "Forwarded 1 transactions in 1 bundles." in output
     assert "refused by the server, set aside: #1 tablet-1 1-1" in output
     assert set(server_records(server)) == {("Household", '["H2"]')}
@@ -170,3 +174,37 @@ def test_forward_says_what_the_server_held_and_why(
     assert "held by the server: 1 transactions" in output
     assert "warning: 1 transactions were held, not applied" in output
     assert "SYNC_MODELS" in output
+
+
+def test_drop_and_retry_touch_only_refused_bundles_and_numbers_are_not_reused(
+    server, server_url, relay, relay_url, make_field, token
+):
+    first, second = make_field(server, "tablet-1"), make_field(server, "tablet-2")
+    fetch_keys(relay, server_url, token)
+    add(first, "H1")
+    assert cli(first, "sync", "push", relay_url)[0] == 0
+    disable(server, "tablet-1")
+    code, output = cli(relay, "relay", "forward", server_url, "--attempts", "1")
+    assert code == 1 and "set aside: #1 tablet-1 1-1" in output
+    add(second, "H2")
+    assert cli(second, "sync", "push", relay_url)[0] == 0
+    # Bundle #2 waits to be forwarded: neither drop nor retry touches it.
+    for command in ("drop", "retry"):
+        code, output = cli(relay, "relay", command, "2")
+        assert code == 1 and "#2 was not refused" in output, output
+        assert len(output.strip().splitlines()) == 1
+    assert kept(relay) == 2
+    assert cli(relay, "relay", "drop", "1")[0] == 0
+    assert cli(relay, "relay", "drop", "2")[0] == 1
+    # Drop the highest-numbered bundle: its number is not given again.
+    assert cli(relay, "relay", "forward", server_url)[0] == 0
+    add(second, "H3")
+    cli(second, "sync", "push", relay_url)
+    disable(server, "tablet-2")
+    output = cli(relay, "relay", "forward", server_url, "--attempts", "1")[1]
+    assert "set aside: #3 tablet-2 2-2" in output
+    assert cli(relay, "relay", "drop", "3")[0] == 0
+    add(second, "H4")
+    cli(second, "sync", "push", relay_url)
+    output = cli(relay, "relay", "forward", server_url, "--attempts", "1")[1]
+    assert "set aside: #4 tablet-2 3-3" in output, output
