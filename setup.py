@@ -48,7 +48,7 @@ setup(
             "migrations/**/*",
         ],
         "quota": ["templates/**/*"],
-        "sync": ["templates/**/*"],
+        "sync": ["templates/**/*", "static/**/*"],
         "allocation": ["templates/**/*", "static/**/*"],
     },
     python_requires=">=3.11",
