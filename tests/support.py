@@ -232,5 +232,5 @@ def instance_path(client, uuid: str) -> str:
     """The page of the instance with this uuid (pages name instances by
     number; its uuid's old address leads there)."""
     answer = client.get(f"/instances/{uuid}")
-    assert answer.status_code == 301, answer.status_code
+    assert answer.status_code == 302, answer.status_code
     return answer.headers["Location"]

@@ -178,7 +178,7 @@ def test_pages_name_instances_by_number(client, signed_in, auth_headers):
     page = signed_in.get(f"/instances/{number}")
     assert page.status_code == 200 and uuid not in page.get_data(as_text=True)
     old_link = signed_in.get(f"/instances/{uuid.upper()}")
-    assert old_link.status_code == 301
+    assert old_link.status_code == 302
     assert old_link.headers["Location"].endswith(f"/instances/{number}")
     for missing in ("999999", str(2**40), "99999999999999999999999"):
         assert signed_in.get(f"/instances/{missing}").status_code == 404

@@ -203,7 +203,8 @@ def detail(number: int):
 def detail_by_uuid(uuid: str):
     """An instance's page as older links name it, by its uuid: to its number."""
     instance = instance_or_404(uuid, _("No instance with this id."))
-    return redirect(url_for("instances.detail", number=instance.id), 301)
+    # Not permanent: a number may name another instance once this one is gone.
+    return redirect(url_for("instances.detail", number=instance.id))
 
 
 def _render_detail(instance: Instance, form=None, location_form=None):
