@@ -9,9 +9,8 @@ commits, chunk by chunk, through ``on_chunk``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,12 +30,25 @@ from allocation.models import (
 )
 from allocation.sacct import (
     SECONDS_PER_HOUR,
-    SKIP_NOT_STARTED,
     LineProblem,
-    SacctJob,
     SacctOptions,
-    SkippedLine,
-    parse_sacct,
+)
+from allocation.sacct_stream import (
+    ACCOUNT,
+    BEGIN,
+    CLUSTER,
+    CPU_SECONDS,
+    CPUS,
+    DAYS,
+    ELAPSED_SECONDS,
+    FINISH,
+    JOB_ID,
+    LINE,
+    PARTITION,
+    USER,
+    ParsedChunk,
+    chunks,
+    parsed_chunks,
 )
 from allocation.snapshots import Snapshot, parse_snapshots
 from allocation.units import bytes_per_unit
@@ -187,12 +199,6 @@ def _quick_bind(type_: Any, process: Callable | None) -> Callable | None:
     return quick
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def resources_named(session: Session, name: str) -> dict[str, list[Resource]]:
     """Return {machine name: its resources called ``name``}."""
     found: dict[str, list[Resource]] = {}
@@ -273,14 +279,14 @@ def _unix_seconds(session: Session, column) -> Any:
     return cast(func.strftime("%s", column), BigInteger)
 
 
-def _existing_runs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
+def _existing_runs(session: Session, jobs: list[tuple[tuple, _Target, int]]) -> set:
     """Return the (machine_id, job_id, started Unix seconds) of these runs
     already stored."""
     found = set()
     started = _unix_seconds(session, JOBS.c.started)
     by_machine: dict[int, set[str]] = {}
     for job, target, _project in jobs:
-        by_machine.setdefault(target.machine_id, set()).add(job.job_id)
+        by_machine.setdefault(target.machine_id, set()).add(job[JOB_ID])
     for machine_id, id_set in by_machine.items():
         # The unique index leads with machine_id: each batch is an index lookup.
         job_ids = sorted(id_set)
@@ -295,7 +301,7 @@ def _existing_runs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) 
     return found
 
 
-def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> set:
+def _write_jobs(session: Session, jobs: list[tuple[tuple, _Target, int]]) -> set:
     """Insert the job runs not yet stored; return the keys inserted.
 
     Runs already stored are looked up first, so the rest go in as one plain
@@ -308,7 +314,7 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
     new = [
         (job, target, project_id)
         for job, target, project_id in jobs
-        if (target.machine_id, job.job_id, job.begin) not in present
+        if (target.machine_id, job[JOB_ID], job[BEGIN]) not in present
     ]
     if not new:
         return set()
@@ -321,16 +327,16 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
     rows = [
         {
             "machine_id": target.machine_id,
-            "job_id": job.job_id,
+            "job_id": job[JOB_ID],
             "project_id": project_id,
-            "account": job.account.lower(),  # as Slurm keeps it
-            "username": job.user,
-            "partition": job.partition,
-            "started": when(job.begin),
-            "ended": when(job.finish),
-            "elapsed_seconds": job.elapsed_seconds,
-            "cpus": job.cpus,
-            "cpu_hours": job.cpu_hours,
+            "account": job[ACCOUNT].lower(),  # as Slurm keeps it
+            "username": job[USER],
+            "partition": job[PARTITION],
+            "started": when(job[BEGIN]),
+            "ended": when(job[FINISH]),
+            "elapsed_seconds": job[ELAPSED_SECONDS],
+            "cpus": job[CPUS],
+            "cpu_hours": job[CPU_SECONDS] / SECONDS_PER_HOUR,
         }
         for job, target, project_id in new
     ]
@@ -347,7 +353,7 @@ def _write_jobs(session: Session, jobs: list[tuple[SacctJob, _Target, int]]) -> 
         raise JobsChangedDuringImport(
             "some job runs were stored by another import meanwhile; run it again"
         )
-    return {(target.machine_id, job.job_id, job.begin) for job, target, _p in new}
+    return {(target.machine_id, job[JOB_ID], job[BEGIN]) for job, target, _p in new}
 
 
 def _utc_datetime(instant: int) -> dt.datetime:
@@ -355,14 +361,15 @@ def _utc_datetime(instant: int) -> dt.datetime:
 
 
 def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
-    """Add daily quantities to the usage rows, creating those that are missing."""
+    """Add daily quantities to the usage rows, creating those that are missing;
+    ``totals`` is keyed by (resource id, project id, date ordinal)."""
     if not totals:
         return
     rows = [
         {
             "resource_id": resource_id,
             "project_id": project_id,
-            "day": day,
+            "day": dt.date.fromordinal(day),
             "quantity": quantity,
             "raw_quantity": raw,
             "count": int(count),
@@ -385,40 +392,41 @@ def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
 
 def _import_job_chunk(
     session: Session,
-    parsed: list,
+    chunk: ParsedChunk,
     targets: dict[str, _Target | str],
     projects: dict[str, int],
 ) -> ImportReport:
-    report = ImportReport(lines=len(parsed))
-    wanted: dict[tuple[int, str], tuple[SacctJob, _Target, int]] = {}
-    for item in parsed:
-        if isinstance(item, LineProblem):
-            report.add_problem(item.line, item.message)
-            continue
-        if isinstance(item, SkippedLine):
-            report.skipped += 1
-            report.not_started += item.reason == SKIP_NOT_STARTED
-            continue
-        target = targets.get(item.cluster)
+    report = ImportReport(
+        lines=chunk.lines, skipped=chunk.skipped, not_started=chunk.not_started
+    )
+    problems = list(chunk.problems)
+    wanted: dict[tuple[int, str, int], tuple[tuple, _Target, int]] = {}
+    for job in chunk.jobs:
+        cluster = job[CLUSTER]
+        target = targets.get(cluster)
         if target is None:
-            report.add_problem(
-                item.line,
-                f"unknown cluster {item.cluster!r}: no machine with a "
-                "CPU resource of this name",
+            problems.append(
+                (
+                    job[LINE],
+                    f"unknown cluster {cluster!r}: no machine with a "
+                    "CPU resource of this name",
+                )
             )
             continue
         if isinstance(target, str):
-            report.add_problem(item.line, target)
+            problems.append((job[LINE], target))
             continue
-        project_id = project_for_account(projects, item.account)
+        project_id = project_for_account(projects, job[ACCOUNT])
         if isinstance(project_id, str):
-            report.add_problem(item.line, project_id)
+            problems.append((job[LINE], project_id))
             continue
-        key = (target.machine_id, item.job_id, item.begin)
+        key = (target.machine_id, job[JOB_ID], job[BEGIN])
         if key in wanted:
             report.already_present += 1  # listed twice in the same file
             continue
-        wanted[key] = (item, target, project_id)
+        wanted[key] = (job, target, project_id)
+    for line, message in sorted(problems):
+        report.add_problem(line, message)
     inserted = _write_jobs(session, list(wanted.values()))
     report.imported = len(inserted)
     report.already_present += len(wanted) - len(inserted)
@@ -426,7 +434,7 @@ def _import_job_chunk(
     for key in inserted:
         job, target, project_id = wanted[key]
         resource_id, factor = target.resource_id, target.scaling_factor
-        for day, cpu_seconds in job.days:
+        for day, cpu_seconds in job[DAYS]:
             hours = cpu_seconds / SECONDS_PER_HOUR
             total = totals.get((resource_id, project_id, day))
             if total is None:
@@ -452,7 +460,7 @@ def import_sacct(
     targets = _cpu_targets(session, resource_name)
     projects = project_ids_by_name(session)
     report = ImportReport()
-    for chunk in _chunks(parse_sacct(lines, zone, options), chunk_size):
+    for chunk in parsed_chunks(lines, zone, options, chunk_size):
         chunk_report = _import_job_chunk(session, chunk, targets, projects)
         report.add(chunk_report)
         if on_chunk is not None:
@@ -526,7 +534,7 @@ def import_snapshots(
     resources = _disk_resources(session)
     projects = project_ids_by_name(session)
     report = ImportReport()
-    for chunk in _chunks(parse_snapshots(lines, zone), chunk_size):
+    for chunk in chunks(parse_snapshots(lines, zone), chunk_size):
         chunk_report = ImportReport(lines=len(chunk))
         peaks: dict[tuple, list[float]] = {}
         for item in chunk:

@@ -154,6 +154,18 @@ class SacctJob(NamedTuple):
         return dt.datetime.fromtimestamp(self.finish, UTC)
 
     @property
+    def day_ordinals(self) -> tuple[tuple[int, int], ...]:
+        """(local day's ordinal, CPU seconds) for each day the run touches."""
+        return split_ordinals(
+            self.begin,
+            self.finish,
+            self.first_day.toordinal(),
+            self.last_day.toordinal(),
+            self.cpu_seconds,
+            self.zone,
+        )
+
+    @property
     def days(self) -> tuple[tuple[dt.date, int], ...]:
         """(local day, CPU seconds) for each day the run touches."""
         return _split(
@@ -338,29 +350,73 @@ def _split(
     cpu_seconds: int,
     zone: ZoneInfo,
 ) -> tuple[tuple[dt.date, int], ...]:
-    if first_day == last_day or finish <= begin:
-        return ((first_day, cpu_seconds),)
+    return tuple(
+        (dt.date.fromordinal(ordinal), seconds)
+        for ordinal, seconds in split_ordinals(
+            begin,
+            finish,
+            first_day.toordinal(),
+            last_day.toordinal(),
+            cpu_seconds,
+            zone,
+        )
+    )
+
+
+_MIDNIGHT_ORDINALS: dict[tuple[ZoneInfo, int], int] = {}
+
+
+def _midnight_of(ordinal: int, zone: ZoneInfo) -> int:
+    """The instant (Unix seconds) at which day ``ordinal`` begins in ``zone``."""
+    key = (zone, ordinal)
+    moment = _MIDNIGHT_ORDINALS.get(key)
+    if moment is None:
+        moment = _midnight(dt.date.fromordinal(ordinal), zone)
+        if len(_MIDNIGHT_ORDINALS) > 100_000:
+            _MIDNIGHT_ORDINALS.clear()
+        _MIDNIGHT_ORDINALS[key] = moment
+    return moment
+
+
+def split_ordinals(
+    begin: int,
+    finish: int,
+    first_ordinal: int,
+    last_ordinal: int,
+    cpu_seconds: int,
+    zone: ZoneInfo,
+) -> tuple[tuple[int, int], ...]:
+    """Share ``cpu_seconds`` of the run [begin, finish) (Unix seconds) among
+    the local days it touches, given as date ordinals: (ordinal, seconds).
+
+    Each day gets its share of the run's real duration; whole CPU seconds are
+    handed out by largest remainder, so the days add up to the total exactly.
+    """
+    if first_ordinal == last_ordinal or finish <= begin:
+        return ((first_ordinal, cpu_seconds),)
     span = finish - begin
-    pieces: list[tuple[dt.date, int]] = []
-    day, piece_start = first_day, begin
-    while day <= last_day:
-        piece_end = min(_midnight(day + ONE_DAY, zone), finish)
+    pieces: list[tuple[int, int]] = []
+    piece_start = begin
+    for ordinal in range(first_ordinal, last_ordinal + 1):
+        piece_end = _midnight_of(ordinal + 1, zone)
+        if piece_end > finish:
+            piece_end = finish
         if piece_end > piece_start:
-            pieces.append((day, piece_end - piece_start))
+            pieces.append((ordinal, piece_end - piece_start))
         piece_start = piece_end
-        day += ONE_DAY
     shares = [divmod(cpu_seconds * seconds, span) for _day, seconds in pieces]
     short = cpu_seconds - sum(whole for whole, _rest in shares)
     if not short:
         return tuple(
-            (day, whole) for (day, _s), (whole, _r) in zip(pieces, shares, strict=True)
+            (ordinal, whole)
+            for (ordinal, _s), (whole, _r) in zip(pieces, shares, strict=True)
         )
     # Hand the seconds lost to rounding down to the days with most left over.
     by_remainder = sorted(range(len(shares)), key=lambda i: -shares[i][1])
     extra = set(by_remainder[:short])
     return tuple(
-        (day, shares[i][0] + (1 if i in extra else 0))
-        for i, (day, _seconds) in enumerate(pieces)
+        (ordinal, shares[i][0] + (1 if i in extra else 0))
+        for i, (ordinal, _seconds) in enumerate(pieces)
     )
 
 
