@@ -123,13 +123,22 @@ def parsed_chunks(
     time; a long input is read by a child process meanwhile."""
     iterator = iter(lines)
     head = list(islice(iterator, IN_PROCESS_LINES))
-    if len(head) < IN_PROCESS_LINES or zone.key is None:
-        # Short (or a zone a child cannot name): read here.
+    if len(head) < IN_PROCESS_LINES or zone.key is None or not _interpreter():
+        # Short, a zone a child cannot name, or no Python to start: read here.
         results = parse_sacct(chain(head, iterator), zone, options)
         for items in chunks(results, chunk_size):
             yield _gather(items)
         return
     yield from _from_child(chain(head, iterator), zone, options, chunk_size)
+
+
+def _interpreter() -> str | None:
+    """The Python to start the child with: this one, unless the app runs
+    embedded in a server that is not Python (uWSGI, mod_wsgi)."""
+    executable = sys.executable
+    if executable and Path(executable).name.startswith("python"):
+        return executable
+    return None
 
 
 def _write_frame(stream: BinaryIO, value) -> None:
@@ -196,7 +205,7 @@ def _from_child(
     )
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
-            [sys.executable, "-m", "allocation.sacct_stream", arguments],
+            [_interpreter(), "-m", "allocation.sacct_stream", arguments],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,15 +32,20 @@ def sample_lines(name: str) -> list[str]:
     return (SAMPLES / name).read_text(encoding="utf-8").splitlines(keepends=True)
 
 
-def read(lines, *, child: bool, options=None, chunk_size=7, zone=ZURICH):
+@pytest.fixture(autouse=True)
+def child_past_the_first_line(monkeypatch):
+    """Every input longer than a line is read by a child process."""
+    monkeypatch.setattr(sacct_stream, "IN_PROCESS_LINES", 1)
+
+
+def read(lines, *, child: bool, options=None, chunk_size=7):
     """All chunks, read here or (past the first line) by a child process."""
-    limit = 1 if child else 10**9
-    saved = sacct_stream.IN_PROCESS_LINES
-    sacct_stream.IN_PROCESS_LINES = limit
-    try:
-        return list(parsed_chunks(lines, zone, options, chunk_size))
-    finally:
-        sacct_stream.IN_PROCESS_LINES = saved
+    if not child:
+        lines = list(lines)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sacct_stream, "IN_PROCESS_LINES", len(lines) + 1)
+            return list(parsed_chunks(lines, ZURICH, options, chunk_size))
+    return list(parsed_chunks(lines, ZURICH, options, chunk_size))
 
 
 def children() -> set[int]:
@@ -116,29 +122,33 @@ def test_a_child_killed_midway_stops_the_import_with_a_reason():
     lines = [HEADER, *(line.format(n) for n in range(50_000))]
     before = children()
     chunks = parsed_chunks(iter(lines), ZURICH, None, 100)
-    saved = sacct_stream.IN_PROCESS_LINES
-    sacct_stream.IN_PROCESS_LINES = 1
-    try:
-        first = next(chunks)
-        assert first.lines == 100
-        (child,) = children() - before
-        os.kill(child, signal.SIGKILL)
-        with pytest.raises(ParserStopped, match="exit -9"):
-            for _chunk in chunks:
-                pass
-    finally:
-        sacct_stream.IN_PROCESS_LINES = saved
+    first = next(chunks)
+    assert first.lines == 100
+    (child,) = children() - before
+    os.kill(child, signal.SIGKILL)
+    with pytest.raises(ParserStopped, match="exit -9"):
+        for _chunk in chunks:
+            pass
     assert children() <= before
 
 
 def test_an_import_that_stops_early_leaves_no_child_behind():
     line = "{}|brecca|p|u|main|2100-01-02T00:00:00|2100-01-02T01:00:00|01:00:00|2|X"
-    lines = (line.format(n) for n in range(200_000))
+    lines = [HEADER, *(line.format(n) for n in range(200_000))]
     before = children()
-    chunks = parsed_chunks(
-        (HEADER, *lines), ZURICH, None, 100
-    )  # 200,001 lines: past the first chunk, read by a child
+    chunks = parsed_chunks(iter(lines), ZURICH, None, 100)
     next(chunks)
     assert children() - before
     chunks.close()
     assert children() <= before
+
+
+def test_an_app_embedded_in_a_server_that_is_not_python_reads_here(monkeypatch):
+    lines = sample_lines("slurmsim-micro-cluster.out")
+    expected = read(lines, child=False)
+    monkeypatch.setattr(sys, "executable", "/usr/sbin/uwsgi")
+    before = children()
+    chunks = parsed_chunks(iter(lines), ZURICH, None, 7)
+    first = next(chunks)
+    assert children() == before
+    assert [first, *chunks] == expected
