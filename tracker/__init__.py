@@ -232,4 +232,6 @@ def _tune_sqlite(app: Flask) -> None:
                 else None
             )
             event.listen(db.engine, "connect", _sqlite_pragmas(database_file))
-            app.extensions[sqlite_writers.EXTENSION] = sqlite_writers.install(db.engine)
+            app.extensions[sqlite_writers.EXTENSION] = sqlite_writers.install(
+                db.engine, database_file
+            )
