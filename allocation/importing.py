@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -460,11 +461,13 @@ def import_sacct(
     targets = _cpu_targets(session, resource_name)
     projects = project_ids_by_name(session)
     report = ImportReport()
-    for chunk in parsed_chunks(lines, zone, options, chunk_size):
-        chunk_report = _import_job_chunk(session, chunk, targets, projects)
-        report.add(chunk_report)
-        if on_chunk is not None:
-            on_chunk(chunk_report)
+    # Closed on any way out, so that a reading child process stops with it.
+    with closing(parsed_chunks(lines, zone, options, chunk_size)) as chunks_read:
+        for chunk in chunks_read:
+            chunk_report = _import_job_chunk(session, chunk, targets, projects)
+            report.add(chunk_report)
+            if on_chunk is not None:
+                on_chunk(chunk_report)
     return report
 
 

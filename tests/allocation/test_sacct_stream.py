@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from allocation import sacct_stream
+from allocation.importing import import_sacct
 from allocation.sacct import SacctFormatError, SacctOptions, parse_format
 from allocation.sacct_stream import (
     CPU_SECONDS,
@@ -22,6 +23,8 @@ from allocation.sacct_stream import (
     ParserStopped,
     parsed_chunks,
 )
+from tests.allocation.example import build_kep_site, eight_days_of_cpu
+from tracker.extensions import db
 
 SAMPLES = Path(__file__).with_name("samples")
 ZURICH = ZoneInfo("Europe/Zurich")
@@ -152,3 +155,22 @@ def test_an_app_embedded_in_a_server_that_is_not_python_reads_here(monkeypatch):
     first = next(chunks)
     assert children() == before
     assert [first, *chunks] == expected
+
+
+def test_an_import_that_fails_storing_a_chunk_stops_its_reader(app):
+    def refuse(_chunk):
+        raise RuntimeError("the disk is full")
+
+    with app.app_context():
+        build_kep_site()
+        before = children()
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            import_sacct(
+                db.session,
+                eight_days_of_cpu() * 3,
+                ZURICH,
+                chunk_size=2,
+                on_chunk=refuse,
+            )
+        assert children() <= before
+        db.session.rollback()
