@@ -723,9 +723,21 @@ def parse_line(
 ) -> SacctJob | SkippedLine | LineProblem:
     """Turn one data line into a job, a skip or a problem naming the line."""
     fields = line.rstrip("\r\n").split(layout.delimiter)
+    if len(fields) > layout.count and fields[-1] == "":
+        # Most likely the trailing delimiter of ``--parsable``; else an empty
+        # last column after a delimiter inside a field.
+        read = _read_fields(number, fields[:-1], layout, zone)
+        if not isinstance(read, LineProblem):
+            return read
+        again = _read_fields(number, fields, layout, zone)
+        return read if isinstance(again, LineProblem) else again
+    return _read_fields(number, fields, layout, zone)
+
+
+def _read_fields(
+    number: int, fields: list[str], layout: Layout, zone: ZoneInfo
+) -> SacctJob | SkippedLine | LineProblem:
     count = layout.count
-    if len(fields) == count + 1 and fields[-1] == "":
-        fields.pop()  # the trailing delimiter of ``--parsable``
     if len(fields) == count:
         return _job_from_fields(number, fields, layout, zone)
     if len(fields) < count:
@@ -739,7 +751,8 @@ def _with_delimiter_inside(
     """Rejoin a free-text field (JobName, Constraints, ...) that held the delimiter.
 
     Each free-text column is tried as the one that held it; the line is read if
-    exactly one reading is sound (brackets balanced, every used field valid).
+    the sound readings (brackets balanced, every used field valid) agree on
+    the job.
     """
     extra = len(fields) - layout.count
     readings = []
@@ -755,7 +768,8 @@ def _with_delimiter_inside(
     sound = [result for balanced, result in readings if balanced] or [
         result for _balanced, result in readings
     ]
-    if len(sound) == 1:
+    # Columns side by side (NodeList, JobName) read alike: the same job.
+    if sound and all(result == sound[0] for result in sound):
         return sound[0]
     reason = "several columns could hold it" if sound else "no column can hold it"
     return LineProblem(

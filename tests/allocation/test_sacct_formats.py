@@ -173,6 +173,22 @@ def test_parsable_output_with_a_trailing_delimiter():
     assert job.cpu_seconds == 10800
 
 
+def test_parsable_output_with_a_delimiter_inside_a_field_and_at_the_end():
+    lines = [
+        "JobID|Cluster|Account|User|JobName|Partition|Start|End|Elapsed|AllocCPUS|"
+        "State|",
+        "6|c|p|u|a|b|std|2100-01-01T00:00:00|2100-01-01T01:00:00|01:00:00|1|"
+        "COMPLETED|",
+        # --parsable2 with an empty last column (NTasks) after such a field.
+        "JobID|Cluster|Account|User|JobName|Partition|Start|End|Elapsed|AllocCPUS|"
+        "State|NTasks",
+    ]
+    (job,) = parse_sacct(lines[:2], UTC)
+    assert (job.job_id, job.partition, job.cpu_seconds) == ("6", "std", 3600)
+    (job,) = parse_sacct([lines[2], lines[1]], UTC)
+    assert (job.job_id, job.partition, job.cpu_seconds) == ("6", "std", 3600)
+
+
 def test_a_delimiter_inside_a_field_is_put_back_where_only_one_column_fits():
     lines = [
         HEADER + "|Constraints|JobName",
@@ -183,9 +199,17 @@ def test_a_delimiter_inside_a_field_is_put_back_where_only_one_column_fits():
     ]
     seven, eight, nine = parse_sacct(lines, UTC)
     assert isinstance(seven, SacctJob) and seven.cpu_seconds == 7200
-    assert isinstance(eight, LineProblem)
-    assert "several columns could hold it" in eight.message
+    # Either column may hold it: side by side, both read the same job.
+    assert isinstance(eight, SacctJob) and eight.cpu_seconds == 7200
     assert nine == LineProblem(4, "expected 11 fields, found 10")
+    # Readings that differ in a charged field (here the account) are refused.
+    lines = [
+        "JobName|Account|Comment|JobID|Cluster|User|Start|End|Elapsed|AllocCPUS",
+        "a|b|p|x|7|c|u|2100-01-01T00:00:00|2100-01-01T01:00:00|01:00:00|2",
+    ]
+    (both,) = parse_sacct(lines, UTC)
+    assert isinstance(both, LineProblem)
+    assert "several columns could hold it" in both.message
     # With only one free-text column, any count of extra fields goes there.
     lines = [
         HEADER + "|JobName",
