@@ -301,6 +301,8 @@ def _upload(kind: str):
             current_app.config["ALLOCATION_UPLOAD_MAX_BYTES"],
             MAX_UPLOAD_LINE_BYTES,
             part="file" if multipart else None,
+            # A byte that is not UTF-8 makes its line a problem, not the file.
+            bad_bytes_replaced=True,
         ) as lines:
             operation, _report = run_usage_import(
                 db.session,

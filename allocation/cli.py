@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -18,6 +22,7 @@ from allocation.ledger import LedgerFilter, ledger
 from allocation.limits import slurm_limits
 from allocation.models import AllocationPeriod, Machine
 from allocation.sacct import SacctOptions
+from allocation.sacct_stream import ParserStopped
 from allocation.serialize import ledger_status
 from allocation.units import humanise
 from allocation.usage_jobs import (
@@ -41,20 +46,30 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _run_import(kind: str, path: Path, options: SacctOptions | None = None) -> None:
-    """Import FILE of ``kind`` with a progress bar and print a summary line."""
+def _run_import(
+    kind: str,
+    path: Path,
+    options: SacctOptions | None = None,
+    problems_path: Path | None = None,
+) -> None:
+    """Import FILE of ``kind`` with a progress bar and print a summary line;
+    every problem line goes to ``problems_path`` as CSV if given."""
     session = db.session
     settings = UsageImportSettings.from_config(current_app.config)
     total = _count_lines(path)
     try:
         with (
-            path.open(encoding="utf-8-sig", errors="strict", newline="") as handle,
+            # A byte that is not UTF-8 makes its line a problem, not the file.
+            path.open(encoding="utf-8-sig", errors="replace", newline="") as handle,
+            _problems_file(problems_path) as problems,
             click.progressbar(
                 length=total, label=f"Importing {path.name}", file=sys.stderr
             ) as bar,
         ):
 
             def advance(chunk: ImportReport) -> None:
+                if problems is not None:
+                    problems.writerows(chunk.problems)
                 bar.update(chunk.lines)
 
             operation, report = run_usage_import(
@@ -64,23 +79,51 @@ def _run_import(kind: str, path: Path, options: SacctOptions | None = None) -> N
                 settings,
                 started_by_id=None,
                 commit=session.commit,
-                total_lines=max(total - 1, 0),
+                # Less the header, unless printed with --noheader.
+                total_lines=total if options and options.format else max(total - 1, 0),
                 source=str(path),
                 on_chunk=advance,
                 sacct_options=options,
             )
-    except ImportRefused as exc:
+    except (ImportRefused, ParserStopped) as exc:
         raise click.ClickException(str(exc)) from None
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{path}: not UTF-8 text ({exc.reason})") from None
     for line, message in report.problems[:SHOWN_PROBLEMS]:
         click.echo(f"{path.name}:{line}: {message}", err=True)
     if report.failed > SHOWN_PROBLEMS:
-        click.echo(f"... and {report.failed - SHOWN_PROBLEMS} more problems", err=True)
+        where = (
+            f"all in {problems_path}" if problems_path else "--problems FILE lists all"
+        )
+        click.echo(
+            f"... and {report.failed - SHOWN_PROBLEMS} more problems ({where})",
+            err=True,
+        )
     click.echo(f"{report.summary()} (batch operation #{operation.id}).")
 
 
 FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+PROBLEMS_OPTION = click.option(
+    "--problems",
+    "problems_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE",
+    help="Write every problem line to FILE as CSV (line,problem).",
+)
+
+
+@contextmanager
+def _problems_file(path: Path | None) -> Iterator[Any]:
+    """A CSV writer on ``path`` with its header written, or None."""
+    if path is None:
+        yield None
+        return
+    try:
+        handle = path.open("x", encoding="utf-8", newline="")
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists: give a new file") from None
+    with handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "problem"])
+        yield writer
 
 
 @group.command("import-usage")
@@ -97,24 +140,30 @@ FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type
 @click.option(
     "--machine", metavar="NAME", help="The machine of a file with no Cluster column."
 )
+@PROBLEMS_OPTION
 @with_appcontext
 def import_usage(
-    file: Path, format_list: str | None, delimiter: str, machine: str | None
+    file: Path,
+    format_list: str | None,
+    delimiter: str,
+    machine: str | None,
+    problems_path: Path | None,
 ) -> None:
     """Import Slurm accounting from FILE (the output of sacct --parsable2)."""
     try:
         options = sacct_options(format_list, delimiter, machine)
     except FieldError as exc:
         raise click.BadParameter(exc.message, param_hint=f"--{exc.field}") from None
-    _run_import(SACCT, file, options)
+    _run_import(SACCT, file, options, problems_path)
 
 
 @group.command("import-disk")
 @click.argument("file", type=FILE_ARGUMENT)
+@PROBLEMS_OPTION
 @with_appcontext
-def import_disk(file: Path) -> None:
+def import_disk(file: Path, problems_path: Path | None) -> None:
     """Import disk-usage snapshots from FILE (Project|Machine|Bytes|Time lines)."""
-    _run_import(DISK, file)
+    _run_import(DISK, file, problems_path=problems_path)
 
 
 def period_named(name: str) -> AllocationPeriod:

@@ -61,7 +61,8 @@ USAGES = Usage.__table__
 
 @dataclass
 class ImportReport:
-    """What an import did; ``problems`` keeps the first few bad lines."""
+    """What an import did; ``problems`` keeps the first ``problem_limit`` bad
+    lines (a chunk's report keeps all of its own, for ``on_chunk`` to see)."""
 
     lines: int = 0
     imported: int = 0
@@ -70,11 +71,12 @@ class ImportReport:
     not_started: int = 0
     failed: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)
+    problem_limit: int | None = MAX_REPORTED_PROBLEMS
 
     def add_problem(self, line: int, message: str) -> None:
         """Count a bad line; keep its number and message if there is room."""
         self.failed += 1
-        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+        if self.problem_limit is None or len(self.problems) < self.problem_limit:
             self.problems.append((line, message))
 
     def add(self, other: ImportReport) -> None:
@@ -398,7 +400,10 @@ def _import_job_chunk(
     projects: dict[str, int],
 ) -> ImportReport:
     report = ImportReport(
-        lines=chunk.lines, skipped=chunk.skipped, not_started=chunk.not_started
+        lines=chunk.lines,
+        skipped=chunk.skipped,
+        not_started=chunk.not_started,
+        problem_limit=None,
     )
     problems = list(chunk.problems)
     wanted: dict[tuple[int, str, int], tuple[tuple, _Target, int]] = {}
@@ -538,7 +543,7 @@ def import_snapshots(
     projects = project_ids_by_name(session)
     report = ImportReport()
     for chunk in chunks(parse_snapshots(lines, zone), chunk_size):
-        chunk_report = ImportReport(lines=len(chunk))
+        chunk_report = ImportReport(lines=len(chunk), problem_limit=None)
         peaks: dict[tuple, list[float]] = {}
         for item in chunk:
             if isinstance(item, LineProblem):

@@ -92,6 +92,11 @@ UNFINISHED_STATES = frozenset(
     )
 )
 
+# What a byte that is not UTF-8 reads as (files are opened with
+# errors="replace"): such a line is reported, the others imported.
+NOT_TEXT = "\ufffd"
+NOT_TEXT_PROBLEM = "not UTF-8 text (a byte that no UTF-8 character starts with)"
+
 SKIP_STEP = "job step"
 SKIP_UNFINISHED = "not finished"
 SKIP_NOT_STARTED = "never started"
@@ -823,6 +828,9 @@ def parse_sacct(
             # sacct prints the header unless told --noheader: skip it if there.
             if _matches_format(line, format_names, options.delimiter):
                 continue
+        if NOT_TEXT in line:
+            yield LineProblem(number, NOT_TEXT_PROBLEM)
+            continue
         try:
             yield parse_line(number, line, layout, zone)
         except (ValueError, OverflowError, ArithmeticError) as exc:

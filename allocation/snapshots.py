@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from allocation.sacct import (
     MAX_FIELD_LENGTH,
+    NOT_TEXT,
+    NOT_TEXT_PROBLEM,
     LineProblem,
     SacctFormatError,
     local_time,
@@ -89,6 +91,9 @@ def parse_snapshots(
             continue
         if positions is None:
             positions = read_header(line, number, REQUIRED_COLUMNS, "snapshot")
+            continue
+        if NOT_TEXT in line:
+            yield LineProblem(number, NOT_TEXT_PROBLEM)
             continue
         yield parse_snapshot_line(number, line, positions, zone)
     if positions is None:

@@ -163,11 +163,11 @@ def run_usage_import(
         raise ImportRefused(
             400, "Invalid file", str(exc), field="body", batch_operation_id=operation.id
         ) from None
-    except Exception:
+    except BaseException as exc:
         session.rollback()
-        operations.finish(
-            session, operation.id, result=RESULT_FAILED, error="the import crashed"
-        )
+        stopped = isinstance(exc, KeyboardInterrupt | SystemExit)
+        error = "the import was interrupted" if stopped else "the import crashed"
+        operations.finish(session, operation.id, result=RESULT_FAILED, error=error)
         commit()
         raise
     if not total_lines:

@@ -145,8 +145,11 @@ def spooled_body(
         yield spool.name
 
 
-def _check_text_file(path: str, max_line_bytes: int, field: str) -> None:
-    """Refuse a spooled upload that is not UTF-8 or has an over-long line."""
+def _check_text_file(
+    path: str, max_line_bytes: int, field: str, strict: bool = True
+) -> None:
+    """Refuse a spooled upload with an over-long line or, if ``strict``, one
+    that is not UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     number = 0
     with open(path, "rb") as spool:
@@ -157,10 +160,14 @@ def _check_text_file(path: str, max_line_bytes: int, field: str) -> None:
                 raise invalid(
                     field, f"line {number} is longer than {max_line_bytes} bytes"
                 )
+            if not strict:
+                continue
             try:
                 decoder.decode(line, final=False)
             except UnicodeDecodeError:
                 raise invalid(field, f"line {number} is not UTF-8 text") from None
+    if not strict:
+        return
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -169,15 +176,21 @@ def _check_text_file(path: str, max_line_bytes: int, field: str) -> None:
 
 @contextmanager
 def text_lines_body(
-    max_bytes: int, max_line_bytes: int, part: str | None = None
+    max_bytes: int,
+    max_line_bytes: int,
+    part: str | None = None,
+    bad_bytes_replaced: bool = False,
 ) -> Iterator[Iterator[str]]:
     """Spool an uploaded UTF-8 text (the body or its multipart file ``part``)
     and yield its lines, read one at a time; 413 past ``max_bytes``, 400 for a
-    text that is not UTF-8 or has a line over ``max_line_bytes``."""
+    line over ``max_line_bytes``, and for a text that is not UTF-8 unless
+    ``bad_bytes_replaced`` (then such bytes read as U+FFFD, for the reader to
+    refuse their lines)."""
     field = part or "body"
     with spooled_body(max_bytes, suffix=".txt", part=part) as path:
-        _check_text_file(path, max_line_bytes, field)
-        with open(path, encoding="utf-8-sig", newline=None) as text:
+        _check_text_file(path, max_line_bytes, field, strict=not bad_bytes_replaced)
+        errors = "replace" if bad_bytes_replaced else "strict"
+        with open(path, encoding="utf-8-sig", errors=errors, newline=None) as text:
             yield (line.rstrip("\n") for line in text)
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from allocation.models import Job
 from tests.allocation.example import (
+    SACCT_HEADER,
     build_kep_site,
     eight_days_of_cpu,
     eight_days_of_disk,
 )
+from tests.conftest import build_app
 from tracker.batch.models import BatchOperation
 from tracker.extensions import db
+from tracker.models import import_all_models
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,3 +174,115 @@ def test_account_maps_from_the_command_line_and_the_ledger_period_argument(
     )
     again = runner.invoke(args=["allocation", "unmap-account", "physgroup"])
     assert again.exit_code == 2
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(app, tmp_path):
+    with app.app_context():
+        build_kep_site()
+    lines = eight_days_of_cpu()
+    path = tmp_path / "latin1.txt"
+    data = "\n".join(lines).encode()
+    fourth = lines[3].encode()
+    path.write_bytes(data.replace(fourth, fourth.replace(b"|main|", b"|m\xe9in|")))
+    result = app.test_cli_runner().invoke(
+        args=["allocation", "import-usage", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "latin1.txt:4: not UTF-8 text" in result.output
+    assert "8 imported" in result.output and "1 with problems" in result.output
+
+
+def test_a_headerless_file_counts_every_line_in_its_progress(app, tmp_path):
+    with app.app_context():
+        build_kep_site()
+    path = write(
+        tmp_path,
+        "noheader.txt",
+        ["9|projectd|2100-01-02T00:00:00|2100-01-02T01:00:00|01:00:00|4|COMPLETED"],
+    )
+    fmt = "JobID,Account,Start,End,Elapsed,NCPUS,State"
+    result = app.test_cli_runner().invoke(
+        args=["allocation", "import-usage", path, "--format", fmt, "--machine", "tango"]
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        operation = db.session.scalars(select(BatchOperation)).one()
+        assert (operation.total, operation.done) == (1, 1)
+
+
+def test_an_import_killed_midway_does_not_block_the_next_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    app = build_app(url, tmp_path / "instance")
+    with app.app_context():
+        import_all_models()
+        db.create_all()
+        build_kep_site()
+        db.session.commit()
+    line = (
+        "{n}|brecca|ProjectD|u|main|2100-01-02T00:00:00|2100-01-02T01:00:00"
+        "|01:00:00|1|COMPLETED"
+    )
+    jobs = 60_000
+    sacct = write(
+        tmp_path, "big.txt", [SACCT_HEADER, *(line.format(n=n) for n in range(jobs))]
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TRACKER_INSTANCE_PATH": str(tmp_path / "instance"),
+        "TRACKER_SQLALCHEMY_DATABASE_URI": url,
+        "TRACKER_ALLOCATION_IMPORT_CHUNK_SIZE": "500",
+    }
+    command = [sys.executable, str(ROOT / "manage.py"), "allocation", "import-usage"]
+    first = subprocess.Popen(
+        [*command, sacct],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with app.app_context():
+            while not db.session.scalar(select(func.sum(BatchOperation.done))):
+                assert first.poll() is None, "the import ended before it was killed"
+                db.session.rollback()
+                time.sleep(0.05)
+        os.killpg(first.pid, signal.SIGKILL)  # the import and its reading child
+    finally:
+        first.wait()
+    again = subprocess.run(
+        [*command, sacct], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    with app.app_context():
+        killed, finished = db.session.scalars(
+            select(BatchOperation).order_by(BatchOperation.id)
+        ).all()
+        assert killed.status == finished.status == "finished"
+        assert "its process stopped" in killed.error
+        assert db.session.scalar(select(func.count(Job.id))) == jobs
+        report = finished.output_data
+        assert report["imported"] + report["already_present"] == jobs
+        db.engine.dispose()
+
+
+def test_every_problem_line_can_be_written_to_a_file(app, tmp_path):
+    with app.app_context():
+        build_kep_site()
+    lines = [SACCT_HEADER, *(f"{n}|brecca|nobody" for n in range(250))]
+    sacct = write(tmp_path, "bad.txt", lines)
+    problems = tmp_path / "problems.csv"
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["allocation", "import-usage", sacct, "--problems", str(problems)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"... and 230 more problems (all in {problems})" in result.output
+    rows = problems.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "line,problem"
+    assert rows[1] == '2,"expected 10 fields, found 3"'
+    assert len(rows) == 251 and rows[-1].startswith("251,")
+    again = runner.invoke(
+        args=["allocation", "import-usage", sacct, "--problems", str(problems)]
+    )
+    assert again.exit_code == 1 and "exists: give a new file" in again.output

@@ -177,8 +177,7 @@ def test_parsable_output_with_a_delimiter_inside_a_field_and_at_the_end():
     lines = [
         "JobID|Cluster|Account|User|JobName|Partition|Start|End|Elapsed|AllocCPUS|"
         "State|",
-        "6|c|p|u|a|b|std|2100-01-01T00:00:00|2100-01-01T01:00:00|01:00:00|1|"
-        "COMPLETED|",
+        "6|c|p|u|a|b|std|2100-01-01T00:00:00|2100-01-01T01:00:00|01:00:00|1|COMPLETED|",
         # --parsable2 with an empty last column (NTasks) after such a field.
         "JobID|Cluster|Account|User|JobName|Partition|Start|End|Elapsed|AllocCPUS|"
         "State|NTasks",

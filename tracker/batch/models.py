@@ -65,6 +65,8 @@ class BatchOperation(db.Model):
     fault: Mapped[str] = mapped_column(Text, default="", server_default="")
     resumed: Mapped[int] = mapped_column(default=0, server_default="0")
     active_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # The process running a synchronous operation: "host pid start".
+    runner: Mapped[str | None] = mapped_column(String(255))
 
     @property
     def processed(self) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tracker.batch import runners
 from tracker.batch.models import (
     ITEM_CLAIMED,
     ITEM_DONE,
@@ -81,6 +82,9 @@ def find_active(
     )
 
 
+RUNNER_GONE = "its process stopped before finishing (killed or interrupted)"
+
+
 def _create(
     session: Session,
     operation_type: str,
@@ -89,6 +93,46 @@ def _create(
     input_data: dict[str, Any] | None,
     started_by_id: int | None,
     context: tuple[str, str] | None,
+    runner: str | None = None,
+) -> BatchOperation:
+    try:
+        return _add(
+            session,
+            operation_type,
+            scope,
+            status,
+            input_data,
+            started_by_id,
+            context,
+            runner,
+        )
+    except AlreadyActive as exc:
+        existing = exc.existing
+        if existing is None or not runners.is_gone(existing.runner):
+            raise
+        # Its process was killed on this host: close it, then take its place.
+        close_unfinished(session, existing.id, RUNNER_GONE, utcnow())
+        return _add(
+            session,
+            operation_type,
+            scope,
+            status,
+            input_data,
+            started_by_id,
+            context,
+            runner,
+        )
+
+
+def _add(
+    session: Session,
+    operation_type: str,
+    scope: str,
+    status: str,
+    input_data: dict[str, Any] | None,
+    started_by_id: int | None,
+    context: tuple[str, str] | None,
+    runner: str | None,
 ) -> BatchOperation:
     now = utcnow()
     operation = BatchOperation(
@@ -103,6 +147,7 @@ def _create(
         started=now if status == STATUS_RUNNING else None,
         heartbeat=now,
         active_key=active_key(operation_type, scope),
+        runner=runner,
     )
     try:
         with session.begin_nested():
@@ -140,7 +185,9 @@ def create_synchronous(
     started_by_id: int | None = None,
     context: tuple[str, str] | None = None,
 ) -> BatchOperation:
-    """Add an operation that the caller runs now."""
+    """Add an operation that the caller runs now, in this process: if the
+    process running the one before it on this host is gone, that one is
+    closed instead of refusing this one."""
     return _create(
         session,
         operation_type,
@@ -149,6 +196,7 @@ def create_synchronous(
         input_data,
         started_by_id,
         context,
+        runners.this_process(),
     )
 
 
