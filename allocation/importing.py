@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Date, case, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from allocation import pg_bulk
 from allocation.models import (
     FUNCTION_SUM,
     AccountMap,
@@ -307,12 +308,34 @@ def _existing_runs(session: Session, jobs: list[tuple[tuple, _Target, int]]) -> 
 def _write_jobs(session: Session, jobs: list[tuple[tuple, _Target, int]]) -> set:
     """Insert the job runs not yet stored; return the keys inserted.
 
-    Runs already stored are looked up first, so the rest go in as one plain
-    bulk insert. The unique key still guards it: if another writer slipped
-    some of the same runs in meanwhile, the chunk fails rather than charge twice.
+    On PostgreSQL (psycopg) the runs go in through COPY and the database
+    answers which were new. Elsewhere the runs already stored are looked up
+    first, so the rest go in as one plain bulk insert; the unique key still
+    guards it: if another writer slipped some of the same runs in meanwhile,
+    the chunk fails rather than charge twice.
     """
     if not jobs:
         return set()
+    if pg_bulk.usable(session):
+        return pg_bulk.insert_runs(
+            session,
+            [
+                (
+                    target.machine_id,
+                    job[JOB_ID],
+                    project_id,
+                    job[ACCOUNT].lower(),  # as Slurm keeps it
+                    job[USER],
+                    job[PARTITION],
+                    job[BEGIN],
+                    job[FINISH],
+                    job[ELAPSED_SECONDS],
+                    job[CPUS],
+                    job[CPU_SECONDS] / SECONDS_PER_HOUR,
+                )
+                for job, target, project_id in jobs
+            ],
+        )
     present = _existing_runs(session, jobs)
     new = [
         (job, target, project_id)
@@ -367,6 +390,24 @@ def _add_usage(session: Session, totals: dict[tuple, list[float]]) -> None:
     """Add daily quantities to the usage rows, creating those that are missing;
     ``totals`` is keyed by (resource id, project id, date ordinal)."""
     if not totals:
+        return
+    if pg_bulk.usable(session):
+        pg_bulk.add_usage(
+            session,
+            [
+                (
+                    resource_id,
+                    project_id,
+                    dt.date.fromordinal(day),
+                    quantity,
+                    raw,
+                    count,
+                )
+                for (resource_id, project_id, day), (quantity, raw, count) in sorted(
+                    totals.items()
+                )
+            ],
+        )
         return
     rows = [
         {

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from allocation import pg_bulk
 from allocation.accounts import set_account_map
 from allocation.importing import import_sacct, import_snapshots
 from allocation.ledger import ledger
@@ -249,3 +250,26 @@ def test_job_times_are_stored_as_the_column_stores_them(app):
         first = db.session.scalar(select(Job).where(Job.job_id == "1002"))
         assert first.started == datetime(2100, 1, 2, 8, tzinfo=UTC)
         assert first.ended == datetime(2100, 1, 2, 18, tzinfo=UTC)
+
+
+def test_postgresql_bulk_writes_and_the_generic_ones_store_the_same(app, monkeypatch):
+    """COPY on PostgreSQL, SQLAlchemy's bulk statements for other drivers (and
+    SQLite's own path): the same jobs, the same usage, re-imports included."""
+    lines = eight_days_of_cpu()
+    with app.app_context():
+        build_kep_site()
+        import_sacct(db.session, lines, UTC_ZONE)
+        db.session.commit()
+        expected = usage_rows()
+        jobs = db.session.scalar(select(func.count(Job.id)))
+        db.session.execute(Usage.__table__.delete())
+        db.session.execute(Job.__table__.delete())
+        db.session.commit()
+
+        monkeypatch.setattr(pg_bulk, "usable", lambda _session: False)
+        first = import_sacct(db.session, lines[:9], UTC_ZONE)
+        rest = import_sacct(db.session, lines, UTC_ZONE)
+        db.session.commit()
+        assert first.imported + rest.imported == jobs
+        assert rest.already_present == first.imported
+        assert usage_rows() == expected
