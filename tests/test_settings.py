@@ -61,6 +61,17 @@ def test_a_string_setting_from_the_environment_stays_a_string(tmp_path):
     )
 
 
+def test_a_string_setting_may_be_quoted_as_a_python_literal(tmp_path):
+    url = f"sqlite:///{tmp_path / 'quoted.sqlite'}"
+    for raw in (f'"{url}"', f"'{url}'", url):
+        config = build(
+            tmp_path, environ={"TRACKER_SQLALCHEMY_DATABASE_URI": raw}
+        ).config
+        assert config["SQLALCHEMY_DATABASE_URI"] == url
+    odd = build(tmp_path, environ={"TRACKER_APP_NAME": "'half"}).config["APP_NAME"]
+    assert odd == "'half"
+
+
 def test_domains_setting_limits_the_domains(tmp_path):
     app = build(tmp_path, {"DOMAINS": ["quota"]})
     assert app.config["DOMAINS"] == ["quota"]

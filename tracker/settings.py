@@ -426,6 +426,17 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if k.isupper()}
 
 
+def _unquoted(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] in "'\"" and raw[-1] == raw[0]:
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+        if isinstance(value, str):
+            return value
+    return raw
+
+
 def read_environment(environ: Mapping[str, str], specs: Iterable[Setting]) -> dict:
     """Return ``TRACKER_<KEY>`` variables, parsed as Python literals if not strings."""
     by_name = {s.name: s for s in specs}
@@ -438,7 +449,8 @@ def read_environment(environ: Mapping[str, str], specs: Iterable[Setting]) -> di
             continue
         spec = by_name.get(key)
         if spec is not None and (spec.default is None or isinstance(spec.default, str)):
-            values[key] = raw
+            # Taken as written; a quoted Python string is unquoted.
+            values[key] = _unquoted(raw)
             continue
         try:
             values[key] = ast.literal_eval(raw)
