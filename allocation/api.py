@@ -314,8 +314,10 @@ def _upload(kind: str):
                 sacct_options=options,
             )
     except ImportRefused as exc:
+        # The file's contents: the multipart part that carried them, if one did.
+        field = "file" if multipart and exc.field == "body" else exc.field
         raise ApiError(
-            exc.status, exc.title, str(exc), field=exc.field, **exc.extra
+            exc.status, exc.title, str(exc), field=field, **exc.extra
         ) from None
     return created(
         batch_operation_summary(operation),

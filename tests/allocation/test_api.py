@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from io import BytesIO
+
 import pytest
 from sqlalchemy import func, select
 
 from allocation.models import Allocation
+from allocation.sacct import NOT_TEXT_PROBLEM
 from tests.allocation.example import (
     build_kep_site,
     eight_days_of_cpu,
@@ -235,8 +238,6 @@ def test_uploads_import_usage_and_the_ledger_shows_the_kep_example(
     assert (operation["status"], operation["result"]) == ("finished", "successful")
     assert operation["output"]["imported"] == 8
 
-    from io import BytesIO
-
     disk = client.post(
         f"{API}/usage/disk",
         data={"file": (BytesIO("\n".join(eight_days_of_disk()).encode()), "du.txt")},
@@ -297,6 +298,31 @@ def test_an_upload_that_is_not_sacct_output_is_refused(client, auth_headers, sit
         headers={**auth_headers, "Content-Type": "text/plain"},
     )
     assert bad_bytes.status_code == 400
+    # Sent as a multipart file, the field named is the file's.
+    as_file = client.post(
+        f"{API}/usage/sacct",
+        data={"file": (BytesIO(b"hello|world\n1|2\n"), "x.txt")},
+        headers=auth_headers,
+        content_type="multipart/form-data",
+    )
+    assert as_file.status_code == 400
+    assert as_file.get_json()["field"] == "file"
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_imported(
+    client, auth_headers, site
+):
+    lines = eight_days_of_cpu()
+    body = "\n".join(lines).encode().replace(b"|elliott|", b"|ell\xe9ott|", 1)
+    response = client.post(
+        f"{API}/usage/sacct",
+        data=body,
+        headers={**auth_headers, "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 201, response.get_json()
+    output = response.get_json()["output"]
+    assert output["problems"] == [{"line": 2, "message": NOT_TEXT_PROBLEM}]
+    assert output["imported"] == 7
 
 
 def test_ledger_arguments_are_checked(client, auth_headers):
