@@ -98,8 +98,14 @@ def _run_import(
             err=True,
         )
     click.echo(f"{report.summary()} (batch operation #{operation.id}).")
+    if report.failed:
+        # For scripts: 3 if the rest went in, 1 if no line could be.
+        stored = report.imported + report.already_present
+        click.get_current_context().exit(EXIT_PARTIAL if stored else 1)
 
 
+# The exit status of an import some of whose lines had problems.
+EXIT_PARTIAL = 3
 FILE_ARGUMENT = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 PROBLEMS_OPTION = click.option(
     "--problems",

@@ -105,10 +105,12 @@ class ImportReport:
 
     def summary(self) -> str:
         """Return the counts as one line of text."""
+        lines = "line" if self.lines == 1 else "lines"
         return (
-            f"{self.lines} lines: {self.imported} imported, "
-            f"{self.already_present} already present, {self.skipped} skipped "
-            f"({self.not_started} never started), {self.failed} with problems"
+            f"{self.lines} {lines}: {self.imported} imported, "
+            f"{self.already_present} already present, {self.skipped} skipped: "
+            f"job steps and unfinished jobs ({self.not_started} never started), "
+            f"{self.failed} with problems"
         )
 
 

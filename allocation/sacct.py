@@ -756,8 +756,8 @@ def _with_delimiter_inside(
     """Rejoin a free-text field (JobName, Constraints, ...) that held the delimiter.
 
     Each free-text column is tried as the one that held it; the line is read if
-    the sound readings (brackets balanced, every used field valid) agree on
-    the job.
+    the sound readings (brackets balanced in every field, every used field
+    valid) agree on the job.
     """
     extra = len(fields) - layout.count
     readings = []
@@ -766,9 +766,8 @@ def _with_delimiter_inside(
         candidate = [*fields[:index], joined, *fields[index + extra + 1 :]]
         result = _job_from_fields(number, candidate, layout, zone)
         if not isinstance(result, LineProblem):
-            balanced = joined.count("[") == joined.count("]") and joined.count(
-                "("
-            ) == joined.count(")")
+            # A reading that leaves a bracket open in any field is less likely.
+            balanced = all(_balanced(value) for value in candidate)
             readings.append((balanced, result))
     sound = [result for balanced, result in readings if balanced] or [
         result for _balanced, result in readings
@@ -782,6 +781,10 @@ def _with_delimiter_inside(
         f"expected {layout.count} fields, found {len(fields)}: a "
         f"{layout.delimiter!r} inside a field, and {reason}",
     )
+
+
+def _balanced(text: str) -> bool:
+    return text.count("[") == text.count("]") and text.count("(") == text.count(")")
 
 
 def _matches_format(line: str, layout_names: Sequence[str], delimiter: str) -> bool:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -266,4 +267,7 @@ def _child(arguments: dict, source: BinaryIO, sink: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the importing process stops
+    # this one itself, after closing its import as interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _child(json.loads(sys.argv[1]), sys.stdin.buffer, sys.stdout.buffer)

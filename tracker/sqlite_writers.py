@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 HOLDS = "tracker.sqlite_writers.holds"
@@ -109,7 +109,13 @@ class OneWriter:
             self.lock.release()
 
     def on_end(self, conn) -> None:
-        self.release(conn.info)
+        try:
+            info = conn.info
+        except exc.SQLAlchemyError:
+            # Invalidated mid-statement (an interrupt): the pool's invalidate
+            # event let go already.
+            return
+        self.release(info)
 
     def on_reset(self, dbapi_connection, connection_record, reset_state) -> None:
         self.on_checkin(dbapi_connection, connection_record)

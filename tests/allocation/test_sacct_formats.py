@@ -209,6 +209,15 @@ def test_a_delimiter_inside_a_field_is_put_back_where_only_one_column_fits():
     (both,) = parse_sacct(lines, UTC)
     assert isinstance(both, LineProblem)
     assert "several columns could hold it" in both.message
+    # A reading that would leave a bracket open in another field loses.
+    lines = [
+        "JobID|Cluster|Account|JobName|Partition|Constraints|Start|End|Elapsed"
+        "|AllocCPUS|State",
+        "3|c|p|ok|std|[x|y]|2100-01-01T00:00:00|2100-01-01T01:00:00|01:00:00|2"
+        "|COMPLETED",
+    ]
+    (job,) = parse_sacct(lines, UTC)
+    assert (job.partition, job.cpu_seconds) == ("std", 7200)
     # With only one free-text column, any count of extra fields goes there.
     lines = [
         HEADER + "|JobName",
