@@ -299,6 +299,11 @@ def test_an_import_interrupted_inside_a_statement_is_closed_as_interrupted(app):
         db.session.commit()
         settings = UsageImportSettings.from_config(app.config)
 
+        def import_lines():
+            return run_usage_import(
+                db.session, SACCT, lines, settings, None, db.session.commit
+            )
+
         def interrupt(_cursor, statement, *_args):
             # Inside the driver's call, as a signal would land: the jobs'
             # INSERT on SQLite, the first chunk's progress (after COPY) on
@@ -312,14 +317,7 @@ def test_an_import_interrupted_inside_a_statement_is_closed_as_interrupted(app):
             event.listen(db.engine, name, interrupt)
         try:
             with pytest.raises(KeyboardInterrupt):
-                run_usage_import(
-                    db.session,
-                    SACCT,
-                    lines,
-                    settings,
-                    started_by_id=None,
-                    commit=db.session.commit,
-                )
+                import_lines()
         finally:
             for name in ("do_execute", "do_executemany"):
                 event.remove(db.engine, name, interrupt)
@@ -330,12 +328,5 @@ def test_an_import_interrupted_inside_a_statement_is_closed_as_interrupted(app):
         )
         assert db.session.scalar(select(func.count(Job.id))) == 0  # rolled back
         # The next import runs, and charges everything once.
-        _operation, report = run_usage_import(
-            db.session,
-            SACCT,
-            lines,
-            settings,
-            started_by_id=None,
-            commit=db.session.commit,
-        )
+        _operation, report = import_lines()
         assert report.imported == 8
