@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from allocation.sacct import NOT_TEXT_PROBLEM
 from tests.support import chunked_request, raw_status
 
 MALFORMED_SIZES = [b"zz", b"-5", b"1" * 40, b"\xff"]
@@ -59,15 +60,22 @@ def test_allocation_records_refuse_huge_ids_and_lone_surrogates(
     assert reply.get_json()["field"] == field
 
 
-def test_an_allocation_upload_that_is_not_utf8_mid_file_is_400(client, auth_headers):
-    body = b"JobID|Cluster\n" + b"1|x\n" * 100_000 + b"\xff\xfe\n"
+def test_an_allocation_upload_not_utf8_mid_file_reports_the_line(client, auth_headers):
+    step = b"1.batch|x|p|2100-01-01T00:00:00|2100-01-01T01:00:00|01:00:00|1\n"
+    body = (
+        b"JobID|Cluster|Account|Start|End|Elapsed|AllocCPUS\n"
+        + step * 100_000
+        + b"\xff\xfe\n"
+    )
     reply = client.post(
         "/api/allocation/usage/sacct",
         data=body,
         headers={**auth_headers, "Content-Type": "text/plain"},
     )
-    assert reply.status_code == 400
-    assert reply.get_json()["message"] == "body: line 100002 is not UTF-8 text"
+    assert reply.status_code == 201, reply.get_json()
+    output = reply.get_json()["output"]
+    assert output["skipped"] == 100_000
+    assert output["problems"] == [{"line": 100_002, "message": NOT_TEXT_PROBLEM}]
 
 
 def test_an_allocation_upload_with_an_endless_line_is_400(client, auth_headers):
