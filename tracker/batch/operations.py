@@ -95,33 +95,25 @@ def _create(
     context: tuple[str, str] | None,
     runner: str | None = None,
 ) -> BatchOperation:
+    arguments = (
+        session,
+        operation_type,
+        scope,
+        status,
+        input_data,
+        started_by_id,
+        context,
+        runner,
+    )
     try:
-        return _add(
-            session,
-            operation_type,
-            scope,
-            status,
-            input_data,
-            started_by_id,
-            context,
-            runner,
-        )
+        return _add(*arguments)
     except AlreadyActive as exc:
         existing = exc.existing
         if existing is None or not runners.is_gone(existing.runner):
             raise
         # Its process was killed on this host: close it, then take its place.
         close_unfinished(session, existing.id, RUNNER_GONE, utcnow())
-        return _add(
-            session,
-            operation_type,
-            scope,
-            status,
-            input_data,
-            started_by_id,
-            context,
-            runner,
-        )
+        return _add(*arguments)
 
 
 def _add(
