@@ -95,57 +95,44 @@ def _create(
     context: tuple[str, str] | None,
     runner: str | None = None,
 ) -> BatchOperation:
-    arguments = (
-        session,
-        operation_type,
-        scope,
-        status,
-        input_data,
-        started_by_id,
-        context,
-        runner,
-    )
+    def new_operation() -> BatchOperation:
+        now = utcnow()
+        return BatchOperation(
+            operation_type=operation_type,
+            scope=scope,
+            status=status,
+            input_data=input_data or {},
+            started_by_id=started_by_id,
+            context_type=context[0] if context else None,
+            context_id=context[1] if context else None,
+            created=now,
+            started=now if status == STATUS_RUNNING else None,
+            heartbeat=now,
+            active_key=active_key(operation_type, scope),
+            runner=runner,
+        )
+
     try:
-        return _add(*arguments)
+        return _add(session, new_operation())
     except AlreadyActive as exc:
         existing = exc.existing
         if existing is None or not runners.is_gone(existing.runner):
             raise
         # Its process was killed on this host: close it, then take its place.
         close_unfinished(session, existing.id, RUNNER_GONE, utcnow())
-        return _add(*arguments)
+        return _add(session, new_operation())
 
 
-def _add(
-    session: Session,
-    operation_type: str,
-    scope: str,
-    status: str,
-    input_data: dict[str, Any] | None,
-    started_by_id: int | None,
-    context: tuple[str, str] | None,
-    runner: str | None,
-) -> BatchOperation:
-    now = utcnow()
-    operation = BatchOperation(
-        operation_type=operation_type,
-        scope=scope,
-        status=status,
-        input_data=input_data or {},
-        started_by_id=started_by_id,
-        context_type=context[0] if context else None,
-        context_id=context[1] if context else None,
-        created=now,
-        started=now if status == STATUS_RUNNING else None,
-        heartbeat=now,
-        active_key=active_key(operation_type, scope),
-        runner=runner,
-    )
+def _add(session: Session, operation: BatchOperation) -> BatchOperation:
+    """Add ``operation``, or raise AlreadyActive with the one of its type and
+    scope that is still active."""
     try:
         with session.begin_nested():
             session.add(operation)
     except IntegrityError:
-        raise AlreadyActive(find_active(session, operation_type, scope)) from None
+        raise AlreadyActive(
+            find_active(session, operation.operation_type, operation.scope)
+        ) from None
     return operation
 
 
